@@ -1,0 +1,1 @@
+"""Customer side: web pages, vrm-me CLI and Python SDK (later issues)."""

@@ -1,0 +1,1 @@
+"""Vendor side: OAuth client, sync engine and CRM sinks (later issues)."""

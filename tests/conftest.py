@@ -1,0 +1,112 @@
+"""Shared fixtures.
+
+Every API test runs twice, on SQLite and on a real PostgreSQL server that
+this harness starts for the session (tests/pgserver.py) and stops after.
+The schema comes from the Alembic migrations, so they are tested too.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlmodel import SQLModel
+
+import vrm.models  # noqa: F401 - every table on the metadata
+from tests.pgserver import postgres_cluster
+from vrm import migrate
+from vrm.app import create_app
+from vrm.settings import Settings
+
+PASSWORD = "correct horse battery staple"
+
+# Argon2id at test strength: same algorithm, a fraction of the cost.
+FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_cluster() as url:
+        migrate.upgrade(Settings(database_url=url))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    migrate.upgrade(Settings(data_dir=folder))
+    return folder / "vrm.db"
+
+
+def _truncate_all(engine: Engine) -> None:
+    tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    if backend == "sqlite":
+        shutil.copy(request.getfixturevalue("sqlite_template"), data_dir / "vrm.db")
+        return Settings(data_dir=data_dir, **FAST_HASH)
+    url = request.getfixturevalue("postgres_url")
+    return Settings(data_dir=data_dir, database_url=url, **FAST_HASH)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[FastAPI]:
+    app = create_app(settings)
+    if not settings.is_sqlite:
+        _truncate_all(app.state.engine)
+    yield app
+    app.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+@dataclass
+class Person:
+    email: str
+    password: str
+    client: TestClient
+    id: str
+
+
+def sign_up_and_log_in(app: FastAPI, email: str, password: str = PASSWORD) -> Person:
+    c = TestClient(app)
+    r = c.post("/api/v1/accounts", json={"email": email, "password": password})
+    assert r.status_code == 201, r.text
+    r = c.post("/api/v1/session", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    return Person(email=email, password=password, client=c, id=r.json()["id"])
+
+
+@pytest.fixture
+def ana(app: FastAPI) -> Iterator[Person]:
+    person = sign_up_and_log_in(app, "ana@example.org")
+    yield person
+    person.client.close()
+
+
+@pytest.fixture
+def bob(app: FastAPI) -> Iterator[Person]:
+    person = sign_up_and_log_in(app, "bob@example.org", "another long passphrase")
+    yield person
+    person.client.close()

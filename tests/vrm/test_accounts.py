@@ -1,0 +1,327 @@
+"""Sign-up, the account itself, password changes and account deletion, through HTTP."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.conftest import PASSWORD, Person
+from vrm.settings import Settings
+
+ACCOUNTS = "/api/v1/accounts"
+SESSION = "/api/v1/session"
+ME = "/api/v1/me"
+PASSWORD_URL = "/api/v1/me/password"
+PROFILE = "/api/v1/me/profile"
+NEW_PASSWORD = "a completely new passphrase"
+EMPTY_PROFILE = {
+    "given_name": None,
+    "family_name": None,
+    "email": None,
+    "phone": None,
+    "postal_address": None,
+    "birth_date": None,
+    "language": None,
+}
+
+
+def problem(status: int, slug: str, title: str, detail: str, instance: str) -> dict[str, Any]:
+    return {
+        "type": f"urn:vrm:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+
+
+WRONG_CREDENTIALS = problem(
+    401, "unauthenticated", "Authentication required", "Email or password is wrong.", SESSION
+)
+NOT_LOGGED_IN = problem(
+    401, "unauthenticated", "Authentication required", "Log in first (POST /api/v1/session).", ME
+)
+
+
+def log_in(client: TestClient, email: str, password: str) -> httpx.Response:
+    return client.post(SESSION, json={"email": email, "password": password})
+
+
+def change_password(client: TestClient, current: str, new: str = NEW_PASSWORD) -> httpx.Response:
+    return client.put(PASSWORD_URL, json={"current_password": current, "new_password": new})
+
+
+def delete_account(client: TestClient, password: str) -> httpx.Response:
+    return client.request("DELETE", ME, json={"password": password})
+
+
+# -- sign-up ------------------------------------------------------------------
+
+
+def test_sign_up_creates_an_account(client: TestClient) -> None:
+    r = client.post(ACCOUNTS, json={"email": "ana@example.org", "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert set(body) == {"id", "email", "created_at"}
+    assert re.fullmatch(r"[0-9a-f]{32}", body["id"])
+    assert body["email"] == "ana@example.org"
+    assert datetime.fromisoformat(body["created_at"]).utcoffset() == timedelta(0)
+
+
+def test_sign_up_does_not_log_in(client: TestClient, settings: Settings) -> None:
+    r = client.post(ACCOUNTS, json={"email": "ana@example.org", "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    assert settings.session_cookie_name not in client.cookies
+    assert client.get(ME).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ana@example.org",
+        "ANA@EXAMPLE.ORG",
+        "  ana@example.org  ",
+        "\uff41\uff4e\uff41@example.org",  # fullwidth "ana": the same after NFKC
+    ],
+    ids=["same", "other-case", "surrounding-spaces", "fullwidth"],
+)
+def test_sign_up_with_a_taken_email_is_409(client: TestClient, ana: Person, email: str) -> None:
+    r = client.post(ACCOUNTS, json={"email": email, "password": "someone else's passphrase"})
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == problem(
+        409, "conflict", "Conflict", "An account with this email already exists.", ACCOUNTS
+    )
+    assert log_in(client, ana.email, ana.password).status_code == 200
+
+
+def test_sign_up_with_an_invalid_email_is_422(client: TestClient) -> None:
+    r = client.post(ACCOUNTS, json={"email": "ana.example.org", "password": PASSWORD})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["type"] == "urn:vrm:problem:validation"
+    assert [(e["field"], e["code"]) for e in body["errors"]] == [("email", "value_error")]
+    assert "ana.example.org" not in r.text
+
+
+def test_sign_up_with_a_password_under_12_characters_is_422(client: TestClient) -> None:
+    r = client.post(ACCOUNTS, json={"email": "ana@example.org", "password": "elevenchars"})
+    assert r.status_code == 422, r.text
+    assert r.json() == {
+        **problem(
+            422,
+            "validation",
+            "Request body is invalid",
+            "password: String should have at least 12 characters",
+            ACCOUNTS,
+        ),
+        "errors": [
+            {
+                "field": "password",
+                "message": "String should have at least 12 characters",
+                "code": "string_too_short",
+            }
+        ],
+    }
+    assert log_in(client, "ana@example.org", "elevenchars").status_code == 401
+
+
+def test_sign_up_with_a_12_character_password_is_accepted(client: TestClient) -> None:
+    r = client.post(ACCOUNTS, json={"email": "ana@example.org", "password": "twelve chars"})
+    assert r.status_code == 201, r.text
+
+
+def test_sign_up_with_an_unknown_member_is_422(client: TestClient) -> None:
+    r = client.post(
+        ACCOUNTS, json={"email": "ana@example.org", "password": PASSWORD, "admin": True}
+    )
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert [(e["field"], e["code"]) for e in errors] == [("admin", "extra_forbidden")]
+    assert log_in(client, "ana@example.org", PASSWORD).status_code == 401
+
+
+def test_sign_up_with_malformed_json_is_400(client: TestClient) -> None:
+    r = client.post(
+        ACCOUNTS,
+        content=b'{"email": "ana@example.org",',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == problem(
+        400, "malformed-json", "Malformed JSON", "The request body is not valid JSON.", ACCOUNTS
+    )
+
+
+def test_sign_up_as_a_form_is_415(client: TestClient) -> None:
+    r = client.post(ACCOUNTS, data={"email": "ana@example.org", "password": PASSWORD})
+    assert r.status_code == 415, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "urn:vrm:problem:unsupported-media-type",
+        "title": "Unsupported media type",
+        "status": 415,
+        "detail": "Send the body as application/json "
+        "(PATCH also takes application/merge-patch+json).",
+    }
+    assert log_in(client, "ana@example.org", PASSWORD).status_code == 401
+
+
+# -- the account --------------------------------------------------------------
+
+
+def test_me_returns_the_logged_in_account(client: TestClient) -> None:
+    signed_up = client.post(ACCOUNTS, json={"email": "ana@example.org", "password": PASSWORD})
+    assert signed_up.status_code == 201, signed_up.text
+    assert log_in(client, "ana@example.org", PASSWORD).status_code == 200
+    r = client.get(ME)
+    assert r.status_code == 200, r.text
+    assert r.json() == signed_up.json()
+
+
+def test_me_without_a_session_is_401(client: TestClient) -> None:
+    r = client.get(ME)
+    assert r.status_code == 401, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == NOT_LOGGED_IN
+
+
+def test_me_with_a_forged_session_cookie_is_401(app: FastAPI, settings: Settings) -> None:
+    with TestClient(app, cookies={settings.session_cookie_name: "forged-token"}) as forger:
+        r = forger.get(ME)
+    assert r.status_code == 401, r.text
+    assert r.json() == NOT_LOGGED_IN
+
+
+# -- password change ----------------------------------------------------------
+
+
+def test_changed_password_replaces_the_old_one(client: TestClient, ana: Person) -> None:
+    r = change_password(ana.client, ana.password)
+    assert r.status_code == 204, r.text
+    assert log_in(client, ana.email, ana.password).json() == WRONG_CREDENTIALS
+    r = log_in(client, ana.email, NEW_PASSWORD)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == ana.id
+
+
+def test_password_change_ends_other_sessions(app: FastAPI, ana: Person) -> None:
+    with TestClient(app) as phone:
+        assert log_in(phone, ana.email, ana.password).status_code == 200
+        assert change_password(ana.client, ana.password).status_code == 204
+        r = phone.get(ME)
+    assert r.status_code == 401, r.text
+
+
+def test_password_change_renews_the_callers_session(
+    app: FastAPI, ana: Person, settings: Settings
+) -> None:
+    name = settings.session_cookie_name
+    old_token = ana.client.cookies[name]
+    assert change_password(ana.client, ana.password).status_code == 204
+    assert ana.client.cookies[name] != old_token
+    assert ana.client.get(ME).status_code == 200
+    with TestClient(app, cookies={name: old_token}) as replay:
+        r = replay.get(ME)
+    assert r.status_code == 401, r.text
+
+
+def test_password_change_with_a_wrong_current_password_is_403_and_changes_nothing(
+    app: FastAPI, client: TestClient, ana: Person
+) -> None:
+    with TestClient(app) as phone:
+        assert log_in(phone, ana.email, ana.password).status_code == 200
+        r = change_password(ana.client, "not the current passphrase")
+        assert phone.get(ME).status_code == 200
+    assert r.status_code == 403, r.text
+    assert r.json() == problem(
+        403, "forbidden", "Forbidden", "The password is wrong.", PASSWORD_URL
+    )
+    assert log_in(client, ana.email, ana.password).status_code == 200
+    assert log_in(client, ana.email, NEW_PASSWORD).status_code == 401
+
+
+def test_password_change_to_a_short_password_is_422_and_changes_nothing(
+    client: TestClient, ana: Person
+) -> None:
+    r = change_password(ana.client, ana.password, new="elevenchars")
+    assert r.status_code == 422, r.text
+    assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [
+        ("new_password", "string_too_short")
+    ]
+    assert log_in(client, ana.email, ana.password).status_code == 200
+
+
+def test_password_change_without_a_session_is_401(client: TestClient, ana: Person) -> None:
+    r = change_password(client, ana.password)
+    assert r.status_code == 401, r.text
+    assert log_in(client, ana.email, ana.password).status_code == 200
+
+
+def test_repeated_wrong_current_passwords_lock_the_password_check(
+    ana: Person, settings: Settings
+) -> None:
+    for _ in range(settings.login_max_failures):
+        assert change_password(ana.client, "not the current passphrase").status_code == 403
+    r = change_password(ana.client, ana.password)
+    assert r.status_code == 429, r.text
+    assert int(r.headers["retry-after"]) > 0
+
+
+# -- account deletion ---------------------------------------------------------
+
+
+def test_deleted_account_session_is_dead(ana: Person) -> None:
+    r = delete_account(ana.client, ana.password)
+    assert r.status_code == 204, r.text
+    r = ana.client.get(ME)
+    assert r.status_code == 401, r.text
+    assert r.json() == NOT_LOGGED_IN
+
+
+def test_deleted_account_cannot_log_in(client: TestClient, ana: Person) -> None:
+    assert delete_account(ana.client, ana.password).status_code == 204
+    r = log_in(client, ana.email, ana.password)
+    assert r.status_code == 401, r.text
+    assert r.json() == WRONG_CREDENTIALS
+
+
+def test_deleted_accounts_email_signs_up_as_a_new_empty_account(
+    client: TestClient, ana: Person
+) -> None:
+    r = ana.client.put(PROFILE, json={"given_name": "Ana", "family_name": "Lima"})
+    assert r.status_code == 200, r.text
+    assert delete_account(ana.client, ana.password).status_code == 204
+    r = client.post(ACCOUNTS, json={"email": ana.email, "password": NEW_PASSWORD})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] != ana.id
+    assert log_in(client, ana.email, NEW_PASSWORD).status_code == 200
+    r = client.get(PROFILE)
+    assert r.status_code == 200, r.text
+    assert r.json() == EMPTY_PROFILE
+
+
+def test_account_deletion_with_a_wrong_password_is_403_and_deletes_nothing(ana: Person) -> None:
+    r = ana.client.put(PROFILE, json={"given_name": "Ana"})
+    assert r.status_code == 200, r.text
+    r = delete_account(ana.client, "not the right passphrase")
+    assert r.status_code == 403, r.text
+    assert r.json() == problem(403, "forbidden", "Forbidden", "The password is wrong.", ME)
+    r = ana.client.get(PROFILE)
+    assert r.status_code == 200, r.text
+    assert r.json() == {**EMPTY_PROFILE, "given_name": "Ana"}
+
+
+def test_deleting_one_account_leaves_another_intact(ana: Person, bob: Person) -> None:
+    assert delete_account(ana.client, ana.password).status_code == 204
+    r = bob.client.get(ME)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == bob.id

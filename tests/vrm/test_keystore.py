@@ -1,0 +1,77 @@
+"""The file key store under concurrent first use and after a crash."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from vrm.crypto import aead
+from vrm.crypto.keystore import FileKeyStore, KeyMissing
+
+
+def _race_first_use(folder: Path, processes: int) -> list[bytes | Exception]:
+    """Separate store objects stand for separate server processes: they
+    share nothing but the folder, and all ask for the same new key at once."""
+    stores = [FileKeyStore(folder) for _ in range(processes)]
+    stores[0].init()
+    barrier = threading.Barrier(processes)
+    got: list[bytes | Exception] = []
+
+    def first_use(store: FileKeyStore) -> None:
+        barrier.wait()
+        try:
+            got.append(store.server_key("blind-index"))
+        except Exception as exc:
+            got.append(exc)
+
+    threads = [threading.Thread(target=first_use, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got
+
+
+def test_concurrent_first_use_of_a_server_key_gives_every_caller_the_same_key(
+    tmp_path: Path,
+) -> None:
+    # Before keys were written to a temporary file and linked into place, a
+    # reader could see the new key file while it was still empty.
+    for round_ in range(20):
+        folder = tmp_path / f"round{round_}"
+        got = _race_first_use(folder, processes=8)
+        assert all(isinstance(k, bytes) for k in got), got
+        assert len(set(got)) == 1
+        key = got[0]
+        assert isinstance(key, bytes)
+        assert len(key) == aead.KEY_BYTES
+        assert FileKeyStore(folder).server_key("blind-index") == key
+
+
+def test_destroying_a_customer_also_removes_a_temporary_file_left_by_a_crash(
+    tmp_path: Path,
+) -> None:
+    store = FileKeyStore(tmp_path)
+    store.init()
+    store.create_root_key("cust1")
+    folder = tmp_path / "customers" / "cust1"
+    leftover = folder / ".2.key.0123456789abcdef.tmp"
+    leftover.write_bytes(os.urandom(aead.KEY_BYTES))
+    store.destroy_customer("cust1")
+    assert not folder.exists()
+    with pytest.raises(KeyMissing):
+        store.current_version("cust1")
+
+
+def test_key_identifiers_that_could_leave_the_key_folder_are_refused(tmp_path: Path) -> None:
+    store = FileKeyStore(tmp_path)
+    store.init()
+    for bad in ("../server", "a/b", "", "x" * 65, "dot.dot"):
+        with pytest.raises(ValueError, match="key identifiers"):
+            store.create_root_key(bad)
+        with pytest.raises(ValueError, match="key identifiers"):
+            store.server_key(bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers", "server"]

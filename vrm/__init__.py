@@ -1,0 +1,3 @@
+"""VRM: a customer-controlled personal data store."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Customer accounts: sign-up, sessions, passwords, throttling, erasure."""

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+from sqlmodel import Field, SQLModel
+
+from vrm.dbtypes import UTCDateTime
+
+Password = Annotated[str, StringConstraints(min_length=12, max_length=1024)]
+
+
+class Customer(SQLModel, table=True):
+    """An account. The email is stored sealed; lookups use ``email_index``,
+    a keyed blind index of the normalised address."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    email_index: bytes = Field(unique=True)
+    email_ct: bytes
+    key_version: int
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    password_changed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class LoginSession(SQLModel, table=True):
+    __tablename__ = "login_session"
+
+    token_hash: bytes = Field(primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", ondelete="CASCADE", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed-login counters, keyed by a blind index of the account email or
+    of the client address, so neither is stored in the clear."""
+
+    __tablename__ = "login_throttle"
+
+    key: bytes = Field(primary_key=True)
+    failures: int = 0
+    window_started_at: datetime = Field(sa_type=UTCDateTime)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class SignUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    password: Password
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    new_password: Password
+
+
+class PasswordConfirmation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class AccountPublic(BaseModel):
+    id: str
+    email: str
+    created_at: datetime

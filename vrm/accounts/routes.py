@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from vrm.accounts import service
+from vrm.accounts.models import (
+    AccountPublic,
+    Credentials,
+    PasswordChange,
+    PasswordConfirmation,
+    SignUp,
+)
+from vrm.db import SessionDep
+from vrm.deps import (
+    ClientAddressDep,
+    CurrentCustomer,
+    PasswordsDep,
+    SessionTokenDep,
+    SettingsDep,
+    VaultDep,
+)
+from vrm.settings import Settings
+
+router = APIRouter(prefix="/api/v1", tags=["account"])
+
+
+def _set_cookie(response: Response, request: Request, settings: Settings, token: str) -> None:
+    secure = settings.cookie_secure
+    if secure is None:
+        secure = request.url.scheme == "https"
+    response.set_cookie(
+        settings.session_cookie_name,
+        token,
+        max_age=settings.session_ttl_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        path="/",
+    )
+
+
+@router.post("/accounts", status_code=status.HTTP_201_CREATED)
+def sign_up(
+    body: SignUp, session: SessionDep, vault: VaultDep, passwords: PasswordsDep
+) -> AccountPublic:
+    """Create an account. Log in afterwards with POST /api/v1/session."""
+    customer = service.sign_up(
+        session=session,
+        vault=vault,
+        passwords=passwords,
+        email=str(body.email),
+        password=body.password,
+    )
+    return AccountPublic(id=customer.id, email=str(body.email), created_at=customer.created_at)
+
+
+@router.post("/session")
+def log_in(
+    body: Credentials,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    vault: VaultDep,
+    passwords: PasswordsDep,
+    settings: SettingsDep,
+    address: ClientAddressDep,
+) -> AccountPublic:
+    """Log in; sets an HttpOnly, SameSite=Lax session cookie."""
+    customer, token = service.log_in(
+        session=session,
+        vault=vault,
+        passwords=passwords,
+        settings=settings,
+        email=str(body.email),
+        password=body.password,
+        client_address=address,
+    )
+    _set_cookie(response, request, settings, token)
+    return AccountPublic(
+        id=customer.id,
+        email=service.account_email(session=session, vault=vault, customer=customer),
+        created_at=customer.created_at,
+    )
+
+
+@router.delete("/session", status_code=status.HTTP_204_NO_CONTENT)
+def log_out(
+    response: Response,
+    session: SessionDep,
+    vault: VaultDep,
+    settings: SettingsDep,
+    token: SessionTokenDep,
+) -> None:
+    """End this session. Succeeds even if it had already ended."""
+    if token:
+        service.log_out(session=session, vault=vault, token=token)
+    response.delete_cookie(settings.session_cookie_name, path="/")
+
+
+@router.get("/me")
+def me(customer: CurrentCustomer, session: SessionDep, vault: VaultDep) -> AccountPublic:
+    return AccountPublic(
+        id=customer.id,
+        email=service.account_email(session=session, vault=vault, customer=customer),
+        created_at=customer.created_at,
+    )
+
+
+@router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(
+    body: PasswordChange,
+    request: Request,
+    response: Response,
+    customer: CurrentCustomer,
+    session: SessionDep,
+    vault: VaultDep,
+    passwords: PasswordsDep,
+    settings: SettingsDep,
+) -> None:
+    """Change the password. Every other session ends; this one is renewed."""
+    token = service.change_password(
+        session=session,
+        vault=vault,
+        passwords=passwords,
+        settings=settings,
+        customer=customer,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    _set_cookie(response, request, settings, token)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+def delete_account(
+    body: PasswordConfirmation,
+    response: Response,
+    customer: CurrentCustomer,
+    session: SessionDep,
+    vault: VaultDep,
+    passwords: PasswordsDep,
+    settings: SettingsDep,
+) -> None:
+    """Erase the account and all its data for good (crypto-shredding)."""
+    service.delete_account(
+        session=session,
+        vault=vault,
+        passwords=passwords,
+        settings=settings,
+        customer=customer,
+        password=body.password,
+    )
+    response.delete_cookie(settings.session_cookie_name, path="/")

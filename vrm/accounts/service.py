@@ -1,0 +1,252 @@
+"""Account use cases. Keyword-only, session first, no HTTP in here."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from vrm.accounts import throttle
+from vrm.accounts.models import Customer, LoginSession, LoginThrottle
+from vrm.accounts.passwords import Passwords
+from vrm.catalogue import ACCOUNT
+from vrm.dbtypes import utcnow
+from vrm.errors import Conflict, Forbidden, Unauthenticated
+from vrm.history.models import HistoryRecord
+from vrm.keys.models import DataKey
+from vrm.keys.service import Vault
+from vrm.records import service as records
+from vrm.records.models import DocumentRecord
+from vrm.settings import Settings
+
+WRONG_CREDENTIALS = "Email or password is wrong."
+
+
+def _email_key(vault: Vault, email: str) -> bytes:
+    return vault.blind_index("email", email)
+
+
+def _address_key(vault: Vault, address: str) -> bytes:
+    return vault.blind_index("client-address", address)
+
+
+def sign_up(
+    *, session: Session, vault: Vault, passwords: Passwords, email: str, password: str
+) -> Customer:
+    index = _email_key(vault, email)
+    if session.exec(select(Customer.id).where(col(Customer.email_index) == index)).first():
+        raise Conflict("An account with this email already exists.")
+    now = utcnow()
+    customer = Customer(
+        id=uuid.uuid4().hex,
+        email_index=index,
+        email_ct=b"",
+        key_version=0,
+        password_hash=passwords.hash(password),
+        created_at=now,
+        password_changed_at=now,
+    )
+    try:
+        session.add(customer)
+        session.flush()
+        vault.create_customer_keys(session, customer.id)
+        sealed = vault.seal(
+            session,
+            customer_id=customer.id,
+            category=ACCOUNT,
+            record_id=customer.id,
+            plaintext=email.encode(),
+        )
+        customer.email_ct, customer.key_version = sealed.ciphertext, sealed.key_version
+        records.create_empty_documents(session=session, vault=vault, customer_id=customer.id)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        vault.shred(customer.id)
+        raise Conflict("An account with this email already exists.") from None
+    except BaseException:
+        session.rollback()
+        vault.shred(customer.id)
+        raise
+    session.refresh(customer)
+    return customer
+
+
+def account_email(*, session: Session, vault: Vault, customer: Customer) -> str:
+    return vault.open(
+        session,
+        customer_id=customer.id,
+        category=ACCOUNT,
+        record_id=customer.id,
+        key_version=customer.key_version,
+        ciphertext=customer.email_ct,
+    ).decode()
+
+
+def log_in(
+    *,
+    session: Session,
+    vault: Vault,
+    passwords: Passwords,
+    settings: Settings,
+    email: str,
+    password: str,
+    client_address: str,
+) -> tuple[Customer, str]:
+    """Check the credentials and open a session; returns the raw token.
+
+    Unknown email and wrong password take the same path, the same time and
+    give the same error; both count towards the throttles.
+    """
+    now = utcnow()
+    account_key = _email_key(vault, email)
+    address_key = _address_key(vault, client_address)
+    throttle.check(session, keys=[account_key, address_key], now=now)
+    customer = session.exec(
+        select(Customer).where(col(Customer.email_index) == account_key)
+    ).first()
+    ok = passwords.verify(customer.password_hash if customer else None, password)
+    if not ok or customer is None:
+        throttle.record_failure(
+            session, key=account_key, limit=settings.login_max_failures, settings=settings, now=now
+        )
+        throttle.record_failure(
+            session,
+            key=address_key,
+            limit=settings.login_max_failures_per_address,
+            settings=settings,
+            now=now,
+        )
+        raise Unauthenticated(WRONG_CREDENTIALS)
+    throttle.clear(session, key=account_key)
+    session.exec(
+        delete(LoginSession).where(
+            col(LoginSession.customer_id) == customer.id, col(LoginSession.expires_at) <= now
+        )
+    )
+    if passwords.needs_rehash(customer.password_hash):
+        customer.password_hash = passwords.hash(password)
+        session.add(customer)
+    token = _open_session(session=session, vault=vault, settings=settings, customer=customer)
+    session.commit()
+    return customer, token
+
+
+def _open_session(*, session: Session, vault: Vault, settings: Settings, customer: Customer) -> str:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(
+        LoginSession(
+            token_hash=vault.token_hash(token),
+            customer_id=customer.id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
+        )
+    )
+    return token
+
+
+def customer_for_token(*, session: Session, vault: Vault, token: str) -> Customer | None:
+    row = session.get(LoginSession, vault.token_hash(token))
+    if row is None or row.expires_at <= utcnow():
+        return None
+    return session.get(Customer, row.customer_id)
+
+
+def log_out(*, session: Session, vault: Vault, token: str) -> None:
+    session.exec(
+        delete(LoginSession).where(col(LoginSession.token_hash) == vault.token_hash(token))
+    )
+    session.commit()
+
+
+def _confirm_password(
+    *,
+    session: Session,
+    vault: Vault,
+    passwords: Passwords,
+    settings: Settings,
+    customer: Customer,
+    password: str,
+    now: datetime,
+) -> None:
+    # Re-entering a password is throttled like a log-in: a stolen session
+    # must not become a password oracle.
+    key = _confirm_key(customer.id)
+    throttle.check(session, keys=[key], now=now)
+    if not passwords.verify(customer.password_hash, password):
+        throttle.record_failure(
+            session, key=key, limit=settings.login_max_failures, settings=settings, now=now
+        )
+        raise Forbidden("The password is wrong.")
+    throttle.clear(session, key=key)
+
+
+def change_password(
+    *,
+    session: Session,
+    vault: Vault,
+    passwords: Passwords,
+    settings: Settings,
+    customer: Customer,
+    current_password: str,
+    new_password: str,
+) -> str:
+    """Change the password, end every session, and open a fresh one for the
+    caller (returns its token)."""
+    now = utcnow()
+    _confirm_password(
+        session=session,
+        vault=vault,
+        passwords=passwords,
+        settings=settings,
+        customer=customer,
+        password=current_password,
+        now=now,
+    )
+    customer.password_hash = passwords.hash(new_password)
+    customer.password_changed_at = now
+    session.add(customer)
+    session.exec(delete(LoginSession).where(col(LoginSession.customer_id) == customer.id))
+    token = _open_session(session=session, vault=vault, settings=settings, customer=customer)
+    session.commit()
+    return token
+
+
+def delete_account(
+    *,
+    session: Session,
+    vault: Vault,
+    passwords: Passwords,
+    settings: Settings,
+    customer: Customer,
+    password: str,
+) -> None:
+    """Erase the customer: root keys first (crypto-shredding), then rows."""
+    _confirm_password(
+        session=session,
+        vault=vault,
+        passwords=passwords,
+        settings=settings,
+        customer=customer,
+        password=password,
+        now=utcnow(),
+    )
+    erase(session=session, vault=vault, customer_id=customer.id)
+
+
+def erase(*, session: Session, vault: Vault, customer_id: str) -> None:
+    vault.shred(customer_id)
+    for table in (HistoryRecord, DocumentRecord, LoginSession, DataKey):
+        session.exec(delete(table).where(col(table.customer_id) == customer_id))
+    session.exec(delete(LoginThrottle).where(col(LoginThrottle.key) == _confirm_key(customer_id)))
+    session.exec(delete(Customer).where(col(Customer.id) == customer_id))
+    session.commit()
+
+
+def _confirm_key(customer_id: str) -> bytes:
+    return b"confirm:" + customer_id.encode()

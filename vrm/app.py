@@ -1,0 +1,54 @@
+"""create_app(): the FastAPI app, its state, handlers, middleware and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from vrm import __version__
+from vrm.accounts.passwords import Passwords
+from vrm.api import api_router
+from vrm.crypto.keystore import FileKeyStore, KeyStore
+from vrm.db import make_engine
+from vrm.errors import install_handlers
+from vrm.keys.service import Vault
+from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
+from vrm.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if keystore is None:
+        file_store = FileKeyStore(settings.key_dir_resolved)
+        file_store.init()
+        keystore = file_store
+    engine = make_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="VRM personal data store",
+        version=__version__,
+        description="Your data, held by you; vendors get what you grant and nothing more.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.vault = Vault(keystore, cache_seconds=settings.key_cache_seconds)
+    app.state.passwords = Passwords(settings)
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_handlers(app)
+    app.add_middleware(JSONOnlyMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.include_router(api_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

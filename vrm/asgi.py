@@ -1,0 +1,5 @@
+"""ASGI entry point for uvicorn: ``uvicorn vrm.asgi:app``."""
+
+from vrm.app import create_app
+
+app = create_app()

@@ -1,0 +1,49 @@
+"""The closed catalogue of data categories.
+
+Each category is a module here with a pydantic schema and named fields; scopes
+(``profile.email:read``) address a category or one of its fields. Add a
+category by adding a module and registering it in :data:`CATEGORIES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from vrm.catalogue.history import HistoryEvent
+from vrm.catalogue.preferences import Preferences
+from vrm.catalogue.profile import Profile
+
+Kind = Literal["document", "events"]
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    kind: Kind
+    schema: type[BaseModel]
+    description: str
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(self.schema.model_fields)
+
+
+CATEGORIES: dict[str, Category] = {
+    c.name: c
+    for c in (
+        Category("profile", "document", Profile, "Who you are and how to reach you"),
+        Category("preferences", "document", Preferences, "What you like and how to be contacted"),
+        Category("history", "events", HistoryEvent, "Purchases and other dealings with vendors"),
+    )
+}
+
+DOCUMENT_CATEGORIES = tuple(n for n, c in CATEGORIES.items() if c.kind == "document")
+
+# Internal category for account data (the login email); never granted.
+ACCOUNT = "account"
+KEYED_CATEGORIES = (ACCOUNT, *CATEGORIES)
+
+__all__ = ["ACCOUNT", "CATEGORIES", "DOCUMENT_CATEGORIES", "KEYED_CATEGORIES", "Category"]

@@ -1,0 +1,185 @@
+"""Where customers' root keys live.
+
+A root key never leaves its key store: callers ask the store to wrap and
+unwrap data keys. That is the shape of a KMS or Vault transit engine, so one
+can implement :class:`KeyStore` later without touching the callers.
+
+The default :class:`FileKeyStore` keeps one file per customer and version
+under ``<key_dir>/customers/<customer_id>/<version>.key`` (mode 0600, folders
+0700) and server-wide keys (the blind-index key, the session-token key) under
+``<key_dir>/server/``. Keep the key directory off the database's disk and out
+of its backups: crypto-shredding works only if a deleted root key is gone for
+good.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from vrm.crypto import aead
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class KeyMissing(Exception):
+    """The key asked for does not exist (never created, or destroyed)."""
+
+
+class KeyStore(Protocol):
+    def create_root_key(self, customer_id: str) -> int:
+        """Create a new root key version for the customer and return it."""
+
+    def current_version(self, customer_id: str) -> int:
+        """The newest root key version; raises KeyMissing if there is none."""
+
+    def versions(self, customer_id: str) -> list[int]: ...
+
+    def wrap(self, customer_id: str, version: int, data_key: bytes, aad: bytes) -> bytes: ...
+
+    def unwrap(self, customer_id: str, version: int, wrapped: bytes, aad: bytes) -> bytes:
+        """Raises KeyMissing for an unknown version, SealError if tampered."""
+
+    def retire_version(self, customer_id: str, version: int) -> None:
+        """Destroy one old version once nothing is wrapped under it."""
+
+    def destroy_customer(self, customer_id: str) -> None:
+        """Destroy every root key of the customer (crypto-shredding)."""
+
+    def server_key(self, name: str) -> bytes:
+        """A server-wide secret key, created on first use."""
+
+
+def _check_id(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError("key identifiers are 1-64 letters, digits, '-' or '_'")
+    return value
+
+
+class FileKeyStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, int], bytes] = {}
+
+    # -- layout ---------------------------------------------------------
+    def init(self) -> None:
+        for folder in (self.root, self.root / "customers", self.root / "server"):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(folder, 0o700)
+
+    def _customer_dir(self, customer_id: str) -> Path:
+        return self.root / "customers" / _check_id(customer_id)
+
+    @staticmethod
+    def _write_new(path: Path, secret: bytes) -> bool:
+        """Create path with mode 0600 holding secret; False if it exists.
+
+        The secret goes to a temporary file first and is hard-linked into
+        place, so another thread or process never reads a key file that is
+        still empty (concurrent first use of a server key did)."""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secret)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            tmp.unlink()
+
+    # -- root keys ------------------------------------------------------
+    def versions(self, customer_id: str) -> list[int]:
+        folder = self._customer_dir(customer_id)
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.stem) for p in folder.glob("*.key") if p.stem.isdigit())
+
+    def current_version(self, customer_id: str) -> int:
+        found = self.versions(customer_id)
+        if not found:
+            raise KeyMissing("no root key for this customer")
+        return found[-1]
+
+    def create_root_key(self, customer_id: str) -> int:
+        with self._lock:
+            existing = self.versions(customer_id)
+            version = (existing[-1] + 1) if existing else 1
+            while not self._write_new(
+                self._customer_dir(customer_id) / f"{version}.key", aead.new_key()
+            ):
+                version += 1
+            return version
+
+    def _root_key(self, customer_id: str, version: int) -> bytes:
+        cached = self._cache.get((customer_id, version))
+        if cached is not None:
+            return cached
+        path = self._customer_dir(customer_id) / f"{int(version)}.key"
+        try:
+            key = path.read_bytes()
+        except FileNotFoundError:
+            raise KeyMissing("root key version not found") from None
+        if len(key) != aead.KEY_BYTES:
+            raise KeyMissing("root key file is damaged")
+        with self._lock:
+            self._cache[(customer_id, version)] = key
+        return key
+
+    def wrap(self, customer_id: str, version: int, data_key: bytes, aad: bytes) -> bytes:
+        return aead.seal(self._root_key(customer_id, version), data_key, aad)
+
+    def unwrap(self, customer_id: str, version: int, wrapped: bytes, aad: bytes) -> bytes:
+        return aead.open_sealed(self._root_key(customer_id, version), wrapped, aad)
+
+    def _destroy_file(self, path: Path) -> None:
+        # Overwriting first is best effort (journaling and SSDs may keep old
+        # blocks); the unlink is what the guarantee rests on.
+        try:
+            with open(path, "r+b") as f:
+                f.write(b"\0" * aead.KEY_BYTES)
+                f.flush()
+                os.fsync(f.fileno())
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def retire_version(self, customer_id: str, version: int) -> None:
+        with self._lock:
+            self._cache.pop((customer_id, version), None)
+            self._destroy_file(self._customer_dir(customer_id) / f"{int(version)}.key")
+
+    def destroy_customer(self, customer_id: str) -> None:
+        folder = self._customer_dir(customer_id)
+        with self._lock:
+            for key in [k for k in self._cache if k[0] == customer_id]:
+                del self._cache[key]
+            if folder.is_dir():
+                # Every file, not only *.key: a temporary file left by a
+                # crash mid-write holds key material too.
+                for path in folder.iterdir():
+                    self._destroy_file(path)
+                folder.rmdir()
+
+    # -- server keys ----------------------------------------------------
+    def server_key(self, name: str) -> bytes:
+        path = self.root / "server" / f"{_check_id(name)}.key"
+        cached = self._cache.get(("server:" + name, 0))
+        if cached is not None:
+            return cached
+        self._write_new(path, os.urandom(aead.KEY_BYTES))
+        key = path.read_bytes()
+        if len(key) != aead.KEY_BYTES:
+            raise KeyMissing("server key file is damaged")
+        with self._lock:
+            self._cache[("server:" + name, 0)] = key
+        return key

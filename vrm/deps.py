@@ -1,0 +1,57 @@
+"""Shared dependencies, each declared once as an ``Annotated`` alias."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from vrm.accounts import service as accounts
+from vrm.accounts.models import Customer
+from vrm.accounts.passwords import Passwords
+from vrm.db import SessionDep
+from vrm.errors import Unauthenticated
+from vrm.keys.service import Vault
+from vrm.settings import Settings, get_settings
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_vault(request: Request) -> Vault:
+    vault: Vault = request.app.state.vault
+    return vault
+
+
+def get_passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+VaultDep = Annotated[Vault, Depends(get_vault)]
+PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
+
+
+def session_token(request: Request, settings: SettingsDep) -> str | None:
+    return request.cookies.get(settings.session_cookie_name) or None
+
+
+SessionTokenDep = Annotated[str | None, Depends(session_token)]
+
+
+def current_customer(session: SessionDep, vault: VaultDep, token: SessionTokenDep) -> Customer:
+    customer = (
+        accounts.customer_for_token(session=session, vault=vault, token=token) if token else None
+    )
+    if customer is None:
+        raise Unauthenticated("Log in first (POST /api/v1/session).")
+    return customer
+
+
+CurrentCustomer = Annotated[Customer, Depends(current_customer)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddressDep = Annotated[str, Depends(client_address)]

@@ -1,0 +1,211 @@
+"""The error tree and its RFC 9457 problem-details rendering.
+
+Services raise subclasses of :class:`VRMError`; one handler turns each into an
+``application/problem+json`` response. The tree::
+
+    VRMError
+      BadRequest            400  malformed input the schema could not catch
+      Unauthenticated       401  no valid session, or wrong credentials
+      Forbidden             403
+      NotFound              404  also used for another customer's resources
+      Conflict              409  e.g. an email already registered
+      PreconditionFailed    412  a stale If-Match
+      PayloadTooLarge       413
+      UnsupportedMediaType  415
+      ValidationFailed      422  body failed its schema
+      TooManyRequests       429  carries retry_after seconds
+      IntegrityFailure      500  a ciphertext failed to open: never wrong data
+      KeyUnavailable        500  a key is missing from the key store
+
+Messages never carry secrets or personal values: they name fields, not
+contents.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "urn:vrm:problem:"
+
+
+class VRMError(Exception):
+    status: int = 500
+    slug: str = "internal"
+    title: str = "Internal server error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class BadRequest(VRMError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthenticated(VRMError):
+    status, slug, title = 401, "unauthenticated", "Authentication required"
+
+
+class Forbidden(VRMError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(VRMError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(VRMError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(VRMError):
+    status, slug, title = 412, "precondition-failed", "Precondition failed"
+
+
+class PayloadTooLarge(VRMError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(VRMError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ValidationFailed(VRMError):
+    status, slug, title = 422, "validation", "Request body is invalid"
+
+
+class TooManyRequests(VRMError):
+    status, slug, title = 429, "too-many-requests", "Too many failed attempts"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class IntegrityFailure(VRMError):
+    status, slug, title = 500, "integrity", "Stored data failed its integrity check"
+
+
+class KeyUnavailable(VRMError):
+    status, slug, title = 500, "key-unavailable", "A key needed for this data is not available"
+
+
+def problem_response(
+    *,
+    status: int,
+    title: str,
+    type_uri: str = "about:blank",
+    detail: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_uri, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def _vrm_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VRMError)  # noqa: S101 - registered for VRMError only
+    if exc.status >= 500:
+        logger.error("%s on %s %s", exc.slug, request.method, request.url.path)
+    return problem_response(
+        status=exc.status,
+        title=exc.title,
+        type_uri=exc.type_uri,
+        detail=exc.detail,
+        instance=request.url.path,
+        headers=exc.headers(),
+        **exc.extra,
+    )
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    # ("body", "profile", "email") -> "profile.email"; the leading "body" is noise.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    # Only the location and the kind of error: echoing "input" would put the
+    # submitted (personal) value into the response and possibly logs.
+    errors = [
+        {"field": _location(e.get("loc", ())), "message": e.get("msg", ""), "code": e.get("type")}
+        for e in exc.errors()
+    ]
+    if any(e["code"] == "json_invalid" for e in errors):
+        # Not JSON at all is a syntax error (400), not a schema failure (422).
+        return problem_response(
+            status=400,
+            title="Malformed JSON",
+            type_uri=PROBLEM_BASE + "malformed-json",
+            detail="The request body is not valid JSON.",
+            instance=request.url.path,
+        )
+    return problem_response(
+        status=422,
+        title=ValidationFailed.title,
+        type_uri=PROBLEM_BASE + ValidationFailed.slug,
+        detail="; ".join(f"{e['field']}: {e['message']}" for e in errors)[:500],
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    return problem_response(
+        status=exc.status_code,
+        title=_reason(exc.status_code),
+        detail=exc.detail if isinstance(exc.detail, str) else None,
+        instance=request.url.path,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(status=500, title="Internal server error", instance=request.url.path)
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(VRMError, _vrm_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

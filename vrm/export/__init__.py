@@ -1,0 +1,1 @@
+"""The customer's machine-readable export (GDPR Art. 20)."""

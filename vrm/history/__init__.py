@@ -1,0 +1,1 @@
+"""The customer's history of events with vendors, each event sealed."""

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+from sqlmodel import Field, SQLModel
+
+from vrm.catalogue.history import HistoryEvent
+from vrm.dbtypes import UTCDateTime
+
+
+class HistoryRecord(SQLModel, table=True):
+    """One sealed history event. Everything about the event, vendor and
+    time included, is inside ``ciphertext``; ``seq`` orders changes."""
+
+    __tablename__ = "history_record"
+    # Never reuse a sequence number, even after the newest row is deleted:
+    # readers use seq to follow changes.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    customer_id: str = Field(
+        foreign_key="customer.id", ondelete="CASCADE", index=True, max_length=32
+    )
+    key_version: int
+    ciphertext: bytes
+    revision: int
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class StoredEvent(HistoryEvent):
+    """What is sealed: the event plus who wrote it."""
+
+    source: str = "customer"
+
+
+class HistoryEventPublic(StoredEvent):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryEventPublic]
+    next_cursor: str | None
+
+
+class HistoryFilter(BaseModel):
+    vendor: str | None = None
+    type: str | None = None
+    label: Literal["gift", "not_for_me", "private"] | None = None
+    since: datetime | None = None
+    until: datetime | None = None

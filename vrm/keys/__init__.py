@@ -1,0 +1,1 @@
+"""Per-customer data keys: created, wrapped, cached, rotated, shredded."""

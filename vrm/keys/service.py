@@ -1,0 +1,212 @@
+"""The vault: seals and opens record content with per-customer data keys.
+
+Each customer has one data key per category, wrapped by the customer's root
+key in the key store. Unwrapped data keys are cached in memory for
+``key_cache_seconds`` so a request costs one AES-GCM operation per record and
+no key-store round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel import Session, col, select
+
+from vrm.catalogue import KEYED_CATEGORIES
+from vrm.crypto import aead
+from vrm.crypto.keystore import KeyMissing, KeyStore
+from vrm.errors import IntegrityFailure, KeyUnavailable
+from vrm.keys.models import DataKey
+
+logger = logging.getLogger(__name__)
+
+DATA_KEY_VERSION = 1
+# Bound on cached data keys (about 100 bytes each with their tuple keys).
+_CACHE_MAX_ENTRIES = 50_000
+
+
+def _wrap_aad(customer_id: str, category: str, version: int, root_version: int) -> bytes:
+    return aead.associated_data("vrm-data-key/1", customer_id, category, version, root_version)
+
+
+def record_aad(customer_id: str, category: str, record_id: str, key_version: int) -> bytes:
+    return aead.associated_data("vrm-record/1", customer_id, category, record_id, key_version)
+
+
+@dataclass
+class Sealed:
+    key_version: int
+    ciphertext: bytes
+
+
+@dataclass
+class RotationReport:
+    customers: int
+    data_keys: int
+    retired_versions: int
+
+
+class Vault:
+    def __init__(self, keystore: KeyStore, *, cache_seconds: float = 60.0) -> None:
+        self.keystore = keystore
+        self.cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, str, int], tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
+
+    # -- blind indexes --------------------------------------------------
+    def blind_index(self, purpose: str, value: str) -> bytes:
+        """Keyed HMAC-SHA256 of a normalised value, for equality lookups
+        without storing the value (emails, client addresses)."""
+        normalised = unicodedata.normalize("NFKC", value).strip().casefold()
+        key = self.keystore.server_key("blind-index")
+        return hmac.new(key, f"{purpose}\0{normalised}".encode(), hashlib.sha256).digest()
+
+    def token_hash(self, token: str) -> bytes:
+        key = self.keystore.server_key("token-hash")
+        return hmac.new(key, token.encode(), hashlib.sha256).digest()
+
+    # -- customer keys --------------------------------------------------
+    def create_customer_keys(self, session: Session, customer_id: str) -> None:
+        """Create the root key and one data key per category. The caller
+        commits; if it rolls back, :meth:`shred` removes the root key."""
+        root_version = self.keystore.create_root_key(customer_id)
+        now = datetime.now(UTC)
+        for category in KEYED_CATEGORIES:
+            session.add(self._new_data_key(customer_id, category, root_version, now))
+
+    def _new_data_key(
+        self, customer_id: str, category: str, root_version: int, now: datetime
+    ) -> DataKey:
+        key = aead.new_key()
+        wrapped = self.keystore.wrap(
+            customer_id,
+            root_version,
+            key,
+            _wrap_aad(customer_id, category, DATA_KEY_VERSION, root_version),
+        )
+        return DataKey(
+            customer_id=customer_id,
+            category=category,
+            version=DATA_KEY_VERSION,
+            root_version=root_version,
+            wrapped=wrapped,
+            created_at=now,
+        )
+
+    def _data_key(self, session: Session, customer_id: str, category: str, version: int) -> bytes:
+        cache_key = (customer_id, category, version)
+        now = time.monotonic()
+        hit = self._cache.get(cache_key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        row = session.get(DataKey, (customer_id, category, version))
+        if row is None:
+            raise KeyUnavailable("no data key for this record")
+        try:
+            key = self.keystore.unwrap(
+                customer_id,
+                row.root_version,
+                row.wrapped,
+                _wrap_aad(customer_id, category, version, row.root_version),
+            )
+        except KeyMissing:
+            raise KeyUnavailable("the customer's root key is gone (erased or missing)") from None
+        except aead.SealError:
+            raise IntegrityFailure("a wrapped data key failed its integrity check") from None
+        with self._lock:
+            if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
+                if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                    self._cache.clear()
+            self._cache[cache_key] = (key, now + self.cache_seconds)
+        return key
+
+    def seal(
+        self, session: Session, *, customer_id: str, category: str, record_id: str, plaintext: bytes
+    ) -> Sealed:
+        key = self._data_key(session, customer_id, category, DATA_KEY_VERSION)
+        blob = aead.seal(
+            key, plaintext, record_aad(customer_id, category, record_id, DATA_KEY_VERSION)
+        )
+        return Sealed(DATA_KEY_VERSION, blob)
+
+    def open(
+        self,
+        session: Session,
+        *,
+        customer_id: str,
+        category: str,
+        record_id: str,
+        key_version: int,
+        ciphertext: bytes,
+    ) -> bytes:
+        key = self._data_key(session, customer_id, category, key_version)
+        try:
+            return aead.open_sealed(
+                key, ciphertext, record_aad(customer_id, category, record_id, key_version)
+            )
+        except aead.SealError:
+            logger.warning("record failed to open: category=%s", category)
+            raise IntegrityFailure(
+                f"a stored {category} record failed its integrity check"
+            ) from None
+
+    # -- erasure and rotation -------------------------------------------
+    def shred(self, customer_id: str) -> None:
+        """Destroy the customer's root keys: everything sealed for them, in
+        this database and in every backup of it, becomes unreadable."""
+        with self._lock:
+            for key in [k for k in self._cache if k[0] == customer_id]:
+                del self._cache[key]
+        self.keystore.destroy_customer(customer_id)
+
+    def rotate(self, session: Session) -> RotationReport:
+        """Rewrap every data key under a new root key version, one customer
+        per transaction, then retire the old versions.
+
+        Readers keep working throughout: a data key row names the root
+        version that wraps it, and that version stays in the key store until
+        every row has moved on.
+        """
+        customer_ids = session.exec(select(DataKey.customer_id).distinct()).all()
+        rewrapped = 0
+        to_retire: list[tuple[str, int]] = []
+        for customer_id in customer_ids:
+            old_versions = self.keystore.versions(customer_id)
+            new_version = self.keystore.create_root_key(customer_id)
+            rows = session.exec(
+                select(DataKey).where(col(DataKey.customer_id) == customer_id)
+            ).all()
+            try:
+                for row in rows:
+                    plain = self.keystore.unwrap(
+                        customer_id,
+                        row.root_version,
+                        row.wrapped,
+                        _wrap_aad(customer_id, row.category, row.version, row.root_version),
+                    )
+                    row.wrapped = self.keystore.wrap(
+                        customer_id,
+                        new_version,
+                        plain,
+                        _wrap_aad(customer_id, row.category, row.version, new_version),
+                    )
+                    row.root_version = new_version
+                    session.add(row)
+                session.commit()
+            except KeyMissing:
+                # Erased while we worked: its rows are going anyway.
+                session.rollback()
+                continue
+            rewrapped += len(rows)
+            to_retire += [(customer_id, v) for v in old_versions]
+        for customer_id, version in to_retire:
+            self.keystore.retire_version(customer_id, version)
+        return RotationReport(len(customer_ids), rewrapped, len(to_retire))

@@ -1,0 +1,1 @@
+"""Document categories (profile, preferences): one sealed JSON document each."""

@@ -1,0 +1,187 @@
+"""Reading and writing sealed documents (profile, preferences)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import update
+from sqlmodel import Session, col
+
+from vrm.catalogue import CATEGORIES, DOCUMENT_CATEGORIES
+from vrm.dbtypes import utcnow
+from vrm.errors import NotFound, PreconditionFailed, ValidationFailed
+from vrm.etags import check_if_match, make_etag
+from vrm.jsonmerge import merge_patch
+from vrm.keys.service import Vault
+from vrm.records.models import DocumentRecord
+
+# A PATCH without If-Match retries this often when another write lands
+# between its read and its write.
+_PATCH_ATTEMPTS = 5
+
+
+@dataclass
+class Document:
+    category: str
+    data: BaseModel
+    etag: str
+    revision: int
+    updated_at: datetime
+
+
+def _encode(model: BaseModel) -> bytes:
+    return model.model_dump_json(exclude_none=True).encode()
+
+
+def _schema(category: str) -> type[BaseModel]:
+    if category not in DOCUMENT_CATEGORIES:
+        raise NotFound(f"No document category {category!r}.")
+    return CATEGORIES[category].schema
+
+
+def create_empty_documents(*, session: Session, vault: Vault, customer_id: str) -> None:
+    now = utcnow()
+    for category in DOCUMENT_CATEGORIES:
+        sealed = vault.seal(
+            session,
+            customer_id=customer_id,
+            category=category,
+            record_id=category,
+            plaintext=_encode(_schema(category)()),
+        )
+        session.add(
+            DocumentRecord(
+                customer_id=customer_id,
+                category=category,
+                key_version=sealed.key_version,
+                ciphertext=sealed.ciphertext,
+                revision=1,
+                updated_at=now,
+            )
+        )
+
+
+def _load(session: Session, vault: Vault, customer_id: str, category: str) -> Document:
+    schema = _schema(category)
+    row = session.get(DocumentRecord, (customer_id, category))
+    if row is None:
+        raise NotFound(f"No {category} document.")
+    plaintext = vault.open(
+        session,
+        customer_id=customer_id,
+        category=category,
+        record_id=category,
+        key_version=row.key_version,
+        ciphertext=row.ciphertext,
+    )
+    return Document(
+        category=category,
+        data=schema.model_validate_json(plaintext),
+        etag=make_etag(row.revision, row.ciphertext),
+        revision=row.revision,
+        updated_at=row.updated_at,
+    )
+
+
+def read_document(*, session: Session, vault: Vault, customer_id: str, category: str) -> Document:
+    return _load(session, vault, customer_id, category)
+
+
+def _write(
+    session: Session, vault: Vault, customer_id: str, current: Document, new: BaseModel
+) -> Document | None:
+    """Write new over current if nobody else wrote in between; None if they did."""
+    sealed = vault.seal(
+        session,
+        customer_id=customer_id,
+        category=current.category,
+        record_id=current.category,
+        plaintext=_encode(new),
+    )
+    now = utcnow()
+    result = session.exec(
+        update(DocumentRecord)
+        .where(
+            col(DocumentRecord.customer_id) == customer_id,
+            col(DocumentRecord.category) == current.category,
+            col(DocumentRecord.revision) == current.revision,
+        )
+        .values(
+            ciphertext=sealed.ciphertext,
+            key_version=sealed.key_version,
+            revision=current.revision + 1,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        return None
+    session.commit()
+    return Document(
+        category=current.category,
+        data=new,
+        etag=make_etag(current.revision + 1, sealed.ciphertext),
+        revision=current.revision + 1,
+        updated_at=now,
+    )
+
+
+def replace_document(
+    *,
+    session: Session,
+    vault: Vault,
+    customer_id: str,
+    category: str,
+    data: BaseModel,
+    if_match: str | None,
+) -> Document:
+    for _ in range(_PATCH_ATTEMPTS):
+        current = _load(session, vault, customer_id, category)
+        check_if_match(if_match, current.etag)
+        written = _write(session, vault, customer_id, current, data)
+        if written is not None:
+            return written
+    raise PreconditionFailed("The document is being changed by another request; try again.")
+
+
+def patch_document(
+    *,
+    session: Session,
+    vault: Vault,
+    customer_id: str,
+    category: str,
+    patch: dict[str, Any],
+    if_match: str | None,
+) -> Document:
+    """Apply a JSON merge patch (RFC 7396) and validate the result whole."""
+    schema = _schema(category)
+    for _ in range(_PATCH_ATTEMPTS):
+        current = _load(session, vault, customer_id, category)
+        check_if_match(if_match, current.etag)
+        merged = merge_patch(json.loads(_encode(current.data)), patch)
+        try:
+            new = schema.model_validate(merged)
+        except ValidationError as exc:
+            raise ValidationFailed(
+                "The patched document is invalid.", errors=_errors(exc)
+            ) from None
+        written = _write(session, vault, customer_id, current, new)
+        if written is not None:
+            return written
+    raise PreconditionFailed("The document is being changed by another request; try again.")
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    # Location and message only: never echo the submitted values.
+    return [
+        {
+            "field": ".".join(str(p) for p in e["loc"]) or "body",
+            "message": e["msg"],
+            "code": e["type"],
+        }
+        for e in exc.errors()
+    ]

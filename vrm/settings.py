@@ -1,0 +1,84 @@
+"""Typed settings, read from ``VRM_*`` environment variables.
+
+The defaults are the embedded ones: a SQLite file and a file key store under
+``./var``. Tests override :func:`get_settings` through FastAPI's dependency
+overrides or by building their own :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VRM_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    # Empty means "SQLite file under data_dir"; see ``database_url_resolved``.
+    database_url: str = ""
+    # Empty means "data_dir/keys".
+    key_dir: Path | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    issuer: str = "http://127.0.0.1:8000"
+
+    # Request bodies above this size get 413 before they are parsed.
+    max_body_bytes: Annotated[int, Field(gt=0)] = 256 * 1024
+
+    session_cookie_name: str = "vrm_session"
+    session_ttl_seconds: Annotated[int, Field(gt=0)] = 14 * 24 * 3600
+    # None: Secure when the request came over https (behind a proxy that sets
+    # X-Forwarded-Proto, run uvicorn with --proxy-headers).
+    cookie_secure: bool | None = None
+
+    # Argon2id parameters (RFC 9106 section 4, second recommended option by
+    # default). Tests lower them; production should not.
+    argon2_time_cost: Annotated[int, Field(ge=1)] = 3
+    argon2_memory_kib: Annotated[int, Field(ge=8)] = 64 * 1024
+    argon2_parallelism: Annotated[int, Field(ge=1)] = 4
+
+    # Login throttling: this many failures inside the window lock the account
+    # (and, separately, the client address) out for lockout_seconds, doubling
+    # with every further failure up to lockout_max_seconds.
+    login_max_failures: Annotated[int, Field(ge=1)] = 5
+    login_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
+    login_lockout_seconds: Annotated[int, Field(ge=1)] = 60
+    login_lockout_max_seconds: Annotated[int, Field(ge=1)] = 3600
+    # A client address gets more room than one account: many people share NATs.
+    login_max_failures_per_address: Annotated[int, Field(ge=1)] = 50
+
+    # How long unwrapped data keys stay in process memory. Deleting a customer
+    # evicts them at once in this process; other processes drop them within
+    # this time.
+    key_cache_seconds: Annotated[float, Field(ge=0)] = 60.0
+
+    @model_validator(mode="after")
+    def _check_paths(self) -> Settings:
+        if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):
+            raise ValueError("VRM_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        return self
+
+    @property
+    def key_dir_resolved(self) -> Path:
+        return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def database_url_resolved(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'vrm.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url_resolved.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
