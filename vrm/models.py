@@ -1,15 +1,24 @@
 """Imports every table so that SQLModel.metadata knows them all (Alembic)."""
 
+from consent.grants.models import Grant, GrantChange
+from consent.oauth.models import AuthorizationCode, OAuthToken
+from consent.vendors.models import InitialAccessToken, Vendor
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
 from vrm.records.models import DocumentRecord
 
 __all__ = [
+    "AuthorizationCode",
     "Customer",
     "DataKey",
     "DocumentRecord",
+    "Grant",
+    "GrantChange",
     "HistoryRecord",
+    "InitialAccessToken",
     "LoginSession",
     "LoginThrottle",
+    "OAuthToken",
+    "Vendor",
 ]

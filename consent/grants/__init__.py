@@ -1,0 +1,1 @@
+"""Grants: what a customer allowed a vendor, for which purpose, until when."""

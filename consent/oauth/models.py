@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from vrm.dbtypes import UTCDateTime
+
+
+class AuthorizationCode(SQLModel, table=True):
+    """An issued code, kept as a keyed hash. ``used_at`` is the tombstone that
+    makes a second exchange detectable until the row expires."""
+
+    __tablename__ = "authorization_code"
+
+    code_hash: bytes = Field(primary_key=True)
+    vendor_id: str = Field(foreign_key="vendor.id", ondelete="CASCADE", index=True)
+    customer_id: str = Field(foreign_key="customer.id", ondelete="CASCADE", index=True)
+    grant_id: str = Field(foreign_key="consent_grant.id", ondelete="CASCADE", index=True)
+    redirect_uri: str = Field(max_length=2000)
+    scope: str = Field(max_length=4000)
+    code_challenge: str = Field(max_length=128)
+    code_challenge_method: str = Field(max_length=8)
+    nonce: str | None = Field(default=None, max_length=512)
+    auth_time: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OAuthToken(SQLModel, table=True):
+    """An access token and, for customer grants, its refresh token; both as
+    keyed hashes. Tokens of one authorization form a family (``family_id``):
+    refreshing retires this row and issues the next one in the family, and
+    replaying a retired refresh token revokes the whole family."""
+
+    __tablename__ = "oauth_token"
+
+    id: str = Field(primary_key=True, max_length=32)
+    access_hash: bytes = Field(unique=True)
+    refresh_hash: bytes | None = Field(default=None, unique=True)
+    family_id: str = Field(index=True, max_length=32)
+    vendor_id: str = Field(foreign_key="vendor.id", ondelete="CASCADE", index=True)
+    # None for client-credentials tokens, which act for the vendor itself.
+    grant_id: str | None = Field(
+        default=None, foreign_key="consent_grant.id", ondelete="CASCADE", index=True
+    )
+    customer_id: str | None = Field(
+        default=None, foreign_key="customer.id", ondelete="CASCADE", index=True
+    )
+    scope: str = Field(max_length=4000)
+    issued_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    refresh_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set when this row's refresh token was exchanged for the next one.
+    refreshed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,1 @@
+"""Vendors: the confidential OAuth clients that ask customers for consent."""
