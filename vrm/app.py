@@ -7,6 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from consent.grants.routes import router as grants_router
+from consent.login import router as login_router
+from consent.oauth.routes import router as oauth_router
+from consent.oauth.server import Server as OAuthServer
 from vrm import __version__
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
@@ -41,11 +45,15 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.state.engine = engine
     app.state.vault = Vault(keystore, cache_seconds=settings.key_cache_seconds)
     app.state.passwords = Passwords(settings)
+    app.state.oauth = OAuthServer(settings, app.state.vault)
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
     app.add_middleware(JSONOnlyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.include_router(api_router)
+    app.include_router(grants_router)
+    app.include_router(oauth_router)
+    app.include_router(login_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # this time.
     key_cache_seconds: Annotated[float, Field(ge=0)] = 60.0
 
+    # OAuth: authorization codes live a minute (as in oidc-provider); access
+    # tokens ten minutes; a refresh token dies after this long unused, and
+    # never outlives its grant.
+    code_ttl_seconds: Annotated[int, Field(ge=1, le=600)] = 60
+    access_token_ttl_seconds: Annotated[int, Field(ge=1)] = 600
+    refresh_idle_seconds: Annotated[int, Field(ge=1)] = 30 * 24 * 3600
+
     @model_validator(mode="after")
     def _check_paths(self) -> Settings:
         if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):

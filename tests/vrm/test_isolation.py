@@ -22,9 +22,11 @@ from sqlalchemy import select
 from sqlmodel import SQLModel
 
 from tests.conftest import Person
+from tests.consent.conftest import register_vendor, tokens_for
 
 ME = "/api/v1/me"
 EVENT = f"{ME}/history/{{event_id}}"
+GRANT = f"{ME}/grants/{{grant_id}}"
 BOB_NEW_PASSWORD = "bob's brand new passphrase"
 
 
@@ -37,10 +39,11 @@ class AnaData:
     markers: list[str]
     event_ids: list[str]
     vendor: str
+    grant_id: str
 
 
 @pytest.fixture
-def ana_data(ana: Person) -> AnaData:
+def ana_data(app: FastAPI, ana: Person) -> AnaData:
     """Ana's profile, preferences and two history events, every value
     carrying a marker nobody else could produce."""
 
@@ -87,7 +90,14 @@ def ana_data(ana: Person) -> AnaData:
         assert r.status_code == 201, r.text
         event_ids.append(r.json()["id"])
     markers = [given, family, contact, street, brand, diet, free_key, free_value, vendor]
-    return AnaData(markers=[*markers, notes, item, ana.email], event_ids=event_ids, vendor=vendor)
+    # A grant to a vendor, with live tokens.
+    grant_id = tokens_for(ana, register_vendor(app), "profile.email:read history:read")["grant_id"]
+    return AnaData(
+        markers=[*markers, notes, item, ana.email],
+        event_ids=event_ids,
+        vendor=vendor,
+        grant_id=grant_id,
+    )
 
 
 # -- the walker ------------------------------------------------------------
@@ -101,6 +111,7 @@ class Probe:
     victim_email: str
     vendor: str
     bob: Person
+    grant_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,10 @@ STEPS = [
     Step("PATCH", EVENT, 404, lambda p: {"json": {"notes": "bob was here", "labels": []}}),
     Step("DELETE", EVENT, 404),
     Step("GET", f"{ME}/export", 200),
+    Step("GET", f"{ME}/grants", 200),
+    Step("GET", GRANT, 404),
+    Step("PATCH", GRANT, 404, lambda p: {"json": {"scopes": ["profile.email:read"]}}),
+    Step("DELETE", GRANT, 404),
     Step("GET", "/healthz", 200),
     # Bob tries to register ana's email; he is told it is taken, nothing more.
     Step(
@@ -180,8 +195,8 @@ def _plan(app: FastAPI) -> list[Step]:
     return [s for s in STEPS if not s.finale] + others + [s for s in STEPS if s.finale]
 
 
-def _url(path: str, event_id: str) -> str:
-    url = path.replace("{event_id}", event_id)
+def _url(path: str, probe: Probe) -> str:
+    url = path.replace("{event_id}", probe.event_id).replace("{grant_id}", probe.grant_id)
     assert "{" not in url, f"the walker does not know the path parameters of {path}"
     return url
 
@@ -196,7 +211,7 @@ class Seen:
 def _walk(app: FastAPI, client: TestClient, probe: Probe) -> list[Seen]:
     seen = []
     for step in _plan(app):
-        r = client.request(step.method, _url(step.path, probe.event_id), **step.request(probe))
+        r = client.request(step.method, _url(step.path, probe), **step.request(probe))
         headers = "\n".join(f"{k}: {v}" for k, v in r.headers.items())
         seen.append(Seen(step, r.status_code, f"{headers}\n\n{r.text}"))
     return seen
@@ -234,7 +249,7 @@ def test_bob_walking_every_route_gets_the_expected_answers(
 ) -> None:
     # Guards the two tests below: a walk where every call failed early (say,
     # 401 for a lost cookie) would leak nothing and prove nothing.
-    probe = Probe(ana_data.event_ids[0], ana.email, ana_data.vendor, bob)
+    probe = Probe(ana_data.event_ids[0], ana.email, ana_data.vendor, bob, ana_data.grant_id)
     seen = _walk(app, bob.client, probe)
     unexpected = [
         (s.step.method, s.step.path, s.status)
@@ -247,7 +262,7 @@ def test_bob_walking_every_route_gets_the_expected_answers(
 def test_bob_walking_every_route_never_sees_anas_values(
     app: FastAPI, ana_data: AnaData, ana: Person, bob: Person
 ) -> None:
-    probe = Probe(ana_data.event_ids[0], ana.email, ana_data.vendor, bob)
+    probe = Probe(ana_data.event_ids[0], ana.email, ana_data.vendor, bob, ana_data.grant_id)
     seen = _walk(app, bob.client, probe)
     leaks = [
         (s.step.method, s.step.path, marker)
@@ -267,7 +282,11 @@ def test_bob_walking_every_route_leaves_anas_data_byte_for_byte_unchanged(
     stored_before = _stored_rows(app, ana.id)
     assert len(stored_before["history_record"]) == 2
 
-    _walk(app, bob.client, Probe(ana_data.event_ids[1], ana.email, ana_data.vendor, bob))
+    _walk(
+        app,
+        bob.client,
+        Probe(ana_data.event_ids[1], ana.email, ana_data.vendor, bob, ana_data.grant_id),
+    )
 
     assert _export(ana) == export_before
     # Not even rewritten with the same content: a rewrite would mean a fresh
@@ -341,14 +360,12 @@ def test_every_me_route_refuses_a_request_without_a_valid_session_with_401(
         "logged_out": {"vrm_session": _logged_out_cookie(app, ana)},
     }[cookie]
     # ana's own event id: a route that skipped authentication would find it.
-    probe = Probe(ana_data.event_ids[0], ana.email, ana_data.vendor, ana)
+    probe = Probe(ana_data.event_ids[0], ana.email, ana_data.vendor, ana, ana_data.grant_id)
     answers = {}
     with TestClient(app, cookies=cookies) as stranger:
         for step in _plan(app):
             if _under_me(step.path):
-                r = stranger.request(
-                    step.method, _url(step.path, probe.event_id), **step.request(probe)
-                )
+                r = stranger.request(step.method, _url(step.path, probe), **step.request(probe))
                 answers[(step.method, step.path)] = (r.status_code, r.json())
     expected = {
         "type": "urn:vrm:problem:unauthenticated",

@@ -24,7 +24,9 @@ from vrm.settings import Settings
 router = APIRouter(prefix="/api/v1", tags=["account"])
 
 
-def _set_cookie(response: Response, request: Request, settings: Settings, token: str) -> None:
+def set_session_cookie(
+    response: Response, request: Request, settings: Settings, token: str
+) -> None:
     secure = settings.cookie_secure
     if secure is None:
         secure = request.url.scheme == "https"
@@ -75,7 +77,7 @@ def log_in(
         password=body.password,
         client_address=address,
     )
-    _set_cookie(response, request, settings, token)
+    set_session_cookie(response, request, settings, token)
     return AccountPublic(
         id=customer.id,
         email=service.account_email(session=session, vault=vault, customer=customer),
@@ -127,7 +129,7 @@ def change_password(
         current_password=body.current_password,
         new_password=body.new_password,
     )
-    _set_cookie(response, request, settings, token)
+    set_session_cookie(response, request, settings, token)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)

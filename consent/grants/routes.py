@@ -1,0 +1,148 @@
+"""The customer's grants: list, read, narrow or shorten, revoke.
+
+Withdrawing consent is one request, as easy as giving it (GDPR Art. 7(3)).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from consent.grants import service
+from consent.grants.models import Grant
+from consent.scopes import PURPOSES, parse_scope
+from consent.vendors.models import Vendor
+from vrm.accounts.models import Customer
+from vrm.db import SessionDep
+from vrm.deps import CurrentCustomer
+from vrm.export.service import SECTIONS
+from vrm.keys.service import Vault
+
+router = APIRouter(prefix="/api/v1/me/grants", tags=["grants"])
+
+
+class VendorSummary(BaseModel):
+    id: str
+    name: str
+    logo_uri: str | None
+    policy_uri: str | None
+
+
+class Change(BaseModel):
+    at: datetime
+    kind: str
+    by: str
+    detail: dict[str, Any]
+
+
+class GrantPublic(BaseModel):
+    id: str
+    vendor: VendorSummary
+    status: str
+    scopes: list[str]
+    described: list[str]
+    openid: bool
+    purpose: str
+    purpose_described: str
+    legal_basis: str
+    retention: str | None
+    authorization_details: list[dict[str, Any]] | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+    changes: list[Change]
+
+
+class GrantList(BaseModel):
+    items: list[GrantPublic]
+
+
+class GrantPatch(BaseModel):
+    """Narrow the grant (a subset of its scopes) or bring its expiry closer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scopes: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=64)] | None = (
+        None
+    )
+    expires_at: AwareDatetime | None = None
+
+
+def public(session: Session, grant: Grant) -> GrantPublic:
+    vendor = session.get(Vendor, grant.vendor_id)
+    assert vendor is not None  # noqa: S101 - foreign key
+    return GrantPublic(
+        id=grant.id,
+        vendor=VendorSummary(
+            id=vendor.id, name=vendor.name, logo_uri=vendor.logo_uri, policy_uri=vendor.policy_uri
+        ),
+        status=service.status_of(grant),
+        scopes=grant.scopes,
+        described=[parse_scope(s).describe() for s in grant.scopes],
+        openid=grant.openid,
+        purpose=grant.purpose,
+        purpose_described=PURPOSES.get(grant.purpose, grant.purpose),
+        legal_basis=grant.legal_basis,
+        retention=grant.retention,
+        authorization_details=grant.authorization_details,
+        created_at=grant.created_at,
+        updated_at=grant.updated_at,
+        expires_at=grant.expires_at,
+        revoked_at=grant.revoked_at,
+        revoked_by=grant.revoked_by,
+        changes=[
+            Change(at=c.at, kind=c.kind, by=c.by, detail=c.detail)
+            for c in service.changes(session, grant.id)
+        ],
+    )
+
+
+@router.get("")
+def list_grants(customer: CurrentCustomer, session: SessionDep) -> GrantList:
+    """Every grant you gave, newest first, active or not."""
+    return GrantList(
+        items=[public(session, g) for g in service.list_for_customer(session, customer.id)]
+    )
+
+
+@router.get("/{grant_id}")
+def get_grant(grant_id: str, customer: CurrentCustomer, session: SessionDep) -> GrantPublic:
+    return public(session, service.get_for_customer(session, customer.id, grant_id))
+
+
+@router.patch("/{grant_id}")
+def narrow_grant(
+    grant_id: str, body: GrantPatch, customer: CurrentCustomer, session: SessionDep
+) -> GrantPublic:
+    """Take scopes away or bring the expiry closer; takes effect on the
+    vendor's very next request."""
+    grant = service.get_for_customer(session, customer.id, grant_id)
+    service.narrow(session, grant, scopes=body.scopes, expires_at=body.expires_at)
+    session.commit()
+    session.refresh(grant)
+    return public(session, grant)
+
+
+@router.delete("/{grant_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_grant(grant_id: str, customer: CurrentCustomer, session: SessionDep) -> None:
+    """Withdraw consent: every token of the grant stops working at once."""
+    grant = service.get_for_customer(session, customer.id, grant_id)
+    service.revoke(session, grant, by="customer")
+    session.commit()
+
+
+def _export(session: Session, vault: Vault, customer: Customer) -> list[dict[str, Any]]:
+    return [
+        public(session, g).model_dump(mode="json")
+        for g in service.list_for_customer(session, customer.id)
+    ]
+
+
+# Grants, with their full change history, belong to the customer's export.
+SECTIONS["grants"] = _export

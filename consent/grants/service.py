@@ -1,0 +1,262 @@
+"""Grant rules: create, find a covering one, narrow, shorten, revoke.
+
+A grant is active while it is neither revoked nor expired. Tokens never
+outlive their grant: every token use goes through :func:`active_grant`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select, update
+
+from consent.grants.models import Grant, GrantChange
+from consent.oauth.models import AuthorizationCode, OAuthToken
+from consent.scopes import DETAIL_TYPE, Access, DataRequest, parse_scope, simplify, within
+from vrm.dbtypes import utcnow
+from vrm.errors import NotFound, ValidationFailed
+
+# A grant lasts at most this long; the customer may always choose less.
+MAX_GRANT_DAYS = 2 * 365
+DEFAULT_GRANT_DAYS = 365
+
+
+def accesses_of(grant: Grant) -> list[Access]:
+    return [parse_scope(s) for s in grant.scopes]
+
+
+def is_active(grant: Grant, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return grant.revoked_at is None and grant.expires_at > now
+
+
+def status_of(grant: Grant, now: datetime | None = None) -> str:
+    if grant.revoked_at is not None:
+        return "revoked"
+    return "active" if is_active(grant, now) else "expired"
+
+
+def details_for(accesses: list[Access], purpose: str, grant: Grant) -> list[dict[str, Any]]:
+    """RFC 9396 authorization details describing exactly ``accesses``."""
+    groups: dict[tuple[str, str], list[str] | None] = {}
+    for a in simplify(accesses):
+        key = (a.category, a.action)
+        if a.field is None:
+            groups[key] = None
+        elif key not in groups or groups[key] is not None:
+            groups.setdefault(key, [])
+            fields = groups[key]
+            assert fields is not None  # noqa: S101 - set just above
+            fields.append(a.field)
+    out: list[dict[str, Any]] = []
+    for (category, action), fields in sorted(groups.items()):
+        detail: dict[str, Any] = {
+            "type": DETAIL_TYPE,
+            "datatypes": [category],
+            "actions": [action],
+            "purpose": purpose,
+            "expires_at": grant.expires_at.isoformat().replace("+00:00", "Z"),
+        }
+        if fields is not None:
+            detail["fields"] = fields
+        if grant.retention is not None:
+            detail["retention"] = grant.retention
+        out.append(detail)
+    return out
+
+
+def _record(session: Session, grant: Grant, kind: str, by: str, detail: dict[str, Any]) -> None:
+    session.add(GrantChange(grant_id=grant.id, at=utcnow(), kind=kind, by=by, detail=detail))
+
+
+def create(
+    session: Session,
+    *,
+    customer_id: str,
+    vendor_id: str,
+    request: DataRequest,
+    allowed: list[Access],
+    expires_at: datetime,
+) -> Grant:
+    """A new grant for what the customer allowed, which is never more than
+    the vendor asked for. The caller commits."""
+    allowed = within(allowed, request.accesses)
+    if not allowed and not request.openid:
+        raise ValidationFailed("Nothing was allowed; deny the request instead.")
+    now = utcnow()
+    grant = Grant(
+        id=secrets.token_hex(16),
+        customer_id=customer_id,
+        vendor_id=vendor_id,
+        scopes=[a.scope for a in allowed],
+        openid=request.openid,
+        purpose=request.purpose,
+        retention=request.retention,
+        created_at=now,
+        updated_at=now,
+        expires_at=expires_at,
+    )
+    if request.details is not None:
+        grant.authorization_details = details_for(allowed, request.purpose, grant)
+    session.add(grant)
+    session.flush()
+    _record(
+        session,
+        grant,
+        "granted",
+        "customer",
+        {
+            "requested": [a.scope for a in request.accesses],
+            "granted": grant.scopes,
+            "purpose": grant.purpose,
+            "expires_at": grant.expires_at.isoformat(),
+        },
+    )
+    return grant
+
+
+def find_covering(
+    session: Session, *, customer_id: str, vendor_id: str, request: DataRequest
+) -> Grant | None:
+    """An active grant that already allows everything asked for, for the
+    same purpose and at least as long as asked."""
+    now = utcnow()
+    rows = session.exec(
+        select(Grant).where(
+            Grant.customer_id == customer_id,
+            Grant.vendor_id == vendor_id,
+            Grant.purpose == request.purpose,
+            col(Grant.revoked_at).is_(None),
+            Grant.expires_at > now,
+        )
+    ).all()
+    for grant in sorted(rows, key=lambda g: g.created_at, reverse=True):
+        if request.openid and not grant.openid:
+            continue
+        if request.expires_at is not None and grant.expires_at < request.expires_at:
+            continue
+        if within(request.accesses, accesses_of(grant)) == simplify(request.accesses):
+            return grant
+    return None
+
+
+def get_for_customer(session: Session, customer_id: str, grant_id: str) -> Grant:
+    grant = session.get(Grant, grant_id)
+    if grant is None or grant.customer_id != customer_id:
+        raise NotFound("No such grant.")
+    return grant
+
+
+def list_for_customer(session: Session, customer_id: str) -> list[Grant]:
+    return list(
+        session.exec(
+            select(Grant)
+            .where(Grant.customer_id == customer_id)
+            .order_by(col(Grant.created_at).desc(), col(Grant.id))
+        ).all()
+    )
+
+
+def changes(session: Session, grant_id: str) -> list[GrantChange]:
+    return list(
+        session.exec(
+            select(GrantChange)
+            .where(GrantChange.grant_id == grant_id)
+            .order_by(col(GrantChange.seq))
+        ).all()
+    )
+
+
+def revoke_tokens(session: Session, grant_id: str) -> None:
+    """Kill every token and unused code of the grant. Token checks also look
+    at the grant itself, so this is belt and braces, and it keeps
+    introspection answers simple."""
+    now = utcnow()
+    session.exec(
+        update(OAuthToken)
+        .where(col(OAuthToken.grant_id) == grant_id, col(OAuthToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+    session.exec(
+        update(AuthorizationCode)
+        .where(
+            col(AuthorizationCode.grant_id) == grant_id, col(AuthorizationCode.used_at).is_(None)
+        )
+        .values(used_at=now)
+    )
+
+
+def revoke(session: Session, grant: Grant, *, by: str) -> Grant:
+    """End the grant now. Revoking twice is harmless. The caller commits."""
+    if grant.revoked_at is not None:
+        return grant
+    now = utcnow()
+    grant.revoked_at = now
+    grant.revoked_by = by
+    grant.updated_at = now
+    session.add(grant)
+    revoke_tokens(session, grant.id)
+    _record(session, grant, "revoked", by, {})
+    return grant
+
+
+def narrow(
+    session: Session,
+    grant: Grant,
+    *,
+    scopes: list[str] | None,
+    expires_at: datetime | None,
+) -> Grant:
+    """Take fields or categories away, or bring the expiry closer. Anything
+    that would widen the grant is refused. The caller commits."""
+    if not is_active(grant):
+        raise ValidationFailed("Only an active grant can be changed.")
+    now = utcnow()
+    if scopes is not None:
+        try:
+            wanted = simplify([parse_scope(s) for s in scopes])
+        except ValueError as exc:
+            raise ValidationFailed(str(exc)) from None
+        current = accesses_of(grant)
+        if within(wanted, current) != wanted:
+            raise ValidationFailed("A grant can only be narrowed; ask the vendor to request more.")
+        if not wanted and not grant.openid:
+            raise ValidationFailed("Nothing would be left; revoke the grant instead.")
+        if wanted != current:
+            _record(
+                session,
+                grant,
+                "narrowed",
+                "customer",
+                {"from": grant.scopes, "to": [a.scope for a in wanted]},
+            )
+            grant.scopes = [a.scope for a in wanted]
+    if expires_at is not None:
+        if expires_at > grant.expires_at:
+            raise ValidationFailed("A grant's expiry can only be brought closer.")
+        if expires_at <= now:
+            raise ValidationFailed("To end a grant now, revoke it.")
+        if expires_at != grant.expires_at:
+            _record(
+                session,
+                grant,
+                "shortened",
+                "customer",
+                {"from": grant.expires_at.isoformat(), "to": expires_at.isoformat()},
+            )
+            grant.expires_at = expires_at
+    if grant.authorization_details is not None:
+        grant.authorization_details = details_for(accesses_of(grant), grant.purpose, grant)
+    grant.updated_at = now
+    session.add(grant)
+    return grant
+
+
+def default_expiry(request: DataRequest, now: datetime | None = None) -> datetime:
+    now = now or utcnow()
+    limit = now + timedelta(days=MAX_GRANT_DAYS)
+    if request.expires_at is not None:
+        return min(request.expires_at, limit)
+    return now + timedelta(days=DEFAULT_GRANT_DAYS)

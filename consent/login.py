@@ -1,0 +1,104 @@
+"""The login page. It opens the same session as ``POST /api/v1/session``:
+one cookie, so a customer logged in either way goes straight to consent."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from consent.pages import render
+from vrm.accounts import service as accounts
+from vrm.accounts.routes import set_session_cookie
+from vrm.db import SessionDep
+from vrm.deps import ClientAddressDep, PasswordsDep, SettingsDep, VaultDep
+from vrm.errors import TooManyRequests, VRMError
+
+router = APIRouter(include_in_schema=False)
+
+_CSRF_COOKIE = "vrm_login_csrf"
+
+
+def safe_next(target: str | None) -> str:
+    """Only paths on this server: never an open redirect."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
+def _page(
+    request: Request, *, next_url: str, email: str = "", error: str = "", status: int = 200
+) -> Response:
+    token = request.cookies.get(_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    response = render(
+        "login.html", status=status, csrf=token, next=next_url, email=email, error=error
+    )
+    response.set_cookie(
+        _CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/login",
+    )
+    return response
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None) -> Response:
+    return _page(request, next_url=safe_next(next))
+
+
+@router.post("/login")
+def login_submit(
+    request: Request,
+    session: SessionDep,
+    vault: VaultDep,
+    passwords: PasswordsDep,
+    settings: SettingsDep,
+    address: ClientAddressDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=4000)] = "/",
+) -> Response:
+    next_url = safe_next(next)
+    cookie = request.cookies.get(_CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie.encode(), csrf.encode()):
+        return _page(
+            request,
+            next_url=next_url,
+            error="This form expired. Please log in again.",
+            status=400,
+        )
+    try:
+        _customer, token = accounts.log_in(
+            session=session,
+            vault=vault,
+            passwords=passwords,
+            settings=settings,
+            email=email,
+            password=password,
+            client_address=address,
+        )
+    except TooManyRequests as exc:
+        response = _page(
+            request, next_url=next_url, email=email, error=exc.detail or exc.title, status=429
+        )
+        response.headers.update(exc.headers())
+        return response
+    except VRMError as exc:
+        return _page(
+            request,
+            next_url=next_url,
+            email=email,
+            error=exc.detail or exc.title,
+            status=exc.status,
+        )
+    response = RedirectResponse(next_url, status_code=303)
+    set_session_cookie(response, request, settings, token)
+    response.delete_cookie(_CSRF_COOKIE, path="/login")
+    return response

@@ -1,0 +1,341 @@
+"""OAuth endpoints: metadata, authorize (with the consent page), token,
+revocation, introspection.
+
+Protocol errors follow the OAuth specs (JSON ``{"error": ...}`` at the token,
+revocation and introspection endpoints; a redirect carrying ``error``,
+``state`` and ``iss`` from the authorization endpoint when the client and
+redirect URI are known, an HTML page otherwise): a client library expects
+exactly those shapes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import AccessDeniedError
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from fastapi import APIRouter, Depends, Request
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from consent.grants import service as grants
+from consent.oauth.server import VENDOR_SCOPES, Decision, Server
+from consent.oauth.server import Request as OAuthRequest
+from consent.pages import csrf_ok, csrf_token, render
+from consent.scopes import PURPOSES, all_scopes, parse_scope
+from vrm.accounts import service as accounts
+from vrm.accounts.models import Customer
+from vrm.db import SessionDep
+from vrm.dbtypes import utcnow
+from vrm.deps import SessionTokenDep, SettingsDep
+from vrm.keys.service import Vault
+from vrm.settings import Settings
+
+router = APIRouter(include_in_schema=False)
+
+_DURATIONS = (
+    (1, "1 day"),
+    (7, "1 week"),
+    (30, "30 days"),
+    (90, "3 months"),
+    (365, "1 year"),
+    (730, "2 years"),
+)
+
+
+def get_server(request: Request) -> Server:
+    server: Server = request.app.state.oauth
+    return server
+
+
+ServerDep = Annotated[Server, Depends(get_server)]
+
+
+def _uri(settings: Settings, request: Request) -> str:
+    """The request's URL as the issuer names it (behind a proxy, the public
+    https URL, which Authlib insists on)."""
+    uri = settings.issuer.rstrip("/") + request.url.path
+    return f"{uri}?{request.url.query}" if request.url.query else uri
+
+
+# -- metadata ---------------------------------------------------------------
+
+
+def metadata(settings: Settings) -> dict[str, Any]:
+    issuer = settings.issuer.rstrip("/")
+    doc: dict[str, Any] = {
+        "issuer": settings.issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "scopes_supported": [*all_scopes(), *VENDOR_SCOPES],
+        "authorization_response_iss_parameter_supported": True,
+        "authorization_details_types_supported": ["urn:vrm:consent:data-access"],
+        "purposes_supported": sorted(PURPOSES),
+    }
+    AuthorizationServerMetadata(doc).validate()
+    return doc
+
+
+@router.get("/.well-known/oauth-authorization-server")
+def oauth_metadata(settings: SettingsDep) -> JSONResponse:
+    return JSONResponse(metadata(settings), headers={"Access-Control-Allow-Origin": "*"})
+
+
+# -- authorize --------------------------------------------------------------
+
+
+def _with_iss(response: Response, settings: Settings) -> Response:
+    """RFC 9207: every authorization response names the issuer, errors
+    included. 303 so that a browser never re-posts a form (RFC 9700 4.12)."""
+    location = response.headers.get("location")
+    if location is None:
+        return response
+    return RedirectResponse(add_params_to_uri(location, {"iss": settings.issuer}), status_code=303)
+
+
+def _error(error: OAuth2Error, settings: Settings) -> Response:
+    if error.redirect_uri:
+        status, body, headers = error()
+        return _with_iss(Response(status_code=status, headers=dict(headers)), settings)
+    # No trusted redirect URI: never redirect (RFC 6749 4.1.2.1).
+    message = error.description or error.error
+    return render("error.html", status=400, message=message)
+
+
+def _current_customer(session: Session, vault: Vault, token: str | None) -> Customer | None:
+    if not token:
+        return None
+    return accounts.customer_for_token(session=session, vault=vault, token=token)
+
+
+def _authorize_get(
+    server: Server,
+    session: Session,
+    oreq: OAuthRequest,
+    session_token: str | None,
+    login_url: str,
+) -> Response:
+    settings, vault = server.settings, server.vault
+    customer = _current_customer(session, vault, session_token)
+    try:
+        grant = server.get_consent_grant(oreq, end_user=customer)
+    except OAuth2Error as error:
+        if error.redirect_uri and customer is None:
+            # No error bounces to a client before the customer has logged
+            # in (RFC 9700 4.11.2): the AS must not be an open redirector.
+            return RedirectResponse("/login?" + urlencode({"next": login_url}), status_code=303)
+        return _error(error, settings)
+    prompt = set((oreq.payload.data.get("prompt") or "").split())
+    request = oreq.data_request
+    assert request is not None  # noqa: S101 - set by validation
+    if customer is None or session_token is None:
+        if "none" in prompt:
+            return _error(_redirect_error(oreq, "login_required"), settings)
+        return RedirectResponse("/login?" + urlencode({"next": login_url}), status_code=303)
+    if "consent" not in prompt and "login" not in prompt:
+        covering = grants.find_covering(
+            session, customer_id=customer.id, vendor_id=oreq.client.vendor.id, request=request
+        )
+        if covering is not None:
+            oreq.decision = Decision(customer=customer, grant=covering, auth_time=utcnow())
+            return _with_iss(
+                server.create_authorization_response(oreq, grant_user=customer, grant=grant),
+                settings,
+            )
+    if "none" in prompt:
+        return _error(_redirect_error(oreq, "consent_required"), settings)
+    vendor = oreq.client.vendor
+    longest = grants.default_expiry(request) - utcnow()
+    durations = [(d, w) for d, w in _DURATIONS if timedelta(days=d) <= longest + timedelta(hours=1)]
+    if not durations:
+        durations = [(max(1, longest.days), "until the date asked for")]
+    return render(
+        "consent.html",
+        form_targets=tuple(vendor.redirect_uris),
+        vendor=vendor,
+        accesses=request.accesses,
+        openid=request.openid,
+        purpose=request.purpose,
+        purpose_words=PURPOSES.get(request.purpose, request.purpose),
+        durations=durations,
+        csrf=csrf_token(vault, session_token, "consent"),
+        request_query=urlencode(list(_items_of(oreq))),
+    )
+
+
+def _items_of(oreq: OAuthRequest) -> list[tuple[str, str]]:
+    return [(k, v) for k, values in oreq.payload.datalist.items() for v in values]
+
+
+def _redirect_error(oreq: OAuthRequest, error: str) -> OAuth2Error:
+    exc = OAuth2Error(error=error, state=oreq.payload.state)
+    exc.redirect_uri = oreq.payload.redirect_uri or oreq.client.get_default_redirect_uri()
+    return exc
+
+
+@router.get("/oauth/authorize")
+async def authorize(
+    request: Request,
+    server: ServerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    session_token: SessionTokenDep,
+) -> Response:
+    oreq = OAuthRequest(
+        "GET", _uri(settings, request), request.headers, list(request.query_params.multi_items())
+    )
+    login_url = request.url.path + ("?" + request.url.query if request.url.query else "")
+    return await run_in_threadpool(
+        server.run,
+        session,
+        lambda: _authorize_get(server, session, oreq, session_token, login_url),
+    )
+
+
+def _authorize_post(
+    server: Server,
+    session: Session,
+    oreq: OAuthRequest,
+    form: dict[str, Any],
+    session_token: str | None,
+) -> Response:
+    settings, vault = server.settings, server.vault
+    customer = _current_customer(session, vault, session_token)
+    if customer is None or session_token is None:
+        return render("error.html", status=401, message="Your session ended. Start again.")
+    if not csrf_ok(vault, session_token, "consent", form.get("csrf")):
+        return render("error.html", status=403, message="This form expired. Start again.")
+    try:
+        grant = server.get_consent_grant(oreq, end_user=customer)
+    except OAuth2Error as error:
+        return _error(error, settings)
+    request = oreq.data_request
+    assert request is not None  # noqa: S101 - set by validation
+    try:
+        allowed = [parse_scope(s) for s in form.get("allow", [])]
+        days = int(form.get("duration_days") or 0)
+    except ValueError:
+        return render("error.html", status=400, message="The form was not filled in correctly.")
+    if form.get("decision") != "allow" or (not allowed and not request.openid):
+        denied = AccessDeniedError(redirect_uri=grant.redirect_uri, state=oreq.payload.state)
+        return _error(denied, settings)
+    now = utcnow()
+    expires_at: datetime = grants.default_expiry(request, now)
+    if days > 0:
+        expires_at = min(expires_at, now + timedelta(days=days))
+    new_grant = grants.create(
+        session,
+        customer_id=customer.id,
+        vendor_id=oreq.client.vendor.id,
+        request=request,
+        allowed=allowed,
+        expires_at=expires_at,
+    )
+    oreq.decision = Decision(customer=customer, grant=new_grant, auth_time=now)
+    response = server.create_authorization_response(oreq, grant_user=customer, grant=grant)
+    return _with_iss(response, settings)
+
+
+@router.post("/oauth/authorize")
+async def authorize_decision(
+    request: Request,
+    server: ServerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    session_token: SessionTokenDep,
+) -> Response:
+    raw = await request.form()
+    form: dict[str, Any] = {
+        "csrf": raw.get("csrf"),
+        "decision": raw.get("decision"),
+        "duration_days": raw.get("duration_days"),
+        "allow": [str(v) for v in raw.getlist("allow")],
+    }
+    query = str(raw.get("request") or "")
+    items = parse_qsl(query, keep_blank_values=True)
+    uri = settings.issuer.rstrip("/") + "/oauth/authorize?" + query
+    oreq = OAuthRequest("GET", uri, request.headers, items)
+    return await run_in_threadpool(
+        server.run, session, lambda: _authorize_post(server, session, oreq, form, session_token)
+    )
+
+
+# -- token, revocation, introspection ------------------------------------------
+
+
+async def _form_request(request: Request, settings: Settings) -> OAuthRequest | Response:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        return JSONResponse(
+            {
+                "error": "invalid_request",
+                "error_description": "send the parameters as application/x-www-form-urlencoded",
+            },
+            status_code=400,
+            headers={"Cache-Control": "no-store"},
+        )
+    form = await request.form()
+    items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    return OAuthRequest("POST", _uri(settings, request), request.headers, items)
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@router.post("/oauth/token")
+async def token(
+    request: Request, server: ServerDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    oreq = await _form_request(request, settings)
+    if isinstance(oreq, Response):
+        return oreq
+    response = await run_in_threadpool(
+        server.run, session, lambda: server.create_token_response(oreq)
+    )
+    return _no_store(response)
+
+
+@router.post("/oauth/revoke")
+async def revoke(
+    request: Request, server: ServerDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    oreq = await _form_request(request, settings)
+    if isinstance(oreq, Response):
+        return oreq
+    response = await run_in_threadpool(
+        server.run, session, lambda: server.create_endpoint_response("revocation", oreq)
+    )
+    return _no_store(response)
+
+
+@router.post("/oauth/introspect")
+async def introspect(
+    request: Request, server: ServerDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    oreq = await _form_request(request, settings)
+    if isinstance(oreq, Response):
+        return oreq
+    response = await run_in_threadpool(
+        server.run, session, lambda: server.create_endpoint_response("introspection", oreq)
+    )
+    return _no_store(response)

@@ -1,0 +1,584 @@
+"""Authlib's authorization server, fitted to Starlette and to our rules.
+
+Authlib is synchronous and has no Starlette integration. Routes read the
+request body in async code, then call :meth:`Server.run` in a worker thread
+with a database session; Authlib's callbacks find that session through a
+context variable. Where Authlib's defaults fall short of OAuth 2.1 and RFC
+9700 (see the shared OAUTH.md) the subclasses here tighten them:
+
+- PKCE is required of every client, S256 only;
+- codes are consumed atomically, and a second use revokes what the first
+  one issued;
+- refresh tokens rotate on every use, and a replayed one revokes its family;
+- parameters come from the query (GET) or the form (POST), never both, and
+  empty values count as absent;
+- only the code, refresh and client-credentials grants exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from authlib.oauth2 import AuthorizationServer, OAuth2Error
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Payload,
+    OAuth2Request,
+    TokenMixin,
+)
+from authlib.oauth2.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from sqlmodel import Session, col, update
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, Response
+
+from consent.grants import service as grants
+from consent.grants.models import Grant
+from consent.oauth import tokens
+from consent.oauth.models import AuthorizationCode, OAuthToken
+from consent.scopes import DataRequest, DetailsError, ScopeError, data_request, scope_string
+from consent.vendors import service as vendors
+from consent.vendors.models import Vendor
+from vrm.accounts.models import Customer
+from vrm.dbtypes import utcnow
+from vrm.keys.service import Vault
+from vrm.settings import Settings
+
+# Authlib logs whole token dicts at DEBUG; never let them reach a log.
+logging.getLogger("authlib").setLevel(logging.INFO)
+
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+# private_key_jwt (RFC 7523) joins these once its assertion check is registered.
+TOKEN_AUTH_METHODS = [*SECRET_METHODS]
+# Scopes a vendor may ask for with its own credentials (no customer).
+VENDOR_SCOPES = ("feed:read",)
+
+_db: ContextVar[Session] = ContextVar("consent_db")
+T = TypeVar("T")
+
+
+class InvalidAuthorizationDetailsError(OAuth2Error):
+    """RFC 9396 section 5."""
+
+    error = "invalid_authorization_details"
+
+
+# -- requests ---------------------------------------------------------------
+
+
+class _Payload(OAuth2Payload):
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in items:
+            if value != "":  # RFC 6749 3.1: empty means omitted
+                datalist[key].append(value)
+        self._datalist = datalist
+        self._data = {k: v[0] for k, v in datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class Request(OAuth2Request):
+    """An OAuth request whose parameters come from exactly one place: the
+    query for GET, the form for POST."""
+
+    def __init__(self, method: str, uri: str, headers: Headers, items: list[tuple[str, str]]):
+        super().__init__(method, uri, headers=headers)
+        self.payload = _Payload(items)
+        # Set by the consent page: what the customer allowed.
+        self.decision: Decision | None = None
+        self.data_request: DataRequest | None = None
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self.payload.data if self.method == "GET" else {}
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self.payload.data if self.method == "POST" else {}
+
+
+@dataclass
+class Decision:
+    """The customer's answer on the consent page (or an existing grant)."""
+
+    customer: Customer
+    grant: Grant
+    auth_time: datetime
+
+
+# -- models seen by Authlib -------------------------------------------------
+
+
+class Client(ClientMixin):
+    def __init__(self, vendor: Vendor, vault: Vault) -> None:
+        self.vendor = vendor
+        self.vault = vault
+
+    def get_client_id(self) -> str:
+        return self.vendor.id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # With several registered URIs the client must say which one.
+        uris = self.vendor.redirect_uris
+        return uris[0] if len(uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        return scope or ""
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.vendor.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return vendors.check_secret(self.vault, self.vendor, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        registered = self.vendor.token_endpoint_auth_method
+        if registered in SECRET_METHODS:
+            return method in SECRET_METHODS
+        return method == registered
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and self.check_grant_type("authorization_code")
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.vendor.grant_types
+
+
+class Code:
+    """An authorization code row, as Authlib's grant wants to see it."""
+
+    def __init__(self, row: AuthorizationCode) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str | None:
+        return self.row.redirect_uri or None
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_nonce(self) -> str | None:
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.row.auth_time.timestamp())
+
+
+class Token(TokenMixin):
+    """A token row plus what it may do right now (None: not usable)."""
+
+    def __init__(self, row: OAuthToken, active: tokens.ActiveToken | None, kind: str) -> None:
+        self.row = row
+        self.active = active
+        self.kind = kind
+
+    def check_client(self, client: Client) -> bool:
+        return self.row.vendor_id == client.vendor.id
+
+    def get_scope(self) -> str:
+        return self.active.scope if self.active is not None else ""
+
+    def get_expires_in(self) -> int:
+        return max(0, int((self.row.expires_at - utcnow()).total_seconds()))
+
+    def is_expired(self) -> bool:
+        end = self.row.expires_at if self.kind == "access_token" else self.row.refresh_expires_at
+        return end is None or end <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return self.active is None
+
+    def get_user(self) -> str | None:
+        return self.row.customer_id
+
+    def get_client(self) -> str:
+        return self.row.vendor_id
+
+
+def db() -> Session:
+    return _db.get()
+
+
+# -- grants -----------------------------------------------------------------
+
+
+class S256Challenge(CodeChallenge):
+    """PKCE for every client (OAuth 2.1), S256 only (RFC 9700 2.1.1)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError(
+                "PKCE is required: send code_challenge with code_challenge_method=S256",
+                redirect_uri=redirect_uri,
+            )
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError(
+                "code_challenge_method must be S256", redirect_uri=redirect_uri
+            )
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class CodeGrant(AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    AUTHORIZATION_CODE_LENGTH = 43
+
+    server: Server
+
+    def validate_requested_scope(self) -> None:
+        """Our scopes, purpose and authorization_details, checked strictly."""
+        request: Request = self.request
+        data = request.payload.data
+        details_raw = data.get("authorization_details")
+        for name in (
+            "purpose",
+            "authorization_details",
+            "code_challenge_method",
+            "nonce",
+            "prompt",
+        ):
+            if len(request.payload.datalist.get(name, [])) > 1:
+                raise InvalidRequestError(f"Multiple '{name}' in request.")
+        details: Any = None
+        if details_raw is not None:
+            try:
+                details = json.loads(details_raw)
+            except ValueError:
+                raise InvalidAuthorizationDetailsError(
+                    "authorization_details is not valid JSON"
+                ) from None
+        try:
+            request.data_request = data_request(
+                scope=data.get("scope"), purpose=data.get("purpose"), authorization_details=details
+            )
+        except DetailsError as exc:
+            raise InvalidAuthorizationDetailsError(_ascii(str(exc))) from None
+        except ScopeError as exc:
+            raise InvalidScopeError(_ascii(str(exc))) from None
+
+    def save_authorization_code(self, code: str, request: Request) -> None:
+        decision = request.decision
+        if decision is None:  # pragma: no cover - the routes always decide first
+            raise RuntimeError("no consent decision for this authorization")
+        grant = decision.grant
+        data = request.payload.data
+        now = utcnow()
+        accesses = grants.accesses_of(grant)
+        row = AuthorizationCode(
+            code_hash=self.server.vault.token_hash(code),
+            vendor_id=request.client.vendor.id,
+            customer_id=decision.customer.id,
+            grant_id=grant.id,
+            redirect_uri=data.get("redirect_uri", ""),
+            scope=scope_string(accesses, grant.openid),
+            code_challenge=data["code_challenge"],
+            code_challenge_method=data["code_challenge_method"],
+            nonce=data.get("nonce"),
+            auth_time=decision.auth_time,
+            expires_at=now + timedelta(seconds=self.server.settings.code_ttl_seconds),
+        )
+        session = db()
+        session.add(row)
+        session.commit()
+
+    def query_authorization_code(self, code: str, client: Client) -> Code | None:
+        session = db()
+        code_hash = self.server.vault.token_hash(code)
+        row = session.get(AuthorizationCode, code_hash)
+        if row is None or row.vendor_id != client.vendor.id:
+            return None
+        # Consume atomically: exactly one exchange wins.
+        result = session.exec(
+            update(AuthorizationCode)
+            .where(
+                col(AuthorizationCode.code_hash) == code_hash,
+                col(AuthorizationCode.used_at).is_(None),
+            )
+            .values(used_at=utcnow())
+        )
+        if result.rowcount != 1:
+            # Second use: deny, and revoke whatever the first use issued
+            # (RFC 9700 4.2.4, OAuth 2.1 4.1.3).
+            tokens.revoke_family(session, family_of(code_hash))
+            session.commit()
+            return None
+        session.commit()
+        session.refresh(row)
+        if row.expires_at <= utcnow():
+            return None
+        grant = session.get(Grant, row.grant_id)
+        if grant is None or not grants.is_active(grant):
+            return None
+        return Code(row)
+
+    def delete_authorization_code(self, authorization_code: Code) -> None:
+        # The used row stays as a tombstone until it expires, so reuse is seen.
+        return None
+
+    def authenticate_user(self, authorization_code: Code) -> Customer | None:
+        return db().get(Customer, authorization_code.row.customer_id)
+
+
+def family_of(code_hash: bytes) -> str:
+    """Tokens issued from one code share a family id derived from it, so a
+    reused code can find and revoke them."""
+    return code_hash[:16].hex()
+
+
+class RefreshGrant(RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    server: Server
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        session = db()
+        row = tokens.find_refresh(session, self.server.vault, refresh_token)
+        if row is None or row.vendor_id != self.request.client.vendor.id:
+            return None
+        if not tokens.consume_refresh(session, row):
+            # Replay of a rotated (or revoked) refresh token: one of the two
+            # holders is an attacker, so the whole family dies.
+            tokens.revoke_family(session, row.family_id)
+            session.commit()
+            return None
+        session.commit()
+        session.refresh(row)
+        active = tokens.usable_refresh(session, row)
+        if active is None:
+            return None
+        return Token(row, active, "refresh_token")
+
+    def authenticate_user(self, refresh_token: Token) -> Customer | None:
+        customer_id = refresh_token.row.customer_id
+        return db().get(Customer, customer_id) if customer_id else None
+
+    def revoke_old_credential(self, refresh_token: Token) -> None:
+        # Already consumed in authenticate_refresh_token.
+        return None
+
+
+class VendorCredentialsGrant(ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    def validate_requested_scope(self) -> None:
+        scope = self.request.payload.scope
+        if not scope or not set(scope.split()) <= set(VENDOR_SCOPES):
+            raise InvalidScopeError(
+                "client credentials carry only vendor-wide scopes: " + " ".join(VENDOR_SCOPES)
+            )
+
+
+# -- revocation and introspection --------------------------------------------
+
+
+class _TokenLookup:
+    server: Server
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        session = db()
+        found = tokens.find_any(session, self.server.vault, token_string)
+        if found is None:
+            return None
+        row, kind = found
+        if kind == "access_token":
+            active = tokens.check_access_token(session, self.server.vault, token_string)
+        else:
+            active = tokens.usable_refresh(session, row) if row.refreshed_at is None else None
+        return Token(row, active, kind)
+
+
+class Revocation(_TokenLookup, RevocationEndpoint):
+    CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    def revoke_token(self, token: Token, request: Request) -> None:
+        session = db()
+        if token.kind == "refresh_token":
+            # RFC 7009 2.1: revoking a refresh token ends its access tokens too.
+            tokens.revoke_family(session, token.row.family_id)
+        else:
+            token.row.revoked_at = utcnow()
+            session.add(token.row)
+        session.commit()
+
+
+class Introspection(_TokenLookup, IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    def check_permission(self, token: Token, client: Client, request: Request) -> bool:
+        # A vendor may introspect its own tokens only.
+        return token.check_client(client)
+
+    def introspect_token(self, token: Token) -> dict[str, Any]:
+        active = token.active
+        if active is None:
+            return {"active": False}
+        row = token.row
+        end = row.expires_at if token.kind == "access_token" else row.refresh_expires_at
+        body: dict[str, Any] = {
+            "active": True,
+            "client_id": row.vendor_id,
+            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+            "scope": active.scope,
+            "iat": int(row.issued_at.timestamp()),
+            "exp": int(end.timestamp()) if end else None,
+            "iss": self.server.settings.issuer,
+        }
+        grant = active.grant
+        if grant is not None and row.customer_id is not None:
+            body["sub"] = tokens.pairwise_subject(self.server.vault, row.vendor_id, row.customer_id)
+            body["grant_id"] = grant.id
+            body["purpose"] = grant.purpose
+            if grant.authorization_details is not None:
+                body["authorization_details"] = grant.authorization_details
+        return body
+
+
+# -- the server -------------------------------------------------------------
+
+
+def _ascii(text: str) -> str:
+    """RFC 6749 error descriptions allow printable ASCII without " and \\."""
+    return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "'" for c in text)
+
+
+class Server(AuthorizationServer):
+    def __init__(self, settings: Settings, vault: Vault) -> None:
+        super().__init__(scopes_supported=None)
+        self.settings = settings
+        self.vault = vault
+        self.register_token_generator("default", self._generate_token)
+        self.register_grant(CodeGrant, [S256Challenge(required=True)])
+        self.register_grant(RefreshGrant)
+        self.register_grant(VendorCredentialsGrant)
+        self.register_endpoint(Revocation)
+        self.register_endpoint(Introspection)
+
+    @contextmanager
+    def bound(self, session: Session) -> Iterator[None]:
+        reset = _db.set(session)
+        try:
+            yield
+        finally:
+            _db.reset(reset)
+
+    def run(self, session: Session, work: Callable[[], T]) -> T:
+        with self.bound(session):
+            return work()
+
+    # Authlib's hooks ---------------------------------------------------
+    def query_client(self, client_id: str) -> Client | None:
+        vendor = vendors.get(db(), client_id)
+        if vendor is None or vendor.disabled_at is not None:
+            return None
+        return Client(vendor, self.vault)
+
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: Client,
+        user: Customer | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": tokens.new_access_token(),
+            "expires_in": expires_in or self.settings.access_token_ttl_seconds,
+        }
+        if include_refresh_token and user is not None:
+            token["refresh_token"] = tokens.new_refresh_token()
+        if scope:
+            token["scope"] = scope
+        return token
+
+    def save_token(self, token: dict[str, Any], request: Request) -> None:
+        session = db()
+        now = utcnow()
+        grant_type = request.payload.grant_type
+        grant: Grant | None = None
+        customer_id: str | None = None
+        if grant_type == "authorization_code":
+            code: Code = request.authorization_code
+            grant = session.get(Grant, code.row.grant_id)
+            customer_id = code.row.customer_id
+            family = family_of(code.row.code_hash)
+        elif grant_type == "refresh_token":
+            old: Token = request.refresh_token
+            grant = old.active.grant if old.active else None
+            customer_id = old.row.customer_id
+            family = old.row.family_id
+        else:
+            family = secrets.token_hex(16)
+        access_end = now + timedelta(seconds=int(token["expires_in"]))
+        refresh_end = None
+        if grant is not None:
+            # No token outlives its grant.
+            access_end = min(access_end, grant.expires_at)
+            refresh_end = min(
+                now + timedelta(seconds=self.settings.refresh_idle_seconds), grant.expires_at
+            )
+            token["expires_in"] = max(1, int((access_end - now).total_seconds()))
+            token["grant_id"] = grant.id
+            if grant.authorization_details is not None:
+                token["authorization_details"] = grant.authorization_details
+        refresh = token.get("refresh_token")
+        session.add(
+            OAuthToken(
+                id=secrets.token_hex(16),
+                access_hash=self.vault.token_hash(token["access_token"]),
+                refresh_hash=self.vault.token_hash(refresh) if refresh else None,
+                family_id=family,
+                vendor_id=request.client.vendor.id,
+                grant_id=grant.id if grant else None,
+                customer_id=customer_id,
+                scope=token.get("scope", ""),
+                issued_at=now,
+                expires_at=access_end,
+                refresh_expires_at=refresh_end if refresh else None,
+            )
+        )
+        session.commit()
+
+    def create_oauth2_request(self, request: Request) -> Request:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> Response:
+        header_map = dict(headers)
+        if isinstance(body, dict):
+            return JSONResponse(body, status_code=status, headers=header_map)
+        return Response(body or b"", status_code=status, headers=header_map)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def get_error_uri(self, request: Request, error: OAuth2Error) -> None:
+        return None

@@ -1,0 +1,149 @@
+"""Issued tokens: opaque strings, stored as keyed hashes, tied to a grant.
+
+:func:`check_access_token` is what every resource (userinfo, the vendor data
+API) calls: it answers from the token row *and* its grant, so a revoked,
+narrowed or expired grant changes the answer on the very next request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select, update
+
+from consent.grants import service as grants
+from consent.grants.models import Grant
+from consent.oauth.models import OAuthToken
+from consent.scopes import Access, parse_scopes, scope_string, within
+from consent.vendors.models import Vendor
+from vrm.dbtypes import utcnow
+from vrm.keys.service import Vault
+
+ACCESS_PREFIX = "vat_"
+REFRESH_PREFIX = "vrt_"
+
+
+def new_access_token() -> str:
+    return ACCESS_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_refresh_token() -> str:
+    return REFRESH_PREFIX + secrets.token_urlsafe(32)
+
+
+def pairwise_subject(vault: Vault, vendor_id: str, customer_id: str) -> str:
+    """The customer's id as one vendor sees it (OIDC Core 8.1): stable for
+    that vendor, unlinkable across vendors without the server's key."""
+    key = vault.keystore.server_key("pairwise-subject")
+    digest = hmac.new(key, f"{vendor_id}\0{customer_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class ActiveToken:
+    """A token that may be used right now, with what it may do right now."""
+
+    token: OAuthToken
+    vendor: Vendor
+    grant: Grant | None
+    accesses: list[Access]
+    openid: bool
+
+    @property
+    def scope(self) -> str:
+        return scope_string(self.accesses, self.openid)
+
+
+def effective(token: OAuthToken, grant: Grant | None) -> tuple[list[Access], bool]:
+    """What the token may do: its own scope, cut down to its grant's current
+    scope (a narrowed grant narrows every token at once)."""
+    accesses, openid = parse_scopes(token.scope)
+    if grant is None:
+        return accesses, openid
+    return within(accesses, grants.accesses_of(grant)), openid and grant.openid
+
+
+def _usable(session: Session, row: OAuthToken, now: datetime) -> ActiveToken | None:
+    if row.revoked_at is not None:
+        return None
+    vendor = session.get(Vendor, row.vendor_id)
+    if vendor is None or vendor.disabled_at is not None:
+        return None
+    grant = None
+    if row.grant_id is not None:
+        grant = session.get(Grant, row.grant_id)
+        if grant is None or not grants.is_active(grant, now):
+            return None
+    accesses, openid = effective(row, grant)
+    return ActiveToken(token=row, vendor=vendor, grant=grant, accesses=accesses, openid=openid)
+
+
+def check_access_token(session: Session, vault: Vault, token: str) -> ActiveToken | None:
+    if not token.startswith(ACCESS_PREFIX):
+        return None
+    row = session.exec(
+        select(OAuthToken).where(OAuthToken.access_hash == vault.token_hash(token))
+    ).first()
+    now = utcnow()
+    if row is None or row.expires_at <= now:
+        return None
+    return _usable(session, row, now)
+
+
+def find_refresh(session: Session, vault: Vault, token: str) -> OAuthToken | None:
+    if not token.startswith(REFRESH_PREFIX):
+        return None
+    return session.exec(
+        select(OAuthToken).where(OAuthToken.refresh_hash == vault.token_hash(token))
+    ).first()
+
+
+def find_any(session: Session, vault: Vault, token: str) -> tuple[OAuthToken, str] | None:
+    """The row of an access or refresh token, and which of the two it is."""
+    if token.startswith(ACCESS_PREFIX):
+        row = session.exec(
+            select(OAuthToken).where(OAuthToken.access_hash == vault.token_hash(token))
+        ).first()
+        return (row, "access_token") if row is not None else None
+    row = find_refresh(session, vault, token)
+    return (row, "refresh_token") if row is not None else None
+
+
+def usable_refresh(session: Session, row: OAuthToken) -> ActiveToken | None:
+    now = utcnow()
+    if row.refresh_expires_at is None or row.refresh_expires_at <= now:
+        return None
+    return _usable(session, row, now)
+
+
+def consume_refresh(session: Session, row: OAuthToken) -> bool:
+    """Mark the refresh token used, atomically: True for the first use only.
+    A second use (a replay, or a stolen copy racing the real client) gets
+    False, and the caller revokes the family."""
+    result = session.exec(
+        update(OAuthToken)
+        .where(
+            col(OAuthToken.id) == row.id,
+            col(OAuthToken.refreshed_at).is_(None),
+            col(OAuthToken.revoked_at).is_(None),
+        )
+        .values(refreshed_at=utcnow())
+    )
+    return bool(result.rowcount == 1)
+
+
+def revoke_family(session: Session, family_id: str) -> None:
+    session.exec(
+        update(OAuthToken)
+        .where(col(OAuthToken.family_id) == family_id, col(OAuthToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def expiry(seconds: int) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)
