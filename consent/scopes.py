@@ -164,9 +164,16 @@ def scope_string(accesses: list[Access], openid: bool) -> str:
 
 
 def within(requested: list[Access], allowed: list[Access]) -> list[Access]:
-    """The part of ``requested`` that ``allowed`` covers: what a token may
-    still do under a grant that was narrowed."""
-    return simplify([r for r in requested if any(a.covers(r) for a in allowed)])
+    """The intersection of two sets of accesses: what a token may still do
+    under a grant that was narrowed (a whole-category request cut down to the
+    fields still allowed), or what of a request a customer allowed."""
+    out: list[Access] = []
+    for r in requested:
+        if any(a.covers(r) for a in allowed):
+            out.append(r)
+        else:
+            out.extend(a for a in allowed if r.covers(a))
+    return simplify(out)
 
 
 def check_purpose(term: str | None) -> str:

@@ -24,15 +24,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from consent.grants import service as grants
+from consent.oauth import keys, tokens
 from consent.oauth.server import VENDOR_SCOPES, Decision, Server
 from consent.oauth.server import Request as OAuthRequest
+from consent.oauth.userinfo import CLAIMS
+from consent.oauth.userinfo import userinfo as user_claims
 from consent.pages import csrf_ok, csrf_token, render
-from consent.scopes import PURPOSES, all_scopes, parse_scope
+from consent.scopes import OPENID, PURPOSES, all_scopes, parse_scope
 from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.db import SessionDep
 from vrm.dbtypes import utcnow
-from vrm.deps import SessionTokenDep, SettingsDep
+from vrm.deps import SessionTokenDep, SettingsDep, VaultDep
 from vrm.keys.service import Vault
 from vrm.settings import Settings
 
@@ -84,7 +87,21 @@ def metadata(settings: Settings) -> dict[str, Any]:
             "client_secret_basic",
             "client_secret_post",
         ],
-        "scopes_supported": [*all_scopes(), *VENDOR_SCOPES],
+        "jwks_uri": f"{issuer}/oauth/jwks",
+        "userinfo_endpoint": f"{issuer}/oauth/userinfo",
+        "scopes_supported": [OPENID, *all_scopes(), *VENDOR_SCOPES],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": [keys.ALG],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            *CLAIMS.values(),
+        ],
         "authorization_response_iss_parameter_supported": True,
         "authorization_details_types_supported": ["urn:vrm:consent:data-access"],
         "purposes_supported": sorted(PURPOSES),
@@ -94,8 +111,52 @@ def metadata(settings: Settings) -> dict[str, Any]:
 
 
 @router.get("/.well-known/oauth-authorization-server")
+@router.get("/.well-known/openid-configuration")
 def oauth_metadata(settings: SettingsDep) -> JSONResponse:
     return JSONResponse(metadata(settings), headers={"Access-Control-Allow-Origin": "*"})
+
+
+@router.get("/oauth/jwks")
+def jwks(vault: VaultDep) -> JSONResponse:
+    return JSONResponse(
+        keys.jwks(vault),
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+    )
+
+
+def bearer_token(request: Request) -> str | None:
+    """RFC 6750 2.1 only: never from the query string or the body."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _bearer_error(status: int, error: str | None, description: str) -> JSONResponse:
+    challenge = 'Bearer realm="vrm"'
+    body: dict[str, str] = {}
+    if error:
+        challenge += f', error="{error}", error_description="{description}"'
+        body = {"error": error, "error_description": description}
+    return JSONResponse(
+        body,
+        status_code=status,
+        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
+    )
+
+
+@router.api_route("/oauth/userinfo", methods=["GET", "POST"])
+def userinfo(request: Request, session: SessionDep, vault: VaultDep) -> JSONResponse:
+    """OIDC userinfo: the profile fields the grant allows, under a pairwise sub."""
+    token = bearer_token(request)
+    if token is None:
+        return _bearer_error(401, None, "")
+    active = tokens.check_access_token(session, vault, token)
+    if active is None or active.token.customer_id is None:
+        return _bearer_error(401, "invalid_token", "the access token is not active")
+    if not active.openid:
+        return _bearer_error(403, "insufficient_scope", "the grant does not include openid")
+    return JSONResponse(user_claims(session, vault, active), headers={"Cache-Control": "no-store"})
 
 
 # -- authorize --------------------------------------------------------------
@@ -137,7 +198,8 @@ def _authorize_get(
     try:
         grant = server.get_consent_grant(oreq, end_user=customer)
     except OAuth2Error as error:
-        if error.redirect_uri and customer is None:
+        prompt_none = "none" in (oreq.payload.data.get("prompt") or "").split()
+        if error.redirect_uri and customer is None and not prompt_none:
             # No error bounces to a client before the customer has logged
             # in (RFC 9700 4.11.2): the AS must not be an open redirector.
             return RedirectResponse("/login?" + urlencode({"next": login_url}), status_code=303)

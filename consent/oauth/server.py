@@ -45,13 +45,16 @@ from authlib.oauth2.rfc6749.grants import (
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from sqlmodel import Session, col, update
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from joserfc.jwk import ECKey
+from sqlmodel import Session, col, select, update
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
 from consent.grants import service as grants
 from consent.grants.models import Grant
-from consent.oauth import tokens
+from consent.oauth import keys, tokens
 from consent.oauth.models import AuthorizationCode, OAuthToken
 from consent.scopes import DataRequest, DetailsError, ScopeError, data_request, scope_string
 from consent.vendors import service as vendors
@@ -187,6 +190,12 @@ class Code:
 
     def get_auth_time(self) -> int:
         return int(self.row.auth_time.timestamp())
+
+    def get_acr(self) -> str | None:
+        return None
+
+    def get_amr(self) -> list[str]:
+        return ["pwd"]
 
 
 class Token(TokenMixin):
@@ -396,6 +405,53 @@ class VendorCredentialsGrant(ClientCredentialsGrant):
             )
 
 
+class OpenIDConnect(OpenIDCode):
+    """ID tokens for ``openid`` requests: ES256, key in the JWKS, and a
+    pairwise ``sub`` (OIDC Core 8.1) so two vendors cannot link a customer.
+    The ID token carries no profile claims; userinfo gives what was granted."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(require_nonce=False)
+        self.server = server
+
+    def exists_nonce(self, nonce: str, request: Request) -> bool:
+        found = db().exec(
+            select(AuthorizationCode).where(
+                AuthorizationCode.vendor_id == request.payload.client_id,
+                AuthorizationCode.nonce == nonce,
+            )
+        )
+        return found.first() is not None
+
+    def resolve_client_private_key(self, client: Client) -> ECKey:
+        return keys.signing_key(self.server.vault)
+
+    def get_client_algorithm(self, client: Client) -> str:
+        return keys.ALG
+
+    def get_encode_header(self, client: Client) -> dict[str, str]:
+        return {"alg": keys.ALG, "typ": "JWT", "kid": keys.signing_key(self.server.vault).kid or ""}
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        now = int(utcnow().timestamp())
+        return {
+            "iss": self.server.settings.issuer,
+            "aud": [client.get_client_id()],
+            "iat": now,
+            "exp": now + self.server.settings.access_token_ttl_seconds,
+        }
+
+    def get_compatible_claims(self, request: Request) -> dict[str, Any]:
+        claims: dict[str, Any] = super().get_compatible_claims(request)
+        claims["sub"] = tokens.pairwise_subject(
+            self.server.vault, request.client.vendor.id, request.user.id
+        )
+        return claims
+
+    def generate_user_info(self, user: Customer, scope: str) -> UserInfo:
+        return UserInfo()
+
+
 # -- revocation and introspection --------------------------------------------
 
 
@@ -475,7 +531,7 @@ class Server(AuthorizationServer):
         self.settings = settings
         self.vault = vault
         self.register_token_generator("default", self._generate_token)
-        self.register_grant(CodeGrant, [S256Challenge(required=True)])
+        self.register_grant(CodeGrant, [S256Challenge(required=True), OpenIDConnect(self)])
         self.register_grant(RefreshGrant)
         self.register_grant(VendorCredentialsGrant)
         self.register_endpoint(Revocation)
