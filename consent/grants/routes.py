@@ -8,17 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from consent.grants import service
+from consent.grants import receipts, service
 from consent.grants.models import Grant
 from consent.scopes import PURPOSES, parse_scope
 from consent.vendors.models import Vendor
 from vrm.accounts.models import Customer
 from vrm.db import SessionDep
-from vrm.deps import CurrentCustomer
+from vrm.deps import CurrentCustomer, SettingsDep, VaultDep
 from vrm.export.service import SECTIONS
 from vrm.keys.service import Vault
 
@@ -114,6 +114,31 @@ def list_grants(customer: CurrentCustomer, session: SessionDep) -> GrantList:
 @router.get("/{grant_id}")
 def get_grant(grant_id: str, customer: CurrentCustomer, session: SessionDep) -> GrantPublic:
     return public(session, service.get_for_customer(session, customer.id, grant_id))
+
+
+@router.get(
+    "/{grant_id}/receipt",
+    response_class=Response,
+    responses={200: {"content": {receipts.MEDIA_TYPE: {}}}},
+)
+def grant_receipt(
+    grant_id: str,
+    customer: CurrentCustomer,
+    session: SessionDep,
+    vault: VaultDep,
+    settings: SettingsDep,
+) -> Response:
+    """The consent record, signed (compact JWS, ES256, key at /oauth/jwks)."""
+    grant = service.get_for_customer(session, customer.id, grant_id)
+    token = receipts.receipt(session, vault, settings, grant)
+    return Response(
+        token,
+        media_type=receipts.MEDIA_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="consent-{grant.id}.jws"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.patch("/{grant_id}")

@@ -143,6 +143,7 @@ STEPS = [
     Step("GET", f"{ME}/export", 200),
     Step("GET", f"{ME}/grants", 200),
     Step("GET", GRANT, 404),
+    Step("GET", f"{GRANT}/receipt", 404),
     Step("PATCH", GRANT, 404, lambda p: {"json": {"scopes": ["profile.email:read"]}}),
     Step("DELETE", GRANT, 404),
     Step("GET", "/healthz", 200),
