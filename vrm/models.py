@@ -1,7 +1,7 @@
 """Imports every table so that SQLModel.metadata knows them all (Alembic)."""
 
 from consent.grants.models import Grant, GrantChange
-from consent.oauth.models import AuthorizationCode, OAuthToken
+from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.vendors.models import InitialAccessToken, Vendor
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.history.models import HistoryRecord
@@ -10,6 +10,7 @@ from vrm.records.models import DocumentRecord
 
 __all__ = [
     "AuthorizationCode",
+    "ClientAssertion",
     "Customer",
     "DataKey",
     "DocumentRecord",

@@ -54,3 +54,16 @@ class OAuthToken(SQLModel, table=True):
     # Set when this row's refresh token was exchanged for the next one.
     refreshed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ClientAssertion(SQLModel, table=True):
+    """JWT ids of private_key_jwt assertions already used, until they expire:
+    an assertion works once (RFC 7523 3, item 7)."""
+
+    __tablename__ = "client_assertion"
+
+    vendor_id: str = Field(
+        primary_key=True, foreign_key="vendor.id", ondelete="CASCADE", max_length=64
+    )
+    jti_hash: bytes = Field(primary_key=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from consent.grants import service as grants
 from consent.oauth import keys, tokens
-from consent.oauth.server import VENDOR_SCOPES, Decision, Server
+from consent.oauth.server import ASSERTION_ALGS, TOKEN_AUTH_METHODS, VENDOR_SCOPES, Decision, Server
 from consent.oauth.server import Request as OAuthRequest
 from consent.oauth.userinfo import CLAIMS
 from consent.oauth.userinfo import userinfo as user_claims
@@ -81,12 +81,12 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-        ],
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "jwks_uri": f"{issuer}/oauth/jwks",
         "userinfo_endpoint": f"{issuer}/oauth/userinfo",
         "scopes_supported": [OPENID, *all_scopes(), *VENDOR_SCOPES],

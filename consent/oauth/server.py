@@ -17,6 +17,7 @@ context variable. Where Authlib's defaults fall short of OAuth 2.1 and RFC
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -25,12 +26,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
+    InvalidClientError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Payload,
@@ -43,19 +45,23 @@ from authlib.oauth2.rfc6749.grants import (
     RefreshTokenGrant,
 )
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
-from joserfc.jwk import ECKey
-from sqlmodel import Session, col, select, update
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select, update
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
 from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth import keys, tokens
-from consent.oauth.models import AuthorizationCode, OAuthToken
+from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.scopes import DataRequest, DetailsError, ScopeError, data_request, scope_string
 from consent.vendors import service as vendors
 from consent.vendors.models import Vendor
@@ -68,8 +74,11 @@ from vrm.settings import Settings
 logging.getLogger("authlib").setLevel(logging.INFO)
 
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
-# private_key_jwt (RFC 7523) joins these once its assertion check is registered.
-TOKEN_AUTH_METHODS = [*SECRET_METHODS]
+TOKEN_AUTH_METHODS = [*SECRET_METHODS, "private_key_jwt"]
+# Algorithms a private_key_jwt assertion may be signed with (asymmetric only).
+ASSERTION_ALGS = ["ES256", "ES384", "EdDSA", "PS256", "RS256"]
+# Longest a private_key_jwt assertion may live: bounds the jti store.
+ASSERTION_MAX_SECONDS = 300
 # Scopes a vendor may ask for with its own credentials (no customer).
 VENDOR_SCOPES = ("feed:read",)
 
@@ -452,6 +461,65 @@ class OpenIDConnect(OpenIDCode):
         return UserInfo()
 
 
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """``private_key_jwt`` (RFC 7523 2.2, OIDC Core 9): the vendor signs a
+    short-lived assertion with a key whose public half it registered. Each
+    assertion works once; the audience must be this server."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+        self.server = server
+
+    def get_audiences(self) -> list[str]:
+        issuer = self.server.settings.issuer.rstrip("/")
+        return [
+            self.server.settings.issuer,
+            *(f"{issuer}/oauth/{name}" for name in ("token", "introspect", "revoke")),
+        ]
+
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        if not client.vendor.jwks:
+            raise InvalidClientError(description="The client has no registered keys.")
+        return KeySet.import_key_set(client.vendor.jwks)  # type: ignore[arg-type]
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> jwt.Claims:
+        # As Authlib's, but only asymmetric algorithms: never HS256 keyed
+        # with something public, never "none".
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGS)
+        except JoseError as exc:
+            raise InvalidClientError(description=_ascii(exc.description or exc.error)) from None
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def validate_jti(self, claims: jwt.Claims, jti: Any) -> bool:
+        now = utcnow()
+        exp = claims.get("exp")
+        if not isinstance(jti, str) or not isinstance(exp, int):
+            return False
+        if exp - int(now.timestamp()) > ASSERTION_MAX_SECONDS:
+            raise InvalidClientError(
+                description=f"client assertions may live at most {ASSERTION_MAX_SECONDS} s"
+            )
+        session = db()
+        session.exec(delete(ClientAssertion).where(col(ClientAssertion.expires_at) < now))
+        session.add(
+            ClientAssertion(
+                vendor_id=str(claims["sub"]),
+                jti_hash=hashlib.sha256(jti.encode()).digest(),
+                expires_at=datetime.fromtimestamp(exp, UTC),
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            return False
+        return True
+
+
 # -- revocation and introspection --------------------------------------------
 
 
@@ -534,6 +602,7 @@ class Server(AuthorizationServer):
         self.register_grant(CodeGrant, [S256Challenge(required=True), OpenIDConnect(self)])
         self.register_grant(RefreshGrant)
         self.register_grant(VendorCredentialsGrant)
+        self.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT(self))
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
 
