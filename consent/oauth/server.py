@@ -62,7 +62,15 @@ from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth import keys, tokens
 from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
-from consent.scopes import DataRequest, DetailsError, ScopeError, data_request, scope_string
+from consent.scopes import (
+    DataRequest,
+    DetailsError,
+    ScopeError,
+    data_request,
+    parse_scopes,
+    scope_string,
+    within,
+)
 from consent.vendors import service as vendors
 from consent.vendors.models import Vendor
 from vrm.accounts.models import Customer
@@ -183,8 +191,9 @@ class Client(ClientMixin):
 class Code:
     """An authorization code row, as Authlib's grant wants to see it."""
 
-    def __init__(self, row: AuthorizationCode) -> None:
+    def __init__(self, row: AuthorizationCode, grant: Grant) -> None:
         self.row = row
+        self.grant = grant
         self.code_challenge = row.code_challenge
         self.code_challenge_method = row.code_challenge_method
 
@@ -192,7 +201,10 @@ class Code:
         return self.row.redirect_uri or None
 
     def get_scope(self) -> str:
-        return self.row.scope
+        # What the grant still allows: it may have been narrowed since.
+        accesses, openid = parse_scopes(self.row.scope)
+        allowed = within(accesses, grants.accesses_of(self.grant))
+        return scope_string(allowed, openid and self.grant.openid)
 
     def get_nonce(self) -> str | None:
         return self.row.nonce
@@ -354,7 +366,7 @@ class CodeGrant(AuthorizationCodeGrant):
         grant = session.get(Grant, row.grant_id)
         if grant is None or not grants.is_active(grant):
             return None
-        return Code(row)
+        return Code(row, grant)
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
         # The used row stays as a tombstone until it expires, so reuse is seen.

@@ -398,3 +398,22 @@ def test_grants_are_in_the_customer_s_export(ana: Person, vendor: Vendor) -> Non
     assert grant["scopes"] == ["profile.email:read"]
     assert grant["status"] == "revoked"
     assert [c["kind"] for c in grant["changes"]] == ["granted", "revoked"]
+
+
+def test_a_code_exchanged_after_a_narrowing_gets_the_narrowed_scope(
+    ana: Person, vendor: Vendor
+) -> None:
+    auth = authorize(ana, vendor, "profile.email:read preferences:read")
+    grant_id = _only_grant(ana)["id"]
+    ana.client.patch(f"{GRANTS}/{grant_id}", json={"scopes": ["preferences:read"]})
+    token = vendor.exchange(auth.code, auth.verifier).json()
+    assert token["scope"] == "preferences:read"
+    assert vendor.introspect(token["access_token"])["scope"] == "preferences:read"
+
+
+def test_a_code_for_a_revoked_grant_gets_no_token(ana: Person, vendor: Vendor) -> None:
+    auth = authorize(ana, vendor, "profile.email:read")
+    ana.client.delete(f"{GRANTS}/{_only_grant(ana)['id']}")
+    r = vendor.exchange(auth.code, auth.verifier)
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_grant"
