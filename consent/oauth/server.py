@@ -393,6 +393,16 @@ class RefreshGrant(RefreshTokenGrant):
         row = tokens.find_refresh(session, self.server.vault, refresh_token)
         if row is None or row.vendor_id != self.request.client.vendor.id:
             return None
+        if row.refreshed_at is None and row.revoked_at is None:
+            # Everything that can refuse this request without it being a
+            # replay comes before the token is used up, so a harmless client
+            # mistake (asking for too wide a scope) does not cost the family.
+            active = tokens.usable_refresh(session, row)
+            if active is None:
+                return None
+            asked = self.request.payload.scope
+            if asked and not set(asked.split()) <= set(active.scope.split()):
+                raise InvalidScopeError("the scope asked for is wider than the grant allows")
         if not tokens.consume_refresh(session, row):
             # Replay of a rotated (or revoked) refresh token: one of the two
             # holders is an attacker, so the whole family dies.

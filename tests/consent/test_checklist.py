@@ -421,3 +421,21 @@ def test_26_metadata_says_what_the_server_enforces(client: object) -> None:
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert doc["token_endpoint"] == ISSUER + "/oauth/token"
     assert "profile.email:read" in doc["scopes_supported"]
+
+
+def test_12_a_refused_wider_refresh_does_not_use_up_the_refresh_token(
+    ana: Person, vendor: Vendor
+) -> None:
+    # Found by Authlib's client, which sends its configured scope on every
+    # refresh: the refusal must not count as a use, or the retry would look
+    # like a replay and kill the family.
+    first = tokens_for(ana, vendor, "profile.email:read")
+    wide = vendor.token(
+        grant_type="refresh_token",
+        refresh_token=first["refresh_token"],
+        scope="profile.email:read preferences:read",
+    )
+    assert wide.json()["error"] == "invalid_scope"
+    retry = vendor.refresh(first["refresh_token"])
+    assert retry.status_code == 200, retry.text
+    assert vendor.introspect(retry.json()["access_token"])["active"] is True
