@@ -35,7 +35,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 VENDOR_NAME = "Corner Bookshop"
 PURPOSE = "dpv:ServiceProvision"
 SCOPE = "profile.email:read profile.phone:read preferences:read"
-UNTICK = "read your phone number"
+UNTICK = "Read your phone number"
 DURATION = "30 days"
 NODE_TIMEOUT = 60
 NPM_TIMEOUT = 300
@@ -161,9 +161,9 @@ def test_consent_page_names_vendor_purpose_and_items_in_plain_words(journey: Jou
     assert shown["heading"] == f"{VENDOR_NAME} asks to use some of your data"
     assert "Purpose: to provide the service you asked for" in shown["text"]
     assert [(i["label"], i["value"], i["checked"]) for i in shown["items"]] == [
-        ("read all your preferences", "preferences:read", True),
-        ("read your contact email address", "profile.email:read", True),
-        ("read your phone number", "profile.phone:read", True),
+        ("Read all your preferences", "preferences:read", True),
+        ("Read your contact email address", "profile.email:read", True),
+        ("Read your phone number", "profile.phone:read", True),
     ]
     assert DURATION in shown["durations"]
     assert Path(journey.seen("allow", "screenshot")).stat().st_size > 0
