@@ -11,6 +11,7 @@ from consent.grants.routes import router as grants_router
 from consent.login import router as login_router
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
+from consent.registration import router as registration_router
 from vrm import __version__
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.include_router(api_router)
     app.include_router(grants_router)
     app.include_router(oauth_router)
+    app.include_router(registration_router)
     app.include_router(login_router)
 
     @app.get("/healthz", include_in_schema=False)

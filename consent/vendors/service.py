@@ -11,12 +11,19 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
-from consent.vendors.metadata import MAX_NAME_LENGTH, check_metadata, has_control_characters
+from consent.vendors.errors import InvalidClientMetadata
+from consent.vendors.metadata import (
+    MAX_NAME_LENGTH,
+    ClientMetadata,
+    check_metadata,
+    has_control_characters,
+)
 from consent.vendors.models import GRANT_TYPES, InitialAccessToken, Vendor
 from vrm.dbtypes import utcnow
 from vrm.errors import Conflict, NotFound, ValidationFailed
@@ -66,6 +73,16 @@ def register(
         grant_types=grant_types,
         jwks=jwks,
     )
+    vendor, secret = _new_vendor(vault, metadata, registered_by)
+    session.add(vendor)
+    session.commit()
+    session.refresh(vendor)
+    return vendor, secret
+
+
+def _new_vendor(
+    vault: Vault, metadata: ClientMetadata, registered_by: Literal["operator", "dynamic"]
+) -> tuple[Vendor, str | None]:
     secret = None if metadata.token_endpoint_auth_method == PRIVATE_KEY_JWT else _new_secret()
     vendor = Vendor(
         # The client id is always the server's choice (RFC 7591 section 3.2.1).
@@ -83,9 +100,6 @@ def register(
         registered_by=registered_by,
         created_at=utcnow(),
     )
-    session.add(vendor)
-    session.commit()
-    session.refresh(vendor)
     return vendor, secret
 
 
@@ -176,3 +190,81 @@ def check_initial_access_token(session: Session, vault: Vault, token: str) -> bo
     if row is None or row.revoked_at is not None:
         return False
     return row.expires_at is None or row.expires_at > utcnow()
+
+
+# -- dynamic registration (RFC 7591) and its management (RFC 7592) ----------
+
+
+@dataclass(frozen=True)
+class DynamicRegistration:
+    """A vendor that registered itself, with the credentials that exist only
+    here: its client secret (None for private_key_jwt) and its registration
+    access token."""
+
+    vendor: Vendor
+    client_secret: str | None
+    registration_token: str
+
+
+def register_dynamic(
+    session: Session, vault: Vault, *, metadata: ClientMetadata
+) -> DynamicRegistration:
+    """Store a vendor that registered itself with an initial access token.
+    ``metadata`` is what :func:`~consent.vendors.metadata.check_metadata`
+    returned. Besides the client secret, the vendor gets a registration
+    access token for RFC 7592; both are kept only as keyed hashes."""
+    vendor, secret = _new_vendor(vault, metadata, "dynamic")
+    token = _new_secret()
+    vendor.registration_token_hash = vault.token_hash(token)
+    session.add(vendor)
+    session.commit()
+    session.refresh(vendor)
+    return DynamicRegistration(vendor=vendor, client_secret=secret, registration_token=token)
+
+
+def check_registration_token(vault: Vault, vendor: Vendor, token: str) -> bool:
+    """True if ``token`` is this vendor's registration access token and the
+    vendor is enabled. Compares keyed hashes in constant time. Operator
+    registered vendors have no such token, so never match."""
+    if vendor.registration_token_hash is None or vendor.disabled_at is not None:
+        return False
+    return hmac.compare_digest(vault.token_hash(token), vendor.registration_token_hash)
+
+
+def update_registration(session: Session, vendor: Vendor, *, metadata: ClientMetadata) -> Vendor:
+    """Replace the vendor's metadata with ``metadata`` (RFC 7592 section 2.2:
+    what the client left out is removed). The credentials stay as they are,
+    so the authentication method may move between client_secret_basic and
+    client_secret_post but not across the line between a secret and
+    private_key_jwt: that would need a new secret, or leave a live one
+    behind. Such a client registers anew."""
+    was_jwt = vendor.token_endpoint_auth_method == PRIVATE_KEY_JWT
+    if was_jwt != (metadata.token_endpoint_auth_method == PRIVATE_KEY_JWT):
+        raise InvalidClientMetadata(
+            "token_endpoint_auth_method cannot move between a client secret and "
+            "private_key_jwt; register a new client instead"
+        )
+    vendor.name = metadata.name
+    vendor.redirect_uris = metadata.redirect_uris
+    vendor.logo_uri = metadata.logo_uri
+    vendor.policy_uri = metadata.policy_uri
+    vendor.notify_uri = metadata.notify_uri
+    vendor.contacts = metadata.contacts
+    vendor.token_endpoint_auth_method = metadata.token_endpoint_auth_method
+    vendor.grant_types = metadata.grant_types
+    vendor.jwks = metadata.jwks
+    session.add(vendor)
+    session.commit()
+    session.refresh(vendor)
+    return vendor
+
+
+def delete_registration(session: Session, vendor: Vendor) -> None:
+    """RFC 7592 section 2.3: the client is gone for every purpose. The row
+    stays disabled (grants and receipts name it) and its registration access
+    token is forgotten; tokens of a disabled vendor no longer work."""
+    if vendor.disabled_at is None:
+        vendor.disabled_at = utcnow()
+    vendor.registration_token_hash = None
+    session.add(vendor)
+    session.commit()

@@ -420,6 +420,7 @@ def test_26_metadata_says_what_the_server_enforces(client: object) -> None:
     assert "implicit" not in doc["grant_types_supported"]
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert doc["token_endpoint"] == ISSUER + "/oauth/token"
+    assert doc["registration_endpoint"] == ISSUER + "/oauth/register"
     assert "profile.email:read" in doc["scopes_supported"]
 
 
