@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
+from consent.grants import service as grants
+from consent.grants.models import Grant
 from consent.vendors.errors import InvalidClientMetadata
 from consent.vendors.metadata import (
     MAX_NAME_LENGTH,
@@ -126,9 +128,20 @@ def disable(session: Session, client_id: str) -> Vendor:
     if vendor.disabled_at is None:
         vendor.disabled_at = utcnow()
         session.add(vendor)
+        _end_grants(session, vendor, by="operator")
         session.commit()
         session.refresh(vendor)
     return vendor
+
+
+def _end_grants(session: Session, vendor: Vendor, *, by: str) -> None:
+    """A vendor that is gone holds no consent: its customers see their
+    grants with it as revoked, not as active grants that no longer work."""
+    active = session.exec(
+        select(Grant).where(Grant.vendor_id == vendor.id, col(Grant.revoked_at).is_(None))
+    ).all()
+    for grant in active:
+        grants.revoke(session, grant, by=by)
 
 
 def check_secret(vault: Vault, vendor: Vendor, secret: str) -> bool:
@@ -265,6 +278,7 @@ def delete_registration(session: Session, vendor: Vendor) -> None:
     token is forgotten; tokens of a disabled vendor no longer work."""
     if vendor.disabled_at is None:
         vendor.disabled_at = utcnow()
+        _end_grants(session, vendor, by="vendor")
     vendor.registration_token_hash = None
     session.add(vendor)
     session.commit()

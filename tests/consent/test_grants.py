@@ -245,6 +245,9 @@ def test_disabling_a_vendor_stops_its_tokens(app: FastAPI, ana: Person, vendor: 
     r = vendor.refresh(token["refresh_token"])
     assert r.status_code in (400, 401)
     assert r.json()["error"] == "invalid_client"
+    grant = _only_grant(ana)
+    assert grant["status"] == "revoked"
+    assert grant["revoked_by"] == "operator"
 
 
 # RFC 9396 authorization_details ------------------------------------------------
