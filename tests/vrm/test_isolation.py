@@ -40,6 +40,7 @@ class AnaData:
     event_ids: list[str]
     vendor: str
     grant_id: str
+    client_id: str
 
 
 @pytest.fixture
@@ -91,12 +92,14 @@ def ana_data(app: FastAPI, ana: Person) -> AnaData:
         event_ids.append(r.json()["id"])
     markers = [given, family, contact, street, brand, diet, free_key, free_value, vendor]
     # A grant to a vendor, with live tokens.
-    grant_id = tokens_for(ana, register_vendor(app), "profile.email:read history:read")["grant_id"]
+    shop = register_vendor(app)
+    grant_id = tokens_for(ana, shop, "profile.email:read history:read")["grant_id"]
     return AnaData(
         markers=[*markers, notes, item, ana.email],
         event_ids=event_ids,
         vendor=vendor,
         grant_id=grant_id,
+        client_id=shop.client_id,
     )
 
 
@@ -112,6 +115,8 @@ class Probe:
     vendor: str
     bob: Person
     grant_id: str = ""
+    # The vendor ana granted: bob pokes at its registration too.
+    client_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,11 @@ def _plan(app: FastAPI) -> list[Step]:
 
 
 def _url(path: str, probe: Probe) -> str:
-    url = path.replace("{event_id}", probe.event_id).replace("{grant_id}", probe.grant_id)
+    url = (
+        path.replace("{event_id}", probe.event_id)
+        .replace("{grant_id}", probe.grant_id)
+        .replace("{client_id}", probe.client_id)
+    )
     assert "{" not in url, f"the walker does not know the path parameters of {path}"
     return url
 
@@ -250,7 +259,14 @@ def test_bob_walking_every_route_gets_the_expected_answers(
 ) -> None:
     # Guards the two tests below: a walk where every call failed early (say,
     # 401 for a lost cookie) would leak nothing and prove nothing.
-    probe = Probe(ana_data.event_ids[0], ana.email, ana_data.vendor, bob, ana_data.grant_id)
+    probe = Probe(
+        ana_data.event_ids[0],
+        ana.email,
+        ana_data.vendor,
+        bob,
+        ana_data.grant_id,
+        ana_data.client_id,
+    )
     seen = _walk(app, bob.client, probe)
     unexpected = [
         (s.step.method, s.step.path, s.status)
@@ -263,7 +279,14 @@ def test_bob_walking_every_route_gets_the_expected_answers(
 def test_bob_walking_every_route_never_sees_anas_values(
     app: FastAPI, ana_data: AnaData, ana: Person, bob: Person
 ) -> None:
-    probe = Probe(ana_data.event_ids[0], ana.email, ana_data.vendor, bob, ana_data.grant_id)
+    probe = Probe(
+        ana_data.event_ids[0],
+        ana.email,
+        ana_data.vendor,
+        bob,
+        ana_data.grant_id,
+        ana_data.client_id,
+    )
     seen = _walk(app, bob.client, probe)
     leaks = [
         (s.step.method, s.step.path, marker)
@@ -286,7 +309,14 @@ def test_bob_walking_every_route_leaves_anas_data_byte_for_byte_unchanged(
     _walk(
         app,
         bob.client,
-        Probe(ana_data.event_ids[1], ana.email, ana_data.vendor, bob, ana_data.grant_id),
+        Probe(
+            ana_data.event_ids[1],
+            ana.email,
+            ana_data.vendor,
+            bob,
+            ana_data.grant_id,
+            ana_data.client_id,
+        ),
     )
 
     assert _export(ana) == export_before
@@ -361,7 +391,14 @@ def test_every_me_route_refuses_a_request_without_a_valid_session_with_401(
         "logged_out": {"vrm_session": _logged_out_cookie(app, ana)},
     }[cookie]
     # ana's own event id: a route that skipped authentication would find it.
-    probe = Probe(ana_data.event_ids[0], ana.email, ana_data.vendor, ana, ana_data.grant_id)
+    probe = Probe(
+        ana_data.event_ids[0],
+        ana.email,
+        ana_data.vendor,
+        ana,
+        ana_data.grant_id,
+        ana_data.client_id,
+    )
     answers = {}
     with TestClient(app, cookies=cookies) as stranger:
         for step in _plan(app):
