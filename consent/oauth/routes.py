@@ -10,6 +10,7 @@ exactly those shapes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
@@ -365,40 +366,43 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-@router.post("/oauth/token")
-async def token(
-    request: Request, server: ServerDep, session: SessionDep, settings: SettingsDep
+def _in_thread(server: Server, engine: Any, work: Callable[[], Response]) -> Response:
+    with Session(engine) as session:
+        return server.run(session, work)
+
+
+async def _endpoint(
+    request: Request, server: Server, settings: Settings, name: str | None
 ) -> Response:
+    """The vendor's hot paths (token, revocation, introspection): the form is
+    read here, then all database work happens in one worker thread with a
+    session opened there (a session dependency would add thread hops)."""
     oreq = await _form_request(request, settings)
     if isinstance(oreq, Response):
         return oreq
-    response = await run_in_threadpool(
-        server.run, session, lambda: server.create_token_response(oreq)
-    )
+
+    def work() -> Response:
+        answer: Response
+        if name is None:
+            answer = server.create_token_response(oreq)
+        else:
+            answer = server.create_endpoint_response(name, oreq)
+        return answer
+
+    response = await run_in_threadpool(_in_thread, server, request.app.state.engine, work)
     return _no_store(response)
+
+
+@router.post("/oauth/token")
+async def token(request: Request, server: ServerDep, settings: SettingsDep) -> Response:
+    return await _endpoint(request, server, settings, None)
 
 
 @router.post("/oauth/revoke")
-async def revoke(
-    request: Request, server: ServerDep, session: SessionDep, settings: SettingsDep
-) -> Response:
-    oreq = await _form_request(request, settings)
-    if isinstance(oreq, Response):
-        return oreq
-    response = await run_in_threadpool(
-        server.run, session, lambda: server.create_endpoint_response("revocation", oreq)
-    )
-    return _no_store(response)
+async def revoke(request: Request, server: ServerDep, settings: SettingsDep) -> Response:
+    return await _endpoint(request, server, settings, "revocation")
 
 
 @router.post("/oauth/introspect")
-async def introspect(
-    request: Request, server: ServerDep, session: SessionDep, settings: SettingsDep
-) -> Response:
-    oreq = await _form_request(request, settings)
-    if isinstance(oreq, Response):
-        return oreq
-    response = await run_in_threadpool(
-        server.run, session, lambda: server.create_endpoint_response("introspection", oreq)
-    )
-    return _no_store(response)
+async def introspect(request: Request, server: ServerDep, settings: SettingsDep) -> Response:
+    return await _endpoint(request, server, settings, "introspection")
