@@ -38,11 +38,13 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        _fail(f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+        where = ".".join(map(str, first["loc"]))
+        message = str(first["msg"]).removeprefix("Value error, ")
+        _fail(f"bad setting {where}: {message}" if where else f"bad setting: {message}")
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"vrm: {message}", markup=False, highlight=False)
+    err.print(f"vrm: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 

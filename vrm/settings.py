@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,13 @@ class Settings(BaseSettings):
     def _check_paths(self) -> Settings:
         if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):
             raise ValueError("VRM_DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        issuer = urlsplit(self.issuer)
+        loopback = issuer.hostname in ("127.0.0.1", "localhost", "::1")
+        if not issuer.hostname or issuer.query or issuer.fragment:
+            raise ValueError("VRM_ISSUER must be a URL such as https://vrm.example.org")
+        if issuer.scheme != "https" and not (issuer.scheme == "http" and loopback):
+            # OAuth needs TLS (RFC 9700 2.6): plain http only on loopback.
+            raise ValueError("VRM_ISSUER must be https (plain http only on loopback)")
         return self
 
     @property

@@ -312,6 +312,19 @@ class CodeGrant(AuthorizationCodeGrant):
             raise InvalidAuthorizationDetailsError(_ascii(str(exc))) from None
         except ScopeError as exc:
             raise InvalidScopeError(_ascii(str(exc))) from None
+        challenge = data.get("code_challenge")
+        if challenge and self._challenge_seen(request.client.vendor.id, challenge):
+            # RFC 9700 2.1.1: a constant challenge is no protection at all.
+            raise InvalidRequestError("code_challenge was used before: make one per request")
+
+    def _challenge_seen(self, vendor_id: str, challenge: str) -> bool:
+        found = db().exec(
+            select(AuthorizationCode.code_hash).where(
+                AuthorizationCode.vendor_id == vendor_id,
+                AuthorizationCode.code_challenge == challenge,
+            )
+        )
+        return found.first() is not None
 
     def save_authorization_code(self, code: str, request: Request) -> None:
         decision = request.decision
@@ -335,6 +348,13 @@ class CodeGrant(AuthorizationCodeGrant):
             expires_at=now + timedelta(seconds=self.server.settings.code_ttl_seconds),
         )
         session = db()
+        # Used and expired codes stay a day as tombstones (reuse, nonce and
+        # challenge replay are caught while they last), then go.
+        session.exec(
+            delete(AuthorizationCode).where(
+                col(AuthorizationCode.expires_at) < now - timedelta(days=1)
+            )
+        )
         session.add(row)
         session.commit()
 

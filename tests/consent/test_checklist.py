@@ -440,3 +440,59 @@ def test_12_a_refused_wider_refresh_does_not_use_up_the_refresh_token(
     retry = vendor.refresh(first["refresh_token"])
     assert retry.status_code == 200, retry.text
     assert vendor.introspect(retry.json()["access_token"])["active"] is True
+
+
+# 27: TLS ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "issuer", ["http://vrm.example", "http://10.0.0.5:8000", "ftp://vrm.example", "vrm.example"]
+)
+def test_27_the_server_refuses_to_start_with_a_plain_http_issuer(issuer: str) -> None:
+    from pydantic import ValidationError
+
+    from vrm.settings import Settings
+
+    with pytest.raises(ValidationError, match="VRM_ISSUER"):
+        Settings(issuer=issuer)
+
+
+@pytest.mark.parametrize(
+    "issuer", ["https://vrm.example", "http://127.0.0.1:8000", "http://localhost:9000"]
+)
+def test_27_https_or_loopback_issuers_are_accepted(issuer: str) -> None:
+    from vrm.settings import Settings
+
+    assert Settings(issuer=issuer).issuer == issuer
+
+
+def test_27_vrm_serve_says_why_it_will_not_start(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    vrm = Path(sys.executable).with_name("vrm")
+    env = {**os.environ, "VRM_DATA_DIR": str(tmp_path), "VRM_ISSUER": "http://vrm.example"}
+    r = subprocess.run([str(vrm), "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "VRM_ISSUER must be https" in lines[0]
+
+
+# 28: constant challenges -------------------------------------------------------------
+
+
+def test_28_a_code_challenge_used_before_is_refused(ana: Person, vendor: Vendor) -> None:
+    first = authorize(ana, vendor)
+    again = start(
+        ana,
+        vendor,
+        prompt="consent",
+        code_challenge=first.params["code_challenge"],
+    )
+    assert _bounced(again.page, vendor)["error"] == "invalid_request"
+    assert "code_challenge" in location_params(again.page.headers["location"])["error_description"]
+    # A fresh challenge works.
+    assert start(ana, vendor, prompt="consent").page.status_code == 200
