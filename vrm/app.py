@@ -51,9 +51,11 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     install_handlers(app)
     app.add_middleware(JSONOnlyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    # The OAuth router first: routes match in order, and its token and
+    # introspection endpoints are what vendors call most.
+    app.include_router(oauth_router)
     app.include_router(api_router)
     app.include_router(grants_router)
-    app.include_router(oauth_router)
     app.include_router(registration_router)
     app.include_router(login_router)
 
