@@ -413,6 +413,7 @@ class RefreshGrant(RefreshTokenGrant):
         row = tokens.find_refresh(session, self.server.vault, refresh_token)
         if row is None or row.vendor_id != self.request.client.vendor.id:
             return None
+        active = None
         if row.refreshed_at is None and row.revoked_at is None:
             # Everything that can refuse this request without it being a
             # replay comes before the token is used up, so a harmless client
@@ -423,22 +424,22 @@ class RefreshGrant(RefreshTokenGrant):
             asked = self.request.payload.scope
             if asked and not set(asked.split()) <= set(active.scope.split()):
                 raise InvalidScopeError("the scope asked for is wider than the grant allows")
-        if not tokens.consume_refresh(session, row):
+        if active is None or not tokens.consume_refresh(session, row):
             # Replay of a rotated (or revoked) refresh token: one of the two
             # holders is an attacker, so the whole family dies.
+            session.rollback()
             tokens.revoke_family(session, row.family_id)
             session.commit()
             return None
-        session.commit()
-        session.refresh(row)
-        active = tokens.usable_refresh(session, row)
-        if active is None:
-            return None
+        # Not committed here: the use and the next token of the family are
+        # one transaction (save_token commits). A concurrent second use
+        # waits on the row and then finds it used.
         return Token(row, active, "refresh_token")
 
-    def authenticate_user(self, refresh_token: Token) -> Customer | None:
-        customer_id = refresh_token.row.customer_id
-        return db().get(Customer, customer_id) if customer_id else None
+    def authenticate_user(self, refresh_token: Token) -> str | None:
+        # The customer's id is all the token generator needs; their row is
+        # not loaded (deleting a customer deletes their tokens anyway).
+        return refresh_token.row.customer_id
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
         # Already consumed in authenticate_refresh_token.
@@ -671,7 +672,7 @@ class Server(AuthorizationServer):
         self,
         grant_type: str,
         client: Client,
-        user: Customer | None = None,
+        user: Customer | str | None = None,
         scope: str | None = None,
         expires_in: int | None = None,
         include_refresh_token: bool = True,

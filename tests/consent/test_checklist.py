@@ -496,3 +496,41 @@ def test_28_a_code_challenge_used_before_is_refused(ana: Person, vendor: Vendor)
     assert "code_challenge" in location_params(again.page.headers["location"])["error_description"]
     # A fresh challenge works.
     assert start(ana, vendor, prompt="consent").page.status_code == 200
+
+
+def test_12_two_refreshes_racing_with_one_token_get_one_answer_then_the_family_dies(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    first = tokens_for(ana, vendor)
+    barrier = threading.Barrier(4)
+    answers: list[object] = []
+
+    def refresh() -> None:
+        # Not as a context manager: that would run the app's lifespan, whose
+        # end disposes the engine under the other threads' feet.
+        c = TestClient(app)
+        barrier.wait()
+        r = c.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+            auth=vendor.auth,
+        )
+        answers.append(r)
+
+    threads = [threading.Thread(target=refresh) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in answers if r.status_code == 200]  # type: ignore[attr-defined]
+    refused = [r for r in answers if r.status_code == 400]  # type: ignore[attr-defined]
+    assert len(ok) == 1, [r.text for r in answers]  # type: ignore[attr-defined]
+    assert len(refused) == 3
+    assert all(r.json()["error"] == "invalid_grant" for r in refused)  # type: ignore[attr-defined]
+    # The losers look like replays, so the winner's tokens are revoked too.
+    winner = ok[0].json()  # type: ignore[attr-defined]
+    assert vendor.introspect(winner["access_token"]) == {"active": False}
