@@ -81,12 +81,16 @@ class Target(NamedTuple):
     pid: int | None = None
 
 
+# Set by --postgres: the URL of the private cluster the script started.
+_DATABASE_URL = [""]
+
+
 def start_ours(workers: int) -> Target:
     """Start our server with ``workers`` uvicorn workers (bench/ours.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import ours
 
-    base, path, client_id, secret, factory, stop, pid = ours.start(workers)
+    base, path, client_id, secret, factory, stop, pid = ours.start(workers, _DATABASE_URL[0])
     return Target(base, path, client_id, secret, factory, stop, cc_scope="feed:read", pid=pid)
 
 
@@ -722,6 +726,11 @@ def main() -> None:
     side.add_argument("--only-oidc-provider", action="store_true")
     side.add_argument("--only-ours", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="server processes on each side")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="run ours on a private PostgreSQL cluster (tests/pgserver.py) instead of SQLite",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per phase")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured load first")
@@ -752,7 +761,13 @@ def main() -> None:
     results: list[PhaseResult] = []
     try:
         if not args.only_oidc_provider:
-            results += run_server("ours", start_ours, args)
+            with contextlib.ExitStack() as cluster:
+                if args.postgres:
+                    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+                    from tests.pgserver import postgres_cluster
+
+                    _DATABASE_URL[0] = cluster.enter_context(postgres_cluster())
+                results += run_server("ours", start_ours, args)
         if not args.only_ours:
 
             def start_peer(workers: int) -> Target:
