@@ -32,6 +32,9 @@ from pydantic import (
 from vrm.catalogue import CATEGORIES
 
 OPENID = "openid"
+# Scopes a vendor holds for itself (client credentials), naming no
+# customer's data: the change feed of its own grants.
+VENDOR_SCOPES = ("feed:read",)
 DETAIL_TYPE = "urn:vrm:consent:data-access"
 Action = Literal["read", "write"]
 

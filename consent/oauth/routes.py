@@ -26,12 +26,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from consent.grants import service as grants
 from consent.oauth import keys, tokens
-from consent.oauth.server import ASSERTION_ALGS, TOKEN_AUTH_METHODS, VENDOR_SCOPES, Decision, Server
+from consent.oauth.server import ASSERTION_ALGS, TOKEN_AUTH_METHODS, Decision, Server
 from consent.oauth.server import Request as OAuthRequest
 from consent.oauth.userinfo import CLAIMS
 from consent.oauth.userinfo import userinfo as user_claims
 from consent.pages import csrf_ok, csrf_token, render
-from consent.scopes import OPENID, PURPOSES, all_scopes, parse_scope
+from consent.scopes import OPENID, PURPOSES, VENDOR_SCOPES, all_scopes, parse_scope
 from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.db import SessionDep

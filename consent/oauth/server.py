@@ -63,6 +63,7 @@ from consent.grants.models import Grant
 from consent.oauth import keys, tokens
 from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.scopes import (
+    VENDOR_SCOPES,
     DataRequest,
     DetailsError,
     ScopeError,
@@ -87,8 +88,6 @@ TOKEN_AUTH_METHODS = [*SECRET_METHODS, "private_key_jwt"]
 ASSERTION_ALGS = ["ES256", "ES384", "EdDSA", "PS256", "RS256"]
 # Longest a private_key_jwt assertion may live: bounds the jti store.
 ASSERTION_MAX_SECONDS = 300
-# Scopes a vendor may ask for with its own credentials (no customer).
-VENDOR_SCOPES = ("feed:read",)
 
 _db: ContextVar[Session] = ContextVar("consent_db")
 T = TypeVar("T")

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select, update
 from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth.models import OAuthToken
-from consent.scopes import Access, parse_scopes, scope_string, within
+from consent.scopes import VENDOR_SCOPES, Access, parse_scopes, scope_string, within
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 from vrm.keys.service import Vault
@@ -53,18 +53,21 @@ class ActiveToken:
     grant: Grant | None
     accesses: list[Access]
     openid: bool
+    # Vendor-wide scopes of a client-credentials token (feed:read).
+    vendor_scopes: tuple[str, ...] = ()
 
     @property
     def scope(self) -> str:
-        return scope_string(self.accesses, self.openid)
+        return " ".join([*self.vendor_scopes, scope_string(self.accesses, self.openid)]).strip()
 
 
 def effective(token: OAuthToken, grant: Grant | None) -> tuple[list[Access], bool]:
-    """What the token may do: its own scope, cut down to its grant's current
-    scope (a narrowed grant narrows every token at once)."""
-    accesses, openid = parse_scopes(token.scope)
+    """What the token may do with customer data: its own scope, cut down to
+    its grant's current scope (a narrowed grant narrows every token at once).
+    A token without a grant (client credentials) reaches no customer data."""
     if grant is None:
-        return accesses, openid
+        return [], False
+    accesses, openid = parse_scopes(token.scope)
     return within(accesses, grants.accesses_of(grant)), openid and grant.openid
 
 
@@ -80,7 +83,17 @@ def _usable(session: Session, row: OAuthToken, now: datetime) -> ActiveToken | N
         if grant is None or not grants.is_active(grant, now):
             return None
     accesses, openid = effective(row, grant)
-    return ActiveToken(token=row, vendor=vendor, grant=grant, accesses=accesses, openid=openid)
+    vendor_scopes = (
+        () if grant is not None else tuple(s for s in row.scope.split() if s in VENDOR_SCOPES)
+    )
+    return ActiveToken(
+        token=row,
+        vendor=vendor,
+        grant=grant,
+        accesses=accesses,
+        openid=openid,
+        vendor_scopes=vendor_scopes,
+    )
 
 
 def check_access_token(session: Session, vault: Vault, token: str) -> ActiveToken | None:

@@ -534,3 +534,19 @@ def test_12_two_refreshes_racing_with_one_token_get_one_answer_then_the_family_d
     # The losers look like replays, so the winner's tokens are revoked too.
     winner = ok[0].json()  # type: ignore[attr-defined]
     assert vendor.introspect(winner["access_token"]) == {"active": False}
+
+
+def test_19_a_client_credentials_token_introspects_with_its_vendor_scope(
+    vendor: Vendor,
+) -> None:
+    r = vendor.token(grant_type="client_credentials", scope="feed:read")
+    assert r.status_code == 200, r.text
+    token = r.json()["access_token"]
+    info = vendor.introspect(token)
+    assert info["active"] is True
+    assert info["scope"] == "feed:read"
+    assert "sub" not in info
+    # It names no customer: userinfo refuses it (and does not fail).
+    u = vendor.client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert u.status_code == 401
+    assert 'error="invalid_token"' in u.headers["www-authenticate"]
