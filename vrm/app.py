@@ -21,6 +21,7 @@ from vrm.errors import install_handlers
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
 from vrm.settings import Settings, get_settings
+from vrm.vendor_api.routes import router as vendor_api_router
 
 
 def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = None) -> FastAPI:
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.include_router(grants_router)
     app.include_router(registration_router)
     app.include_router(login_router)
+    app.include_router(vendor_api_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

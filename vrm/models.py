@@ -7,8 +7,10 @@ from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
 from vrm.records.models import DocumentRecord
+from vrm.vendor_api.models import AccessEvent
 
 __all__ = [
+    "AccessEvent",
     "AuthorizationCode",
     "ClientAssertion",
     "Customer",

@@ -206,6 +206,7 @@ def _url(path: str, probe: Probe) -> str:
         path.replace("{event_id}", probe.event_id)
         .replace("{grant_id}", probe.grant_id)
         .replace("{client_id}", probe.client_id)
+        .replace("{category}", "profile")
     )
     assert "{" not in url, f"the walker does not know the path parameters of {path}"
     return url
