@@ -17,7 +17,6 @@ fail and say so. The harness installs playwright-core from the lockfile
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import httpx
 import pytest
 
 from tests.liveserver import Customer, LiveServer, live_server
+from tests.nodejs import node_with_packages
 
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,23 +38,6 @@ SCOPE = "profile.email:read profile.phone:read preferences:read"
 UNTICK = "Read your phone number"
 DURATION = "30 days"
 NODE_TIMEOUT = 60
-NPM_TIMEOUT = 300
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(
-            f"{name} is not on PATH: the browser tests need Node.js >= 20 and npm"
-            " (Debian: apt-get install nodejs npm)",
-            pytrace=False,
-        )
-    return found
-
-
-def _locked_versions(lockfile: Path) -> dict[str, str]:
-    packages = json.loads(lockfile.read_text())["packages"]
-    return {k: v["version"] for k, v in packages.items() if k.startswith("node_modules/")}
 
 
 @pytest.fixture(scope="module")
@@ -66,21 +49,7 @@ def node() -> str:
             f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (Debian's chromium package)",
             pytrace=False,
         )
-    node = _tool("node")
-    installed = BROWSER_DIR / "node_modules" / ".package-lock.json"
-    wanted = _locked_versions(BROWSER_DIR / "package-lock.json")
-    if not installed.exists() or _locked_versions(installed) != wanted:
-        done = subprocess.run(
-            [_tool("npm"), "ci", "--no-audit", "--no-fund"],
-            cwd=BROWSER_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"npm ci in {BROWSER_DIR} failed:\n{done.stderr}", pytrace=False)
-    return node
+    return node_with_packages(BROWSER_DIR)
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,6 @@ introspection endpoints.
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -35,6 +33,7 @@ from authlib.common.security import generate_token
 from authlib.deprecate import AuthlibDeprecationWarning
 
 from tests.liveserver import Browser, Customer, LiveServer, live_server
+from tests.nodejs import node_with_packages
 
 # Authlib 1.9 warns once, on import, that its httpx client prefers httpx2; the
 # project (and FastAPI's TestClient) use httpx, which it still supports.
@@ -48,7 +47,6 @@ SCOPE = "profile.email:read profile.phone:read preferences:read"
 UNTICKED = "profile.phone:read"
 GRANTED = {"profile.email:read", "preferences:read"}
 NODE_TIMEOUT = 120
-NPM_TIMEOUT = 300
 
 
 @pytest.fixture(scope="module")
@@ -60,47 +58,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 # -- openid-client ------------------------------------------------------------
 
 
-def _locked_versions(lockfile: Path) -> dict[str, str]:
-    packages = json.loads(lockfile.read_text())["packages"]
-    return {k: v["version"] for k, v in packages.items() if k.startswith("node_modules/")}
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(
-            f"{name} is not on PATH: the foreign-client tests need Node.js >= 20 and npm"
-            " (Debian: apt-get install nodejs npm)",
-            pytrace=False,
-        )
-    return found
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
     """Node with openid-client installed from package-lock.json: ``npm ci``
     runs when node_modules is missing or differs from the lockfile."""
-    node = _tool("node")
-    version = subprocess.run(
-        [node, "--version"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    major = int(re.match(r"v(\d+)", version).group(1))  # type: ignore[union-attr]
-    if major < 20:
-        pytest.fail(f"openid-client 6 needs Node.js >= 20, found {version}", pytrace=False)
-    installed = NODE_DIR / "node_modules" / ".package-lock.json"
-    wanted = _locked_versions(NODE_DIR / "package-lock.json")
-    if not installed.exists() or _locked_versions(installed) != wanted:
-        done = subprocess.run(
-            [_tool("npm"), "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"npm ci in {NODE_DIR} failed:\n{done.stderr}", pytrace=False)
-    return node
+    return node_with_packages(NODE_DIR)
 
 
 def run_flow(node: str, server: LiveServer, customer: Customer, *args: str) -> dict[str, Any]:

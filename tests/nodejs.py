@@ -1,0 +1,59 @@
+"""Node.js for the tests that drive the server with JavaScript clients
+(openid-client, playwright-core): find node and npm, check the version, and
+install a test folder's packages from its lockfile when they are missing or
+differ from it. The harness installs; the developer does not."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+NPM_TIMEOUT = 300
+MIN_MAJOR = 20
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(
+            f"{name} is not on PATH: these tests need Node.js >= {MIN_MAJOR} and npm"
+            " (Debian: apt-get install nodejs npm)",
+            pytrace=False,
+        )
+    return found
+
+
+def _locked_versions(lockfile: Path) -> dict[str, str]:
+    packages = json.loads(lockfile.read_text())["packages"]
+    return {k: v["version"] for k, v in packages.items() if k.startswith("node_modules/")}
+
+
+def node_with_packages(folder: Path) -> str:
+    """The node executable, after ``npm ci`` in ``folder`` if its
+    node_modules is missing or differs from package-lock.json."""
+    node = tool("node")
+    version = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    found = re.match(r"v(\d+)", version)
+    if found is None or int(found.group(1)) < MIN_MAJOR:
+        pytest.fail(f"these tests need Node.js >= {MIN_MAJOR}, found {version}", pytrace=False)
+    installed = folder / "node_modules" / ".package-lock.json"
+    wanted = _locked_versions(folder / "package-lock.json")
+    if not installed.exists() or _locked_versions(installed) != wanted:
+        done = subprocess.run(
+            [tool("npm"), "ci", "--no-audit", "--no-fund"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"npm ci in {folder} failed:\n{done.stderr}", pytrace=False)
+    return node
