@@ -1,4 +1,5 @@
-"""Entity tags and the If-Match precondition (RFC 9110 sections 8.8.3, 13.1.1)."""
+"""Entity tags and the If-Match and If-None-Match preconditions (RFC 9110
+sections 8.8.3, 13.1.1, 13.1.2)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,11 @@ def check_if_match(if_match: str | None, current: str) -> None:
         "The document changed since you read it; fetch it again and reapply your change.",
         current_etag=current,
     )
+
+
+def matches_if_none_match(header: str | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: weak comparison, ``*`` matches any representation."""
+    if header is None:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags

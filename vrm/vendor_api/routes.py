@@ -15,6 +15,7 @@ from consent.oauth import tokens
 from consent.oauth.routes import bearer_token
 from vrm.db import SessionDep
 from vrm.deps import VaultDep
+from vrm.etags import matches_if_none_match
 from vrm.vendor_api import service
 from vrm.vendor_api.service import InsufficientScope, InvalidToken, Reader
 
@@ -54,7 +55,7 @@ def _respond(
     # The vendor may keep what it read (within the grant's retention), but no
     # shared cache may; every reuse revalidates, so every use is counted.
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization"}
-    not_modified = service.matches_if_none_match(if_none_match, etag)
+    not_modified = matches_if_none_match(if_none_match, etag)
     service.record_access(
         session=session, reader=reader, projection=projection, not_modified=not_modified
     )

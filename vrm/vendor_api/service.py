@@ -206,11 +206,3 @@ def record_access(
     session.add(event)
     session.commit()
     return event
-
-
-def matches_if_none_match(header: str | None, etag: str) -> bool:
-    """RFC 9110 13.1.2: weak comparison, ``*`` matches any representation."""
-    if header is None:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return "*" in tags or etag in tags
