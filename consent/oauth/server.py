@@ -575,7 +575,7 @@ class _TokenLookup:
             return None
         row, kind = found
         if kind == "access_token":
-            active = tokens.check_access_token(session, self.server.vault, token_string)
+            active = tokens.usable_access(session, row)
         else:
             active = tokens.usable_refresh(session, row) if row.refreshed_at is None else None
         return Token(row, active, kind)

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session, col, select, update
 
@@ -36,12 +36,17 @@ def new_refresh_token() -> str:
     return REFRESH_PREFIX + secrets.token_urlsafe(32)
 
 
+def pairwise(vault: Vault, key_name: str, vendor_id: str, value: str, size: int = 32) -> str:
+    """``value`` as one vendor sees it: stable for that vendor, unlinkable
+    across vendors without the server key ``key_name``."""
+    key = vault.keystore.server_key(key_name)
+    digest = hmac.new(key, f"{vendor_id}\0{value}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:size]).rstrip(b"=").decode()
+
+
 def pairwise_subject(vault: Vault, vendor_id: str, customer_id: str) -> str:
-    """The customer's id as one vendor sees it (OIDC Core 8.1): stable for
-    that vendor, unlinkable across vendors without the server's key."""
-    key = vault.keystore.server_key("pairwise-subject")
-    digest = hmac.new(key, f"{vendor_id}\0{customer_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    """The customer's id as one vendor sees it (OIDC Core 8.1)."""
+    return pairwise(vault, "pairwise-subject", vendor_id, customer_id)
 
 
 @dataclass(frozen=True)
@@ -96,16 +101,24 @@ def _usable(session: Session, row: OAuthToken, now: datetime) -> ActiveToken | N
     )
 
 
-def check_access_token(session: Session, vault: Vault, token: str) -> ActiveToken | None:
+def _by_access_token(session: Session, vault: Vault, token: str) -> OAuthToken | None:
     if not token.startswith(ACCESS_PREFIX):
         return None
-    row = session.exec(
+    return session.exec(
         select(OAuthToken).where(OAuthToken.access_hash == vault.token_hash(token))
     ).first()
+
+
+def usable_access(session: Session, row: OAuthToken) -> ActiveToken | None:
     now = utcnow()
-    if row is None or row.expires_at <= now:
+    if row.expires_at <= now:
         return None
     return _usable(session, row, now)
+
+
+def check_access_token(session: Session, vault: Vault, token: str) -> ActiveToken | None:
+    row = _by_access_token(session, vault, token)
+    return usable_access(session, row) if row is not None else None
 
 
 def find_refresh(session: Session, vault: Vault, token: str) -> OAuthToken | None:
@@ -118,11 +131,9 @@ def find_refresh(session: Session, vault: Vault, token: str) -> OAuthToken | Non
 
 def find_any(session: Session, vault: Vault, token: str) -> tuple[OAuthToken, str] | None:
     """The row of an access or refresh token, and which of the two it is."""
-    if token.startswith(ACCESS_PREFIX):
-        row = session.exec(
-            select(OAuthToken).where(OAuthToken.access_hash == vault.token_hash(token))
-        ).first()
-        return (row, "access_token") if row is not None else None
+    row = _by_access_token(session, vault, token)
+    if row is not None:
+        return row, "access_token"
     row = find_refresh(session, vault, token)
     return (row, "refresh_token") if row is not None else None
 
@@ -156,7 +167,3 @@ def revoke_family(session: Session, family_id: str) -> None:
         .where(col(OAuthToken.family_id) == family_id, col(OAuthToken.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
-
-
-def expiry(seconds: int) -> datetime:
-    return utcnow() + timedelta(seconds=seconds)

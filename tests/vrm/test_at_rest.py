@@ -218,3 +218,27 @@ def test_unknown_email_tried_at_log_in_is_counted_but_not_stored(
         keys = session.exec(select(LoginThrottle.key)).all()
     assert [len(k) for k in keys] == [32, 32]
     assert _found(r.request.content, stranger)
+
+
+def test_sharing_with_a_vendor_writes_no_value_to_the_database(
+    app: FastAPI, settings: Settings, carla: Person, markers: dict[str, str]
+) -> None:
+    # Consent, tokens, the vendor's reads (and their access events), userinfo
+    # and a receipt all write or sign something; none may store a value.
+    from tests.consent.conftest import register_vendor, tokens_for
+
+    vendor = register_vendor(app)
+    token = tokens_for(carla, vendor, "openid profile:read preferences:read history:read")
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    read = vendor.client.get("/v1/data", headers=bearer)
+    assert read.status_code == 200, read.text
+    assert vendor.client.get("/oauth/userinfo", headers=bearer).status_code == 200
+    receipt = carla.client.get(f"{ME}/grants/{token['grant_id']}/receipt")
+    assert receipt.status_code == 200, receipt.text
+
+    stored = _stored_bytes(settings)
+    assert token["grant_id"].encode() in stored
+    assert [field for field, value in markers.items() if _found(stored, value)] == []
+    # The vendor did receive them: the search would have found a leak.
+    assert _found(read.content, markers["profile.given_name"])
+    assert _found(read.content, markers["history.notes"])

@@ -7,9 +7,7 @@ and item the customer labelled ``private`` whatever the grant says.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 import uuid
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from consent.oauth.tokens import pairwise
 from consent.scopes import Access
 from vrm.catalogue import CATEGORIES
 from vrm.dbtypes import utcnow
@@ -134,9 +133,7 @@ def require_category(reader: Reader, category: str) -> None:
 def _pairwise_event_id(vault: Vault, vendor_id: str, event_id: str) -> str:
     # Event ids are the same for every vendor; handing them out raw would
     # let two vendors link one customer's histories.
-    key = vault.keystore.server_key("pairwise-event")
-    digest = hmac.new(key, f"{vendor_id}\0{event_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:18]).decode()
+    return pairwise(vault, "pairwise-event", vendor_id, event_id, size=18)
 
 
 def _shared_event(vault: Vault, vendor_id: str, event: HistoryEventPublic) -> dict[str, Any]:
