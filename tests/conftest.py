@@ -48,6 +48,8 @@ def _truncate_all(engine: Engine) -> None:
     tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # The change log's clock row is seeded by its migration.
+        conn.execute(text("INSERT INTO feed_clock (id, seq) VALUES (1, 0)"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

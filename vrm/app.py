@@ -21,6 +21,7 @@ from vrm.errors import install_handlers
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
 from vrm.settings import Settings, get_settings
+from vrm.vendor_api.routes import deposit_router, feed_router
 from vrm.vendor_api.routes import router as vendor_api_router
 
 
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.include_router(registration_router)
     app.include_router(login_router)
     app.include_router(vendor_api_router)
+    app.include_router(deposit_router)
+    app.include_router(feed_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

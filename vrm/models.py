@@ -4,18 +4,22 @@ from consent.grants.models import Grant, GrantChange
 from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.vendors.models import InitialAccessToken, Vendor
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
+from vrm.feed.models import DataChange, FeedClock, FeedNotice
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
 from vrm.records.models import DocumentRecord
-from vrm.vendor_api.models import AccessEvent
+from vrm.vendor_api.models import AccessEvent, VendorDeposit
 
 __all__ = [
     "AccessEvent",
     "AuthorizationCode",
     "ClientAssertion",
     "Customer",
+    "DataChange",
     "DataKey",
     "DocumentRecord",
+    "FeedClock",
+    "FeedNotice",
     "Grant",
     "GrantChange",
     "HistoryRecord",
@@ -24,4 +28,5 @@ __all__ = [
     "LoginThrottle",
     "OAuthToken",
     "Vendor",
+    "VendorDeposit",
 ]

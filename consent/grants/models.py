@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from vrm.dbtypes import UTCDateTime
@@ -36,6 +36,9 @@ class Grant(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # customer | vendor | account_deleted
     revoked_by: str | None = Field(default=None, max_length=32)
+    # Where on the change log the grant started (vrm/feed): the vendor's
+    # feed sends the data whole there and only later changes after it.
+    feed_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class GrantChange(SQLModel, table=True):

@@ -20,10 +20,10 @@ from sqlmodel import Session
 from consent.grants import service
 from consent.grants.models import Grant
 from consent.oauth import keys
-from consent.oauth.tokens import pairwise_subject
 from consent.scopes import PURPOSES, parse_scope
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
+from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 from vrm.settings import Settings
 

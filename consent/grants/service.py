@@ -17,6 +17,8 @@ from consent.oauth.models import AuthorizationCode, OAuthToken
 from consent.scopes import DETAIL_TYPE, Access, DataRequest, parse_scope, simplify, within
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, ValidationFailed
+from vrm.feed import changes as feed
+from vrm.feed.models import FeedNotice
 
 # A grant lasts at most this long; the customer may always choose less.
 MAX_GRANT_DAYS = 2 * 365
@@ -114,6 +116,9 @@ def create(
             "expires_at": grant.expires_at.isoformat(),
         },
     )
+    grant.feed_seq = feed.grant_started(
+        session, vendor_id=vendor_id, grant_id=grant.id, customer_id=customer_id
+    )
     return grant
 
 
@@ -199,6 +204,14 @@ def revoke(session: Session, grant: Grant, *, by: str) -> Grant:
     session.add(grant)
     revoke_tokens(session, grant.id)
     _record(session, grant, "revoked", by, {})
+    feed.grant_ended(
+        session,
+        vendor_id=grant.vendor_id,
+        grant_id=grant.id,
+        customer_id=grant.customer_id,
+        reason="revoked",
+        fields=feed.field_names(accesses_of(grant)),
+    )
     return grant
 
 
@@ -214,6 +227,7 @@ def narrow(
     if not is_active(grant):
         raise ValidationFailed("Only an active grant can be changed.")
     now = utcnow()
+    removed: set[str] = set()
     if scopes is not None:
         try:
             wanted = simplify([parse_scope(s) for s in scopes])
@@ -232,6 +246,7 @@ def narrow(
                 "customer",
                 {"from": grant.scopes, "to": [a.scope for a in wanted]},
             )
+            removed = feed.field_names(current) - feed.field_names(wanted)
             grant.scopes = [a.scope for a in wanted]
     if expires_at is not None:
         if expires_at > grant.expires_at:
@@ -251,7 +266,71 @@ def narrow(
         grant.authorization_details = details_for(accesses_of(grant), grant.purpose, grant)
     grant.updated_at = now
     session.add(grant)
+    if removed:
+        feed.grant_ended(
+            session,
+            vendor_id=grant.vendor_id,
+            grant_id=grant.id,
+            customer_id=grant.customer_id,
+            reason="narrowed",
+            fields=removed,
+        )
     return grant
+
+
+def expire_due(session: Session, *, vendor_id: str) -> int:
+    """Put a tombstone on the feed for each of the vendor's grants that ran
+    out since the last call (expiry writes nothing when it happens). Safe to
+    run from two readers at once; commits. Returns how many were added."""
+    now = utcnow()
+    told = select(FeedNotice.seq).where(
+        FeedNotice.grant_id == Grant.id, FeedNotice.reason == "expired"
+    )
+    due = session.exec(
+        select(Grant).where(
+            Grant.vendor_id == vendor_id,
+            col(Grant.revoked_at).is_(None),
+            Grant.expires_at <= now,
+            ~told.exists(),
+        )
+    ).all()
+    added = 0
+    for grant in due:
+        seq = feed.grant_ended(
+            session,
+            vendor_id=grant.vendor_id,
+            grant_id=grant.id,
+            customer_id=grant.customer_id,
+            reason="expired",
+            fields=feed.field_names(accesses_of(grant)),
+            dedupe_key=f"{grant.id}:expired",
+        )
+        added += seq is not None
+    session.commit()
+    return added
+
+
+def unrevoked(session: Session, *, customer_id: str) -> list[Grant]:
+    """The customer's grants not revoked: active, or expired (whose vendor
+    may not have been told yet)."""
+    return list(
+        session.exec(
+            select(Grant).where(Grant.customer_id == customer_id, col(Grant.revoked_at).is_(None))
+        ).all()
+    )
+
+
+def tell_erased(session: Session, grant: Grant) -> None:
+    """The customer's account was erased: the vendor gets a tombstone for
+    all the grant gave it. The caller commits."""
+    feed.grant_ended(
+        session,
+        vendor_id=grant.vendor_id,
+        grant_id=grant.id,
+        customer_id=grant.customer_id,
+        reason="account_deleted",
+        fields=feed.field_names(accesses_of(grant)),
+    )
 
 
 def default_expiry(request: DataRequest, now: datetime | None = None) -> datetime:

@@ -7,9 +7,6 @@ narrowed or expired grant changes the answer on the very next request.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +19,10 @@ from consent.oauth.models import OAuthToken
 from consent.scopes import VENDOR_SCOPES, Access, parse_scopes, scope_string, within
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
+
+# Re-exported: the authorization server names them through this module.
+from vrm.keys.pairwise import pairwise as pairwise
+from vrm.keys.pairwise import pairwise_subject as pairwise_subject
 from vrm.keys.service import Vault
 
 ACCESS_PREFIX = "vat_"
@@ -34,19 +35,6 @@ def new_access_token() -> str:
 
 def new_refresh_token() -> str:
     return REFRESH_PREFIX + secrets.token_urlsafe(32)
-
-
-def pairwise(vault: Vault, key_name: str, vendor_id: str, value: str, size: int = 32) -> str:
-    """``value`` as one vendor sees it: stable for that vendor, unlinkable
-    across vendors without the server key ``key_name``."""
-    key = vault.keystore.server_key(key_name)
-    digest = hmac.new(key, f"{vendor_id}\0{value}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:size]).rstrip(b"=").decode()
-
-
-def pairwise_subject(vault: Vault, vendor_id: str, customer_id: str) -> str:
-    """The customer's id as one vendor sees it (OIDC Core 8.1)."""
-    return pairwise(vault, "pairwise-subject", vendor_id, customer_id)
 
 
 @dataclass(frozen=True)

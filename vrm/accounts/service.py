@@ -10,14 +10,17 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from consent.grants import service as grants
 from vrm.accounts import throttle
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.accounts.passwords import Passwords
 from vrm.catalogue import ACCOUNT
 from vrm.dbtypes import utcnow
 from vrm.errors import Conflict, Forbidden, Unauthenticated
+from vrm.feed import changes as feed
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
+from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
 from vrm.records.models import DocumentRecord
@@ -240,11 +243,22 @@ def delete_account(
 
 
 def erase(*, session: Session, vault: Vault, customer_id: str) -> None:
+    unrevoked = grants.unrevoked(session, customer_id=customer_id)
     vault.shred(customer_id)
     for table in (HistoryRecord, DocumentRecord, LoginSession, DataKey):
         session.exec(delete(table).where(col(table.customer_id) == customer_id))
     session.exec(delete(LoginThrottle).where(col(LoginThrottle.key) == _confirm_key(customer_id)))
     session.exec(delete(Customer).where(col(Customer.id) == customer_id))
+    # Last, as every change-log write must be: vendors holding copies hear
+    # of it on their feed, and the notices keep only the pairwise subject
+    # each vendor already knows.
+    for grant in unrevoked:
+        grants.tell_erased(session, grant)
+    feed.forget_customer(
+        session,
+        customer_id=customer_id,
+        subject_for=lambda vendor_id: pairwise_subject(vault, vendor_id, customer_id),
+    )
     session.commit()
 
 

@@ -24,6 +24,7 @@ from vrm.catalogue.history import HistoryEvent
 from vrm.dbtypes import utcnow
 from vrm.errors import BadRequest, NotFound, PreconditionFailed, ValidationFailed
 from vrm.etags import check_if_match, make_etag
+from vrm.feed import changes
 from vrm.history.models import (
     HistoryEventPublic,
     HistoryFilter,
@@ -64,6 +65,12 @@ def _open(session: Session, vault: Vault, row: HistoryRecord) -> EventView:
     )
 
 
+def _visible(event: HistoryEvent) -> bool:
+    """Whether a vendor may see the event at all (items labelled private
+    are cut out of what it sees, but the event itself is shared)."""
+    return "private" not in event.labels
+
+
 def _seal(
     session: Session, vault: Vault, customer_id: str, event_id: str, stored: StoredEvent
 ) -> Sealed:
@@ -79,6 +86,18 @@ def _seal(
 def add_event(
     *, session: Session, vault: Vault, customer_id: str, event: HistoryEvent, source: str
 ) -> EventView:
+    row = insert_event(
+        session=session, vault=vault, customer_id=customer_id, event=event, source=source
+    )
+    session.commit()
+    session.refresh(row)
+    return _open(session, vault, row)
+
+
+def insert_event(
+    *, session: Session, vault: Vault, customer_id: str, event: HistoryEvent, source: str
+) -> HistoryRecord:
+    """Add an event and put it on the change log; the caller commits."""
     event_id = uuid.uuid4().hex
     stored = StoredEvent(**event.model_dump(), source=source)
     sealed = _seal(session, vault, customer_id, event_id, stored)
@@ -93,9 +112,10 @@ def add_event(
         updated_at=now,
     )
     session.add(row)
-    session.commit()
-    session.refresh(row)
-    return _open(session, vault, row)
+    changes.touch_event(
+        session, customer_id=customer_id, event_id=event_id, visible=_visible(stored)
+    )
+    return row
 
 
 def _row(session: Session, customer_id: str, event_id: str) -> HistoryRecord:
@@ -156,6 +176,9 @@ def patch_event(
             )
         )
         if result.rowcount == 1:
+            changes.touch_event(
+                session, customer_id=customer_id, event_id=event_id, visible=_visible(stored)
+            )
             session.commit()
             return get_event(
                 session=session, vault=vault, customer_id=customer_id, event_id=event_id
@@ -167,6 +190,7 @@ def patch_event(
 def delete_event(*, session: Session, customer_id: str, event_id: str) -> None:
     row = _row(session, customer_id, event_id)
     session.exec(delete(HistoryRecord).where(col(HistoryRecord.seq) == row.seq))
+    changes.touch_event(session, customer_id=customer_id, event_id=event_id, visible=False)
     session.commit()
 
 

@@ -4,6 +4,7 @@ from an ini file, so settings stay the single source."""
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import vrm.models  # noqa: F401 - registers every table on SQLModel.metadata
@@ -25,9 +26,33 @@ def run() -> None:
     engine.dispose()
 
 
-def _run_with(connection: object) -> None:
+def _run_with(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode rebuilds a table to alter it (copy, drop, rename); with
+        # foreign keys on, dropping the old copy would cascade into every
+        # child table (a downgrade once deleted every token of every grant).
+        # SQLite ignores this pragma inside a transaction, so it goes first.
+        _pragma(connection, "PRAGMA foreign_keys=OFF")
+    try:
+        _migrate(connection)
+    finally:
+        if sqlite:
+            _pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _pragma(connection: Connection, statement: str) -> None:
+    # Executing autobegins a transaction; end the one we began, or Alembic
+    # would run inside it without committing.
+    ours = not connection.in_transaction()
+    connection.exec_driver_sql(statement)
+    if ours:
+        connection.commit()
+
+
+def _migrate(connection: Connection) -> None:
     context.configure(
-        connection=connection,  # type: ignore[arg-type]
+        connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs batch mode to alter tables
         compare_type=True,

@@ -15,6 +15,7 @@ from vrm.catalogue import CATEGORIES, DOCUMENT_CATEGORIES
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, PreconditionFailed, ValidationFailed
 from vrm.etags import check_if_match, make_etag
+from vrm.feed import changes
 from vrm.jsonmerge import merge_patch
 from vrm.keys.service import Vault
 from vrm.records.models import DocumentRecord
@@ -120,6 +121,13 @@ def _write(
     if result.rowcount != 1:
         session.rollback()
         return None
+    changes.touch(
+        session,
+        customer_id=customer_id,
+        category=current.category,
+        record_id=current.category,
+        op=changes.PUT,
+    )
     session.commit()
     return Document(
         category=current.category,

@@ -1,36 +1,51 @@
-"""``/v1/data``: what a vendor holding consent may read of one customer.
+"""The vendor data API.
 
-Bearer tokens from the authorization code flow only, and only from the
+``/v1/data`` and ``/v1/history``: one customer, with a Bearer token from the
+authorization code flow. ``/v1/feed``: all of a vendor's customers, with a
+client-credentials token holding ``feed:read``. Tokens come only from the
 Authorization header (RFC 6750 2.1; never the query string). Every answer
-with data, and every 304, records an access event before it is sent.
+with data, every 304 and every deposit records an access event before it
+is sent.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from consent.oauth import tokens
 from consent.oauth.routes import bearer_token
+from vrm.catalogue.history import HistoryEvent
 from vrm.db import SessionDep
 from vrm.deps import VaultDep
 from vrm.etags import matches_if_none_match
-from vrm.vendor_api import service
+from vrm.vendor_api import feed, service
 from vrm.vendor_api.service import InsufficientScope, InvalidToken, Reader
 
 _NO_CUSTOMER = "This token names no customer; use one from the authorization code flow."
 
+_NO_FEED = "The feed needs a client-credentials token with the feed:read scope."
+_NO_STORE = {"Cache-Control": "no-store"}
+
 router = APIRouter(prefix="/v1/data", tags=["vendor data"])
+deposit_router = APIRouter(prefix="/v1/history", tags=["vendor data"])
+feed_router = APIRouter(prefix="/v1/feed", tags=["vendor data"])
 
 
-def current_reader(request: Request, session: SessionDep, vault: VaultDep) -> Reader:
+def _active_token(request: Request, session: SessionDep, vault: VaultDep) -> tokens.ActiveToken:
     token = bearer_token(request)
     if token is None:
         raise InvalidToken("Send an access token as Authorization: Bearer.", token_sent=False)
     active = tokens.check_access_token(session, vault, token)
     if active is None:
         raise InvalidToken("The access token is not active.", token_sent=True)
+    return active
+
+
+def current_reader(request: Request, session: SessionDep, vault: VaultDep) -> Reader:
+    active = _active_token(request, session, vault)
     customer_id = active.token.customer_id
     if customer_id is None or active.grant is None:
         raise InsufficientScope(_NO_CUSTOMER)
@@ -83,6 +98,31 @@ def read_all(
     return _respond(session, reader, projection, if_none_match)
 
 
+@router.get("/history")
+def read_history(
+    reader: ReaderDep,
+    session: SessionDep,
+    vault: VaultDep,
+    since: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=service.MAX_HISTORY_LIMIT)] = None,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """The history as granted. Without ``since`` or ``limit``: every shared
+    event, newest first, with an ETag. With either: incremental reads in
+    the order events changed; keep ``next_cursor`` and pass it as ``since``
+    next time to get only what changed (and, in ``deleted``, what to drop)."""
+    service.require_category(reader, "history")
+    if since is None and limit is None:
+        return read_category("history", reader, session, vault, if_none_match)
+    projection = service.history_changes(
+        session=session, vault=vault, reader=reader, since=since, limit=limit or 100
+    )
+    service.record_access(session=session, reader=reader, projection=projection, not_modified=False)
+    return Response(
+        service.canonical_json(projection.body), media_type="application/json", headers=_NO_STORE
+    )
+
+
 @router.get("/{category}")
 def read_category(
     category: str,
@@ -95,3 +135,47 @@ def read_category(
     service.require_category(reader, category)
     projection = service.project(session=session, vault=vault, reader=reader, categories=[category])
     return _respond(session, reader, projection, if_none_match)
+
+
+@deposit_router.post("", status_code=status.HTTP_201_CREATED)
+def deposit_history(
+    body: HistoryEvent,
+    reader: ReaderDep,
+    session: SessionDep,
+    vault: VaultDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Add a receipt or an interaction to the customer's history (needs
+    ``history:write``). 201 the first time; the same Idempotency-Key and
+    body again returns 200 and the same event."""
+    result = service.deposit(
+        session=session, vault=vault, reader=reader, idempotency_key=idempotency_key, event=body
+    )
+    return JSONResponse(
+        result.event,
+        status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        headers=_NO_STORE,
+    )
+
+
+def current_feed_vendor(request: Request, session: SessionDep, vault: VaultDep) -> str:
+    active = _active_token(request, session, vault)
+    if active.grant is not None or "feed:read" not in active.vendor_scopes:
+        raise InsufficientScope(_NO_FEED, scope="feed:read")
+    return active.vendor.id
+
+
+@feed_router.get("")
+def read_feed(
+    vendor_id: Annotated[str, Depends(current_feed_vendor)],
+    session: SessionDep,
+    vault: VaultDep,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=feed.MAX_LIMIT)] = feed.DEFAULT_LIMIT,
+) -> Response:
+    """Changes to every customer with an active grant, in order, each
+    projected to its grant; snapshots where grants start, tombstones where
+    they end or shrink. Resume from ``next_cursor``."""
+    page = feed.read(session=session, vault=vault, vendor_id=vendor_id, cursor=cursor, limit=limit)
+    body = {"items": page.items, "next_cursor": page.next_cursor, "has_more": page.has_more}
+    return Response(service.canonical_json(body), media_type="application/json", headers=_NO_STORE)

@@ -8,23 +8,37 @@ and item the customer labelled ``private`` whatever the grant says.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
-from consent.oauth.tokens import pairwise
 from consent.scopes import Access
 from vrm.catalogue import CATEGORIES
+from vrm.catalogue.history import HistoryEvent
 from vrm.dbtypes import utcnow
-from vrm.errors import Forbidden, NotFound, Unauthenticated
+from vrm.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
+from vrm.feed import changes
+from vrm.feed import cursor as cursors
+from vrm.feed.models import DataChange
 from vrm.history import service as history
 from vrm.history.models import HistoryEventPublic
+from vrm.keys.pairwise import pairwise_event_id
 from vrm.keys.service import Vault
 from vrm.records import service as records
-from vrm.vendor_api.models import AccessEvent
+from vrm.vendor_api.models import AccessEvent, VendorDeposit
 
 PRIVATE = "private"
 # What of a stored event a vendor sees: the event as the customer wrote it,
@@ -130,24 +144,20 @@ def require_category(reader: Reader, category: str) -> None:
         raise InsufficientScope(f"The grant does not include {category}.", scope=f"{category}:read")
 
 
-def _pairwise_event_id(vault: Vault, vendor_id: str, event_id: str) -> str:
-    # Event ids are the same for every vendor; handing them out raw would
-    # let two vendors link one customer's histories.
-    return pairwise(vault, "pairwise-event", vendor_id, event_id, size=18)
-
-
-def _shared_event(vault: Vault, vendor_id: str, event: HistoryEventPublic) -> dict[str, Any]:
+def shared_event(vault: Vault, vendor_id: str, event: HistoryEventPublic) -> dict[str, Any]:
+    """An event as a vendor sees it: pairwise id, no private items, no
+    bookkeeping. The caller has already dropped private events."""
     shared = event.model_dump(mode="json", include=_EVENT_FIELDS, exclude_none=True)
     shared["items"] = [i for i in shared["items"] if PRIVATE not in i["labels"]]
     for item in shared["items"]:
         item["labels"] = sorted(item["labels"])
     shared["labels"] = sorted(shared["labels"])
-    return {"id": _pairwise_event_id(vault, vendor_id, event.id), **shared}
+    return {"id": pairwise_event_id(vault, vendor_id, event.id), **shared}
 
 
 def _history(session: Session, vault: Vault, reader: Reader) -> list[dict[str, Any]]:
     events = history.all_events(session=session, vault=vault, customer_id=reader.customer_id)
-    return [_shared_event(vault, reader.vendor_id, e) for e in events if PRIVATE not in e.labels]
+    return [shared_event(vault, reader.vendor_id, e) for e in events if PRIVATE not in e.labels]
 
 
 def _document(
@@ -183,23 +193,209 @@ def project(*, session: Session, vault: Vault, reader: Reader, categories: list[
     return Projection(body=body, categories=[c for c in categories if c in body], fields=returned)
 
 
-def record_access(
-    *, session: Session, reader: Reader, projection: Projection, not_modified: bool
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def add_access(
+    session: Session,
+    reader: Reader,
+    categories: list[str],
+    fields: list[str],
+    *,
+    action: str = "read",
+    not_modified: bool = False,
 ) -> AccessEvent:
-    """Account for a read: names of what was returned, never values. The
-    read's only write, so its only commit."""
+    """Account for one read (or deposit) of one customer's data: names of
+    what was returned, never values. The caller commits, before answering."""
     event = AccessEvent(
-        id=uuid.uuid4().hex,
+        id=new_event_id(),
         at=utcnow(),
         vendor_id=reader.vendor_id,
         grant_id=reader.grant_id,
         subject=reader.subject,
         customer_id=reader.customer_id,
         purpose=reader.purpose,
-        categories=projection.categories,
-        fields=projection.fields,
+        categories=categories,
+        fields=fields,
         not_modified=not_modified,
+        action=action,
     )
     session.add(event)
+    return event
+
+
+def record_access(
+    *, session: Session, reader: Reader, projection: Projection, not_modified: bool
+) -> AccessEvent:
+    """Account for a read; the read's only write, so its only commit."""
+    event = add_access(
+        session, reader, projection.categories, projection.fields, not_modified=not_modified
+    )
     session.commit()
     return event
+
+
+MAX_HISTORY_LIMIT = 200
+
+
+def history_changes(
+    *, session: Session, vault: Vault, reader: Reader, since: str | None, limit: int
+) -> Projection:
+    """The customer's history events changed after ``since``, in the order
+    they changed: events to add or replace, and the ids of events the vendor
+    must drop (deleted, or labelled ``private`` since). Without ``since``,
+    every event there is now. ``next_cursor`` resumes after this page."""
+    if not 1 <= limit <= MAX_HISTORY_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_HISTORY_LIMIT}.")
+    after = cursors.decode(since) if since else None
+    high = changes.high_water(session)
+    query = (
+        select(DataChange)
+        .where(
+            DataChange.customer_id == reader.customer_id,
+            DataChange.category == history.CATEGORY,
+            col(DataChange.seq) <= high,
+        )
+        .order_by(col(DataChange.seq))
+        .limit(limit + 1)
+    )
+    if after is None:
+        query = query.where(DataChange.op == changes.PUT)
+    else:
+        query = query.where(col(DataChange.seq) > after.seq, DataChange.op != changes.HIDDEN)
+    rows = list(session.exec(query).all())
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    events: list[dict[str, Any]] = []
+    dropped: list[str] = []
+    for row in rows:
+        if row.op == changes.DELETE:
+            dropped.append(pairwise_event_id(vault, reader.vendor_id, row.record_id))
+            continue
+        try:
+            event = history.get_event(
+                session=session, vault=vault, customer_id=row.customer_id, event_id=row.record_id
+            ).event
+        except NotFound:
+            continue  # deleted since this page began: the delete has a later position
+        if PRIVATE not in event.labels:  # else made private since: likewise
+            events.append(shared_event(vault, reader.vendor_id, event))
+    if has_more:
+        next_position = cursors.Position(rows[-1].seq)
+    else:
+        start = after.seq if after is not None else 0
+        next_position = cursors.Position(max(high, start))
+    body: dict[str, Any] = {
+        "subject": reader.subject,
+        "grant_id": reader.grant_id,
+        "purpose": reader.purpose,
+        "history": events,
+        "deleted": dropped,
+        "next_cursor": cursors.encode(next_position),
+        "has_more": has_more,
+    }
+    return Projection(body=body, categories=[history.CATEGORY], fields=[history.CATEGORY])
+
+
+@dataclass(frozen=True)
+class Deposit:
+    event: dict[str, Any]
+    created: bool
+
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def _digest(vault: Vault, name: str, *parts: str) -> bytes:
+    key = vault.keystore.server_key(name)
+    return hmac.new(key, "\0".join(parts).encode(), hashlib.sha256).digest()
+
+
+def deposit(
+    *,
+    session: Session,
+    vault: Vault,
+    reader: Reader,
+    idempotency_key: str | None,
+    event: HistoryEvent,
+) -> Deposit:
+    """Add a vendor's receipt or interaction to the customer's history,
+    marked ``vendor:<client_id>``. The same key with the same body returns
+    the first result; with another body it is refused."""
+    if not any(a.category == history.CATEGORY and a.action == "write" for a in reader.accesses):
+        raise InsufficientScope(
+            "The grant does not let this vendor add to the history.", scope="history:write"
+        )
+    if idempotency_key is None or not _KEY.match(idempotency_key):
+        raise BadRequest(
+            "Send an Idempotency-Key header: 1 to 255 visible ASCII characters, "
+            "unique per item you deposit."
+        )
+    if event.labels or any(item.labels for item in event.items):
+        raise ValidationFailed("Labels are the customer's own; deposit the event without them.")
+    key_hash = _digest(vault, "deposit-key", reader.vendor_id, reader.customer_id, idempotency_key)
+    body_hash = hashlib.sha256(event.model_dump_json().encode()).digest()
+    for _ in range(2):
+        found = session.get(VendorDeposit, (reader.vendor_id, reader.customer_id, key_hash))
+        if found is not None:
+            return _repeat(session, vault, reader, found, body_hash)
+        row = history.insert_event(
+            session=session,
+            vault=vault,
+            customer_id=reader.customer_id,
+            event=event,
+            source=f"vendor:{reader.vendor_id}",
+        )
+        session.add(
+            VendorDeposit(
+                vendor_id=reader.vendor_id,
+                customer_id=reader.customer_id,
+                key_hash=key_hash,
+                body_hash=body_hash,
+                event_id=row.id,
+                created_at=utcnow(),
+            )
+        )
+        add_access(session, reader, [history.CATEGORY], [history.CATEGORY], action="write")
+        try:
+            session.commit()
+        except IntegrityError:
+            # The same key deposited concurrently: the other one won.
+            session.rollback()
+            continue
+        view = history.get_event(
+            session=session, vault=vault, customer_id=reader.customer_id, event_id=row.id
+        )
+        return Deposit(event=shared_event(vault, reader.vendor_id, view.event), created=True)
+    raise Conflict("This Idempotency-Key is being used by another request; try again.")
+
+
+def _repeat(
+    session: Session, vault: Vault, reader: Reader, found: VendorDeposit, body_hash: bytes
+) -> Deposit:
+    if not hmac.compare_digest(found.body_hash, body_hash):
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used for a different event; use a new key."
+        )
+    try:
+        view = history.get_event(
+            session=session, vault=vault, customer_id=reader.customer_id, event_id=found.event_id
+        )
+    except NotFound:
+        raise Conflict(
+            "The customer has deleted the event deposited with this Idempotency-Key; "
+            "it will not be added again."
+        ) from None
+    if PRIVATE in view.event.labels:
+        # The customer hid it; say no more than that it was deposited.
+        return Deposit(
+            event={"id": pairwise_event_id(vault, reader.vendor_id, found.event_id)},
+            created=False,
+        )
+    return Deposit(event=shared_event(vault, reader.vendor_id, view.event), created=False)
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused with another request"

@@ -1,0 +1,1 @@
+"""The change log behind the vendor feed and incremental history reads."""

@@ -1,0 +1,195 @@
+"""Writing to the change log. Every write to customer data and every grant
+event calls one of these as its last step before commit (see models.py for
+why the position must be taken last)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from vrm.catalogue import CATEGORIES
+from vrm.dbtypes import utcnow
+from vrm.feed.models import DataChange, FeedClock, FeedNotice
+
+if TYPE_CHECKING:
+    from consent.scopes import Access
+
+PUT = "put"
+DELETE = "delete"
+# A history event no vendor may see (labelled private) that no vendor has
+# been shown either: on the log so positions stay in order, never sent.
+HIDDEN = "hidden"
+
+
+def tick(session: Session) -> int:
+    """Take the next position. The lock this takes is held until commit."""
+    result = session.execute(
+        update(FeedClock)
+        .where(col(FeedClock.id) == 1)
+        .values(seq=col(FeedClock.seq) + 1)
+        .returning(col(FeedClock.seq))
+    )
+    return int(result.scalar_one())
+
+
+def high_water(session: Session) -> int:
+    """The last position handed out and committed, as this transaction sees
+    it: every position up to it is visible."""
+    return int(
+        session.execute(select(col(FeedClock.seq)).where(col(FeedClock.id) == 1)).scalar_one()
+    )
+
+
+def _upsert(
+    session: Session, values: dict[str, Any], keys: list[str], update_cols: list[str]
+) -> None:
+    dialect = session.get_bind().dialect.name
+    table = DataChange.__table__  # type: ignore[attr-defined]
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).values(**values)
+    else:
+        stmt = sqlite.insert(table).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in update_cols}
+    )
+    session.execute(stmt)
+
+
+def touch(session: Session, *, customer_id: str, category: str, record_id: str, op: str) -> int:
+    """Record that one document was written (``put``). History events go
+    through :func:`touch_event`."""
+    seq = tick(session)
+    _put_change(session, seq, customer_id, category, record_id, op)
+    return seq
+
+
+def _put_change(
+    session: Session, seq: int, customer_id: str, category: str, record_id: str, op: str
+) -> None:
+    _upsert(
+        session,
+        {
+            "customer_id": customer_id,
+            "category": category,
+            "record_id": record_id,
+            "seq": seq,
+            "op": op,
+            "at": utcnow(),
+        },
+        keys=["customer_id", "category", "record_id"],
+        update_cols=["seq", "op", "at"],
+    )
+
+
+def touch_event(session: Session, *, customer_id: str, event_id: str, visible: bool) -> int:
+    """Record a write of a history event: ``visible`` when a vendor may see
+    it now (not private, not deleted). An event going out of sight is a
+    ``delete`` only if it was in sight before: a private event's whole life
+    (made, changed, deleted) never reaches a vendor, not even as a bare id."""
+    seq = tick(session)
+    if visible:
+        op = PUT
+    else:
+        before = session.execute(
+            select(col(DataChange.op)).where(
+                col(DataChange.customer_id) == customer_id,
+                col(DataChange.category) == "history",
+                col(DataChange.record_id) == event_id,
+            )
+        ).scalar_one_or_none()
+        op = DELETE if before in (PUT, DELETE) else HIDDEN
+    _put_change(session, seq, customer_id, "history", event_id, op)
+    return seq
+
+
+def field_names(accesses: Iterable[Access]) -> set[str]:
+    """What a vendor can hold under these accesses, one name per field:
+    ``profile.email``; ``history`` for the events category as a whole."""
+    names: set[str] = set()
+    for access in accesses:
+        if access.action != "read":
+            continue
+        spec = CATEGORIES[access.category]
+        if spec.kind == "events":
+            names.add(access.category)
+        elif access.field is None:
+            names.update(f"{access.category}.{f}" for f in spec.fields)
+        else:
+            names.add(f"{access.category}.{access.field}")
+    return names
+
+
+def grant_started(session: Session, *, vendor_id: str, grant_id: str, customer_id: str) -> int:
+    """The vendor gets the customer's granted data whole at this position;
+    the feed sends later changes from here on."""
+    seq = tick(session)
+    session.add(
+        FeedNotice(
+            seq=seq,
+            vendor_id=vendor_id,
+            grant_id=grant_id,
+            customer_id=customer_id,
+            kind="started",
+            at=utcnow(),
+        )
+    )
+    return seq
+
+
+def grant_ended(
+    session: Session,
+    *,
+    vendor_id: str,
+    grant_id: str,
+    customer_id: str,
+    reason: str,
+    fields: Iterable[str],
+    dedupe_key: str | None = None,
+) -> int | None:
+    """A tombstone: the vendor must delete ``fields`` of the customer. With a
+    ``dedupe_key``, a second call with the same key adds nothing (None)."""
+    names = sorted(set(fields))
+    if not names:
+        return None
+    # Position first: once it is ours, any other writer of the same key has
+    # committed (the clock serialises us), so the check below sees it.
+    seq = tick(session)
+    if dedupe_key is not None:
+        exists = session.execute(
+            select(col(FeedNotice.seq)).where(col(FeedNotice.dedupe_key) == dedupe_key)
+        ).first()
+        if exists is not None:
+            return None
+    session.add(
+        FeedNotice(
+            seq=seq,
+            vendor_id=vendor_id,
+            grant_id=grant_id,
+            kind="ended",
+            reason=reason,
+            customer_id=customer_id,
+            fields=names,
+            dedupe_key=dedupe_key,
+            at=utcnow(),
+        )
+    )
+    return seq
+
+
+def forget_customer(
+    session: Session, *, customer_id: str, subject_for: Callable[[str], str]
+) -> None:
+    """Before an account is erased: its notices keep only the pairwise
+    subject each vendor knows (``subject_for(vendor_id)``)."""
+    notices = session.execute(
+        select(FeedNotice).where(col(FeedNotice.customer_id) == customer_id)
+    ).scalars()
+    for notice in notices:
+        notice.subject = subject_for(notice.vendor_id)
+        notice.customer_id = None
+        session.add(notice)

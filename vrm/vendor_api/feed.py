@@ -1,0 +1,259 @@
+"""``/v1/feed``: every change a vendor may see, across all its customers.
+
+The feed is the change log (vrm/feed) seen through the vendor's grants:
+changes of customers with an active grant, after the position where that
+grant started, each projected to that grant; a snapshot of the granted data
+where a grant starts; a tombstone where one ends or shrinks. Items carry
+pairwise subjects and event ids only.
+
+Each page reads up to the log's high-water mark, taken first: every
+position up to it has committed (see vrm/feed/models.py), so a cursor never
+skips a change that commits later. Items are computed from the records as
+they are when the page is read; a record written again has moved to a later
+position, so an item's id (position and grant) always names the same
+content, and delivering it twice is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, or_
+from sqlmodel import Session, col, select
+
+from consent.grants import service as grants
+from consent.grants.models import Grant
+from vrm.catalogue import CATEGORIES
+from vrm.dbtypes import utcnow
+from vrm.errors import BadRequest, NotFound
+from vrm.feed import changes
+from vrm.feed import cursor as cursors
+from vrm.feed.cursor import Position
+from vrm.feed.models import DataChange, FeedNotice
+from vrm.history import service as history
+from vrm.keys.pairwise import pairwise_event_id, pairwise_subject
+from vrm.keys.service import Vault
+from vrm.records import service as records
+from vrm.vendor_api import service
+from vrm.vendor_api.service import Reader
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+
+@dataclass
+class _Entry:
+    position: Position
+    change: DataChange | None = None
+    notice: FeedNotice | None = None
+
+
+@dataclass
+class _Reads:
+    """What one page returned of one customer under one grant."""
+
+    reader: Reader
+    categories: set[str] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+
+
+@dataclass
+class FeedPage:
+    items: list[dict[str, Any]]
+    next_cursor: str
+    has_more: bool
+
+
+def _after(seq_col: Any, grant_col: Any, after: Position) -> Any:
+    if after.grant_id is None:
+        return seq_col > after.seq
+    return or_(seq_col > after.seq, and_(seq_col == after.seq, grant_col > after.grant_id))
+
+
+def _entries(
+    session: Session, vendor_id: str, after: Position, high: int, limit: int
+) -> list[_Entry]:
+    now = utcnow()
+    data = session.exec(
+        select(DataChange, Grant.id)
+        .join(Grant, col(Grant.customer_id) == col(DataChange.customer_id))
+        .where(
+            Grant.vendor_id == vendor_id,
+            col(Grant.revoked_at).is_(None),
+            Grant.expires_at > now,
+            col(DataChange.seq) > func.coalesce(Grant.feed_seq, 0),
+            DataChange.op != changes.HIDDEN,
+            col(DataChange.seq) <= high,
+            _after(col(DataChange.seq), col(Grant.id), after),
+        )
+        .order_by(col(DataChange.seq), col(Grant.id))
+        .limit(limit)
+    ).all()
+    notices = session.exec(
+        select(FeedNotice)
+        .where(
+            FeedNotice.vendor_id == vendor_id,
+            col(FeedNotice.seq) <= high,
+            _after(col(FeedNotice.seq), col(FeedNotice.grant_id), after),
+        )
+        .order_by(col(FeedNotice.seq))
+        .limit(limit)
+    ).all()
+    entries = [_Entry(Position(c.seq, gid), change=c) for c, gid in data]
+    entries += [_Entry(Position(n.seq, n.grant_id), notice=n) for n in notices]
+    # Change rows and notices never share a position (one clock), and a
+    # change row's grants sort by id: (seq, grant id) is a total order.
+    entries.sort(key=lambda e: (e.position.seq, e.position.grant_id or ""))
+    return entries[:limit]
+
+
+class _Page:
+    """Builds one page's items, caching grants, subjects and readers."""
+
+    def __init__(self, session: Session, vault: Vault, vendor_id: str) -> None:
+        self.session = session
+        self.vault = vault
+        self.vendor_id = vendor_id
+        self.grants: dict[str, Grant | None] = {}
+        self.reads: dict[str, _Reads] = {}
+
+    def load_grants(self, ids: set[str]) -> None:
+        if ids:
+            rows = self.session.exec(select(Grant).where(col(Grant.id).in_(ids))).all()
+            self.grants.update({g.id: g for g in rows})
+
+    def reader(self, grant: Grant) -> _Reads:
+        reads = self.reads.get(grant.id)
+        if reads is None:
+            reads = _Reads(
+                Reader(
+                    vendor_id=self.vendor_id,
+                    customer_id=grant.customer_id,
+                    grant_id=grant.id,
+                    purpose=grant.purpose,
+                    subject=pairwise_subject(self.vault, self.vendor_id, grant.customer_id),
+                    accesses=grants.accesses_of(grant),
+                )
+            )
+            self.reads[grant.id] = reads
+        return reads
+
+    def item(self, entry: _Entry) -> dict[str, Any] | None:
+        if entry.notice is not None:
+            return self._notice(entry.notice)
+        assert entry.change is not None  # noqa: S101 - an entry is one or the other
+        grant = self.grants.get(entry.position.grant_id or "")
+        if grant is None or not grants.is_active(grant):
+            return None
+        return self._change(entry, entry.change, self.reader(grant))
+
+    def _head(self, item_id: str, kind: str, reads: _Reads) -> dict[str, Any]:
+        return {
+            "id": item_id,
+            "type": kind,
+            "subject": reads.reader.subject,
+            "grant_id": reads.reader.grant_id,
+        }
+
+    def _notice(self, notice: FeedNotice) -> dict[str, Any] | None:
+        item_id = f"{notice.seq}:{notice.grant_id}"
+        if notice.kind == "ended":
+            subject = notice.subject
+            if subject is None and notice.customer_id is not None:
+                subject = pairwise_subject(self.vault, self.vendor_id, notice.customer_id)
+            return {
+                "id": item_id,
+                "type": "tombstone",
+                "subject": subject,
+                "grant_id": notice.grant_id,
+                "reason": notice.reason,
+                "fields": notice.fields,
+            }
+        grant = self.grants.get(notice.grant_id)
+        if grant is None or not grants.is_active(grant):
+            # It ended since; its tombstone comes later in the feed.
+            return None
+        reads = self.reader(grant)
+        projection = service.project(
+            session=self.session,
+            vault=self.vault,
+            reader=reads.reader,
+            categories=service.readable_categories(reads.reader.accesses),
+        )
+        reads.categories.update(projection.categories)
+        reads.fields.update(projection.fields)
+        data = {c: projection.body[c] for c in projection.categories}
+        return {**self._head(item_id, "snapshot", reads), "purpose": grant.purpose, "data": data}
+
+    def _change(self, entry: _Entry, change: DataChange, reads: _Reads) -> dict[str, Any] | None:
+        category = change.category
+        granted = service.granted_fields(reads.reader.accesses, category)
+        if granted is None:
+            return None
+        item_id = f"{change.seq}:{reads.reader.grant_id}"
+        customer_id = reads.reader.customer_id
+        if CATEGORIES[category].kind != "events":
+            document = records.read_document(
+                session=self.session, vault=self.vault, customer_id=customer_id, category=category
+            ).data.model_dump(mode="json", exclude_none=True)
+            reads.categories.add(category)
+            reads.fields.update(f"{category}.{f}" for f in granted)
+            data = {f: document.get(f) for f in granted}
+            return {**self._head(item_id, "upsert", reads), "category": category, "data": data}
+        event_id = pairwise_event_id(self.vault, self.vendor_id, change.record_id)
+        if change.op == changes.DELETE:
+            return {
+                **self._head(item_id, "delete", reads),
+                "category": category,
+                "event_id": event_id,
+            }
+        try:
+            event = history.get_event(
+                session=self.session,
+                vault=self.vault,
+                customer_id=customer_id,
+                event_id=change.record_id,
+            ).event
+        except NotFound:
+            return None  # deleted since: the delete has a later position
+        if service.PRIVATE in event.labels:
+            return None  # made private since: likewise
+        shared = service.shared_event(self.vault, self.vendor_id, event)
+        reads.categories.add(category)
+        reads.fields.add(category)
+        return {**self._head(item_id, "upsert", reads), "category": category, "data": shared}
+
+
+def read(
+    *, session: Session, vault: Vault, vendor_id: str, cursor: str | None, limit: int
+) -> FeedPage:
+    """One page of the vendor's feed after ``cursor`` (from the start when
+    None). Records an access event per customer and grant whose data the
+    page carries, and commits them, before returning."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
+    after = cursors.decode(cursor) if cursor else cursors.START
+    grants.expire_due(session, vendor_id=vendor_id)
+    high = changes.high_water(session)
+    entries = _entries(session, vendor_id, after, high, limit + 1)
+    has_more = len(entries) > limit
+    entries = entries[:limit]
+    page = _Page(session, vault, vendor_id)
+    page.load_grants({e.position.grant_id for e in entries if e.position.grant_id})
+    items = [item for e in entries if (item := page.item(e)) is not None]
+    if has_more:
+        next_position = entries[-1].position
+    else:
+        # Everything up to the high-water mark is read; resume after it.
+        next_position = Position(high) if high >= after.seq else after
+    for reads in page.reads.values():
+        if reads.fields:
+            service.add_access(
+                session,
+                reads.reader,
+                [c for c in CATEGORIES if c in reads.categories],
+                sorted(reads.fields),
+            )
+    session.commit()
+    return FeedPage(items=items, next_cursor=cursors.encode(next_position), has_more=has_more)
