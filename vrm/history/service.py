@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -194,11 +195,21 @@ def delete_event(*, session: Session, customer_id: str, event_id: str) -> None:
     session.commit()
 
 
-def all_events(*, session: Session, vault: Vault, customer_id: str) -> list[HistoryEventPublic]:
-    """Every event of the customer, newest first."""
-    rows = session.exec(
-        select(HistoryRecord).where(col(HistoryRecord.customer_id) == customer_id)
-    ).all()
+def all_events(
+    *,
+    session: Session,
+    vault: Vault,
+    customer_id: str,
+    rows: Sequence[HistoryRecord] | None = None,
+) -> list[HistoryEventPublic]:
+    """Every event of the customer, newest first. A caller that loaded the
+    customer's rows already (for many customers at once) passes them."""
+    if rows is None:
+        rows = session.exec(
+            select(HistoryRecord).where(col(HistoryRecord.customer_id) == customer_id)
+        ).all()
+    elif any(row.customer_id != customer_id for row in rows):
+        raise ValueError("rows of another customer")
     events = [_open(session, vault, row).event for row in rows]
     events.sort(key=_order_key, reverse=True)
     return events

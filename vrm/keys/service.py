@@ -79,11 +79,14 @@ class Vault:
         root_version = self.keystore.create_root_key(customer_id)
         now = datetime.now(UTC)
         for category in KEYED_CATEGORIES:
-            session.add(self._new_data_key(customer_id, category, root_version, now))
+            key, row = self._new_data_key(customer_id, category, root_version, now)
+            session.add(row)
+            # Sign-up seals with these at once; no need to read them back.
+            self._remember((customer_id, category, DATA_KEY_VERSION), key, time.monotonic())
 
     def _new_data_key(
         self, customer_id: str, category: str, root_version: int, now: datetime
-    ) -> DataKey:
+    ) -> tuple[bytes, DataKey]:
         key = aead.new_key()
         wrapped = self.keystore.wrap(
             customer_id,
@@ -91,7 +94,7 @@ class Vault:
             key,
             _wrap_aad(customer_id, category, DATA_KEY_VERSION, root_version),
         )
-        return DataKey(
+        return key, DataKey(
             customer_id=customer_id,
             category=category,
             version=DATA_KEY_VERSION,
@@ -120,13 +123,16 @@ class Vault:
             raise KeyUnavailable("the customer's root key is gone (erased or missing)") from None
         except aead.SealError:
             raise IntegrityFailure("a wrapped data key failed its integrity check") from None
+        self._remember(cache_key, key, now)
+        return key
+
+    def _remember(self, cache_key: tuple[str, str, int], key: bytes, now: float) -> None:
         with self._lock:
             if len(self._cache) >= _CACHE_MAX_ENTRIES:
                 self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
                 if len(self._cache) >= _CACHE_MAX_ENTRIES:
                     self._cache.clear()
             self._cache[cache_key] = (key, now + self.cache_seconds)
-        return key
 
     def seal(
         self, session: Session, *, customer_id: str, category: str, record_id: str, plaintext: bytes

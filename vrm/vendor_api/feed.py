@@ -32,9 +32,12 @@ from vrm.feed import cursor as cursors
 from vrm.feed.cursor import Position
 from vrm.feed.models import DataChange, FeedNotice
 from vrm.history import service as history
+from vrm.history.models import HistoryRecord
+from vrm.keys.models import DataKey
 from vrm.keys.pairwise import pairwise_event_id, pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
+from vrm.records.models import DocumentRecord
 from vrm.vendor_api import service
 from vrm.vendor_api.service import Reader
 
@@ -117,11 +120,46 @@ class _Page:
         self.vendor_id = vendor_id
         self.grants: dict[str, Grant | None] = {}
         self.reads: dict[str, _Reads] = {}
+        self.loaded: list[Any] = []
+        self.history: dict[str, list[HistoryRecord]] = {}
 
     def load_grants(self, ids: set[str]) -> None:
         if ids:
             rows = self.session.exec(select(Grant).where(col(Grant.id).in_(ids))).all()
             self.grants.update({g.id: g for g in rows})
+
+    def prefetch(self, entries: list[_Entry]) -> None:
+        """Load the page's documents and data keys in two queries; the
+        per-record reads below then find them in the session."""
+        starting = {
+            g.customer_id
+            for e in entries
+            if e.notice is not None
+            and e.notice.kind == "started"
+            and (g := self.grants.get(e.notice.grant_id)) is not None
+        }
+        customers = starting | {e.change.customer_id for e in entries if e.change is not None}
+        ids = sorted(customers)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            # Held here: the session's identity map only keeps weak references.
+            self.loaded += self.session.exec(
+                select(DataKey).where(col(DataKey.customer_id).in_(chunk))
+            ).all()
+            self.loaded += self.session.exec(
+                select(DocumentRecord).where(col(DocumentRecord.customer_id).in_(chunk))
+            ).all()
+        # Snapshots read whole histories: one query for all of them.
+        ids = sorted(starting)
+        self.history = {c: [] for c in ids}
+        for start in range(0, len(ids), 500):
+            rows = self.session.exec(
+                select(HistoryRecord).where(
+                    col(HistoryRecord.customer_id).in_(ids[start : start + 500])
+                )
+            ).all()
+            for row in rows:
+                self.history[row.customer_id].append(row)
 
     def reader(self, grant: Grant) -> _Reads:
         reads = self.reads.get(grant.id)
@@ -180,6 +218,7 @@ class _Page:
             vault=self.vault,
             reader=reads.reader,
             categories=service.readable_categories(reads.reader.accesses),
+            history_rows=self.history.get(grant.customer_id),
         )
         reads.categories.update(projection.categories)
         reads.fields.update(projection.fields)
@@ -241,6 +280,7 @@ def read(
     entries = entries[:limit]
     page = _Page(session, vault, vendor_id)
     page.load_grants({e.position.grant_id for e in entries if e.position.grant_id})
+    page.prefetch(entries)
     items = [item for e in entries if (item := page.item(e)) is not None]
     if has_more:
         next_position = entries[-1].position

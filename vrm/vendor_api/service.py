@@ -34,7 +34,7 @@ from vrm.feed import changes
 from vrm.feed import cursor as cursors
 from vrm.feed.models import DataChange
 from vrm.history import service as history
-from vrm.history.models import HistoryEventPublic
+from vrm.history.models import HistoryEventPublic, HistoryRecord
 from vrm.keys.pairwise import pairwise_event_id
 from vrm.keys.service import Vault
 from vrm.records import service as records
@@ -155,8 +155,12 @@ def shared_event(vault: Vault, vendor_id: str, event: HistoryEventPublic) -> dic
     return {"id": pairwise_event_id(vault, vendor_id, event.id), **shared}
 
 
-def _history(session: Session, vault: Vault, reader: Reader) -> list[dict[str, Any]]:
-    events = history.all_events(session=session, vault=vault, customer_id=reader.customer_id)
+def _history(
+    session: Session, vault: Vault, reader: Reader, rows: list[HistoryRecord] | None
+) -> list[dict[str, Any]]:
+    events = history.all_events(
+        session=session, vault=vault, customer_id=reader.customer_id, rows=rows
+    )
     return [shared_event(vault, reader.vendor_id, e) for e in events if PRIVATE not in e.labels]
 
 
@@ -171,9 +175,17 @@ def _document(
     return {f: data.get(f) for f in fields}
 
 
-def project(*, session: Session, vault: Vault, reader: Reader, categories: list[str]) -> Projection:
+def project(
+    *,
+    session: Session,
+    vault: Vault,
+    reader: Reader,
+    categories: list[str],
+    history_rows: list[HistoryRecord] | None = None,
+) -> Projection:
     """The granted part of ``categories``, with the names of what it holds.
-    Callers pass only categories the grant covers (see require_category)."""
+    Callers pass only categories the grant covers (see require_category),
+    and may pass the customer's history rows if they loaded them already."""
     body: dict[str, Any] = {
         "subject": reader.subject,
         "grant_id": reader.grant_id,
@@ -185,7 +197,7 @@ def project(*, session: Session, vault: Vault, reader: Reader, categories: list[
         if fields is None:
             continue
         if CATEGORIES[category].kind == "events":
-            body[category] = _history(session, vault, reader)
+            body[category] = _history(session, vault, reader, history_rows)
             returned.append(category)
         else:
             body[category] = _document(session, vault, reader, category, fields)
