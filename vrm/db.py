@@ -52,3 +52,15 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def read_snapshot(session: Session) -> None:
+    """Make the session's next transaction read one consistent snapshot.
+
+    On PostgreSQL that is REPEATABLE READ; call it before the transaction's
+    first statement, and only for reads (an UPDATE of a row changed since
+    the snapshot would fail). SQLite's driver runs each SELECT outside a
+    transaction, so there each statement is its own snapshot; see
+    docs/operations.md."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})

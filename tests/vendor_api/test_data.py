@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi import FastAPI
 
@@ -15,6 +17,8 @@ from tests.vendor_api.helpers import (
     put,
     read,
 )
+from vrm.settings import Settings
+from vrm.vendor_api import service
 
 # -- projection ---------------------------------------------------------------
 
@@ -324,3 +328,28 @@ def test_etag_ignores_changes_outside_the_grant_and_follows_changes_inside(
     assert r.json()["profile"] == {"email": "ana.new@example.net"}
     assert r.headers["etag"] != etag
     assert r.headers["cache-control"] == "private, no-cache"
+
+
+def test_a_read_sees_one_snapshot_on_postgresql(
+    app: FastAPI, settings: Settings, ana_profile: Person, vendor: Vendor, monkeypatch: Any
+) -> None:
+    """A write that commits between the token check and the data read is
+    not in the answer: the grant and the data come from one moment."""
+    if settings.is_sqlite:
+        pytest.skip("SQLite's driver runs each SELECT as its own snapshot")
+    t = tokens_for(ana_profile, vendor, "profile.email:read")
+    original = service.project
+
+    def write_first(**kw: Any) -> Any:
+        put(ana_profile, "profile", {**PROFILE, "email": "changed.meanwhile@example.net"})
+        return original(**kw)
+
+    monkeypatch.setattr(service, "project", write_first)
+    r = read(vendor, t["access_token"])
+    assert r.status_code == 200, r.text
+    assert r.json()["profile"] == {"email": PROFILE["email"]}
+    monkeypatch.setattr(service, "project", original)
+    assert (
+        read(vendor, t["access_token"]).json()["profile"]["email"]
+        == "changed.meanwhile@example.net"
+    )

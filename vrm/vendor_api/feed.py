@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from consent.grants import service as grants
 from consent.grants.models import Grant
 from vrm.catalogue import CATEGORIES
+from vrm.db import read_snapshot
 from vrm.dbtypes import utcnow
 from vrm.errors import BadRequest, NotFound
 from vrm.feed import changes
@@ -273,7 +274,8 @@ def read(
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
     after = cursors.decode(cursor) if cursor else cursors.START
-    grants.expire_due(session, vendor_id=vendor_id)
+    grants.expire_due(session, vendor_id=vendor_id)  # commits
+    read_snapshot(session)
     high = changes.high_water(session)
     entries = _entries(session, vendor_id, after, high, limit + 1)
     has_more = len(entries) > limit

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from consent.oauth import tokens
 from consent.oauth.routes import bearer_token
 from vrm.catalogue.history import HistoryEvent
-from vrm.db import SessionDep
+from vrm.db import SessionDep, read_snapshot
 from vrm.deps import VaultDep
 from vrm.etags import matches_if_none_match
 from vrm.vendor_api import feed, service
@@ -59,7 +59,18 @@ def current_reader(request: Request, session: SessionDep, vault: VaultDep) -> Re
     )
 
 
-ReaderDep = Annotated[Reader, Depends(current_reader)]
+def snapshot_reader(request: Request, session: SessionDep, vault: VaultDep) -> Reader:
+    """current_reader for reads: the token check and the data read see one
+    snapshot, so a read never mixes a grant that was active with data
+    written after it was revoked."""
+    read_snapshot(session)
+    return current_reader(request, session, vault)
+
+
+# Reads run in one snapshot; the deposit writes (and takes the change-log
+# clock, which a snapshot transaction could not update concurrently).
+ReaderDep = Annotated[Reader, Depends(snapshot_reader)]
+WriterDep = Annotated[Reader, Depends(current_reader)]
 IfNoneMatch = Annotated[str | None, Header()]
 
 
@@ -140,7 +151,7 @@ def read_category(
 @deposit_router.post("", status_code=status.HTTP_201_CREATED)
 def deposit_history(
     body: HistoryEvent,
-    reader: ReaderDep,
+    reader: WriterDep,
     session: SessionDep,
     vault: VaultDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
