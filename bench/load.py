@@ -1,0 +1,202 @@
+"""Closed-loop load of authorized GETs (used by bench/data_api.py).
+
+``measure(target, concurrency, warmup, seconds)`` opens ``concurrency``
+keep-alive connections to ``target`` and has each send the next GET as soon
+as the last one is answered, for ``warmup`` and then ``seconds`` seconds. Only
+a 200 carrying a body of the expected length counts; everything else is an
+error, and the first few are kept. The requests are raw HTTP/1.1 over asyncio
+streams (``Conn`` from bench/token.py, uvloop when installed), in this
+process: the server runs in its own. The access token is renewed before the
+run if it would expire during it, and during the run if the run is longer
+than a token lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench.token import Conn, HttpError, machine_busy
+
+# Renew an access token this long before it expires.
+RENEW_AHEAD = 30.0
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    expires_at: float  # time.time() when it stops working
+
+
+@dataclass
+class Target:
+    """A server answering authorized GETs of one resource."""
+
+    name: str
+    base_url: str
+    path: str
+    size: int  # bytes of the expected body
+    pid: int  # root of the server's process tree
+    renew: Callable[[], Token]  # a fresh access token
+    token: Token = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.token = self.renew()
+
+    def fresh_token(self) -> None:
+        self.token = self.renew()
+
+
+@dataclass
+class Run:
+    server: str
+    concurrency: int
+    ok: int
+    errors: int
+    rps: float
+    p50: float  # ms
+    p99: float  # ms
+    server_cpu: float  # shares of one core over the window
+    client_cpu: float
+    other_cpu: float
+    samples: list[str]
+
+
+def _tree_pids(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                raw = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(raw[raw.rindex(")") + 2 :].split()[1])
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return found
+
+
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds used so far by ``pids`` (cheap enough to call mid-run)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            fields = raw[raw.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _request(target: Target) -> bytes:
+    host = urlsplit(target.base_url).netloc
+    return (
+        f"GET {target.path} HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {target.token.value}\r\nAccept: application/json\r\n\r\n"
+    ).encode()
+
+
+async def _drive(target: Target, concurrency: int, warmup: float, seconds: float) -> Run:
+    """``concurrency`` keep-alive connections, each sending the next GET as
+    soon as the last one is answered. Only a 200 with the expected body
+    length counts; latencies of the answers that arrive inside the window."""
+    parts = urlsplit(target.base_url)
+    conns = [Conn(parts.hostname or "127.0.0.1", parts.port or 80) for _ in range(concurrency)]
+    for conn in conns:
+        await conn.open()
+    pids = _tree_pids(target.pid)
+    request = [_request(target)]
+    lat = array("d")
+    errors = [0]
+    samples: list[str] = []
+    start = time.perf_counter()
+    window, end = start + warmup, start + warmup + seconds
+
+    def fail(what: str) -> None:
+        if time.perf_counter() >= window:
+            errors[0] += 1
+        if len(samples) < 5:
+            samples.append(what)
+
+    async def client(conn: Conn) -> None:
+        while (t0 := time.perf_counter()) < end:
+            try:
+                status, _, body = await conn.roundtrip(request[0])
+            except (OSError, HttpError, asyncio.IncompleteReadError) as exc:
+                fail(f"{type(exc).__name__}: {exc}")
+                conn.close()
+                continue
+            t1 = time.perf_counter()
+            if status != 200 or len(body) != target.size:
+                fail(f"{status}, {len(body)} bytes: {body[:160]!r}")
+            elif window <= t1 <= end:
+                lat.append(t1 - t0)
+
+    async def keep_fresh() -> None:
+        # Only for runs longer than a token lives: renewal happens off the
+        # event loop, and the next request of each connection uses the new one.
+        while True:
+            await asyncio.sleep(max(0.5, target.token.expires_at - RENEW_AHEAD - time.time()))
+            if target.token.expires_at - RENEW_AHEAD > time.time():
+                continue
+            try:
+                await asyncio.to_thread(target.fresh_token)
+                request[0] = _request(target)
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                fail(f"token renewal: {type(exc).__name__}: {exc}")
+
+    async def meter() -> tuple[float, float, float]:
+        await asyncio.sleep(window - time.perf_counter())
+        before = (_cpu(pids), time.process_time(), machine_busy())
+        await asyncio.sleep(end - time.perf_counter())
+        after = (_cpu(pids), time.process_time(), machine_busy())
+        server, client_, busy = ((b - a) / seconds for a, b in zip(before, after, strict=True))
+        return server, client_, max(0.0, busy - server - client_)
+
+    renewer = asyncio.create_task(keep_fresh())
+    try:
+        cpu, *_ = await asyncio.gather(meter(), *(client(conn) for conn in conns))
+    finally:
+        renewer.cancel()
+        for conn in conns:
+            conn.close()
+    ordered = sorted(lat)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+    server_cpu, client_cpu, other_cpu = cpu
+    return Run(
+        target.name,
+        concurrency,
+        len(ordered),
+        errors[0],
+        len(ordered) / seconds,
+        pct(0.50),
+        pct(0.99),
+        server_cpu,
+        client_cpu,
+        other_cpu,
+        samples,
+    )
+
+
+def measure(target: Target, concurrency: int, warmup: float, seconds: float) -> Run:
+    if target.token.expires_at - time.time() < warmup + seconds + RENEW_AHEAD + 5:
+        target.fresh_token()
+    run = _drive(target, concurrency, warmup, seconds)
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run)
