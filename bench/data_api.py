@@ -2,7 +2,8 @@
 
     python bench/data_api.py [--only-ours | --only-solid] [--workers N]
                              [--concurrency 1,8,32] [--seconds 10] [--warmup 2]
-                             [--quick] [--quiet-wait 60]
+                             [--quick] [--quiet-wait 60] [--phases reads,feed]
+                             [--customers 100000] [--page 1000] [--sqlite]
 
 Phase ``reads``: authorized GETs of one customer's ~1 KB permitted view
 (``GET /v1/data`` with a Bearer token from the real authorization code flow,
@@ -14,8 +15,12 @@ time after the same warm-up; the table gives requests, req/s, p50, p99,
 errors and CPU, then the ratios ours / Solid and whether the goal (10x the
 throughput, a tenth of the p99) is met. See bench/README.md.
 
+Phase ``feed``: a vendor syncing ``--customers`` (100,000) customers through
+``GET /v1/feed`` on PostgreSQL, first from the start and then incrementally;
+records per second and page latency (bench/feed.py, which also runs alone).
+
 Phases are registered in ``PHASES``; each starts what it needs and prints its
-own table, so another one (a vendor's feed sync) can be added beside it.
+own table.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from bench import ours
+from bench import feed, ours
 from bench.load import Run, Target, Token, measure
 from bench.solid_server import SolidServer
 from bench.token import wait_quiet
@@ -304,7 +309,12 @@ def print_reads(runs: list[Run], targets: list[Target], args: argparse.Namespace
 # -- main ----------------------------------------------------------------------------
 
 # Each phase starts what it needs, measures, prints its table and stops it all.
-PHASES: dict[str, Callable[[argparse.Namespace], None]] = {"reads": reads}
+PHASES: dict[str, Callable[[argparse.Namespace], None]] = {
+    "reads": reads,
+    # A vendor syncing --customers (100,000) customers through GET /v1/feed
+    # on PostgreSQL: bench/feed.py. Seeding alone takes about 15 minutes here.
+    "feed": feed.run,
+}
 
 
 def main() -> None:
@@ -324,6 +334,7 @@ def main() -> None:
         help="before each run, wait up to this long for the machine to be idle (0: don't)",
     )
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
+    feed.add_arguments(parser)
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.warmup = 2.0, 0.5

@@ -385,16 +385,23 @@ def _print(label: str, s: dict[str, Any]) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--events", type=int, default=2)
-    parser.add_argument("--page", type=int, default=1000)
-    parser.add_argument("--changed", type=float, default=0.1)
+    parser.add_argument("--events", type=int, default=2, help="history events per customer")
+    parser.add_argument("--page", type=int, default=1000, help="feed page size")
+    parser.add_argument("--changed", type=float, default=0.1, help="share changed after sync")
     parser.add_argument("--seed-procs", type=int, default=2)
     parser.add_argument("--sqlite", action="store_true", help="the embedded default instead")
-    args = parser.parse_args()
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    run(parser.parse_args())
+
+
+def run(args: argparse.Namespace) -> None:
+    """The whole benchmark (also bench/data_api.py's ``feed`` phase)."""
     from tests.pgserver import postgres_cluster
     from vrm.settings import Settings  # noqa: F401 - fail early if not installed
 
@@ -406,8 +413,8 @@ def main() -> None:
             port = s.getsockname()[1]
         base = f"http://127.0.0.1:{port}"
         env = _env(data, database_url, base)
-        run: dict[str, Any] = {"env": env, "check": True, "capture_output": True, "text": True}
-        subprocess.run([str(BIN / "vrm"), "init"], **run)
+        quiet: dict[str, Any] = {"env": env, "check": True, "capture_output": True, "text": True}
+        subprocess.run([str(BIN / "vrm"), "init"], **quiet)
         added = subprocess.run(
             [
                 str(BIN / "vrm"),
@@ -419,7 +426,7 @@ def main() -> None:
                 "https://vendor.example/cb",
                 "--json",
             ],
-            **run,
+            **quiet,
         )
         vendor = json.loads(added.stdout)
 
