@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.state.vault = Vault(keystore, cache_seconds=settings.key_cache_seconds)
     app.state.passwords = Passwords(settings)
     app.state.oauth = OAuthServer(settings, app.state.vault)
-    app.dependency_overrides[get_settings] = lambda: settings
+    # Routes read settings from app.state (vrm.deps.app_settings), not via
+    # dependency_overrides: while any override is set, FastAPI rebuilds the
+    # dependency graph on every request (about 1 ms each).
     install_handlers(app)
     app.add_middleware(JSONOnlyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)

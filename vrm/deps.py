@@ -12,17 +12,26 @@ from vrm.accounts.passwords import Passwords
 from vrm.db import SessionDep
 from vrm.errors import Unauthenticated
 from vrm.keys.service import Vault
-from vrm.settings import Settings, get_settings
+from vrm.settings import Settings
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+# These only read what create_app put on app.state: async, so FastAPI calls
+# them inline instead of hopping to a worker thread for each one.
 
 
-def get_vault(request: Request) -> Vault:
+async def app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+
+
+async def get_vault(request: Request) -> Vault:
     vault: Vault = request.app.state.vault
     return vault
 
 
-def get_passwords(request: Request) -> Passwords:
+async def get_passwords(request: Request) -> Passwords:
     passwords: Passwords = request.app.state.passwords
     return passwords
 

@@ -1,8 +1,8 @@
 """Typed settings, read from ``VRM_*`` environment variables.
 
 The defaults are the embedded ones: a SQLite file and a file key store under
-``./var``. Tests override :func:`get_settings` through FastAPI's dependency
-overrides or by building their own :class:`Settings`.
+``./var``. The app reads the :class:`Settings` it was built with from
+``app.state`` (tests build their own).
 """
 
 from __future__ import annotations

@@ -234,9 +234,9 @@ class _Page:
         item_id = f"{change.seq}:{reads.reader.grant_id}"
         customer_id = reads.reader.customer_id
         if CATEGORIES[category].kind != "events":
-            document = records.read_document(
+            document = records.read_fields(
                 session=self.session, vault=self.vault, customer_id=customer_id, category=category
-            ).data.model_dump(mode="json", exclude_none=True)
+            )
             reads.categories.add(category)
             reads.fields.update(f"{category}.{f}" for f in granted)
             data = {f: document.get(f) for f in granted}
