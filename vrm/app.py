@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from consent.grants.routes import router as grants_router
 from consent.login import router as login_router
+from consent.oauth.endpoints import VendorEndpointsFirst
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.state.oauth = OAuthServer(settings, app.state.vault)
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
+    # Innermost, so every other middleware wraps the vendor endpoints too.
+    app.add_middleware(VendorEndpointsFirst)
     app.add_middleware(JSONOnlyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     # The OAuth router first: routes match in order, and its token and

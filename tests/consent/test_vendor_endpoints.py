@@ -1,0 +1,72 @@
+"""The token, revocation and introspection endpoints are served ahead of
+FastAPI's routing (consent/oauth/endpoints.py); the app's rules still hold
+for them: the body limit, 405 for other methods, form bodies only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+
+from tests.consent.conftest import Vendor
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_other_methods_than_post_are_405_problems(vendor: Vendor, path: str) -> None:
+    r = vendor.client.get(path, auth=vendor.auth)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "POST"
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_token_request_over_the_body_limit_is_a_413_problem(app: FastAPI, vendor: Vendor) -> None:
+    limit = app.state.settings.max_body_bytes
+    r = vendor.client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "feed:read", "pad": "x" * limit},
+        auth=vendor.auth,
+    )
+    assert r.status_code == 413
+    assert r.json() == {
+        "type": "urn:vrm:problem:payload-too-large",
+        "title": "Request body too large",
+        "status": 413,
+        "detail": f"Request bodies are limited to {limit} bytes.",
+    }
+
+
+def test_a_chunked_token_request_is_read_whole(vendor: Vendor) -> None:
+    def body() -> Iterator[bytes]:
+        yield b"grant_type=client_"
+        yield b"credentials&scope=feed%3Aread"
+
+    r = vendor.client.post(
+        "/oauth/token",
+        content=body(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        auth=vendor.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["scope"] == "feed:read"
+    assert r.headers["cache-control"] == "no-store"
+
+
+def test_a_form_content_type_with_parameters_is_a_form(vendor: Vendor) -> None:
+    r = vendor.client.post(
+        "/oauth/token",
+        content=b"grant_type=client_credentials&scope=feed:read",
+        headers={"content-type": "Application/X-WWW-Form-URLEncoded; charset=UTF-8"},
+        auth=vendor.auth,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_an_error_from_the_token_endpoint_is_not_cached(vendor: Vendor) -> None:
+    r = vendor.client.post(
+        "/oauth/token", content=b"{}", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_request"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["pragma"] == "no-cache"
