@@ -15,10 +15,9 @@ carries ``Cache-Control: no-store`` (RFC 6749 5.1).
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlmodel import Session
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
@@ -73,19 +72,15 @@ def _request(scope: Scope, headers: Headers, issuer: str, body: bytes) -> OAuthR
     return OAuthRequest("POST", uri, headers, items)
 
 
-def respond(server: Server, session: Session, name: str | None, oreq: OAuthRequest) -> Response:
-    """Authlib's answer to one request, with ``session`` as its database."""
-    with server.bound(session):
+def respond(server: Server, engine: Engine, name: str | None, oreq: OAuthRequest) -> Response:
+    """Authlib's answer to one request, on a connection of its own (closing
+    it rolls back whatever was not committed)."""
+    with engine.connect() as connection, server.connected(connection):
         if name is None:
             response: Response = server.create_token_response(oreq)
         else:
             response = server.create_endpoint_response(name, oreq)
     return response
-
-
-def _in_thread(server: Server, engine: Any, name: str | None, oreq: OAuthRequest) -> Response:
-    with Session(engine) as session:
-        return respond(server, session, name, oreq)
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -117,7 +112,7 @@ class VendorEndpoint:
             response = oreq
         else:
             response = await run_in_threadpool(
-                _in_thread, server, state.engine, PATHS[scope["path"]], oreq
+                respond, server, state.engine, PATHS[scope["path"]], oreq
             )
         await _no_store(response)(scope, receive, send)
 

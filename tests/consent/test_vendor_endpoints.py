@@ -5,11 +5,16 @@ for them: the body limit, 405 for other methods, form bodies only."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlmodel import Session
 
-from tests.consent.conftest import Vendor
+from consent.oauth import tokens
+from consent.vendors import service as vendors
+from tests.conftest import Person
+from tests.consent.conftest import Vendor, tokens_for
 
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
@@ -70,3 +75,57 @@ def test_an_error_from_the_token_endpoint_is_not_cached(vendor: Vendor) -> None:
     assert r.json()["error"] == "invalid_request"
     assert r.headers["cache-control"] == "no-store"
     assert r.headers["pragma"] == "no-cache"
+
+
+def _client_credentials(vendor: Vendor, secret: str | None = None) -> Any:
+    return vendor.client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "feed:read"},
+        auth=(vendor.client_id, secret or vendor.client_secret),
+    )
+
+
+def test_a_rotated_secret_stops_working_on_the_next_request(app: FastAPI, vendor: Vendor) -> None:
+    assert _client_credentials(vendor).status_code == 200
+    with Session(app.state.engine) as session:
+        new = vendors.rotate_secret(session, app.state.vault, vendor.client_id)
+    r = _client_credentials(vendor)
+    assert r.status_code == 401
+    assert r.json()["error"] == "invalid_client"
+    assert _client_credentials(vendor, new).status_code == 200, r.text
+
+
+def test_a_disabled_vendor_is_refused_and_its_tokens_die_at_once(
+    app: FastAPI, vendor: Vendor
+) -> None:
+    live = _client_credentials(vendor).json()["access_token"]
+    with Session(app.state.engine) as session:
+        vendors.disable(session, vendor.client_id)
+    r = _client_credentials(vendor)
+    assert r.status_code == 401
+    assert r.json()["error"] == "invalid_client"
+    with Session(app.state.engine) as session:
+        assert tokens.check_access_token(session, app.state.vault, live) is None
+
+
+def test_revoking_an_access_token_ends_it_and_the_refresh_token_issued_with_it(
+    ana: Person, vendor: Vendor
+) -> None:
+    token = tokens_for(ana, vendor)
+    r = vendor.client.post(
+        "/oauth/revoke",
+        data={"token": token["access_token"], "token_type_hint": "access_token"},
+        auth=vendor.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert vendor.introspect(token["access_token"]) == {"active": False}
+    # RFC 7009 2.1 allows it, and the two are one row.
+    assert vendor.introspect(token["refresh_token"]) == {"active": False}
+
+
+def test_a_vendor_cannot_introspect_another_vendors_token(
+    ana: Person, vendor: Vendor, other_vendor: Vendor
+) -> None:
+    token = tokens_for(ana, vendor)
+    assert other_vendor.introspect(token["access_token"]) == {"active": False}
+    assert vendor.introspect(token["access_token"])["active"] is True
