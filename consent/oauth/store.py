@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
-from sqlalchemy.orm import instrumentation
+from sqlalchemy.orm import configure_mappers, instrumentation
+from sqlalchemy.orm.instrumentation import ClassManager
 from sqlmodel import SQLModel
 
 from consent.grants.models import Grant
@@ -90,11 +92,19 @@ _INSERT_ASSERTION = insert(ASSERTION)
 _PURGE_ASSERTIONS = delete(ASSERTION).where(ASSERTION.c.expires_at < bindparam("now"))
 
 
+@cache
+def _manager(model: type[SQLModel]) -> ClassManager[Any]:
+    # A worker process whose first request is a token request has not used
+    # the ORM yet, and attributes of unconfigured mappers cannot be read.
+    configure_mappers()
+    return instrumentation.manager_of_class(model)
+
+
 def loaded(model: type[M], row: Mapping[Any, Any]) -> M:
     """An instance of ``model`` holding ``row``, as a query through a
     session would return it but outside any session (so read only).
     Skips model validation: the row came from the table."""
-    obj: M = instrumentation.manager_of_class(model).new_instance()
+    obj: M = _manager(model).new_instance()
     obj.__dict__.update(row)
     object.__setattr__(obj, "__pydantic_fields_set__", set(row))
     object.__setattr__(obj, "__pydantic_extra__", None)

@@ -4,6 +4,9 @@ for them: the body limit, 405 for other methods, form bodies only."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +18,7 @@ from consent.oauth import tokens
 from consent.vendors import service as vendors
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
+from vrm.settings import Settings
 
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
@@ -129,3 +133,29 @@ def test_a_vendor_cannot_introspect_another_vendors_token(
     token = tokens_for(ana, vendor)
     assert other_vendor.introspect(token["access_token"]) == {"active": False}
     assert vendor.introspect(token["access_token"])["active"] is True
+
+
+def test_a_new_process_can_answer_a_token_request_first(settings: Settings, vendor: Vendor) -> None:
+    # A uvicorn worker's first request may be a token request, before
+    # anything in that process has used the ORM.
+    script = (
+        "from fastapi.testclient import TestClient\n"
+        "from vrm.app import create_app\n"
+        "from vrm.settings import Settings\n"
+        "import sys\n"
+        "r = TestClient(create_app(Settings())).post('/oauth/token',"
+        " data={'grant_type': 'client_credentials', 'scope': 'feed:read'},"
+        " auth=(sys.argv[1], sys.argv[2]))\n"
+        "print(r.status_code, r.json().get('token_type'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
+    env.update(VRM_DATA_DIR=str(settings.data_dir), VRM_DATABASE_URL=settings.database_url)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script, vendor.client_id, vendor.client_secret],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.stdout.strip() == "200 Bearer", done.stderr
