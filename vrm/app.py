@@ -17,7 +17,7 @@ from vrm import __version__
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
-from vrm.db import make_engine
+from vrm.db import make_engine, start_checkpoints
 from vrm.errors import install_handlers
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
@@ -35,7 +35,10 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        checkpoints = start_checkpoints(engine)
         yield
+        if checkpoints is not None:
+            checkpoints.stop()
         engine.dispose()
 
     app = FastAPI(
