@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from consent.grants.routes import router as grants_router
 from consent.login import router as login_router
+from consent.oauth.endpoints import VendorEndpointsFirst
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
@@ -16,7 +17,7 @@ from vrm import __version__
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
-from vrm.db import make_engine
+from vrm.db import make_engine, start_checkpoints
 from vrm.errors import install_handlers
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
@@ -35,7 +36,10 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        checkpoints = start_checkpoints(engine)
         yield
+        if checkpoints is not None:
+            checkpoints.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -53,6 +57,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     # dependency_overrides: while any override is set, FastAPI rebuilds the
     # dependency graph on every request (about 1 ms each).
     install_handlers(app)
+    # Innermost, so every other middleware wraps the vendor endpoints too.
+    app.add_middleware(VendorEndpointsFirst)
     app.add_middleware(JSONOnlyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     # The OAuth router first: routes match in order, and its token and

@@ -10,7 +10,6 @@ exactly those shapes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
@@ -23,9 +22,11 @@ from fastapi import APIRouter, Depends, Request
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
 
 from consent.grants import service as grants
 from consent.oauth import keys, tokens
+from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.server import ASSERTION_ALGS, TOKEN_AUTH_METHODS, Decision, Server
 from consent.oauth.server import Request as OAuthRequest
 from consent.oauth.userinfo import CLAIMS
@@ -343,75 +344,8 @@ async def authorize_decision(
 
 # -- token, revocation, introspection ------------------------------------------
 
-
-async def _form_request(request: Request, settings: Settings) -> OAuthRequest | Response:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
-        return JSONResponse(
-            {
-                "error": "invalid_request",
-                "error_description": "send the parameters as application/x-www-form-urlencoded",
-            },
-            status_code=400,
-            headers={"Cache-Control": "no-store"},
-        )
-    form = await request.form()
-    items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-    return OAuthRequest("POST", _uri(settings, request), request.headers, items)
-
-
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
-
-
-def _in_thread(server: Server, engine: Any, work: Callable[[], Response]) -> Response:
-    with Session(engine) as session:
-        return server.run(session, work)
-
-
-async def _endpoint(
-    request: Request, server: Server, settings: Settings, name: str | None
-) -> Response:
-    """The vendor's hot paths (token, revocation, introspection): the form is
-    read here, then all database work happens in one worker thread with a
-    session opened there (a session dependency would add thread hops)."""
-    oreq = await _form_request(request, settings)
-    if isinstance(oreq, Response):
-        return oreq
-
-    def work() -> Response:
-        answer: Response
-        if name is None:
-            answer = server.create_token_response(oreq)
-        else:
-            answer = server.create_endpoint_response(name, oreq)
-        return answer
-
-    response = await run_in_threadpool(_in_thread, server, request.app.state.engine, work)
-    return _no_store(response)
-
-
-async def token(request: Request) -> Response:
-    return await _endpoint(request, request.app.state.oauth, request.app.state.settings, None)
-
-
-async def revoke(request: Request) -> Response:
-    return await _endpoint(
-        request, request.app.state.oauth, request.app.state.settings, "revocation"
-    )
-
-
-async def introspect(request: Request) -> Response:
-    return await _endpoint(
-        request, request.app.state.oauth, request.app.state.settings, "introspection"
-    )
-
-
-# The vendor-facing hot paths are plain Starlette routes: they take no
-# FastAPI dependencies and need no schema, and skipping dependency solving
-# is a measurable share of their time (bench/token.py).
-router.add_route("/oauth/token", token, methods=["POST"], include_in_schema=False)
-router.add_route("/oauth/revoke", revoke, methods=["POST"], include_in_schema=False)
-router.add_route("/oauth/introspect", introspect, methods=["POST"], include_in_schema=False)
+# The vendor-facing hot paths are one lean ASGI app (consent/oauth/endpoints.py);
+# create_app also puts it in front of the routing for POSTs.
+router.routes.extend(
+    Route(path, vendor_endpoint, methods=["POST"], include_in_schema=False) for path in PATHS
+)

@@ -53,15 +53,16 @@ from authlib.oidc.core.grants import OpenIDCode
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, insert, select, update
+from sqlmodel import Session, col, delete, select
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
 from consent.grants import service as grants
 from consent.grants.models import Grant
-from consent.oauth import keys, tokens
-from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
+from consent.oauth import keys, store, tokens
+from consent.oauth.models import AuthorizationCode, OAuthToken
 from consent.scopes import (
     VENDOR_SCOPES,
     DataRequest,
@@ -89,7 +90,10 @@ ASSERTION_ALGS = ["ES256", "ES384", "EdDSA", "PS256", "RS256"]
 # Longest a private_key_jwt assertion may live: bounds the jti store.
 ASSERTION_MAX_SECONDS = 300
 
+# Authlib's callbacks find the database here: the ORM session of an
+# authorization page, or the bare connection of a vendor endpoint.
 _db: ContextVar[Session] = ContextVar("consent_db")
+_conn: ContextVar[Connection] = ContextVar("consent_conn")
 T = TypeVar("T")
 
 
@@ -250,7 +254,31 @@ class Token(TokenMixin):
 
 
 def db() -> Session:
+    """The ORM session: only on the authorization pages."""
     return _db.get()
+
+
+def conn() -> Connection:
+    """The connection every callback's Core statements run on."""
+    session = _db.get(None)
+    # A session hands out a new connection after each commit: ask each time.
+    return session.connection() if session is not None else _conn.get()
+
+
+def commit() -> None:
+    session = _db.get(None)
+    if session is not None:
+        session.commit()
+    else:
+        _conn.get().commit()
+
+
+def rollback() -> None:
+    session = _db.get(None)
+    if session is not None:
+        session.rollback()
+    else:
+        _conn.get().rollback()
 
 
 # -- grants -----------------------------------------------------------------
@@ -358,31 +386,22 @@ class CodeGrant(AuthorizationCodeGrant):
         session.commit()
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
-        session = db()
+        db = conn()
         code_hash = self.server.vault.token_hash(code)
-        row = session.get(AuthorizationCode, code_hash)
+        row = store.code(db, code_hash)
         if row is None or row.vendor_id != client.vendor.id:
             return None
         # Consume atomically: exactly one exchange wins.
-        result = session.exec(
-            update(AuthorizationCode)
-            .where(
-                col(AuthorizationCode.code_hash) == code_hash,
-                col(AuthorizationCode.used_at).is_(None),
-            )
-            .values(used_at=utcnow())
-        )
-        if result.rowcount != 1:
+        if not store.consume_code(db, code_hash, utcnow()):
             # Second use: deny, and revoke whatever the first use issued
             # (RFC 9700 4.2.4, OAuth 2.1 4.1.3).
-            tokens.revoke_family(session, family_of(code_hash))
-            session.commit()
+            tokens.revoke_family(db, family_of(code_hash))
+            commit()
             return None
-        session.commit()
-        session.refresh(row)
+        commit()
         if row.expires_at <= utcnow():
             return None
-        grant = session.get(Grant, row.grant_id)
+        grant = store.grant(conn(), row.grant_id)
         if grant is None or not grants.is_active(grant):
             return None
         return Code(row, grant)
@@ -392,7 +411,7 @@ class CodeGrant(AuthorizationCodeGrant):
         return None
 
     def authenticate_user(self, authorization_code: Code) -> Customer | None:
-        return db().get(Customer, authorization_code.row.customer_id)
+        return store.customer(conn(), authorization_code.row.customer_id)
 
 
 def family_of(code_hash: bytes) -> str:
@@ -408,27 +427,28 @@ class RefreshGrant(RefreshTokenGrant):
     server: Server
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        session = db()
-        row = tokens.find_refresh(session, self.server.vault, refresh_token)
-        if row is None or row.vendor_id != self.request.client.vendor.id:
+        db = conn()
+        found = tokens.find_refresh(db, self.server.vault, refresh_token)
+        if found is None or found.row.vendor_id != self.request.client.vendor.id:
             return None
+        row = found.row
         active = None
         if row.refreshed_at is None and row.revoked_at is None:
             # Everything that can refuse this request without it being a
             # replay comes before the token is used up, so a harmless client
             # mistake (asking for too wide a scope) does not cost the family.
-            active = tokens.usable_refresh(session, row)
+            active = found.usable()
             if active is None:
                 return None
             asked = self.request.payload.scope
             if asked and not set(asked.split()) <= set(active.scope.split()):
                 raise InvalidScopeError("the scope asked for is wider than the grant allows")
-        if active is None or not tokens.consume_refresh(session, row):
+        if active is None or not tokens.consume_refresh(db, row):
             # Replay of a rotated (or revoked) refresh token: one of the two
             # holders is an attacker, so the whole family dies.
-            session.rollback()
-            tokens.revoke_family(session, row.family_id)
-            session.commit()
+            rollback()
+            tokens.revoke_family(conn(), row.family_id)
+            commit()
             return None
         # Not committed here: the use and the next token of the family are
         # one transaction (save_token commits). A concurrent second use
@@ -545,19 +565,18 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidClientError(
                 description=f"client assertions may live at most {ASSERTION_MAX_SECONDS} s"
             )
-        session = db()
-        session.exec(delete(ClientAssertion).where(col(ClientAssertion.expires_at) < now))
-        session.add(
-            ClientAssertion(
+        db = conn()
+        store.purge_assertions(db, now)
+        try:
+            store.insert_assertion(
+                db,
                 vendor_id=str(claims["sub"]),
                 jti_hash=hashlib.sha256(jti.encode()).digest(),
                 expires_at=datetime.fromtimestamp(exp, UTC),
             )
-        )
-        try:
-            session.commit()
+            commit()
         except IntegrityError:
-            session.rollback()
+            rollback()
             return False
         return True
 
@@ -569,30 +588,22 @@ class _TokenLookup:
     server: Server
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        session = db()
-        found = tokens.find_any(session, self.server.vault, token_string)
+        found = tokens.find_any(conn(), self.server.vault, token_string)
         if found is None:
             return None
-        row, kind = found
-        if kind == "access_token":
-            active = tokens.usable_access(session, row)
-        else:
-            active = tokens.usable_refresh(session, row) if row.refreshed_at is None else None
-        return Token(row, active, kind)
+        return Token(found.row, found.usable(), found.kind)
 
 
 class Revocation(_TokenLookup, RevocationEndpoint):
     CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
     def revoke_token(self, token: Token, request: Request) -> None:
-        session = db()
         if token.kind == "refresh_token":
             # RFC 7009 2.1: revoking a refresh token ends its access tokens too.
-            tokens.revoke_family(session, token.row.family_id)
+            tokens.revoke_family(conn(), token.row.family_id)
         else:
-            token.row.revoked_at = utcnow()
-            session.add(token.row)
-        session.commit()
+            store.revoke_token(conn(), token.row.id, utcnow())
+        commit()
 
 
 class Introspection(_TokenLookup, IntrospectionEndpoint):
@@ -650,11 +661,21 @@ class Server(AuthorizationServer):
 
     @contextmanager
     def bound(self, session: Session) -> Iterator[None]:
+        """Callbacks use ``session`` (the authorization pages)."""
         reset = _db.set(session)
         try:
             yield
         finally:
             _db.reset(reset)
+
+    @contextmanager
+    def connected(self, connection: Connection) -> Iterator[None]:
+        """Callbacks use ``connection`` (the vendor endpoints)."""
+        reset = _conn.set(connection)
+        try:
+            yield
+        finally:
+            _conn.reset(reset)
 
     def run(self, session: Session, work: Callable[[], T]) -> T:
         with self.bound(session):
@@ -662,7 +683,7 @@ class Server(AuthorizationServer):
 
     # Authlib's hooks ---------------------------------------------------
     def query_client(self, client_id: str) -> Client | None:
-        vendor = vendors.get(db(), client_id)
+        vendor = store.vendor(conn(), client_id)
         if vendor is None or vendor.disabled_at is not None:
             return None
         return Client(vendor, self.vault)
@@ -688,14 +709,13 @@ class Server(AuthorizationServer):
         return token
 
     def save_token(self, token: dict[str, Any], request: Request) -> None:
-        session = db()
         now = utcnow()
         grant_type = request.payload.grant_type
         grant: Grant | None = None
         customer_id: str | None = None
         if grant_type == "authorization_code":
             code: Code = request.authorization_code
-            grant = session.get(Grant, code.row.grant_id)
+            grant = code.grant
             customer_id = code.row.customer_id
             family = family_of(code.row.code_hash)
         elif grant_type == "refresh_token":
@@ -718,24 +738,21 @@ class Server(AuthorizationServer):
             if grant.authorization_details is not None:
                 token["authorization_details"] = grant.authorization_details
         refresh = token.get("refresh_token")
-        # A Core insert: the ORM's unit of work is most of the cost of a
-        # token otherwise, and nothing here reads the row back.
-        session.exec(
-            insert(OAuthToken).values(
-                id=secrets.token_hex(16),
-                access_hash=self.vault.token_hash(token["access_token"]),
-                refresh_hash=self.vault.token_hash(refresh) if refresh else None,
-                family_id=family,
-                vendor_id=request.client.vendor.id,
-                grant_id=grant.id if grant else None,
-                customer_id=customer_id,
-                scope=token.get("scope", ""),
-                issued_at=now,
-                expires_at=access_end,
-                refresh_expires_at=refresh_end if refresh else None,
-            )
+        store.insert_token(
+            conn(),
+            id=secrets.token_hex(16),
+            access_hash=self.vault.token_hash(token["access_token"]),
+            refresh_hash=self.vault.token_hash(refresh) if refresh else None,
+            family_id=family,
+            vendor_id=request.client.vendor.id,
+            grant_id=grant.id if grant else None,
+            customer_id=customer_id,
+            scope=token.get("scope", ""),
+            issued_at=now,
+            expires_at=access_end,
+            refresh_expires_at=refresh_end if refresh else None,
         )
-        session.commit()
+        commit()
 
     def create_oauth2_request(self, request: Request) -> Request:
         return request

@@ -11,10 +11,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select, update
+from sqlalchemy import Connection
+from sqlmodel import Session
 
 from consent.grants import service as grants
 from consent.grants.models import Grant
+from consent.oauth import store
 from consent.oauth.models import OAuthToken
 from consent.scopes import VENDOR_SCOPES, Access, parse_scopes, scope_string, within
 from consent.vendors.models import Vendor
@@ -64,17 +66,13 @@ def effective(token: OAuthToken, grant: Grant | None) -> tuple[list[Access], boo
     return within(accesses, grants.accesses_of(grant)), openid and grant.openid
 
 
-def _usable(session: Session, row: OAuthToken, now: datetime) -> ActiveToken | None:
-    if row.revoked_at is not None:
+def _usable(
+    row: OAuthToken, vendor: Vendor, grant: Grant | None, now: datetime
+) -> ActiveToken | None:
+    if row.revoked_at is not None or vendor.disabled_at is not None:
         return None
-    vendor = session.get(Vendor, row.vendor_id)
-    if vendor is None or vendor.disabled_at is not None:
+    if row.grant_id is not None and (grant is None or not grants.is_active(grant, now)):
         return None
-    grant = None
-    if row.grant_id is not None:
-        grant = session.get(Grant, row.grant_id)
-        if grant is None or not grants.is_active(grant, now):
-            return None
     accesses, openid = effective(row, grant)
     vendor_scopes = (
         () if grant is not None else tuple(s for s in row.scope.split() if s in VENDOR_SCOPES)
@@ -89,69 +87,64 @@ def _usable(session: Session, row: OAuthToken, now: datetime) -> ActiveToken | N
     )
 
 
-def _by_access_token(session: Session, vault: Vault, token: str) -> OAuthToken | None:
+@dataclass(frozen=True)
+class Found:
+    """A token row as stored, with its vendor and grant, whether usable or not."""
+
+    row: OAuthToken
+    vendor: Vendor
+    grant: Grant | None
+    kind: str  # access_token | refresh_token
+
+    def usable(self) -> ActiveToken | None:
+        """What the token may do right now, or None if nothing: expired,
+        revoked, refreshed already (a refresh token), its vendor disabled or
+        its grant revoked or expired."""
+        now = utcnow()
+        end: datetime | None
+        if self.kind == "access_token":
+            end = self.row.expires_at
+        elif self.row.refreshed_at is None:
+            end = self.row.refresh_expires_at
+        else:
+            return None
+        if end is None or end <= now:
+            return None
+        return _usable(self.row, self.vendor, self.grant, now)
+
+
+def find_access(conn: Connection, vault: Vault, token: str) -> Found | None:
     if not token.startswith(ACCESS_PREFIX):
         return None
-    return session.exec(
-        select(OAuthToken).where(OAuthToken.access_hash == vault.token_hash(token))
-    ).first()
+    found = store.token(conn, access_hash=vault.token_hash(token))
+    return Found(*found, "access_token") if found is not None else None
 
 
-def usable_access(session: Session, row: OAuthToken) -> ActiveToken | None:
-    now = utcnow()
-    if row.expires_at <= now:
+def find_refresh(conn: Connection, vault: Vault, token: str) -> Found | None:
+    if not token.startswith(REFRESH_PREFIX):
         return None
-    return _usable(session, row, now)
+    found = store.token(conn, refresh_hash=vault.token_hash(token))
+    return Found(*found, "refresh_token") if found is not None else None
+
+
+def find_any(conn: Connection, vault: Vault, token: str) -> Found | None:
+    """The row of an access or refresh token (their prefixes tell which)."""
+    return find_access(conn, vault, token) or find_refresh(conn, vault, token)
 
 
 def check_access_token(session: Session, vault: Vault, token: str) -> ActiveToken | None:
-    row = _by_access_token(session, vault, token)
-    return usable_access(session, row) if row is not None else None
+    """What this access token may do right now, or None. One query: the
+    token, its vendor and its grant, all checked on every call."""
+    found = find_access(session.connection(), vault, token)
+    return found.usable() if found is not None else None
 
 
-def find_refresh(session: Session, vault: Vault, token: str) -> OAuthToken | None:
-    if not token.startswith(REFRESH_PREFIX):
-        return None
-    return session.exec(
-        select(OAuthToken).where(OAuthToken.refresh_hash == vault.token_hash(token))
-    ).first()
-
-
-def find_any(session: Session, vault: Vault, token: str) -> tuple[OAuthToken, str] | None:
-    """The row of an access or refresh token, and which of the two it is."""
-    row = _by_access_token(session, vault, token)
-    if row is not None:
-        return row, "access_token"
-    row = find_refresh(session, vault, token)
-    return (row, "refresh_token") if row is not None else None
-
-
-def usable_refresh(session: Session, row: OAuthToken) -> ActiveToken | None:
-    now = utcnow()
-    if row.refresh_expires_at is None or row.refresh_expires_at <= now:
-        return None
-    return _usable(session, row, now)
-
-
-def consume_refresh(session: Session, row: OAuthToken) -> bool:
+def consume_refresh(conn: Connection, row: OAuthToken) -> bool:
     """Mark the refresh token used, atomically: True for the first use only.
     A second use (a replay, or a stolen copy racing the real client) gets
     False, and the caller revokes the family."""
-    result = session.exec(
-        update(OAuthToken)
-        .where(
-            col(OAuthToken.id) == row.id,
-            col(OAuthToken.refreshed_at).is_(None),
-            col(OAuthToken.revoked_at).is_(None),
-        )
-        .values(refreshed_at=utcnow())
-    )
-    return bool(result.rowcount == 1)
+    return store.consume_refresh(conn, row.id, utcnow())
 
 
-def revoke_family(session: Session, family_id: str) -> None:
-    session.exec(
-        update(OAuthToken)
-        .where(col(OAuthToken.family_id) == family_id, col(OAuthToken.revoked_at).is_(None))
-        .values(revoked_at=utcnow())
-    )
+def revoke_family(conn: Connection, family_id: str) -> None:
+    store.revoke_family(conn, family_id, utcnow())

@@ -1,0 +1,143 @@
+"""The vendor-facing hot paths: token, revocation and introspection.
+
+Vendors call these far more often than anything else, so they are one small
+ASGI app rather than FastAPI routes: no dependency solving, no route search,
+no Starlette ``Request``, and the form parsed straight from the body. The
+app is mounted twice, with the same behaviour either way: as the routes of
+``consent.oauth.routes.router`` (which also answer 405 to other methods), and
+in front of the router by :class:`VendorEndpointsFirst`, so that a POST to
+one of them skips FastAPI's routing. Either way the app's own middleware
+(body limit, error handling) wraps it.
+
+Protocol errors keep the RFC 6749 shape Authlib produces; every answer
+carries ``Cache-Control: no-store`` (RFC 6749 5.1).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from consent.oauth.server import Request as OAuthRequest
+from consent.oauth.server import Server
+
+# Path -> Authlib endpoint name (None: the token endpoint).
+PATHS: dict[str, str | None] = {
+    "/oauth/token": None,
+    "/oauth/revoke": "revocation",
+    "/oauth/introspect": "introspection",
+}
+FORM = "application/x-www-form-urlencoded"
+# As Starlette's form parser: more fields than this is not a token request.
+MAX_FIELDS = 1000
+
+
+def _invalid_request(description: str) -> Response:
+    return JSONResponse(
+        {"error": "invalid_request", "error_description": description},
+        status_code=400,
+    )
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _media_type(headers: Headers) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _request(scope: Scope, headers: Headers, issuer: str, body: bytes) -> OAuthRequest | Response:
+    """The OAuth request, its parameters from the form body only (never the
+    query: RFC 6749 3.2, OAuth 2.1)."""
+    if _media_type(headers) != FORM:
+        return _invalid_request("send the parameters as application/x-www-form-urlencoded")
+    try:
+        # Decoded as Starlette's form parser does: %-escapes as UTF-8.
+        items = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        return _invalid_request("too many parameters")
+    # The URL as the issuer names it (behind a proxy, the public https URL,
+    # which Authlib insists on).
+    uri = issuer.rstrip("/") + scope["path"]
+    if query := scope.get("query_string", b""):
+        uri += "?" + query.decode("latin-1")
+    return OAuthRequest("POST", uri, headers, items)
+
+
+def respond(server: Server, engine: Engine, name: str | None, oreq: OAuthRequest) -> Response:
+    """Authlib's answer to one request, on a connection of its own (closing
+    it rolls back whatever was not committed)."""
+    with engine.connect() as connection, server.connected(connection):
+        if name is None:
+            response: Response = server.create_token_response(oreq)
+        else:
+            response = server.create_endpoint_response(name, oreq)
+    return response
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None if the client went away."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class VendorEndpoint:
+    """ASGI app for POST /oauth/token, /oauth/revoke and /oauth/introspect
+    (a class, so that Starlette's ``Route`` takes it as an ASGI app). The
+    server and engine are the app's, from ``scope["app"].state``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope["app"].state
+        server: Server = state.oauth
+        body = await _read_body(receive)
+        if body is None:
+            return
+        headers = Headers(scope=scope)
+        oreq = _request(scope, headers, server.settings.issuer, body)
+        engine: Engine = state.engine
+        if isinstance(oreq, Response):
+            response = oreq
+        elif engine.dialect.name == "sqlite":
+            # In the event loop, not a worker thread: against SQLite the
+            # work is a few hundred microseconds of CPU in this process, and
+            # the hop to a thread and back (with the GIL handed over twice)
+            # cost more than that. It also means one process never runs two
+            # of these at once, so they never wait on each other's locks.
+            response = respond(server, engine, PATHS[scope["path"]], oreq)
+        else:
+            # Against a server, the round trips are waits the event loop
+            # should spend on other requests.
+            response = await run_in_threadpool(respond, server, engine, PATHS[scope["path"]], oreq)
+        await _no_store(response)(scope, receive, send)
+
+
+vendor_endpoint = VendorEndpoint()
+
+
+class VendorEndpointsFirst:
+    """Sends POSTs to the vendor endpoints straight to
+    :func:`vendor_endpoint`, ahead of FastAPI's routing; everything else
+    goes on to ``app``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in PATHS and scope["method"] == "POST":
+            await vendor_endpoint(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -1,0 +1,199 @@
+"""The authorization server's reads and writes, in SQLAlchemy Core.
+
+The token, revocation and introspection endpoints run for every vendor call,
+and the ORM's unit of work, identity map and per-statement compilation were
+most of their cost. Here every statement is built once, at import, with
+bound parameters (so SQLAlchemy compiles it once per dialect and caches it),
+and runs on a plain :class:`~sqlalchemy.Connection`. Column types still
+apply: UTC datetimes and JSON come back as the ORM would give them.
+
+Rows are handed on as instances of the table models (:func:`loaded`), so
+the rest of the code sees the same ``Vendor``, ``OAuthToken`` and ``Grant``
+as everywhere else; those instances belong to no session and are only read.
+Changes go through the statements here, never through ``session.add``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from functools import cache
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy.orm import configure_mappers, instrumentation
+from sqlalchemy.orm.instrumentation import ClassManager
+from sqlmodel import SQLModel
+
+from consent.grants.models import Grant
+from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
+from consent.vendors.models import Vendor
+from vrm.accounts.models import Customer
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)  # noqa: S101 - every table model has one
+    return table
+
+
+VENDOR = _table(Vendor)
+TOKEN = _table(OAuthToken)
+GRANT = _table(Grant)
+CODE = _table(AuthorizationCode)
+ASSERTION = _table(ClientAssertion)
+CUSTOMER = _table(Customer)
+
+# A token with its vendor and (left join: client credentials have none) its
+# grant in one query; grant columns are labelled ``g_<name>``.
+_TOKEN_FULL = (
+    select(
+        TOKEN,
+        *(c.label("v_" + c.name) for c in VENDOR.c),
+        *(c.label("g_" + c.name) for c in GRANT.c),
+    )
+    .select_from(TOKEN.join(VENDOR, TOKEN.c.vendor_id == VENDOR.c.id))
+    .outerjoin(GRANT, TOKEN.c.grant_id == GRANT.c.id)
+)
+_TOKEN_BY_ACCESS = _TOKEN_FULL.where(TOKEN.c.access_hash == bindparam("h"))
+_TOKEN_BY_REFRESH = _TOKEN_FULL.where(TOKEN.c.refresh_hash == bindparam("h"))
+_VENDOR_BY_ID = select(VENDOR).where(VENDOR.c.id == bindparam("id"))
+_GRANT_BY_ID = select(GRANT).where(GRANT.c.id == bindparam("id"))
+_CUSTOMER_BY_ID = select(CUSTOMER).where(CUSTOMER.c.id == bindparam("id"))
+_CODE_BY_HASH = select(CODE).where(CODE.c.code_hash == bindparam("h"))
+_INSERT_TOKEN = insert(TOKEN)
+_CONSUME_REFRESH = (
+    update(TOKEN)
+    .where(
+        TOKEN.c.id == bindparam("token_id"),
+        TOKEN.c.refreshed_at.is_(None),
+        TOKEN.c.revoked_at.is_(None),
+    )
+    .values(refreshed_at=bindparam("now"))
+)
+_REVOKE_TOKEN = (
+    update(TOKEN)
+    .where(TOKEN.c.id == bindparam("token_id"), TOKEN.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
+_REVOKE_FAMILY = (
+    update(TOKEN)
+    .where(TOKEN.c.family_id == bindparam("family"), TOKEN.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
+_CONSUME_CODE = (
+    update(CODE)
+    .where(CODE.c.code_hash == bindparam("h"), CODE.c.used_at.is_(None))
+    .values(used_at=bindparam("now"))
+)
+_INSERT_ASSERTION = insert(ASSERTION)
+_PURGE_ASSERTIONS = delete(ASSERTION).where(ASSERTION.c.expires_at < bindparam("now"))
+
+
+@cache
+def _manager(model: type[SQLModel]) -> ClassManager[Any]:
+    # A worker process whose first request is a token request has not used
+    # the ORM yet, and attributes of unconfigured mappers cannot be read.
+    configure_mappers()
+    return instrumentation.manager_of_class(model)
+
+
+def loaded(model: type[M], row: Mapping[Any, Any]) -> M:
+    """An instance of ``model`` holding ``row``, as a query through a
+    session would return it but outside any session (so read only).
+    Skips model validation: the row came from the table."""
+    obj: M = _manager(model).new_instance()
+    obj.__dict__.update(row)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(row))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
+def _prefixed(row: Mapping[Any, Any], prefix: str) -> dict[str, Any]:
+    n = len(prefix)
+    return {k[n:]: v for k, v in row.items() if k.startswith(prefix)}
+
+
+# -- vendors, customers, grants --------------------------------------------
+
+
+def vendor(conn: Connection, vendor_id: str) -> Vendor | None:
+    row = conn.execute(_VENDOR_BY_ID, {"id": vendor_id}).mappings().first()
+    return loaded(Vendor, row) if row is not None else None
+
+
+def customer(conn: Connection, customer_id: str) -> Customer | None:
+    row = conn.execute(_CUSTOMER_BY_ID, {"id": customer_id}).mappings().first()
+    return loaded(Customer, row) if row is not None else None
+
+
+def grant(conn: Connection, grant_id: str) -> Grant | None:
+    row = conn.execute(_GRANT_BY_ID, {"id": grant_id}).mappings().first()
+    return loaded(Grant, row) if row is not None else None
+
+
+# -- tokens -----------------------------------------------------------------
+
+
+def token(
+    conn: Connection, *, access_hash: bytes | None = None, refresh_hash: bytes | None = None
+) -> tuple[OAuthToken, Vendor, Grant | None] | None:
+    """The token with this access (or refresh) token hash, its vendor and
+    its grant (None for a client-credentials token), in one query."""
+    if access_hash is not None:
+        result = conn.execute(_TOKEN_BY_ACCESS, {"h": access_hash})
+    else:
+        result = conn.execute(_TOKEN_BY_REFRESH, {"h": refresh_hash})
+    row = result.mappings().first()
+    if row is None:
+        return None
+    fields = {c.name: row[c.name] for c in TOKEN.c}
+    grant_fields = _prefixed(row, "g_")
+    return (
+        loaded(OAuthToken, fields),
+        loaded(Vendor, _prefixed(row, "v_")),
+        loaded(Grant, grant_fields) if grant_fields["id"] is not None else None,
+    )
+
+
+def insert_token(conn: Connection, **values: Any) -> None:
+    conn.execute(_INSERT_TOKEN, values)
+
+
+def consume_refresh(conn: Connection, token_id: str, now: datetime) -> bool:
+    """Mark the refresh token used, atomically: True for the first use only."""
+    result = conn.execute(_CONSUME_REFRESH, {"token_id": token_id, "now": now})
+    return bool(result.rowcount == 1)
+
+
+def revoke_token(conn: Connection, token_id: str, now: datetime) -> None:
+    conn.execute(_REVOKE_TOKEN, {"token_id": token_id, "now": now})
+
+
+def revoke_family(conn: Connection, family_id: str, now: datetime) -> None:
+    conn.execute(_REVOKE_FAMILY, {"family": family_id, "now": now})
+
+
+# -- authorization codes and client assertions -------------------------------
+
+
+def code(conn: Connection, code_hash: bytes) -> AuthorizationCode | None:
+    row = conn.execute(_CODE_BY_HASH, {"h": code_hash}).mappings().first()
+    return loaded(AuthorizationCode, row) if row is not None else None
+
+
+def consume_code(conn: Connection, code_hash: bytes, now: datetime) -> bool:
+    """Mark the code used, atomically: True for the first exchange only."""
+    result = conn.execute(_CONSUME_CODE, {"h": code_hash, "now": now})
+    return bool(result.rowcount == 1)
+
+
+def purge_assertions(conn: Connection, now: datetime) -> None:
+    conn.execute(_PURGE_ASSERTIONS, {"now": now})
+
+
+def insert_assertion(conn: Connection, **values: Any) -> None:
+    conn.execute(_INSERT_ASSERTION, values)

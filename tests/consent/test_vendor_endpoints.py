@@ -1,0 +1,161 @@
+"""The token, revocation and introspection endpoints are served ahead of
+FastAPI's routing (consent/oauth/endpoints.py); the app's rules still hold
+for them: the body limit, 405 for other methods, form bodies only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlmodel import Session
+
+from consent.oauth import tokens
+from consent.vendors import service as vendors
+from tests.conftest import Person
+from tests.consent.conftest import Vendor, tokens_for
+from vrm.settings import Settings
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_other_methods_than_post_are_405_problems(vendor: Vendor, path: str) -> None:
+    r = vendor.client.get(path, auth=vendor.auth)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "POST"
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_token_request_over_the_body_limit_is_a_413_problem(app: FastAPI, vendor: Vendor) -> None:
+    limit = app.state.settings.max_body_bytes
+    r = vendor.client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "feed:read", "pad": "x" * limit},
+        auth=vendor.auth,
+    )
+    assert r.status_code == 413
+    assert r.json() == {
+        "type": "urn:vrm:problem:payload-too-large",
+        "title": "Request body too large",
+        "status": 413,
+        "detail": f"Request bodies are limited to {limit} bytes.",
+    }
+
+
+def test_a_chunked_token_request_is_read_whole(vendor: Vendor) -> None:
+    def body() -> Iterator[bytes]:
+        yield b"grant_type=client_"
+        yield b"credentials&scope=feed%3Aread"
+
+    r = vendor.client.post(
+        "/oauth/token",
+        content=body(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        auth=vendor.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["scope"] == "feed:read"
+    assert r.headers["cache-control"] == "no-store"
+
+
+def test_a_form_content_type_with_parameters_is_a_form(vendor: Vendor) -> None:
+    r = vendor.client.post(
+        "/oauth/token",
+        content=b"grant_type=client_credentials&scope=feed:read",
+        headers={"content-type": "Application/X-WWW-Form-URLEncoded; charset=UTF-8"},
+        auth=vendor.auth,
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_an_error_from_the_token_endpoint_is_not_cached(vendor: Vendor) -> None:
+    r = vendor.client.post(
+        "/oauth/token", content=b"{}", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_request"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["pragma"] == "no-cache"
+
+
+def _client_credentials(vendor: Vendor, secret: str | None = None) -> Any:
+    return vendor.client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "feed:read"},
+        auth=(vendor.client_id, secret or vendor.client_secret),
+    )
+
+
+def test_a_rotated_secret_stops_working_on_the_next_request(app: FastAPI, vendor: Vendor) -> None:
+    assert _client_credentials(vendor).status_code == 200
+    with Session(app.state.engine) as session:
+        new = vendors.rotate_secret(session, app.state.vault, vendor.client_id)
+    r = _client_credentials(vendor)
+    assert r.status_code == 401
+    assert r.json()["error"] == "invalid_client"
+    assert _client_credentials(vendor, new).status_code == 200, r.text
+
+
+def test_a_disabled_vendor_is_refused_and_its_tokens_die_at_once(
+    app: FastAPI, vendor: Vendor
+) -> None:
+    live = _client_credentials(vendor).json()["access_token"]
+    with Session(app.state.engine) as session:
+        vendors.disable(session, vendor.client_id)
+    r = _client_credentials(vendor)
+    assert r.status_code == 401
+    assert r.json()["error"] == "invalid_client"
+    with Session(app.state.engine) as session:
+        assert tokens.check_access_token(session, app.state.vault, live) is None
+
+
+def test_revoking_an_access_token_ends_it_and_the_refresh_token_issued_with_it(
+    ana: Person, vendor: Vendor
+) -> None:
+    token = tokens_for(ana, vendor)
+    r = vendor.client.post(
+        "/oauth/revoke",
+        data={"token": token["access_token"], "token_type_hint": "access_token"},
+        auth=vendor.auth,
+    )
+    assert r.status_code == 200, r.text
+    assert vendor.introspect(token["access_token"]) == {"active": False}
+    # RFC 7009 2.1 allows it, and the two are one row.
+    assert vendor.introspect(token["refresh_token"]) == {"active": False}
+
+
+def test_a_vendor_cannot_introspect_another_vendors_token(
+    ana: Person, vendor: Vendor, other_vendor: Vendor
+) -> None:
+    token = tokens_for(ana, vendor)
+    assert other_vendor.introspect(token["access_token"]) == {"active": False}
+    assert vendor.introspect(token["access_token"])["active"] is True
+
+
+def test_a_new_process_can_answer_a_token_request_first(settings: Settings, vendor: Vendor) -> None:
+    # A uvicorn worker's first request may be a token request, before
+    # anything in that process has used the ORM.
+    script = (
+        "from fastapi.testclient import TestClient\n"
+        "from vrm.app import create_app\n"
+        "from vrm.settings import Settings\n"
+        "import sys\n"
+        "r = TestClient(create_app(Settings())).post('/oauth/token',"
+        " data={'grant_type': 'client_credentials', 'scope': 'feed:read'},"
+        " auth=(sys.argv[1], sys.argv[2]))\n"
+        "print(r.status_code, r.json().get('token_type'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
+    env.update(VRM_DATA_DIR=str(settings.data_dir), VRM_DATABASE_URL=settings.database_url)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script, vendor.client_id, vendor.client_secret],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.stdout.strip() == "200 Bearer", done.stderr
