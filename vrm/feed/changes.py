@@ -60,11 +60,11 @@ def _upsert(
     session.execute(stmt)
 
 
-def touch(session: Session, *, customer_id: str, category: str, record_id: str, op: str) -> int:
-    """Record that one document was written (``put``). History events go
-    through :func:`touch_event`."""
+def touch_document(session: Session, *, customer_id: str, category: str) -> int:
+    """Record that a document (profile, preferences) was written. History
+    events go through :func:`touch_event`."""
     seq = tick(session)
-    _put_change(session, seq, customer_id, category, record_id, op)
+    _put_change(session, seq, customer_id, category, category, PUT)
     return seq
 
 

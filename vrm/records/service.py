@@ -141,13 +141,7 @@ def _write(
     if result.rowcount != 1:
         session.rollback()
         return None
-    changes.touch(
-        session,
-        customer_id=customer_id,
-        category=current.category,
-        record_id=current.category,
-        op=changes.PUT,
-    )
+    changes.touch_document(session, customer_id=customer_id, category=current.category)
     session.commit()
     return Document(
         category=current.category,
