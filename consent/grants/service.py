@@ -204,14 +204,7 @@ def revoke(session: Session, grant: Grant, *, by: str) -> Grant:
     session.add(grant)
     revoke_tokens(session, grant.id)
     _record(session, grant, "revoked", by, {})
-    feed.grant_ended(
-        session,
-        vendor_id=grant.vendor_id,
-        grant_id=grant.id,
-        customer_id=grant.customer_id,
-        reason="revoked",
-        fields=feed.field_names(accesses_of(grant)),
-    )
+    _tombstone(session, grant, "revoked")
     return grant
 
 
@@ -267,15 +260,29 @@ def narrow(
     grant.updated_at = now
     session.add(grant)
     if removed:
-        feed.grant_ended(
-            session,
-            vendor_id=grant.vendor_id,
-            grant_id=grant.id,
-            customer_id=grant.customer_id,
-            reason="narrowed",
-            fields=removed,
-        )
+        _tombstone(session, grant, "narrowed", removed)
     return grant
+
+
+def _tombstone(
+    session: Session,
+    grant: Grant,
+    reason: str,
+    fields: set[str] | None = None,
+    *,
+    dedupe: bool = False,
+) -> int | None:
+    """Tell the vendor on its feed to delete ``fields`` (all the grant gives
+    when None). With ``dedupe``, once per grant and reason."""
+    return feed.grant_ended(
+        session,
+        vendor_id=grant.vendor_id,
+        grant_id=grant.id,
+        customer_id=grant.customer_id,
+        reason=reason,
+        fields=feed.field_names(accesses_of(grant)) if fields is None else fields,
+        dedupe_key=f"{grant.id}:{reason}" if dedupe else None,
+    )
 
 
 def expire_due(session: Session, *, vendor_id: str) -> int:
@@ -296,16 +303,7 @@ def expire_due(session: Session, *, vendor_id: str) -> int:
     ).all()
     added = 0
     for grant in due:
-        seq = feed.grant_ended(
-            session,
-            vendor_id=grant.vendor_id,
-            grant_id=grant.id,
-            customer_id=grant.customer_id,
-            reason="expired",
-            fields=feed.field_names(accesses_of(grant)),
-            dedupe_key=f"{grant.id}:expired",
-        )
-        added += seq is not None
+        added += _tombstone(session, grant, "expired", dedupe=True) is not None
     session.commit()
     return added
 
@@ -323,14 +321,7 @@ def unrevoked(session: Session, *, customer_id: str) -> list[Grant]:
 def tell_erased(session: Session, grant: Grant) -> None:
     """The customer's account was erased: the vendor gets a tombstone for
     all the grant gave it. The caller commits."""
-    feed.grant_ended(
-        session,
-        vendor_id=grant.vendor_id,
-        grant_id=grant.id,
-        customer_id=grant.customer_id,
-        reason="account_deleted",
-        fields=feed.field_names(accesses_of(grant)),
-    )
+    _tombstone(session, grant, "account_deleted")
 
 
 def default_expiry(request: DataRequest, now: datetime | None = None) -> datetime:
