@@ -210,6 +210,39 @@ def new_event_id() -> str:
     return uuid.uuid4().hex
 
 
+def access_row(
+    reader: Reader,
+    categories: list[str],
+    fields: list[str],
+    *,
+    action: str = "read",
+    not_modified: bool = False,
+) -> dict[str, Any]:
+    """One read (or deposit) of one customer's data, as an access_event row:
+    names of what was returned, never values."""
+    return {
+        "id": new_event_id(),
+        "at": utcnow(),
+        "vendor_id": reader.vendor_id,
+        "grant_id": reader.grant_id,
+        "subject": reader.subject,
+        "customer_id": reader.customer_id,
+        "purpose": reader.purpose,
+        "categories": categories,
+        "fields": fields,
+        "not_modified": not_modified,
+        "action": action,
+    }
+
+
+def add_accesses(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert access events (from :func:`access_row`) in one statement. A
+    Core insert: this runs on every read, and the ORM's unit of work cost
+    more than the insert. The caller commits, before answering."""
+    if rows:
+        session.execute(insert(AccessEvent), rows)
+
+
 def add_access(
     session: Session,
     reader: Reader,
@@ -219,24 +252,9 @@ def add_access(
     action: str = "read",
     not_modified: bool = False,
 ) -> None:
-    """Account for one read (or deposit) of one customer's data: names of
-    what was returned, never values. The caller commits, before answering.
-    A Core insert: this runs on every read, and the ORM's unit of work for
-    one row cost more than the insert."""
-    session.execute(
-        insert(AccessEvent).values(
-            id=new_event_id(),
-            at=utcnow(),
-            vendor_id=reader.vendor_id,
-            grant_id=reader.grant_id,
-            subject=reader.subject,
-            customer_id=reader.customer_id,
-            purpose=reader.purpose,
-            categories=categories,
-            fields=fields,
-            not_modified=not_modified,
-            action=action,
-        )
+    add_accesses(
+        session,
+        [access_row(reader, categories, fields, action=action, not_modified=not_modified)],
     )
 
 
