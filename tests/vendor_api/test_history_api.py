@@ -218,6 +218,17 @@ def test_keys_are_per_customer(ana: Person, bob: Person, vendor: Vendor) -> None
     assert len(bob.client.get(f"{ME}/history").json()["items"]) == 1
 
 
+def test_keys_are_per_vendor(ana: Person, vendor: Vendor, other_vendor: Vendor) -> None:
+    # Another vendor's key never answers for this one: no reading back a
+    # competitor's deposit by guessing its order number.
+    first = _deposit(vendor, _writer(ana, vendor), RECEIPT)
+    second = _deposit(other_vendor, _writer(ana, other_vendor), RECEIPT)
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["id"] != second.json()["id"]
+    sources = sorted(e["source"] for e in ana.client.get(f"{ME}/history").json()["items"])
+    assert sources == sorted([f"vendor:{vendor.client_id}", f"vendor:{other_vendor.client_id}"])
+
+
 def test_a_retry_after_the_customer_deleted_the_event_does_not_bring_it_back(
     ana: Person, vendor: Vendor
 ) -> None:

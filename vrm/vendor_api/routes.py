@@ -122,11 +122,15 @@ def read_history(
     event, newest first, with an ETag. With either: incremental reads in
     the order events changed; keep ``next_cursor`` and pass it as ``since``
     next time to get only what changed (and, in ``deleted``, what to drop)."""
-    service.require_category(reader, "history")
     if since is None and limit is None:
         return read_category("history", reader, session, vault, if_none_match)
+    service.require_category(reader, "history")
     projection = service.history_changes(
-        session=session, vault=vault, reader=reader, since=since, limit=limit or 100
+        session=session,
+        vault=vault,
+        reader=reader,
+        since=since,
+        limit=limit or service.DEFAULT_HISTORY_LIMIT,
     )
     service.record_access(session=session, reader=reader, projection=projection, not_modified=False)
     return Response(

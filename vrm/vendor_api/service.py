@@ -267,6 +267,7 @@ def record_access(
 
 
 MAX_HISTORY_LIMIT = 200
+DEFAULT_HISTORY_LIMIT = 100
 
 
 def history_changes(
