@@ -22,6 +22,7 @@ from vrm.errors import install_handlers
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
 from vrm.settings import Settings, get_settings
+from vrm.vendor_api.reads import VendorReadsFirst
 from vrm.vendor_api.routes import deposit_router, feed_router
 from vrm.vendor_api.routes import router as vendor_api_router
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     install_handlers(app)
     # Innermost, so every other middleware wraps the vendor endpoints too.
     app.add_middleware(VendorEndpointsFirst)
+    app.add_middleware(VendorReadsFirst)
     app.add_middleware(JSONOnlyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     # The OAuth router first: routes match in order, and its token and

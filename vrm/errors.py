@@ -8,6 +8,7 @@ Services raise subclasses of :class:`VRMError`; one handler turns each into an
       Unauthenticated       401  no valid session, or wrong credentials
       Forbidden             403
       NotFound              404  also used for another customer's resources
+      MethodNotAllowed      405  carries the Allow header
       Conflict              409  e.g. an email already registered
       PreconditionFailed    412  a stale If-Match
       PayloadTooLarge       413
@@ -71,6 +72,17 @@ class NotFound(VRMError):
     status, slug, title = 404, "not-found", "Not found"
 
 
+class MethodNotAllowed(VRMError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+    def __init__(self, detail: str | None = None, *, allow: str) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow}
+
+
 class Conflict(VRMError):
     status, slug, title = 409, "conflict", "Conflict"
 
@@ -129,19 +141,25 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-async def _vrm_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, VRMError)  # noqa: S101 - registered for VRMError only
+def problem_for(exc: VRMError, method: str, path: str) -> JSONResponse:
+    """The problem-details answer to ``exc`` raised by ``method path``
+    (also for the lean ASGI endpoints, which FastAPI's handlers never see)."""
     if exc.status >= 500:
-        logger.error("%s on %s %s", exc.slug, request.method, request.url.path)
+        logger.error("%s on %s %s", exc.slug, method, path)
     return problem_response(
         status=exc.status,
         title=exc.title,
         type_uri=exc.type_uri,
         detail=exc.detail,
-        instance=request.url.path,
+        instance=path,
         headers=exc.headers(),
         **exc.extra,
     )
+
+
+async def _vrm_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VRMError)  # noqa: S101 - registered for VRMError only
+    return problem_for(exc, request.method, request.url.path)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -129,10 +129,7 @@ def jwks(vault: VaultDep) -> JSONResponse:
 
 def bearer_token(request: Request) -> str | None:
     """RFC 6750 2.1 only: never from the query string or the body."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
+    return tokens.bearer(request.headers.get("authorization", ""))
 
 
 def _bearer_error(status: int, error: str | None, description: str) -> JSONResponse:

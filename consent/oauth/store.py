@@ -29,6 +29,7 @@ from consent.grants.models import Grant
 from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.vendors.models import Vendor
 from vrm.accounts.models import Customer
+from vrm.dbapi import Statement
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -57,8 +58,15 @@ _TOKEN_FULL = (
     .select_from(TOKEN.join(VENDOR, TOKEN.c.vendor_id == VENDOR.c.id))
     .outerjoin(GRANT, TOKEN.c.grant_id == GRANT.c.id)
 )
-_TOKEN_BY_ACCESS = _TOKEN_FULL.where(TOKEN.c.access_hash == bindparam("h"))
-_TOKEN_BY_REFRESH = _TOKEN_FULL.where(TOKEN.c.refresh_hash == bindparam("h"))
+# On the driver's cursor (vrm/dbapi.py): every vendor call reads a token.
+_TOKEN_BY_ACCESS = Statement(_TOKEN_FULL.where(TOKEN.c.access_hash == bindparam("h")))
+_TOKEN_BY_REFRESH = Statement(_TOKEN_FULL.where(TOKEN.c.refresh_hash == bindparam("h")))
+# Where each table's columns start in a row of _TOKEN_FULL, and their names.
+_TOKEN_NAMES = tuple(c.name for c in TOKEN.c)
+_VENDOR_NAMES = tuple(c.name for c in VENDOR.c)
+_GRANT_NAMES = tuple(c.name for c in GRANT.c)
+_VENDOR_AT = len(_TOKEN_NAMES)
+_GRANT_AT = _VENDOR_AT + len(_VENDOR_NAMES)
 _VENDOR_BY_ID = select(VENDOR).where(VENDOR.c.id == bindparam("id"))
 _GRANT_BY_ID = select(GRANT).where(GRANT.c.id == bindparam("id"))
 _CUSTOMER_BY_ID = select(CUSTOMER).where(CUSTOMER.c.id == bindparam("id"))
@@ -112,11 +120,6 @@ def loaded(model: type[M], row: Mapping[Any, Any]) -> M:
     return obj
 
 
-def _prefixed(row: Mapping[Any, Any], prefix: str) -> dict[str, Any]:
-    n = len(prefix)
-    return {k[n:]: v for k, v in row.items() if k.startswith(prefix)}
-
-
 # -- vendors, customers, grants --------------------------------------------
 
 
@@ -144,17 +147,15 @@ def token(
     """The token with this access (or refresh) token hash, its vendor and
     its grant (None for a client-credentials token), in one query."""
     if access_hash is not None:
-        result = conn.execute(_TOKEN_BY_ACCESS, {"h": access_hash})
+        row = _TOKEN_BY_ACCESS.first(conn, {"h": access_hash})
     else:
-        result = conn.execute(_TOKEN_BY_REFRESH, {"h": refresh_hash})
-    row = result.mappings().first()
+        row = _TOKEN_BY_REFRESH.first(conn, {"h": refresh_hash})
     if row is None:
         return None
-    fields = {c.name: row[c.name] for c in TOKEN.c}
-    grant_fields = _prefixed(row, "g_")
+    grant_fields = dict(zip(_GRANT_NAMES, row[_GRANT_AT:], strict=True))
     return (
-        loaded(OAuthToken, fields),
-        loaded(Vendor, _prefixed(row, "v_")),
+        loaded(OAuthToken, dict(zip(_TOKEN_NAMES, row[:_VENDOR_AT], strict=True))),
+        loaded(Vendor, dict(zip(_VENDOR_NAMES, row[_VENDOR_AT:_GRANT_AT], strict=True))),
         loaded(Grant, grant_fields) if grant_fields["id"] is not None else None,
     )
 

@@ -113,6 +113,14 @@ class Found:
         return _usable(self.row, self.vendor, self.grant, now)
 
 
+def bearer(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer`` header value, or None."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
 def find_access(conn: Connection, vault: Vault, token: str) -> Found | None:
     if not token.startswith(ACCESS_PREFIX):
         return None

@@ -14,6 +14,7 @@ from tests.vendor_api.helpers import (
     PROFILE,
     access_events,
     add_event,
+    bearer,
     put,
     read,
 )
@@ -183,6 +184,33 @@ def test_unknown_category_is_404(ana: Person, vendor: Vendor) -> None:
     r = read(vendor, t["access_token"], "/v1/data/terms")
     assert r.status_code == 404, r.text
     assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/v1/data", "/v1/data/profile"])
+@pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "DELETE"])
+def test_only_get_reads_and_other_methods_record_nothing(
+    app: FastAPI, ana_profile: Person, vendor: Vendor, method: str, path: str
+) -> None:
+    t = tokens_for(ana_profile, vendor, "profile:read")
+    r = vendor.client.request(method, path, headers=bearer(t["access_token"]))
+    assert r.status_code == 405, r.text
+    assert "GET" in r.headers["allow"]
+    assert access_events(app, ana_profile.id) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    # The trailing slash is redirected to /v1/data, not read.
+    [("/v1/data/profile/email", 404), ("/v1/datas", 404), ("/v1/data/", 307)],
+)
+def test_other_paths_read_nothing_and_record_nothing(
+    app: FastAPI, ana_profile: Person, vendor: Vendor, path: str, status: int
+) -> None:
+    t = tokens_for(ana_profile, vendor, "profile:read")
+    r = vendor.client.get(path, headers=bearer(t["access_token"]), follow_redirects=False)
+    assert r.status_code == status, r.text
+    assert "given_name" not in r.text
+    assert access_events(app, ana_profile.id) == []
 
 
 def test_missing_token_is_401_with_a_bare_challenge(vendor: Vendor) -> None:

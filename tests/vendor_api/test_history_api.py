@@ -117,7 +117,7 @@ def test_a_cursor_we_did_not_give_out_is_a_400_problem(
 
 def test_limit_out_of_range_is_refused(ana: Person, vendor: Vendor) -> None:
     t = tokens_for(ana, vendor, "history:read")
-    for limit in (0, 201):
+    for limit in (0, 201, "ten", ""):
         r = vendor.client.get(HISTORY, params={"limit": limit}, headers=bearer(t["access_token"]))
         assert r.status_code == 422, r.text
 

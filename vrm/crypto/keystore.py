@@ -172,10 +172,12 @@ class FileKeyStore:
 
     # -- server keys ----------------------------------------------------
     def server_key(self, name: str) -> bytes:
-        path = self.root / "server" / f"{_check_id(name)}.key"
+        # The cache first: this runs several times on every vendor call, and
+        # building and checking the path cost more than the HMAC it keys.
         cached = self._cache.get(("server:" + name, 0))
         if cached is not None:
             return cached
+        path = self.root / "server" / f"{_check_id(name)}.key"
         self._write_new(path, os.urandom(aead.KEY_BYTES))
         key = path.read_bytes()
         if len(key) != aead.KEY_BYTES:

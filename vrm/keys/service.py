@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection, bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from vrm.catalogue import KEYED_CATEGORIES
@@ -30,6 +32,14 @@ logger = logging.getLogger(__name__)
 DATA_KEY_VERSION = 1
 # Bound on cached data keys (about 100 bytes each with their tuple keys).
 _CACHE_MAX_ENTRIES = 50_000
+
+
+# A data key's wrapping, read on a plain Connection (the vendor read path).
+_WRAPPED = core_select(DataKey.root_version, DataKey.wrapped).where(  # type: ignore[call-overload]
+    col(DataKey.customer_id) == bindparam("c"),
+    col(DataKey.category) == bindparam("k"),
+    col(DataKey.version) == bindparam("v"),
+)
 
 
 def _wrap_aad(customer_id: str, category: str, version: int, root_version: int) -> bytes:
@@ -103,21 +113,31 @@ class Vault:
             created_at=now,
         )
 
-    def _data_key(self, session: Session, customer_id: str, category: str, version: int) -> bytes:
+    def _data_key(
+        self, db: Session | Connection, customer_id: str, category: str, version: int
+    ) -> bytes:
         cache_key = (customer_id, category, version)
         now = time.monotonic()
         hit = self._cache.get(cache_key)
         if hit is not None and hit[1] > now:
             return hit[0]
-        row = session.get(DataKey, (customer_id, category, version))
-        if row is None:
+        found: tuple[int, bytes] | None
+        if isinstance(db, Session):
+            # Through the session: it sees keys added but not yet flushed.
+            row = db.get(DataKey, (customer_id, category, version))
+            found = (row.root_version, row.wrapped) if row is not None else None
+        else:
+            hit_row = db.execute(_WRAPPED, {"c": customer_id, "k": category, "v": version}).first()
+            found = (hit_row[0], hit_row[1]) if hit_row is not None else None
+        if found is None:
             raise KeyUnavailable("no data key for this record")
+        root_version, wrapped = found
         try:
             key = self.keystore.unwrap(
                 customer_id,
-                row.root_version,
-                row.wrapped,
-                _wrap_aad(customer_id, category, version, row.root_version),
+                root_version,
+                wrapped,
+                _wrap_aad(customer_id, category, version, root_version),
             )
         except KeyMissing:
             raise KeyUnavailable("the customer's root key is gone (erased or missing)") from None
@@ -145,7 +165,7 @@ class Vault:
 
     def open(
         self,
-        session: Session,
+        session: Session | Connection,
         *,
         customer_id: str,
         category: str,

@@ -12,16 +12,20 @@ import hmac
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from consent.oauth.tokens import ActiveToken
 from consent.scopes import Access
 from vrm.catalogue import CATEGORIES
 from vrm.catalogue.history import HistoryEvent
+from vrm.dbapi import Statement
 from vrm.dbtypes import utcnow
 from vrm.errors import (
     BadRequest,
@@ -36,12 +40,13 @@ from vrm.feed import cursor as cursors
 from vrm.feed.models import DataChange
 from vrm.history import service as history
 from vrm.history.models import HistoryEventPublic, HistoryRecord
-from vrm.keys.pairwise import pairwise_event_id
+from vrm.keys.pairwise import pairwise_event_id, pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
 from vrm.vendor_api.models import AccessEvent, VendorDeposit
 
 PRIVATE = "private"
+NO_CUSTOMER = "This token names no customer; use one from the authorization code flow."
 # What of a stored event a vendor sees: the event as the customer wrote it,
 # without our bookkeeping (source, created_at, updated_at).
 _EVENT_FIELDS = {
@@ -104,17 +109,37 @@ class Reader:
     accesses: list[Access]
 
 
+def reader_of(vault: Vault, active: ActiveToken) -> Reader:
+    """The reader an access token from the authorization code flow stands
+    for; InsufficientScope for a token that names no customer."""
+    customer_id = active.token.customer_id
+    if customer_id is None or active.grant is None:
+        raise InsufficientScope(NO_CUSTOMER)
+    return Reader(
+        vendor_id=active.vendor.id,
+        customer_id=customer_id,
+        grant_id=active.grant.id,
+        purpose=active.grant.purpose,
+        subject=pairwise_subject(vault, active.vendor.id, customer_id),
+        accesses=active.accesses,
+    )
+
+
 @dataclass(frozen=True)
 class Projection:
     body: dict[str, Any]
     categories: list[str]
     fields: list[str]
 
+    @cached_property
+    def json(self) -> bytes:
+        return canonical_json(self.body)
+
     @property
     def etag(self) -> str:
         # Of the projected bytes: it changes when what this vendor may see
         # changes, and not when a field it cannot see does.
-        return f'"{hashlib.sha256(canonical_json(self.body)).hexdigest()[:32]}"'
+        return f'"{hashlib.sha256(self.json).hexdigest()[:32]}"'
 
 
 def canonical_json(body: dict[str, Any]) -> bytes:
@@ -157,8 +182,10 @@ def shared_event(vault: Vault, vendor_id: str, event: HistoryEventPublic) -> dic
 
 
 def _history(
-    session: Session, vault: Vault, reader: Reader, rows: list[HistoryRecord] | None
+    session: Session | None, vault: Vault, reader: Reader, rows: list[HistoryRecord] | None
 ) -> list[dict[str, Any]]:
+    if session is None:
+        raise ValueError("reading the history needs a session")
     events = history.all_events(
         session=session, vault=vault, customer_id=reader.customer_id, rows=rows
     )
@@ -166,11 +193,21 @@ def _history(
 
 
 def _document(
-    session: Session, vault: Vault, reader: Reader, category: str, fields: tuple[str, ...]
+    session: Session | None,
+    vault: Vault,
+    reader: Reader,
+    category: str,
+    fields: tuple[str, ...],
+    documents: Mapping[str, dict[str, Any]] | None,
 ) -> dict[str, Any]:
-    data = records.read_fields(
-        session=session, vault=vault, customer_id=reader.customer_id, category=category
-    )
+    if documents is not None:
+        data = documents[category]
+    elif session is None:
+        raise ValueError("reading a document needs a session or the documents")
+    else:
+        data = records.read_fields(
+            session=session, vault=vault, customer_id=reader.customer_id, category=category
+        )
     # A granted field the customer left empty is sent as null: the vendor
     # can tell "not filled in" from "not granted".
     return {f: data.get(f) for f in fields}
@@ -178,15 +215,18 @@ def _document(
 
 def project(
     *,
-    session: Session,
+    session: Session | None,
     vault: Vault,
     reader: Reader,
     categories: list[str],
     history_rows: list[HistoryRecord] | None = None,
+    documents: Mapping[str, dict[str, Any]] | None = None,
 ) -> Projection:
     """The granted part of ``categories``, with the names of what it holds.
     Callers pass only categories the grant covers (see require_category),
-    and may pass the customer's history rows if they loaded them already."""
+    and may pass the customer's history rows, or their documents as
+    :func:`vrm.records.service.read_fields` gives them, if they read them
+    already."""
     body: dict[str, Any] = {
         "subject": reader.subject,
         "grant_id": reader.grant_id,
@@ -201,7 +241,7 @@ def project(
             body[category] = _history(session, vault, reader, history_rows)
             returned.append(category)
         else:
-            body[category] = _document(session, vault, reader, category, fields)
+            body[category] = _document(session, vault, reader, category, fields, documents)
             returned.extend(f"{category}.{f}" for f in fields)
     return Projection(body=body, categories=[c for c in categories if c in body], fields=returned)
 
@@ -235,16 +275,23 @@ def access_row(
     }
 
 
-def add_accesses(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert access events (from :func:`access_row`) in one statement. A
-    Core insert: this runs on every read, and the ORM's unit of work cost
-    more than the insert. The caller commits, before answering."""
-    if rows:
-        session.execute(insert(AccessEvent), rows)
+# On the driver's cursor (vrm/dbapi.py): this runs on every read, and the
+# ORM's unit of work, or even a Core execution, cost more than the insert.
+_INSERT_ACCESS = Statement(insert(AccessEvent))
+
+
+def add_accesses(db: Session | Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert access events (from :func:`access_row`). The caller commits,
+    before answering."""
+    conn = db.connection() if isinstance(db, Session) else db
+    if len(rows) == 1:
+        _INSERT_ACCESS.execute(conn, rows[0])
+    elif rows:
+        _INSERT_ACCESS.execute_many(conn, rows)
 
 
 def add_access(
-    session: Session,
+    session: Session | Connection,
     reader: Reader,
     categories: list[str],
     fields: list[str],
