@@ -11,8 +11,9 @@ UTC datetime or a JSON column reads back exactly as through SQLAlchemy).
 
 It runs inside the transaction of the :class:`~sqlalchemy.Connection` it is
 given, which it begins if needed, so ``conn.commit()`` commits it and closing
-the connection rolls it back. Only statements without expanding parameters
-(``IN`` lists) are supported.
+the connection rolls it back. The driver's errors are raised as SQLAlchemy
+raises them (``IntegrityError`` and so on). Only statements without
+expanding parameters (``IN`` lists) are supported.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Select
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -98,15 +100,23 @@ class Statement:
     def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, _Compiled]:
         compiled = self._compiled(conn.dialect)
         cursor = self._cursor(conn)
-        cursor.execute(compiled.sql, self._args(compiled, params))
+        try:
+            cursor.execute(compiled.sql, self._args(compiled, params))
+        except conn.dialect.loaded_dbapi.Error as exc:
+            cursor.close()
+            raise _wrapped(conn, compiled, exc) from exc
         return cursor, compiled
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run a statement that returns no rows once for each of ``rows``."""
         compiled = self._compiled(conn.dialect)
         cursor = self._cursor(conn)
-        cursor.executemany(compiled.sql, [self._args(compiled, r) for r in rows])
-        cursor.close()
+        try:
+            cursor.executemany(compiled.sql, [self._args(compiled, r) for r in rows])
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, compiled, exc) from exc
+        finally:
+            cursor.close()
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run a statement that returns no rows; the rows it changed."""
@@ -133,6 +143,15 @@ class Statement:
         if row is None:
             return None
         return dict(zip(self._compiled(conn.dialect).columns, row, strict=True))
+
+
+def _wrapped(conn: Connection, compiled: _Compiled, exc: Exception) -> StatementError:
+    """The driver's error as SQLAlchemy raises it (IntegrityError and so on),
+    without the parameters, which may be token or secret hashes."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    return DBAPIError.instance(
+        compiled.sql, None, exc, dbapi_error, hide_parameters=True, dialect=conn.dialect
+    )
 
 
 def _processed(row: Sequence[Any], processors: tuple[Processor, ...]) -> tuple[Any, ...]:

@@ -2,9 +2,10 @@
 
 The token, revocation and introspection endpoints run for every vendor call,
 and the ORM's unit of work, identity map and per-statement compilation were
-most of their cost. Here every statement is built once, at import, with
-bound parameters (so SQLAlchemy compiles it once per dialect and caches it),
-and runs on a plain :class:`~sqlalchemy.Connection`. Column types still
+most of their cost, and then SQLAlchemy's per-execution work. Here every
+statement is built once, at import, with bound parameters, compiled once per
+dialect, and run on the driver's cursor inside the transaction of the
+:class:`~sqlalchemy.Connection` given (vrm/dbapi.py). Column types still
 apply: UTC datetimes and JSON come back as the ORM would give them.
 
 Rows are handed on as instances of the table models (:func:`loaded`), so
@@ -67,12 +68,12 @@ _VENDOR_NAMES = tuple(c.name for c in VENDOR.c)
 _GRANT_NAMES = tuple(c.name for c in GRANT.c)
 _VENDOR_AT = len(_TOKEN_NAMES)
 _GRANT_AT = _VENDOR_AT + len(_VENDOR_NAMES)
-_VENDOR_BY_ID = select(VENDOR).where(VENDOR.c.id == bindparam("id"))
-_GRANT_BY_ID = select(GRANT).where(GRANT.c.id == bindparam("id"))
-_CUSTOMER_BY_ID = select(CUSTOMER).where(CUSTOMER.c.id == bindparam("id"))
-_CODE_BY_HASH = select(CODE).where(CODE.c.code_hash == bindparam("h"))
-_INSERT_TOKEN = insert(TOKEN)
-_CONSUME_REFRESH = (
+_VENDOR_BY_ID = Statement(select(VENDOR).where(VENDOR.c.id == bindparam("id")))
+_GRANT_BY_ID = Statement(select(GRANT).where(GRANT.c.id == bindparam("id")))
+_CUSTOMER_BY_ID = Statement(select(CUSTOMER).where(CUSTOMER.c.id == bindparam("id")))
+_CODE_BY_HASH = Statement(select(CODE).where(CODE.c.code_hash == bindparam("h")))
+_INSERT_TOKEN = Statement(insert(TOKEN))
+_CONSUME_REFRESH = Statement(
     update(TOKEN)
     .where(
         TOKEN.c.id == bindparam("token_id"),
@@ -81,23 +82,23 @@ _CONSUME_REFRESH = (
     )
     .values(refreshed_at=bindparam("now"))
 )
-_REVOKE_TOKEN = (
+_REVOKE_TOKEN = Statement(
     update(TOKEN)
     .where(TOKEN.c.id == bindparam("token_id"), TOKEN.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("now"))
 )
-_REVOKE_FAMILY = (
+_REVOKE_FAMILY = Statement(
     update(TOKEN)
     .where(TOKEN.c.family_id == bindparam("family"), TOKEN.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("now"))
 )
-_CONSUME_CODE = (
+_CONSUME_CODE = Statement(
     update(CODE)
     .where(CODE.c.code_hash == bindparam("h"), CODE.c.used_at.is_(None))
     .values(used_at=bindparam("now"))
 )
-_INSERT_ASSERTION = insert(ASSERTION)
-_PURGE_ASSERTIONS = delete(ASSERTION).where(ASSERTION.c.expires_at < bindparam("now"))
+_INSERT_ASSERTION = Statement(insert(ASSERTION))
+_PURGE_ASSERTIONS = Statement(delete(ASSERTION).where(ASSERTION.c.expires_at < bindparam("now")))
 
 
 @cache
@@ -124,17 +125,17 @@ def loaded(model: type[M], row: Mapping[Any, Any]) -> M:
 
 
 def vendor(conn: Connection, vendor_id: str) -> Vendor | None:
-    row = conn.execute(_VENDOR_BY_ID, {"id": vendor_id}).mappings().first()
+    row = _VENDOR_BY_ID.mapping(conn, {"id": vendor_id})
     return loaded(Vendor, row) if row is not None else None
 
 
 def customer(conn: Connection, customer_id: str) -> Customer | None:
-    row = conn.execute(_CUSTOMER_BY_ID, {"id": customer_id}).mappings().first()
+    row = _CUSTOMER_BY_ID.mapping(conn, {"id": customer_id})
     return loaded(Customer, row) if row is not None else None
 
 
 def grant(conn: Connection, grant_id: str) -> Grant | None:
-    row = conn.execute(_GRANT_BY_ID, {"id": grant_id}).mappings().first()
+    row = _GRANT_BY_ID.mapping(conn, {"id": grant_id})
     return loaded(Grant, row) if row is not None else None
 
 
@@ -161,40 +162,38 @@ def token(
 
 
 def insert_token(conn: Connection, **values: Any) -> None:
-    conn.execute(_INSERT_TOKEN, values)
+    _INSERT_TOKEN.execute(conn, {"refreshed_at": None, "revoked_at": None, **values})
 
 
 def consume_refresh(conn: Connection, token_id: str, now: datetime) -> bool:
     """Mark the refresh token used, atomically: True for the first use only."""
-    result = conn.execute(_CONSUME_REFRESH, {"token_id": token_id, "now": now})
-    return bool(result.rowcount == 1)
+    return _CONSUME_REFRESH.execute(conn, {"token_id": token_id, "now": now}) == 1
 
 
 def revoke_token(conn: Connection, token_id: str, now: datetime) -> None:
-    conn.execute(_REVOKE_TOKEN, {"token_id": token_id, "now": now})
+    _REVOKE_TOKEN.execute(conn, {"token_id": token_id, "now": now})
 
 
 def revoke_family(conn: Connection, family_id: str, now: datetime) -> None:
-    conn.execute(_REVOKE_FAMILY, {"family": family_id, "now": now})
+    _REVOKE_FAMILY.execute(conn, {"family": family_id, "now": now})
 
 
 # -- authorization codes and client assertions -------------------------------
 
 
 def code(conn: Connection, code_hash: bytes) -> AuthorizationCode | None:
-    row = conn.execute(_CODE_BY_HASH, {"h": code_hash}).mappings().first()
+    row = _CODE_BY_HASH.mapping(conn, {"h": code_hash})
     return loaded(AuthorizationCode, row) if row is not None else None
 
 
 def consume_code(conn: Connection, code_hash: bytes, now: datetime) -> bool:
     """Mark the code used, atomically: True for the first exchange only."""
-    result = conn.execute(_CONSUME_CODE, {"h": code_hash, "now": now})
-    return bool(result.rowcount == 1)
+    return _CONSUME_CODE.execute(conn, {"h": code_hash, "now": now}) == 1
 
 
 def purge_assertions(conn: Connection, now: datetime) -> None:
-    conn.execute(_PURGE_ASSERTIONS, {"now": now})
+    _PURGE_ASSERTIONS.execute(conn, {"now": now})
 
 
 def insert_assertion(conn: Connection, **values: Any) -> None:
-    conn.execute(_INSERT_ASSERTION, values)
+    _INSERT_ASSERTION.execute(conn, values)
