@@ -23,6 +23,7 @@ from tests.pgserver import postgres_cluster
 from vrm import migrate
 from vrm.app import create_app
 from vrm.settings import Settings
+from vrm.vendor_api.reads import close_access_writer
 
 PASSWORD = "correct horse battery staple"
 
@@ -74,6 +75,7 @@ def app(settings: Settings) -> Iterator[FastAPI]:
     if not settings.is_sqlite:
         _truncate_all(app.state.engine)
     yield app
+    close_access_writer(app.state)
     app.state.engine.dispose()
 
 

@@ -22,7 +22,7 @@ from vrm.errors import install_handlers
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
 from vrm.settings import Settings, get_settings
-from vrm.vendor_api.reads import VendorReadsFirst
+from vrm.vendor_api.reads import VendorReadsFirst, close_access_writer
 from vrm.vendor_api.routes import deposit_router, feed_router
 from vrm.vendor_api.routes import router as vendor_api_router
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
         yield
         if checkpoints is not None:
             checkpoints.stop()
+        close_access_writer(app.state)
         engine.dispose()
 
     app = FastAPI(

@@ -26,12 +26,16 @@ logger = logging.getLogger(__name__)
 AUTOCHECKPOINT_PAGES = 10_000
 
 
+# How long a SQLite connection waits for another's write lock.
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
 def make_engine(settings: Settings) -> Engine:
     url = settings.database_url_resolved
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
             pool_size=20,
             max_overflow=20,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import Connection
 from sqlmodel import Session
@@ -18,7 +19,14 @@ from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth import store
 from consent.oauth.models import OAuthToken
-from consent.scopes import VENDOR_SCOPES, Access, parse_scopes, scope_string, within
+from consent.scopes import (
+    VENDOR_SCOPES,
+    Access,
+    parse_scope,
+    parse_scopes,
+    scope_string,
+    within,
+)
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 
@@ -62,8 +70,17 @@ def effective(token: OAuthToken, grant: Grant | None) -> tuple[list[Access], boo
     A token without a grant (client credentials) reaches no customer data."""
     if grant is None:
         return [], False
-    accesses, openid = parse_scopes(token.scope)
-    return within(accesses, grants.accesses_of(grant)), openid and grant.openid
+    accesses, openid = _effective(token.scope, tuple(grant.scopes))
+    return list(accesses), openid and grant.openid
+
+
+@lru_cache(maxsize=4096)
+def _effective(token_scope: str, grant_scopes: tuple[str, ...]) -> tuple[tuple[Access, ...], bool]:
+    # Parsing and intersecting the scopes cost as much as the database on a
+    # vendor read; the answer depends on the two scope strings only.
+    accesses, openid = parse_scopes(token_scope)
+    allowed = [parse_scope(s) for s in grant_scopes]
+    return tuple(within(accesses, allowed)), openid
 
 
 def _usable(

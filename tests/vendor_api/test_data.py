@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
@@ -19,7 +23,7 @@ from tests.vendor_api.helpers import (
     read,
 )
 from vrm.settings import Settings
-from vrm.vendor_api import service
+from vrm.vendor_api import reads, service
 
 # -- projection ---------------------------------------------------------------
 
@@ -311,6 +315,120 @@ def test_every_successful_read_records_one_event_naming_the_fields(
             False,
         ),
     ]
+
+
+def _concurrently(app: FastAPI, requests: list[tuple[str, dict[str, str]]]) -> list[Any]:
+    """GETs sent at once, all in one event loop, as a busy server sees them."""
+
+    async def run() -> list[Any]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return list(await asyncio.gather(*(c.get(p, headers=h) for p, h in requests)))
+
+    return asyncio.run(run())
+
+
+def test_reads_at_once_each_record_their_own_event(
+    app: FastAPI, ana_profile: Person, bob: Person, vendor: Vendor
+) -> None:
+    put(bob, "profile", {"given_name": "Bob", "email": "bob.contact@example.net"})
+    ana_t = tokens_for(ana_profile, vendor, "profile.email:read")
+    bob_t = tokens_for(bob, vendor, "profile:read")
+    requests = [("/v1/data", bearer(ana_t["access_token"]))] * 6 + [
+        ("/v1/data/profile", bearer(bob_t["access_token"]))
+    ] * 5
+    answers = _concurrently(app, requests)
+    assert [r.status_code for r in answers] == [200] * 11
+    assert {r.json()["profile"]["email"] for r in answers[:6]} == {PROFILE["email"]}
+    assert {r.json()["profile"]["given_name"] for r in answers[6:]} == {"Bob"}
+    ana_events = access_events(app, ana_profile.id)
+    bob_events = access_events(app, bob.id)
+    assert [(e.grant_id, e.fields) for e in ana_events] == [
+        (ana_t["grant_id"], ["profile.email"])
+    ] * 6
+    assert len(bob_events) == 5
+    assert {e.grant_id for e in bob_events} == {bob_t["grant_id"]}
+    assert len({e.id for e in ana_events + bob_events}) == 11
+
+
+def test_a_read_whose_event_cannot_be_written_sends_no_data(
+    app: FastAPI, ana_profile: Person, vendor: Vendor, monkeypatch: Any
+) -> None:
+    t = tokens_for(ana_profile, vendor, "profile:read")
+
+    def broken(*_: Any) -> None:
+        raise OperationalError("INSERT INTO access_event", None, Exception("disk I/O error"))
+
+    monkeypatch.setattr(service, "add_accesses", broken)
+    answers = _concurrently(app, [("/v1/data", bearer(t["access_token"]))] * 3)
+    for r in answers:
+        assert r.status_code == 500, r.text
+        assert PROFILE["email"] not in r.text
+        assert PROFILE["given_name"] not in r.text
+    monkeypatch.undo()
+    assert access_events(app, ana_profile.id) == []
+    assert read(vendor, t["access_token"]).status_code == 200
+    assert len(access_events(app, ana_profile.id)) == 1
+
+
+def _sqlite_file(settings: Settings) -> str:
+    if not settings.is_sqlite:
+        pytest.skip("SQLite's write lock")
+    return str(settings.database_url_resolved.removeprefix("sqlite:///"))
+
+
+def test_a_read_waits_for_another_writer_without_stopping_the_server(
+    app: FastAPI, settings: Settings, ana_profile: Person, vendor: Vendor
+) -> None:
+    """Another process holds SQLite's write lock: the read's answer waits
+    for its access event, and meanwhile the server answers other requests."""
+    database = _sqlite_file(settings)
+    t = tokens_for(ana_profile, vendor, "profile:read")
+
+    async def run() -> tuple[Any, Any, bool]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            other = sqlite3.connect(database, timeout=0)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                waiting = asyncio.create_task(c.get("/v1/data", headers=bearer(t["access_token"])))
+                for _ in range(10_000):  # until its access event found the lock taken
+                    await asyncio.sleep(0.001)
+                    writer = getattr(app.state, "access_writer", None)
+                    if writer is not None and writer.busy:
+                        break
+                # Answered while the read waits: the event loop is not stuck in
+                # SQLite's busy handler.
+                meanwhile = await c.get("/v1/data", headers=bearer("vat_not-a-token"))
+                still_waiting = not waiting.done()
+            finally:
+                other.rollback()
+                other.close()
+            return await waiting, meanwhile, still_waiting
+
+    answer, meanwhile, still_waiting = asyncio.run(run())
+    assert meanwhile.status_code == 401
+    assert still_waiting
+    assert answer.status_code == 200, answer.text
+    assert len(access_events(app, ana_profile.id)) == 1
+
+
+def test_a_read_that_cannot_get_the_write_lock_in_time_sends_no_data(
+    app: FastAPI, settings: Settings, ana_profile: Person, vendor: Vendor
+) -> None:
+    database = _sqlite_file(settings)
+    t = tokens_for(ana_profile, vendor, "profile:read")
+    app.state.access_writer = reads.AccessWriter(app.state.engine, give_up_after=0.0)
+    other = sqlite3.connect(database, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        (r,) = _concurrently(app, [("/v1/data", bearer(t["access_token"]))])
+    finally:
+        other.rollback()
+        other.close()
+    assert r.status_code == 500, r.text
+    assert PROFILE["email"] not in r.text
+    assert access_events(app, ana_profile.id) == []
 
 
 def test_access_events_hold_no_personal_values(
