@@ -43,7 +43,6 @@ import json
 import os
 import secrets
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -149,18 +148,12 @@ def _authorize(base: str, client_id: str, secret: str, browser: httpx.Client) ->
 def ours_target(workers: int) -> Iterator[tuple[Target, bytes]]:
     """Our server with one customer who filled in everything and granted
     SCOPE to the bench vendor; yields the target and the view's bytes."""
-    with tempfile.TemporaryDirectory(prefix="vrm-bench-data-api-") as scratch:
-        # ours.start() makes its data folder with mkdtemp() and leaves it
-        # behind; made in here, it goes when the server has stopped.
-        tempfile.tempdir, before = scratch, tempfile.tempdir
-        try:
-            base, _, client_id, secret, _, stop, pid = ours.start(workers)
-        finally:
-            tempfile.tempdir = before
-        try:
-            yield _seed_ours(base, client_id, secret, pid)
-        finally:
-            stop()
+    # ours.start() makes its data folder and stop() removes it.
+    base, _, client_id, secret, _, stop, pid = ours.start(workers)
+    try:
+        yield _seed_ours(base, client_id, secret, pid)
+    finally:
+        stop()
 
 
 def _seed_ours(base: str, client_id: str, secret: str, pid: int) -> tuple[Target, bytes]:

@@ -2,9 +2,10 @@
 
 Starts what an operator would: ``vrm init``, ``vrm vendors add``, then
 uvicorn with N workers on a free loopback port, SQLite by default or the
-database given. Refresh tokens come from the real authorization code flow:
-a customer signs up, logs in, and answers the consent form for each token,
-exactly as in the product (no shortcut into the database).
+database given, in a temporary data folder that ``stop()`` removes.
+Refresh tokens come from the real authorization code flow: a customer signs
+up, logs in, and answers the consent form for each token, exactly as in the
+product (no shortcut into the database).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -130,6 +132,7 @@ def start(
                 os.killpg(with_group, signal.SIGKILL)
                 server.wait()
         log.close()
+        shutil.rmtree(data, ignore_errors=True)
 
     deadline = time.monotonic() + 30
     while True:
@@ -139,8 +142,9 @@ def start(
         except httpx.TransportError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
+            tail = (data / "server.log").read_text()[-2000:]
             stop()
-            raise RuntimeError((data / "server.log").read_text()[-2000:])
+            raise RuntimeError(tail)
         time.sleep(0.2)
 
     email = f"bench-{secrets.token_hex(4)}@example.org"
