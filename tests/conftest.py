@@ -20,10 +20,9 @@ from sqlmodel import SQLModel
 
 import vrm.models  # noqa: F401 - every table on the metadata
 from tests.pgserver import postgres_cluster
-from vrm import migrate
+from vrm import groupcommit, migrate
 from vrm.app import create_app
 from vrm.settings import Settings
-from vrm.vendor_api.reads import close_access_writer
 
 PASSWORD = "correct horse battery staple"
 
@@ -75,7 +74,7 @@ def app(settings: Settings) -> Iterator[FastAPI]:
     if not settings.is_sqlite:
         _truncate_all(app.state.engine)
     yield app
-    close_access_writer(app.state)
+    groupcommit.close_all(app.state)
     app.state.engine.dispose()
 
 

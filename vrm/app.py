@@ -13,7 +13,7 @@ from consent.oauth.endpoints import VendorEndpointsFirst
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__
+from vrm import __version__, groupcommit
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -22,7 +22,7 @@ from vrm.errors import install_handlers
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
 from vrm.settings import Settings, get_settings
-from vrm.vendor_api.reads import VendorReadsFirst, close_access_writer
+from vrm.vendor_api.reads import VendorReadsFirst
 from vrm.vendor_api.routes import deposit_router, feed_router
 from vrm.vendor_api.routes import router as vendor_api_router
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
         yield
         if checkpoints is not None:
             checkpoints.stop()
-        close_access_writer(app.state)
+        groupcommit.close_all(app.state)
         engine.dispose()
 
     app = FastAPI(

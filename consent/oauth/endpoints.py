@@ -9,22 +9,32 @@ in front of the router by :class:`VendorEndpointsFirst`, so that a POST to
 one of them skips FastAPI's routing. Either way the app's own middleware
 (body limit, error handling) wraps it.
 
+On SQLite the work runs in the event loop, and a client-credentials token
+(a new row that consumes nothing) is committed together with those of the
+other token requests answered in the same turn of the loop, before its
+answer is sent (vrm/groupcommit.py). Codes and refresh tokens are consumed
+and their tokens committed one request at a time.
+
 Protocol errors keep the RFC 6749 shape Authlib produces; every answer
 carries ``Cache-Control: no-store`` (RFC 6749 5.1).
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from consent.oauth import store
 from consent.oauth.server import Request as OAuthRequest
-from consent.oauth.server import Server
+from consent.oauth.server import Server, deferred_tokens
+from vrm import groupcommit
 
 # Path -> Authlib endpoint name (None: the token endpoint).
 PATHS: dict[str, str | None] = {
@@ -33,6 +43,8 @@ PATHS: dict[str, str | None] = {
     "/oauth/introspect": "introspection",
 }
 FORM = "application/x-www-form-urlencoded"
+# The group commit of client-credentials tokens (vrm/groupcommit.py).
+NEW_TOKENS = "new-tokens"
 # As Starlette's form parser: more fields than this is not a token request.
 MAX_FIELDS = 1000
 
@@ -83,6 +95,27 @@ def respond(server: Server, engine: Engine, name: str | None, oreq: OAuthRequest
     return response
 
 
+def _write_tokens(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    store.insert_tokens(conn, rows)
+
+
+async def _inline(state: Any, engine: Engine, name: str | None, oreq: OAuthRequest) -> Response:
+    """On SQLite: a client-credentials token is committed with those of the
+    other token requests answered in the same turn of the event loop
+    (vrm/groupcommit.py), before its answer is sent; every other request
+    commits on its own."""
+    deferred: list[dict[str, Any]] = []
+    reset = deferred_tokens.set(deferred if name is None else None)
+    try:
+        response = respond(state.oauth, engine, name, oreq)
+    finally:
+        deferred_tokens.reset(reset)
+    if deferred:
+        group = groupcommit.writer(state, NEW_TOKENS, engine, _write_tokens)
+        await asyncio.gather(*(group.record(row) for row in deferred))
+    return response
+
+
 async def _read_body(receive: Receive) -> bytes | None:
     """The whole request body, or None if the client went away."""
     chunks: list[bytes] = []
@@ -117,7 +150,7 @@ class VendorEndpoint:
             # the hop to a thread and back (with the GIL handed over twice)
             # cost more than that. It also means one process never runs two
             # of these at once, so they never wait on each other's locks.
-            response = respond(server, engine, PATHS[scope["path"]], oreq)
+            response = await _inline(state, engine, PATHS[scope["path"]], oreq)
         else:
             # Against a server, the round trips are waits the event loop
             # should spend on other requests.

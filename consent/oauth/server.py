@@ -94,6 +94,11 @@ ASSERTION_MAX_SECONDS = 300
 # authorization page, or the bare connection of a vendor endpoint.
 _db: ContextVar[Session] = ContextVar("consent_db")
 _conn: ContextVar[Connection] = ContextVar("consent_conn")
+# Set by the token endpoint when it group-commits client-credentials tokens
+# (consent/oauth/endpoints.py): save_token leaves the row here instead.
+deferred_tokens: ContextVar[list[dict[str, Any]] | None] = ContextVar(
+    "consentdeferred_tokens", default=None
+)
 T = TypeVar("T")
 
 
@@ -738,20 +743,26 @@ class Server(AuthorizationServer):
             if grant.authorization_details is not None:
                 token["authorization_details"] = grant.authorization_details
         refresh = token.get("refresh_token")
-        store.insert_token(
-            conn(),
-            id=secrets.token_hex(16),
-            access_hash=self.vault.token_hash(token["access_token"]),
-            refresh_hash=self.vault.token_hash(refresh) if refresh else None,
-            family_id=family,
-            vendor_id=request.client.vendor.id,
-            grant_id=grant.id if grant else None,
-            customer_id=customer_id,
-            scope=token.get("scope", ""),
-            issued_at=now,
-            expires_at=access_end,
-            refresh_expires_at=refresh_end if refresh else None,
-        )
+        row = {
+            "id": secrets.token_hex(16),
+            "access_hash": self.vault.token_hash(token["access_token"]),
+            "refresh_hash": self.vault.token_hash(refresh) if refresh else None,
+            "family_id": family,
+            "vendor_id": request.client.vendor.id,
+            "grant_id": grant.id if grant else None,
+            "customer_id": customer_id,
+            "scope": token.get("scope", ""),
+            "issued_at": now,
+            "expires_at": access_end,
+            "refresh_expires_at": refresh_end if refresh else None,
+        }
+        deferred = deferred_tokens.get()
+        if deferred is not None and grant_type == "client_credentials":
+            # A new token of its own, consuming nothing: it can wait for the
+            # group commit, which is done before the answer is sent.
+            deferred.append(row)
+            return
+        store.insert_token(conn(), **row)
         commit()
 
     def create_oauth2_request(self, request: Request) -> Request:

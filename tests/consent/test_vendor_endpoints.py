@@ -4,17 +4,21 @@ for them: the body limit, 405 for other methods, form bodies only."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from consent.oauth import tokens
+from consent.oauth import endpoints, store, tokens
 from consent.vendors import service as vendors
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
@@ -159,3 +163,90 @@ def test_a_new_process_can_answer_a_token_request_first(settings: Settings, vend
         timeout=120,
     )
     assert done.stdout.strip() == "200 Bearer", done.stderr
+
+
+# -- client-credentials tokens are group-committed on SQLite ------------------
+
+
+def _at_once(app: FastAPI, vendor: Vendor, n: int) -> list[Any]:
+    """n client-credentials token requests sent at once, in one event loop."""
+
+    async def run() -> list[Any]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            form = {"grant_type": "client_credentials", "scope": "feed:read"}
+            sends = (c.post("/oauth/token", data=form, auth=vendor.auth) for _ in range(n))
+            return list(await asyncio.gather(*sends))
+
+    return asyncio.run(run())
+
+
+def _active(vendor: Vendor, token: str) -> bool:
+    r = vendor.client.post("/oauth/introspect", data={"token": token}, auth=vendor.auth)
+    assert r.status_code == 200, r.text
+    return bool(r.json()["active"])
+
+
+def test_tokens_issued_at_once_are_each_stored_before_they_are_sent(
+    app: FastAPI, vendor: Vendor
+) -> None:
+    answers = _at_once(app, vendor, 12)
+    assert [r.status_code for r in answers] == [200] * 12
+    issued = [r.json()["access_token"] for r in answers]
+    assert len(set(issued)) == 12
+    assert all(_active(vendor, t) for t in issued)
+    assert all(r.headers["cache-control"] == "no-store" for r in answers)
+
+
+def test_a_token_that_cannot_be_stored_is_not_sent(
+    app: FastAPI, vendor: Vendor, monkeypatch: Any
+) -> None:
+    def broken(*_: Any) -> None:
+        raise OperationalError("INSERT INTO oauth_token", None, Exception("disk I/O error"))
+
+    monkeypatch.setattr(store, "insert_tokens", broken)
+    monkeypatch.setattr(store, "insert_token", broken)
+    answers = _at_once(app, vendor, 3)
+    for r in answers:
+        assert r.status_code == 500, r.text
+        assert "access_token" not in r.text
+    monkeypatch.undo()
+    (r,) = _at_once(app, vendor, 1)
+    assert r.status_code == 200, r.text
+    assert _active(vendor, r.json()["access_token"])
+
+
+def test_a_token_request_waits_for_another_writer_without_stopping_the_server(
+    app: FastAPI, settings: Settings, vendor: Vendor
+) -> None:
+    if not settings.is_sqlite:
+        pytest.skip("SQLite's write lock")
+    database = settings.database_url_resolved.removeprefix("sqlite:///")
+
+    async def run() -> tuple[Any, Any, bool]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            form = {"grant_type": "client_credentials", "scope": "feed:read"}
+            other = sqlite3.connect(database, timeout=0)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                waiting = asyncio.create_task(c.post("/oauth/token", data=form, auth=vendor.auth))
+                for _ in range(10_000):  # until its token found the lock taken
+                    await asyncio.sleep(0.001)
+                    group = getattr(app.state, "group_commits", {}).get(endpoints.NEW_TOKENS)
+                    if group is not None and group.busy:
+                        break
+                # Answered meanwhile: the event loop is not stuck in SQLite's
+                # busy handler. (A bad secret writes nothing.)
+                meanwhile = await c.post("/oauth/token", data=form, auth=(vendor.client_id, "x"))
+                still_waiting = not waiting.done()
+            finally:
+                other.rollback()
+                other.close()
+            return await waiting, meanwhile, still_waiting
+
+    answer, meanwhile, still_waiting = asyncio.run(run())
+    assert meanwhile.status_code == 401
+    assert still_waiting
+    assert answer.status_code == 200, answer.text
+    assert _active(vendor, answer.json()["access_token"])

@@ -22,6 +22,7 @@ from tests.vendor_api.helpers import (
     put,
     read,
 )
+from vrm.groupcommit import GroupCommit
 from vrm.settings import Settings
 from vrm.vendor_api import reads, service
 
@@ -394,7 +395,7 @@ def test_a_read_waits_for_another_writer_without_stopping_the_server(
                 waiting = asyncio.create_task(c.get("/v1/data", headers=bearer(t["access_token"])))
                 for _ in range(10_000):  # until its access event found the lock taken
                     await asyncio.sleep(0.001)
-                    writer = getattr(app.state, "access_writer", None)
+                    writer = getattr(app.state, "group_commits", {}).get(reads.ACCESS_EVENTS)
                     if writer is not None and writer.busy:
                         break
                 # Answered while the read waits: the event loop is not stuck in
@@ -418,7 +419,9 @@ def test_a_read_that_cannot_get_the_write_lock_in_time_sends_no_data(
 ) -> None:
     database = _sqlite_file(settings)
     t = tokens_for(ana_profile, vendor, "profile:read")
-    app.state.access_writer = reads.AccessWriter(app.state.engine, give_up_after=0.0)
+    app.state.group_commits = {
+        reads.ACCESS_EVENTS: GroupCommit(app.state.engine, service.add_accesses, give_up_after=0.0)
+    }
     other = sqlite3.connect(database, timeout=0)
     other.execute("BEGIN IMMEDIATE")
     try:

@@ -7,7 +7,7 @@ ORM session for the usual read. A read is three statements: the token with
 its vendor and grant (one join), the customer's documents, and the access
 event, which is committed before a byte of the answer is sent. On SQLite the
 reads run in the event loop and the access events of the reads answered in
-one turn of the loop are committed together (:class:`AccessWriter`); on
+one turn of the loop are committed together (vrm/groupcommit.py); on
 PostgreSQL a read runs in the threadpool, in one REPEATABLE READ snapshot
 with its own access event.
 
@@ -19,15 +19,12 @@ so the answers are the same either way. Errors are problem details, with
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Connection, Engine, bindparam, select
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -35,8 +32,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consent.oauth import tokens
+from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
-from vrm.db import BUSY_TIMEOUT_SECONDS
 from vrm.dbapi import Statement
 from vrm.errors import MethodNotAllowed, NotFound, ValidationFailed, VRMError, problem_for
 from vrm.etags import matches_if_none_match
@@ -46,6 +43,8 @@ from vrm.vendor_api import service
 from vrm.vendor_api.service import InvalidToken, Reader
 
 PREFIX = "/v1/data"
+# The group commit of reads' access events (vrm/groupcommit.py).
+ACCESS_EVENTS = "access-events"
 _SINCE_MAX = 200
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -226,126 +225,8 @@ def answer(engine: Engine, vault: Vault, scope: Scope, category: str | None) -> 
     return response
 
 
-# An access event waiting to be written, and the read waiting for it.
-_Pending = tuple[dict[str, Any], "asyncio.Future[None]"]
-
-
-class AccessWriter:
-    """Group commit of access events, for reads served in the event loop.
-
-    A read's data is read on a connection of its own (on SQLite each SELECT
-    is its own snapshot anyway); its access event joins those of every read
-    answered in the same turn of the event loop, and one transaction at the
-    end of the turn writes them all. Each read's answer waits for that
-    commit. One commit instead of one per read: SQLite appends every page a
-    transaction changed to its WAL, and an access event touches the table
-    and each of its indexes, so a read cost about 24 KB of WAL to write and
-    checkpoint; a group writes those pages once.
-
-    When another process holds SQLite's write lock, the group does not wait
-    in SQLite's busy handler (which sleeps, and would stop this process's
-    event loop): it tries again shortly, and reads answered meanwhile join
-    it. After ``give_up_after`` seconds of that, its reads fail."""
-
-    RETRY_SECONDS = 0.0005
-
-    def __init__(self, engine: Engine, *, give_up_after: float = BUSY_TIMEOUT_SECONDS) -> None:
-        self.engine = engine
-        self.give_up_after = give_up_after
-        self._pending: list[_Pending] = []
-        self._scheduled = False
-        self._busy_since: float | None = None
-        self._conn: Connection | None = None
-
-    @property
-    def busy(self) -> bool:
-        """Waiting for another process's write lock."""
-        return self._busy_since is not None
-
-    def record(self, access: dict[str, Any]) -> asyncio.Future[None]:
-        """A future that is done once ``access`` is committed (or failed)."""
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        self._pending.append((access, done))
-        if not self._scheduled:
-            # After every callback already queued: the reads of this turn.
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        return done
-
-    def _connection(self) -> Connection:
-        # One connection of its own, used only from the event loop, that
-        # never waits in SQLite's busy handler.
-        if self._conn is None:
-            conn = self.engine.connect()
-            driver = conn.connection.driver_connection
-            assert driver is not None  # noqa: S101 - a checked-out connection has one
-            driver.execute("PRAGMA busy_timeout = 0")
-            self._conn = conn
-        return self._conn
-
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        conn = self._connection()
-        try:
-            service.add_accesses(conn, rows)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _flush(self) -> None:
-        batch = self._pending
-        loop = asyncio.get_running_loop()
-        try:
-            self._write([access for access, _ in batch])
-        except OperationalError as exc:
-            now = loop.time()
-            if _is_busy(exc) and now - (self._busy_since or now) < self.give_up_after:
-                self._busy_since = self._busy_since or now
-                loop.call_later(self.RETRY_SECONDS, self._flush)
-                return
-            self._finish(batch, exc)
-        except Exception as exc:  # every read of the group fails with it
-            self._finish(batch, exc)
-        else:
-            self._finish(batch, None)
-
-    def _finish(
-        self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]], exc: Exception | None
-    ) -> None:
-        self._pending = self._pending[len(batch) :]
-        self._busy_since = None
-        self._scheduled = False
-        if self._pending:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        for _, done in batch:
-            if done.done():
-                continue
-            if exc is None:
-                done.set_result(None)
-            else:
-                done.set_exception(exc)
-
-
-def _is_busy(exc: OperationalError) -> bool:
-    return getattr(exc.orig, "sqlite_errorcode", None) in (
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-    )
-
-
-def close_access_writer(state: Any) -> None:
-    """At shutdown: the writer's connection goes back before the engine is
-    disposed."""
-    writer: AccessWriter | None = getattr(state, "access_writer", None)
-    if writer is not None:
-        writer.close()
+def _write_accesses(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    service.add_accesses(conn, rows)
 
 
 async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
@@ -353,10 +234,7 @@ async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
     with engine.connect() as conn:
         response, access = _prepare(conn, state.vault, scope, category)
     if access is not None:
-        writer: AccessWriter | None = getattr(state, "access_writer", None)
-        if writer is None:
-            writer = state.access_writer = AccessWriter(engine)
-        await writer.record(access)
+        await groupcommit.writer(state, ACCESS_EVENTS, engine, _write_accesses).record(access)
     return response
 
 
