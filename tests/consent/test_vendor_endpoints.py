@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from consent.oauth import endpoints, store, tokens
 from consent.vendors import service as vendors
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
+from tests.sqlite_lock import while_locked
 from vrm.settings import Settings
 
 
@@ -223,29 +223,16 @@ def test_a_token_request_waits_for_another_writer_without_stopping_the_server(
         pytest.skip("SQLite's write lock")
     database = settings.database_url_resolved.removeprefix("sqlite:///")
 
-    async def run() -> tuple[Any, Any, bool]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            form = {"grant_type": "client_credentials", "scope": "feed:read"}
-            other = sqlite3.connect(database, timeout=0)
-            other.execute("BEGIN IMMEDIATE")
-            try:
-                waiting = asyncio.create_task(c.post("/oauth/token", data=form, auth=vendor.auth))
-                for _ in range(10_000):  # until its token found the lock taken
-                    await asyncio.sleep(0.001)
-                    group = getattr(app.state, "group_commits", {}).get(endpoints.NEW_TOKENS)
-                    if group is not None and group.busy:
-                        break
-                # Answered meanwhile: the event loop is not stuck in SQLite's
-                # busy handler. (A bad secret writes nothing.)
-                meanwhile = await c.post("/oauth/token", data=form, auth=(vendor.client_id, "x"))
-                still_waiting = not waiting.done()
-            finally:
-                other.rollback()
-                other.close()
-            return await waiting, meanwhile, still_waiting
-
-    answer, meanwhile, still_waiting = asyncio.run(run())
+    form = {"grant_type": "client_credentials", "scope": "feed:read"}
+    # Answered meanwhile: the event loop is not stuck in SQLite's busy
+    # handler. (A bad secret writes nothing.)
+    answer, meanwhile, still_waiting = while_locked(
+        app,
+        database,
+        endpoints.NEW_TOKENS,
+        lambda c: c.post("/oauth/token", data=form, auth=vendor.auth),
+        lambda c: c.post("/oauth/token", data=form, auth=(vendor.client_id, "x")),
+    )
     assert meanwhile.status_code == 401
     assert still_waiting
     assert answer.status_code == 200, answer.text

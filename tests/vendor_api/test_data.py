@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
+from tests.sqlite_lock import while_locked
 from tests.vendor_api.helpers import (
     ME,
     PROFILE,
@@ -386,28 +387,15 @@ def test_a_read_waits_for_another_writer_without_stopping_the_server(
     database = _sqlite_file(settings)
     t = tokens_for(ana_profile, vendor, "profile:read")
 
-    async def run() -> tuple[Any, Any, bool]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            other = sqlite3.connect(database, timeout=0)
-            other.execute("BEGIN IMMEDIATE")
-            try:
-                waiting = asyncio.create_task(c.get("/v1/data", headers=bearer(t["access_token"])))
-                for _ in range(10_000):  # until its access event found the lock taken
-                    await asyncio.sleep(0.001)
-                    writer = getattr(app.state, "group_commits", {}).get(reads.ACCESS_EVENTS)
-                    if writer is not None and writer.busy:
-                        break
-                # Answered while the read waits: the event loop is not stuck in
-                # SQLite's busy handler.
-                meanwhile = await c.get("/v1/data", headers=bearer("vat_not-a-token"))
-                still_waiting = not waiting.done()
-            finally:
-                other.rollback()
-                other.close()
-            return await waiting, meanwhile, still_waiting
-
-    answer, meanwhile, still_waiting = asyncio.run(run())
+    # Answered while the read waits: the event loop is not stuck in SQLite's
+    # busy handler.
+    answer, meanwhile, still_waiting = while_locked(
+        app,
+        database,
+        reads.ACCESS_EVENTS,
+        lambda c: c.get("/v1/data", headers=bearer(t["access_token"])),
+        lambda c: c.get("/v1/data", headers=bearer("vat_not-a-token")),
+    )
     assert meanwhile.status_code == 401
     assert still_waiting
     assert answer.status_code == 200, answer.text
