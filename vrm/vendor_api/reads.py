@@ -40,7 +40,7 @@ from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
 from vrm.records.models import DocumentRecord
 from vrm.vendor_api import service
-from vrm.vendor_api.service import InvalidToken, Reader
+from vrm.vendor_api.service import Reader
 
 PREFIX = "/v1/data"
 # The group commit of reads' access events (vrm/groupcommit.py).
@@ -70,13 +70,7 @@ def category_of(path: str) -> str | None | bool:
 
 
 def _reader(conn: Connection, vault: Vault, token: str | None) -> Reader:
-    if token is None:
-        raise InvalidToken("Send an access token as Authorization: Bearer.", token_sent=False)
-    found = tokens.find_access(conn, vault, token)
-    active = found.usable() if found is not None else None
-    if active is None:
-        raise InvalidToken("The access token is not active.", token_sent=True)
-    return service.reader_of(vault, active)
+    return service.reader_of(vault, service.active_token(conn, vault, token))
 
 
 def _documents(

@@ -23,7 +23,7 @@ from vrm.db import SessionDep
 from vrm.deps import VaultDep
 from vrm.vendor_api import feed, service
 from vrm.vendor_api.reads import PREFIX, vendor_read
-from vrm.vendor_api.service import InsufficientScope, InvalidToken, Reader
+from vrm.vendor_api.service import InsufficientScope, Reader
 
 _NO_FEED = "The feed needs a client-credentials token with the feed:read scope."
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -34,13 +34,7 @@ feed_router = APIRouter(prefix="/v1/feed", tags=["vendor data"])
 
 
 def _active_token(request: Request, session: SessionDep, vault: VaultDep) -> tokens.ActiveToken:
-    token = bearer_token(request)
-    if token is None:
-        raise InvalidToken("Send an access token as Authorization: Bearer.", token_sent=False)
-    active = tokens.check_access_token(session, vault, token)
-    if active is None:
-        raise InvalidToken("The access token is not active.", token_sent=True)
-    return active
+    return service.active_token(session.connection(), vault, bearer_token(request))
 
 
 def current_reader(request: Request, session: SessionDep, vault: VaultDep) -> Reader:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from consent.oauth.tokens import ActiveToken
+from consent.oauth.tokens import ActiveToken, find_access
 from consent.scopes import Access
 from vrm.catalogue import CATEGORIES
 from vrm.catalogue.history import HistoryEvent
@@ -107,6 +107,18 @@ class Reader:
     purpose: str
     subject: str
     accesses: list[Access]
+
+
+def active_token(conn: Connection, vault: Vault, token: str | None) -> ActiveToken:
+    """What the Bearer token sent may do right now; InvalidToken if none was
+    sent or it is not active."""
+    if token is None:
+        raise InvalidToken("Send an access token as Authorization: Bearer.", token_sent=False)
+    found = find_access(conn, vault, token)
+    active = found.usable() if found is not None else None
+    if active is None:
+        raise InvalidToken("The access token is not active.", token_sent=True)
+    return active
 
 
 def reader_of(vault: Vault, active: ActiveToken) -> Reader:
@@ -303,14 +315,6 @@ def add_access(
         session,
         [access_row(reader, categories, fields, action=action, not_modified=not_modified)],
     )
-
-
-def record_access(
-    *, session: Session, reader: Reader, projection: Projection, not_modified: bool
-) -> None:
-    """Account for a read; the read's only write, so its only commit."""
-    add_access(session, reader, projection.categories, projection.fields, not_modified=not_modified)
-    session.commit()
 
 
 MAX_HISTORY_LIMIT = 200
