@@ -51,6 +51,7 @@ class GroupCommit:
         self._scheduled = False
         self._busy_since: float | None = None
         self._conn: Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def busy(self) -> bool:
@@ -60,6 +61,11 @@ class GroupCommit:
     def record(self, row: dict[str, Any]) -> asyncio.Future[None]:
         """A future that is done once ``row`` is committed (or failed)."""
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A worker has one event loop for its life; a new one (another
+            # asyncio.run in the same process) starts a new group, since the
+            # old loop will never run the old group's flush.
+            self._loop, self._pending, self._scheduled, self._busy_since = loop, [], False, None
         done = loop.create_future()
         self._pending.append((row, done))
         if not self._scheduled:
