@@ -165,7 +165,7 @@ class Vault:
 
     def open(
         self,
-        session: Session | Connection,
+        db: Session | Connection,
         *,
         customer_id: str,
         category: str,
@@ -173,7 +173,7 @@ class Vault:
         key_version: int,
         ciphertext: bytes,
     ) -> bytes:
-        key = self._data_key(session, customer_id, category, key_version)
+        key = self._data_key(db, customer_id, category, key_version)
         try:
             return aead.open_sealed(
                 key, ciphertext, record_aad(customer_id, category, record_id, key_version)

@@ -19,13 +19,12 @@ so the answers are the same either way. Errors are problem details, with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Connection, Engine, bindparam, select
-from sqlmodel import Session, col
+from sqlalchemy import Connection, Engine
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import Response
@@ -34,11 +33,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from consent.oauth import tokens
 from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
-from vrm.dbapi import Statement
 from vrm.errors import MethodNotAllowed, NotFound, ValidationFailed, VRMError, problem_for
 from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
-from vrm.records.models import DocumentRecord
+from vrm.records import service as records
 from vrm.vendor_api import service
 from vrm.vendor_api.service import Reader
 
@@ -47,15 +45,6 @@ PREFIX = "/v1/data"
 ACCESS_EVENTS = "access-events"
 _SINCE_MAX = 200
 _NO_STORE = {"Cache-Control": "no-store"}
-
-# The customer's sealed documents, all in one query on the driver's cursor.
-_DOCUMENTS = Statement(
-    select(
-        col(DocumentRecord.category),
-        col(DocumentRecord.key_version),
-        col(DocumentRecord.ciphertext),
-    ).where(col(DocumentRecord.customer_id) == bindparam("c"))
-)
 
 
 def category_of(path: str) -> str | None | bool:
@@ -71,29 +60,6 @@ def category_of(path: str) -> str | None | bool:
 
 def _reader(conn: Connection, vault: Vault, token: str | None) -> Reader:
     return service.reader_of(vault, service.active_token(conn, vault, token))
-
-
-def _documents(
-    conn: Connection, vault: Vault, customer_id: str, wanted: list[str]
-) -> dict[str, dict[str, Any]]:
-    """The customer's documents of ``wanted`` categories, opened, as stored
-    JSON (see vrm.records.service.read_fields)."""
-    found: dict[str, dict[str, Any]] = {}
-    for category, key_version, ciphertext in _DOCUMENTS.rows(conn, {"c": customer_id}):
-        if category in wanted:
-            plaintext = vault.open(
-                conn,
-                customer_id=customer_id,
-                category=category,
-                record_id=category,
-                key_version=key_version,
-                ciphertext=ciphertext,
-            )
-            found[category] = json.loads(plaintext)
-    for category in wanted:
-        if category not in found:
-            raise NotFound(f"No {category} document.")
-    return found
 
 
 def _limit(query: Mapping[str, str]) -> int | None:
@@ -151,7 +117,9 @@ def view(
         vault=vault,
         reader=reader,
         categories=categories,
-        documents=_documents(conn, vault, reader.customer_id, wanted),
+        documents=records.read_fields_of(
+            conn=conn, vault=vault, customer_id=reader.customer_id, categories=wanted
+        ),
     )
     etag = projection.etag
     # The vendor may keep what it read (within the grant's retention), but no
