@@ -74,7 +74,7 @@ def app(settings: Settings) -> Iterator[FastAPI]:
     if not settings.is_sqlite:
         _truncate_all(app.state.engine)
     yield app
-    groupcommit.close_all(app.state)
+    groupcommit.close(app.state)
     app.state.engine.dispose()
 
 

@@ -14,10 +14,10 @@ Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
 
 def while_locked(
-    app: FastAPI, database: str, group: str, waiting: Send, meanwhile: Send
+    app: FastAPI, database: str, waiting: Send, meanwhile: Send
 ) -> tuple[httpx.Response, httpx.Response, bool]:
-    """Sends ``waiting`` with the lock held, lets it run until its group
-    commit (vrm/groupcommit.py) finds the lock taken, then sends
+    """Sends ``waiting`` with the lock held, lets it run until the app's
+    group commit (vrm/groupcommit.py) finds the lock taken, then sends
     ``meanwhile``; releases the lock and returns both answers, and whether
     ``waiting`` was still unanswered when ``meanwhile`` was answered."""
 
@@ -30,8 +30,8 @@ def while_locked(
                 task = asyncio.create_task(waiting(c))
                 for _ in range(10_000):  # until its row found the lock taken
                     await asyncio.sleep(0.001)
-                    writer = getattr(app.state, "group_commits", {}).get(group)
-                    if writer is not None and writer.busy:
+                    groups = getattr(app.state, "group_commits", {}).values()
+                    if any(group.busy for group in groups):
                         break
                 other_answer = await meanwhile(c)
                 still_waiting = not task.done()

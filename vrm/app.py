@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
         yield
         if checkpoints is not None:
             checkpoints.stop()
-        groupcommit.close_all(app.state)
+        groupcommit.close(app.state)
         engine.dispose()
 
     app = FastAPI(

@@ -9,11 +9,11 @@ in front of the router by :class:`VendorEndpointsFirst`, so that a POST to
 one of them skips FastAPI's routing. Either way the app's own middleware
 (body limit, error handling) wraps it.
 
-On SQLite the work runs in the event loop, and a client-credentials token
-(a new row that consumes nothing) is committed together with those of the
-other token requests answered in the same turn of the loop, before its
-answer is sent (vrm/groupcommit.py). Codes and refresh tokens are consumed
-and their tokens committed one request at a time.
+On SQLite the work runs in the event loop, in the app's group commit
+(vrm/groupcommit.py): the requests answered in one turn of the loop run in
+one transaction, each in a savepoint of its own, and each answer waits for
+that commit. On PostgreSQL each request runs in the threadpool on a
+connection of its own and commits itself.
 
 Protocol errors keep the RFC 6749 shape Authlib produces; every answer
 carries ``Cache-Control: no-store`` (RFC 6749 5.1).
@@ -21,7 +21,6 @@ carries ``Cache-Control: no-store`` (RFC 6749 5.1).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -31,9 +30,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from consent.oauth import store
 from consent.oauth.server import Request as OAuthRequest
-from consent.oauth.server import Server, deferred_tokens
+from consent.oauth.server import Server
 from vrm import groupcommit
 
 # Path -> Authlib endpoint name (None: the token endpoint).
@@ -43,8 +41,6 @@ PATHS: dict[str, str | None] = {
     "/oauth/introspect": "introspection",
 }
 FORM = "application/x-www-form-urlencoded"
-# The group commit of client-credentials tokens (vrm/groupcommit.py).
-NEW_TOKENS = "new-tokens"
 # As Starlette's form parser: more fields than this is not a token request.
 MAX_FIELDS = 1000
 
@@ -84,36 +80,30 @@ def _request(scope: Scope, headers: Headers, issuer: str, body: bytes) -> OAuthR
     return OAuthRequest("POST", uri, headers, items)
 
 
+def _answer(server: Server, name: str | None, oreq: OAuthRequest) -> Response:
+    if name is None:
+        return server.create_token_response(oreq)  # type: ignore[no-any-return]
+    return server.create_endpoint_response(name, oreq)  # type: ignore[no-any-return]
+
+
 def respond(server: Server, engine: Engine, name: str | None, oreq: OAuthRequest) -> Response:
     """Authlib's answer to one request, on a connection of its own (closing
     it rolls back whatever was not committed)."""
     with engine.connect() as connection, server.connected(connection):
-        if name is None:
-            response: Response = server.create_token_response(oreq)
-        else:
-            response = server.create_endpoint_response(name, oreq)
-    return response
+        return _answer(server, name, oreq)
 
 
-def _write_tokens(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    store.insert_tokens(conn, rows)
+async def _grouped(state: Any, name: str | None, oreq: OAuthRequest) -> Response:
+    """On SQLite: the request runs in the app's group commit
+    (vrm/groupcommit.py), with the others answered in the same turn of the
+    event loop, and its answer waits for their commit."""
+    server: Server = state.oauth
 
+    def work(connection: Connection, savepoint: groupcommit.Savepoint) -> Response:
+        with server.connected(connection, savepoint):
+            return _answer(server, name, oreq)
 
-async def _inline(state: Any, engine: Engine, name: str | None, oreq: OAuthRequest) -> Response:
-    """On SQLite: a client-credentials token is committed with those of the
-    other token requests answered in the same turn of the event loop
-    (vrm/groupcommit.py), before its answer is sent; every other request
-    commits on its own."""
-    deferred: list[dict[str, Any]] = []
-    reset = deferred_tokens.set(deferred if name is None else None)
-    try:
-        response = respond(state.oauth, engine, name, oreq)
-    finally:
-        deferred_tokens.reset(reset)
-    if deferred:
-        group = groupcommit.writer(state, NEW_TOKENS, engine, _write_tokens)
-        await asyncio.gather(*(group.record(row) for row in deferred))
-    return response
+    return await groupcommit.of(state).run(work)
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -150,7 +140,7 @@ class VendorEndpoint:
             # the hop to a thread and back (with the GIL handed over twice)
             # cost more than that. It also means one process never runs two
             # of these at once, so they never wait on each other's locks.
-            response = await _inline(state, engine, PATHS[scope["path"]], oreq)
+            response = await _grouped(state, PATHS[scope["path"]], oreq)
         else:
             # Against a server, the round trips are waits the event loop
             # should spend on other requests.

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import (
@@ -94,12 +94,20 @@ ASSERTION_MAX_SECONDS = 300
 # authorization page, or the bare connection of a vendor endpoint.
 _db: ContextVar[Session] = ContextVar("consent_db")
 _conn: ContextVar[Connection] = ContextVar("consent_conn")
-# Set by the token endpoint when it group-commits client-credentials tokens
-# (consent/oauth/endpoints.py): save_token leaves the row here instead.
-deferred_tokens: ContextVar[list[dict[str, Any]] | None] = ContextVar(
-    "consentdeferred_tokens", default=None
-)
 T = TypeVar("T")
+
+
+class Transactional(Protocol):
+    """What commit() and rollback() act on with a bare connection: the
+    connection itself, or the request's savepoint in a group commit
+    (vrm/groupcommit.py)."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+_tx: ContextVar[Transactional] = ContextVar("consent_tx")
 
 
 class InvalidAuthorizationDetailsError(OAuth2Error):
@@ -275,7 +283,7 @@ def commit() -> None:
     if session is not None:
         session.commit()
     else:
-        _conn.get().commit()
+        _tx.get().commit()
 
 
 def rollback() -> None:
@@ -283,7 +291,7 @@ def rollback() -> None:
     if session is not None:
         session.rollback()
     else:
-        _conn.get().rollback()
+        _tx.get().rollback()
 
 
 # -- grants -----------------------------------------------------------------
@@ -674,12 +682,17 @@ class Server(AuthorizationServer):
             _db.reset(reset)
 
     @contextmanager
-    def connected(self, connection: Connection) -> Iterator[None]:
-        """Callbacks use ``connection`` (the vendor endpoints)."""
+    def connected(
+        self, connection: Connection, transaction: Transactional | None = None
+    ) -> Iterator[None]:
+        """Callbacks use ``connection`` (the vendor endpoints), and commit
+        and roll back ``transaction`` (by default the connection's own)."""
         reset = _conn.set(connection)
+        reset_tx = _tx.set(transaction or connection)
         try:
             yield
         finally:
+            _tx.reset(reset_tx)
             _conn.reset(reset)
 
     def run(self, session: Session, work: Callable[[], T]) -> T:
@@ -756,12 +769,6 @@ class Server(AuthorizationServer):
             "expires_at": access_end,
             "refresh_expires_at": refresh_end if refresh else None,
         }
-        deferred = deferred_tokens.get()
-        if deferred is not None and grant_type == "client_credentials":
-            # A new token of its own, consuming nothing: it can wait for the
-            # group commit, which is done before the answer is sent.
-            deferred.append(row)
-            return
         store.insert_token(conn(), **row)
         commit()
 

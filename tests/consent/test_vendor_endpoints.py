@@ -17,11 +17,12 @@ from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from consent.oauth import endpoints, store, tokens
+from consent.oauth import store, tokens
 from consent.vendors import service as vendors
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
 from tests.sqlite_lock import while_locked
+from vrm.groupcommit import GroupCommit
 from vrm.settings import Settings
 
 
@@ -165,20 +166,25 @@ def test_a_new_process_can_answer_a_token_request_first(settings: Settings, vend
     assert done.stdout.strip() == "200 Bearer", done.stderr
 
 
-# -- client-credentials tokens are group-committed on SQLite ------------------
+# -- on SQLite the vendor endpoints are group-committed ------------------------
+
+CC = {"grant_type": "client_credentials", "scope": "feed:read"}
 
 
-def _at_once(app: FastAPI, vendor: Vendor, n: int) -> list[Any]:
-    """n client-credentials token requests sent at once, in one event loop."""
+def _at_once(app: FastAPI, vendor: Vendor, forms: list[dict[str, str]]) -> list[Any]:
+    """Token requests sent at once, in one event loop."""
 
     async def run() -> list[Any]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            form = {"grant_type": "client_credentials", "scope": "feed:read"}
-            sends = (c.post("/oauth/token", data=form, auth=vendor.auth) for _ in range(n))
+            sends = (c.post("/oauth/token", data=form, auth=vendor.auth) for form in forms)
             return list(await asyncio.gather(*sends))
 
     return asyncio.run(run())
+
+
+def _refresh(refresh_token: str) -> dict[str, str]:
+    return {"grant_type": "refresh_token", "refresh_token": refresh_token}
 
 
 def _active(vendor: Vendor, token: str) -> bool:
@@ -190,7 +196,7 @@ def _active(vendor: Vendor, token: str) -> bool:
 def test_tokens_issued_at_once_are_each_stored_before_they_are_sent(
     app: FastAPI, vendor: Vendor
 ) -> None:
-    answers = _at_once(app, vendor, 12)
+    answers = _at_once(app, vendor, [CC] * 12)
     assert [r.status_code for r in answers] == [200] * 12
     issued = [r.json()["access_token"] for r in answers]
     assert len(set(issued)) == 12
@@ -198,42 +204,105 @@ def test_tokens_issued_at_once_are_each_stored_before_they_are_sent(
     assert all(r.headers["cache-control"] == "no-store" for r in answers)
 
 
-def test_a_token_that_cannot_be_stored_is_not_sent(
-    app: FastAPI, vendor: Vendor, monkeypatch: Any
+def test_refreshes_at_once_each_rotate_their_own_family(
+    app: FastAPI, vendor: Vendor, ana: Person
 ) -> None:
-    def broken(*_: Any) -> None:
-        raise OperationalError("INSERT INTO oauth_token", None, Exception("disk I/O error"))
+    first = [tokens_for(ana, vendor) for _ in range(4)]
+    answers = _at_once(app, vendor, [_refresh(t["refresh_token"]) for t in first] + [CC])
+    assert [r.status_code for r in answers] == [200] * 5, [r.text for r in answers]
+    for old, r in zip(first, answers, strict=False):
+        assert _active(vendor, r.json()["access_token"])
+        assert _active(vendor, r.json()["refresh_token"])
+        assert not _active(vendor, old["refresh_token"])
 
-    monkeypatch.setattr(store, "insert_tokens", broken)
+
+def test_a_refresh_token_spent_twice_at_once_revokes_its_family(
+    app: FastAPI, vendor: Vendor, ana: Person
+) -> None:
+    """The second use, in the same group as the first, sees the first one's
+    rotation: a replay, which ends every token of the family."""
+    t = tokens_for(ana, vendor)
+    one, two = sorted(
+        _at_once(app, vendor, [_refresh(t["refresh_token"])] * 2), key=lambda r: r.status_code
+    )
+    assert one.status_code == 200, one.text
+    assert two.status_code == 400, two.text
+    assert two.json()["error"] == "invalid_grant"
+    assert not _active(vendor, one.json()["access_token"])
+    assert not _active(vendor, one.json()["refresh_token"])
+    assert not _active(vendor, t["access_token"])
+
+
+def test_a_token_that_cannot_be_stored_is_not_sent(
+    app: FastAPI, vendor: Vendor, ana: Person, monkeypatch: Any
+) -> None:
+    """Nor is the refresh token it would replace used up, and the other
+    requests of the group are answered."""
+    t = tokens_for(ana, vendor)
+    insert_token = store.insert_token
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        if kwargs["refresh_hash"] is not None:  # the refresh's new token only
+            raise OperationalError("INSERT INTO oauth_token", None, Exception("disk I/O error"))
+        insert_token(*args, **kwargs)
+
     monkeypatch.setattr(store, "insert_token", broken)
-    answers = _at_once(app, vendor, 3)
+    failed, other = _at_once(app, vendor, [_refresh(t["refresh_token"]), CC])
+    assert failed.status_code == 500, failed.text
+    assert "access_token" not in failed.text
+    assert other.status_code == 200, other.text
+    assert _active(vendor, other.json()["access_token"])
+    assert _active(vendor, t["refresh_token"])
+    monkeypatch.undo()
+    (again,) = _at_once(app, vendor, [_refresh(t["refresh_token"])])
+    assert again.status_code == 200, again.text
+    assert _active(vendor, again.json()["access_token"])
+
+
+def test_a_group_whose_commit_fails_sends_no_token(
+    app: FastAPI, settings: Settings, vendor: Vendor, ana: Person, monkeypatch: Any
+) -> None:
+    if not settings.is_sqlite:
+        pytest.skip("the group commit is SQLite's")
+    t = tokens_for(ana, vendor)
+
+    def broken(*_: Any) -> None:
+        raise OperationalError("COMMIT", None, Exception("disk I/O error"))
+
+    monkeypatch.setattr(GroupCommit, "_commit", broken)
+    answers = _at_once(app, vendor, [CC, CC, _refresh(t["refresh_token"])])
     for r in answers:
         assert r.status_code == 500, r.text
         assert "access_token" not in r.text
     monkeypatch.undo()
-    (r,) = _at_once(app, vendor, 1)
+    # Nothing of the group was kept: the refresh token is as it was.
+    assert _active(vendor, t["refresh_token"])
+    (r,) = _at_once(app, vendor, [_refresh(t["refresh_token"])])
     assert r.status_code == 200, r.text
     assert _active(vendor, r.json()["access_token"])
 
 
+@pytest.mark.parametrize("grant_type", ["client_credentials", "refresh_token"])
 def test_a_token_request_waits_for_another_writer_without_stopping_the_server(
-    app: FastAPI, settings: Settings, vendor: Vendor
+    app: FastAPI, settings: Settings, vendor: Vendor, ana: Person, grant_type: str
 ) -> None:
     if not settings.is_sqlite:
         pytest.skip("SQLite's write lock")
     database = settings.database_url_resolved.removeprefix("sqlite:///")
+    if grant_type == "client_credentials":
+        form = CC
+    else:
+        form = _refresh(tokens_for(ana, vendor)["refresh_token"])
 
-    form = {"grant_type": "client_credentials", "scope": "feed:read"}
     # Answered meanwhile: the event loop is not stuck in SQLite's busy
-    # handler. (A bad secret writes nothing.)
+    # handler.
     answer, meanwhile, still_waiting = while_locked(
         app,
         database,
-        endpoints.NEW_TOKENS,
         lambda c: c.post("/oauth/token", data=form, auth=vendor.auth),
-        lambda c: c.post("/oauth/token", data=form, auth=(vendor.client_id, "x")),
+        lambda c: c.get("/.well-known/oauth-authorization-server"),
     )
-    assert meanwhile.status_code == 401
+    assert meanwhile.status_code == 200
     assert still_waiting
     assert answer.status_code == 200, answer.text
     assert _active(vendor, answer.json()["access_token"])

@@ -25,7 +25,7 @@ from tests.vendor_api.helpers import (
 )
 from vrm.groupcommit import GroupCommit
 from vrm.settings import Settings
-from vrm.vendor_api import reads, service
+from vrm.vendor_api import service
 
 # -- projection ---------------------------------------------------------------
 
@@ -392,24 +392,25 @@ def test_a_read_waits_for_another_writer_without_stopping_the_server(
     answer, meanwhile, still_waiting = while_locked(
         app,
         database,
-        reads.ACCESS_EVENTS,
         lambda c: c.get("/v1/data", headers=bearer(t["access_token"])),
-        lambda c: c.get("/v1/data", headers=bearer("vat_not-a-token")),
+        lambda c: c.get("/.well-known/oauth-authorization-server"),
     )
-    assert meanwhile.status_code == 401
+    assert meanwhile.status_code == 200
     assert still_waiting
     assert answer.status_code == 200, answer.text
     assert len(access_events(app, ana_profile.id)) == 1
 
 
 def test_a_read_that_cannot_get_the_write_lock_in_time_sends_no_data(
-    app: FastAPI, settings: Settings, ana_profile: Person, vendor: Vendor
+    app: FastAPI,
+    settings: Settings,
+    ana_profile: Person,
+    vendor: Vendor,
+    monkeypatch: Any,
 ) -> None:
     database = _sqlite_file(settings)
     t = tokens_for(ana_profile, vendor, "profile:read")
-    app.state.group_commits = {
-        reads.ACCESS_EVENTS: GroupCommit(app.state.engine, service.add_accesses, give_up_after=0.0)
-    }
+    monkeypatch.setattr(GroupCommit, "GIVE_UP_AFTER", 0.0)
     other = sqlite3.connect(database, timeout=0)
     other.execute("BEGIN IMMEDIATE")
     try:
@@ -473,7 +474,9 @@ def test_a_read_sees_one_snapshot_on_postgresql(
     """A write that commits between the token check and the data read is
     not in the answer: the grant and the data come from one moment."""
     if settings.is_sqlite:
-        pytest.skip("SQLite's driver runs each SELECT as its own snapshot")
+        # There the read runs in the group commit's transaction, which holds
+        # the write lock (vrm/groupcommit.py): nothing commits meanwhile.
+        pytest.skip("a write meanwhile would wait for the read on SQLite")
     t = tokens_for(ana_profile, vendor, "profile.email:read")
     original = service.project
 

@@ -6,10 +6,12 @@ app rather than FastAPI routes: no dependency solving, no route search, no
 ORM session for the usual read. A read is three statements: the token with
 its vendor and grant (one join), the customer's documents, and the access
 event, which is committed before a byte of the answer is sent. On SQLite the
-reads run in the event loop and the access events of the reads answered in
-one turn of the loop are committed together (vrm/groupcommit.py); on
-PostgreSQL a read runs in the threadpool, in one REPEATABLE READ snapshot
-with its own access event.
+reads run in the event loop, and those answered in one turn of the loop run
+in one transaction and commit their access events together
+(vrm/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
+REPEATABLE READ snapshot with its own access event. Either way a read sees
+one snapshot, so it never mixes a grant that was active with data written
+after it was revoked.
 
 ``create_app`` puts :class:`VendorReadsFirst` in front of the routing, and
 the same app is mounted as the routes of ``vrm.vendor_api.routes.router``,
@@ -41,8 +43,6 @@ from vrm.vendor_api import service
 from vrm.vendor_api.service import Reader
 
 PREFIX = "/v1/data"
-# The group commit of reads' access events (vrm/groupcommit.py).
-ACCESS_EVENTS = "access-events"
 _SINCE_MAX = 200
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -187,17 +187,20 @@ def answer(engine: Engine, vault: Vault, scope: Scope, category: str | None) -> 
     return response
 
 
-def _write_accesses(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    service.add_accesses(conn, rows)
+async def _grouped(state: Any, scope: Scope, category: str | None) -> Response:
+    """On SQLite: the read and its access event run in the app's group
+    commit (vrm/groupcommit.py), in one transaction with the other requests
+    answered in the same turn of the event loop (so in one snapshot), and
+    the answer waits for its commit."""
+    vault: Vault = state.vault
 
+    def work(conn: Connection, _savepoint: groupcommit.Savepoint) -> Response:
+        response, access = _prepare(conn, vault, scope, category)
+        if access is not None:
+            service.add_accesses(conn, [access])
+        return response
 
-async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
-    engine: Engine = state.engine
-    with engine.connect() as conn:
-        response, access = _prepare(conn, state.vault, scope, category)
-    if access is not None:
-        await groupcommit.writer(state, ACCESS_EVENTS, engine, _write_accesses).record(access)
-    return response
+    return await groupcommit.of(state).run(work)
 
 
 class VendorRead:
@@ -220,7 +223,7 @@ class VendorRead:
         elif state.engine.dialect.name == "sqlite":
             # In the event loop, as the token endpoint does: a few hundred
             # microseconds of CPU, less than two thread hops.
-            response = await _inline(state, scope, category)  # type: ignore[arg-type]
+            response = await _grouped(state, scope, category)  # type: ignore[arg-type]
         else:
             response = await run_in_threadpool(
                 answer,
