@@ -16,7 +16,7 @@ Changes go through the statements here, never through ``session.add``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -62,6 +62,13 @@ _TOKEN_FULL = (
 # On the driver's cursor (vrm/dbapi.py): every vendor call reads a token.
 _TOKEN_BY_ACCESS = Statement(_TOKEN_FULL.where(TOKEN.c.access_hash == bindparam("h")))
 _TOKEN_BY_REFRESH = Statement(_TOKEN_FULL.where(TOKEN.c.refresh_hash == bindparam("h")))
+# A refresh token of a vendor the token endpoint has already read (and
+# authenticated): the token and its grant only, in the same column layout.
+_REFRESH_OF_VENDOR = Statement(
+    select(TOKEN, *(c.label("g_" + c.name) for c in GRANT.c))
+    .select_from(TOKEN.outerjoin(GRANT, TOKEN.c.grant_id == GRANT.c.id))
+    .where(TOKEN.c.refresh_hash == bindparam("h"), TOKEN.c.vendor_id == bindparam("vendor_id"))
+)
 # Where each table's columns start in a row of _TOKEN_FULL, and their names.
 _TOKEN_NAMES = tuple(c.name for c in TOKEN.c)
 _VENDOR_NAMES = tuple(c.name for c in VENDOR.c)
@@ -153,10 +160,28 @@ def token(
         row = _TOKEN_BY_REFRESH.first(conn, {"h": refresh_hash})
     if row is None:
         return None
-    grant_fields = dict(zip(_GRANT_NAMES, row[_GRANT_AT:], strict=True))
+    vendor = loaded(Vendor, dict(zip(_VENDOR_NAMES, row[_VENDOR_AT:_GRANT_AT], strict=True)))
+    return _token_and_grant(row, row[_GRANT_AT:], vendor)
+
+
+def refresh_token_of(
+    conn: Connection, vendor: Vendor, refresh_hash: bytes
+) -> tuple[OAuthToken, Vendor, Grant | None] | None:
+    """As :func:`token` for a refresh token, if it is ``vendor``'s: the
+    vendor is not read again."""
+    row = _REFRESH_OF_VENDOR.first(conn, {"h": refresh_hash, "vendor_id": vendor.id})
+    if row is None:
+        return None
+    return _token_and_grant(row, row[_VENDOR_AT:], vendor)
+
+
+def _token_and_grant(
+    row: Sequence[Any], grant_columns: Sequence[Any], vendor: Vendor
+) -> tuple[OAuthToken, Vendor, Grant | None]:
+    grant_fields = dict(zip(_GRANT_NAMES, grant_columns, strict=True))
     return (
         loaded(OAuthToken, dict(zip(_TOKEN_NAMES, row[:_VENDOR_AT], strict=True))),
-        loaded(Vendor, dict(zip(_VENDOR_NAMES, row[_VENDOR_AT:_GRANT_AT], strict=True))),
+        vendor,
         loaded(Grant, grant_fields) if grant_fields["id"] is not None else None,
     )
 

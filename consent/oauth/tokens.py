@@ -145,10 +145,18 @@ def find_access(conn: Connection, vault: Vault, token: str) -> Found | None:
     return Found(*found, "access_token") if found is not None else None
 
 
-def find_refresh(conn: Connection, vault: Vault, token: str) -> Found | None:
+def find_refresh(
+    conn: Connection, vault: Vault, token: str, vendor: Vendor | None = None
+) -> Found | None:
+    """The refresh token's row; with ``vendor`` (already read), only if it
+    is that vendor's."""
     if not token.startswith(REFRESH_PREFIX):
         return None
-    found = store.token(conn, refresh_hash=vault.token_hash(token))
+    token_hash = vault.token_hash(token)
+    if vendor is not None:
+        found = store.refresh_token_of(conn, vendor, token_hash)
+    else:
+        found = store.token(conn, refresh_hash=token_hash)
     return Found(*found, "refresh_token") if found is not None else None
 
 
