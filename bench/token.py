@@ -2,6 +2,7 @@
 
     python bench/token.py [--only-oidc-provider | --only-ours] [--workers N]
                           [--concurrency 8] [--seconds 10] [--warmup 2]
+                          [--postgres] [--op-adapter map|builtin|postgres]
 
 Two phases per server, each at a fixed concurrency for a fixed time after a
 warm-up: ``client_credentials`` (POST grant_type=client_credentials) and
@@ -50,7 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 OP_DIR = Path(__file__).resolve().parent / "oidc_provider"
 PHASES = ("client_credentials", "refresh_token")
@@ -83,6 +84,8 @@ class Target(NamedTuple):
 
 # Set by --postgres: the URL of the private cluster the script started.
 _DATABASE_URL = [""]
+# The peer's own database in that cluster, for --op-adapter postgres.
+OP_DATABASE = "oidc_bench"
 
 
 def start_ours(workers: int) -> Target:
@@ -598,7 +601,8 @@ def ensure_node_modules() -> None:
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not on PATH; the oidc-provider side needs Node.js")
-    if (OP_DIR / "node_modules" / "oidc-provider" / "package.json").exists():
+    wanted = json.loads((OP_DIR / "package.json").read_text())["dependencies"]
+    if all((OP_DIR / "node_modules" / name / "package.json").exists() for name in wanted):
         return
     print("installing oidc-provider (npm ci) ...", flush=True)
     subprocess.run(
@@ -606,7 +610,33 @@ def ensure_node_modules() -> None:
     )
 
 
-def start_oidc_provider(workers: int, adapter: str = "map") -> Target:
+def libpq_url(url: str) -> str:
+    """``url`` in the form libpq and node's ``pg`` take,
+    ``postgresql://user@host:port/db``: SQLAlchemy's ``postgresql+psycopg://``
+    (what tests/pgserver.py yields) loses its driver suffix."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
+        raise ValueError(f"not a PostgreSQL URL: {url}")
+    return f"postgresql://{rest}"
+
+
+def create_database(url: str, name: str) -> str:
+    """Create database ``name`` on the server behind ``url``; return its URL
+    (libpq form)."""
+    import psycopg
+    from psycopg import sql
+
+    server = libpq_url(url)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+
+
+def start_oidc_provider(workers: int, adapter: str = "map", database_url: str = "") -> Target:
+    """Start server.mjs; ``database_url`` (libpq form) is the database of the
+    ``postgres`` adapter."""
+    if adapter == "postgres" and not database_url:
+        raise ValueError("the postgres adapter needs a database URL")
     ensure_node_modules()
     port = free_port()
     client_id = "bench-client"
@@ -618,6 +648,7 @@ def start_oidc_provider(workers: int, adapter: str = "map") -> Target:
         "BENCH_REDIRECT_URI": REDIRECT_URI,
         "BENCH_SCOPES": SCOPES,
         "BENCH_ADAPTER": adapter,
+        "BENCH_DATABASE_URL": database_url,
         "NODE_ENV": "production",
         "BENCH_EXIT_ON_STDIN_EOF": "1",
     }
@@ -689,6 +720,8 @@ def print_table(results: list[PhaseResult], args: argparse.Namespace) -> None:
         f" after {args.warmup:g} s warm-up, server workers {args.workers},"
         f" client processes {args.client_procs}, {os.cpu_count()} CPUs"
     )
+    if not args.only_oidc_provider:
+        print(f"ours store: {'PostgreSQL' if args.postgres else 'SQLite'}")
     if not args.only_ours:
         print(f"oidc-provider store: {args.op_adapter} adapter")
     header = (
@@ -745,9 +778,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--op-adapter",
-        choices=("map", "builtin"),
+        choices=("map", "builtin", "postgres"),
         default="map",
-        help="oidc-provider store: a Map (default) or its own LRU development adapter",
+        help="oidc-provider store: a Map (default), its own LRU development adapter, or"
+        " PostgreSQL (the --postgres cluster, or a private one started for it)",
     )
     args = parser.parse_args()
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
@@ -759,21 +793,28 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     results: list[PhaseResult] = []
+    ours_on_pg = args.postgres and not args.only_oidc_provider
+    peer_on_pg = args.op_adapter == "postgres" and not args.only_ours
     try:
-        if not args.only_oidc_provider:
-            with contextlib.ExitStack() as cluster:
-                if args.postgres:
-                    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-                    from tests.pgserver import postgres_cluster
+        # One private cluster for whichever sides need PostgreSQL, running
+        # until both are done; the peer gets a database of its own in it.
+        with contextlib.ExitStack() as cluster:
+            url = ""
+            if ours_on_pg or peer_on_pg:
+                sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+                from tests.pgserver import postgres_cluster
 
-                    _DATABASE_URL[0] = cluster.enter_context(postgres_cluster())
+                url = cluster.enter_context(postgres_cluster())
+            if not args.only_oidc_provider:
+                _DATABASE_URL[0] = url if ours_on_pg else ""
                 results += run_server("ours", start_ours, args)
-        if not args.only_ours:
+            if not args.only_ours:
+                op_url = create_database(url, OP_DATABASE) if peer_on_pg else ""
 
-            def start_peer(workers: int) -> Target:
-                return start_oidc_provider(workers, args.op_adapter)
+                def start_peer(workers: int) -> Target:
+                    return start_oidc_provider(workers, args.op_adapter, op_url)
 
-            results += run_server("oidc-provider", start_peer, args)
+                results += run_server("oidc-provider", start_peer, args)
     except NotImplementedError as exc:
         raise SystemExit(str(exc)) from None
     except KeyboardInterrupt:

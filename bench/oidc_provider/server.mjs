@@ -5,15 +5,16 @@
 //
 // Environment: BENCH_PORT, BENCH_WORKERS (defaults for the flags),
 // BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, BENCH_REDIRECT_URI, BENCH_SCOPES
-// (space separated), BENCH_ADAPTER (map | builtin, see below). Prints one
-// line "READY <issuer> workers=<n> adapter=<name>" on stdout once every worker
-// listens; SIGTERM or SIGINT stops them all.
+// (space separated), BENCH_ADAPTER (map | builtin | postgres, see below),
+// BENCH_DATABASE_URL (postgresql://user@host:port/db, for postgres). Prints
+// one line "READY <issuer> workers=<n> adapter=<name>" on stdout once every
+// worker listens; SIGTERM or SIGINT stops them all.
 //
 // Rules: one confidential client (client_secret_basic; authorization_code,
 // refresh_token and client_credentials), PKCE required (oidc-provider 9 only
 // knows S256), a refresh token on every code exchange and rotation on every
-// use (replaying a rotated one revokes the grant), opaque access tokens, an
-// in-memory store. No OpenID scope is used, so no ID tokens are signed.
+// use (replaying a rotated one revokes the grant), opaque access tokens. No
+// OpenID scope is used, so no ID tokens are signed.
 //
 // The store: BENCH_ADAPTER=map (default) is the small Map-based adapter
 // below. BENCH_ADAPTER=builtin is oidc-provider's own development adapter (an
@@ -21,7 +22,11 @@
 // under it and rescans that map on every save (Math.max over its values), so
 // under sustained refresh rotation it slows down as the run goes on (seen
 // here: ~1.4k/s falling to ~1.0k/s within 12 s). A production adapter (Redis,
-// a database) keeps that index in O(1), so the Map adapter is the fairer peer.
+// a database) keeps that index in O(1), so the Map adapter is the fairer
+// in-memory peer. BENCH_ADAPTER=postgres (pg_adapter.mjs) is durable: every
+// entry is a committed row in one PostgreSQL table of the database
+// BENCH_DATABASE_URL names, through a pool of 10 connections per process; the
+// primary creates the table before any worker starts.
 //
 // Refresh tokens come from the real authorization code flow. There is no
 // browser and devInteractions is off: the interaction URL below is a tiny
@@ -33,11 +38,13 @@
 // with plain HTTP: GET /auth?... -> 303 /interaction/<uid> -> 303
 // /auth/<uid> -> 303 <redirect_uri>?code=... -> POST /token.
 //
-// --workers N forks N processes with node:cluster sharing the port. Each keeps
-// its own in-memory store, so a refresh token only works on the worker that
-// minted it. cluster hands a whole TCP connection to one worker, so a client
-// that runs the flow on a keep-alive connection and then refreshes on that
-// same connection always reaches the right worker (bench/token.py does).
+// --workers N forks N processes with node:cluster sharing the port. With the
+// in-memory stores each keeps its own, so a refresh token only works on the
+// worker that minted it. cluster hands a whole TCP connection to one worker, so
+// a client that runs the flow on a keep-alive connection and then refreshes on
+// that same connection always reaches the right worker (bench/token.py does).
+// With postgres every worker shares the database, so any worker serves any
+// token.
 
 import cluster from 'node:cluster';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -58,9 +65,21 @@ const HOST = '127.0.0.1';
 const ISSUER = `http://${HOST}:${PORT}`;
 const BENCH_ACCOUNT = 'bench-customer';
 const ADAPTER = process.env.BENCH_ADAPTER ?? 'map';
-if (!['map', 'builtin'].includes(ADAPTER)) throw new Error(`BENCH_ADAPTER=${ADAPTER}: map or builtin`);
+if (!['map', 'builtin', 'postgres'].includes(ADAPTER)) {
+  throw new Error(`BENCH_ADAPTER=${ADAPTER}: map, builtin or postgres`);
+}
+const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? '';
+if (ADAPTER === 'postgres' && !DATABASE_URL) {
+  throw new Error('BENCH_ADAPTER=postgres needs BENCH_DATABASE_URL (postgresql://user@host:port/db)');
+}
+const POOL_SIZE = 10; // PostgreSQL connections per process
 
-function startPrimary() {
+async function startPrimary() {
+  if (ADAPTER === 'postgres') {
+    const { createSchema } = await import('./pg_adapter.mjs');
+    await createSchema(DATABASE_URL);
+  }
+
   // One signing key and one cookie key for every worker (no worker should
   // fall back to oidc-provider's development keys).
   // RSA, because RS256 is the default ID token algorithm of client metadata
@@ -83,7 +102,7 @@ function startPrimary() {
   if (WORKERS === 1) {
     onStdinEof(() => process.exit(0));
     Object.assign(process.env, shared);
-    startWorker(() => console.log(`READY ${ISSUER} workers=1 adapter=${ADAPTER}`));
+    await startWorker(() => console.log(`READY ${ISSUER} workers=1 adapter=${ADAPTER}`));
     return;
   }
 
@@ -197,6 +216,15 @@ function mapAdapter() {
   };
 }
 
+async function storeAdapter() {
+  if (ADAPTER === 'map') return mapAdapter();
+  if (ADAPTER === 'postgres') {
+    const { postgresAdapter } = await import('./pg_adapter.mjs');
+    return postgresAdapter(DATABASE_URL, { max: POOL_SIZE });
+  }
+  return undefined; // builtin: oidc-provider's development adapter
+}
+
 async function startWorker(onListening) {
   const { default: Provider } = await import('oidc-provider');
 
@@ -206,7 +234,7 @@ async function startWorker(onListening) {
   const scopes = (process.env.BENCH_SCOPES ?? 'profile.email:read preferences:read').split(' ').filter(Boolean);
 
   const configuration = {
-    adapter: ADAPTER === 'map' ? mapAdapter() : undefined,
+    adapter: await storeAdapter(),
     clients: [{
       client_id: clientId,
       client_secret: clientSecret,
@@ -272,8 +300,12 @@ async function startWorker(onListening) {
   process.on('SIGINT', () => process.exit(0));
 }
 
+const fail = (err) => {
+  console.error('start-up failed:', err);
+  process.exit(1);
+};
 if (cluster.isPrimary) {
-  startPrimary();
+  startPrimary().catch(fail);
 } else {
-  startWorker();
+  startWorker().catch(fail);
 }
