@@ -1,4 +1,4 @@
-"""Group commit for the vendor endpoints that run in the event loop on SQLite.
+"""Group commit for the vendor endpoints.
 
 The token, revocation and introspection endpoints and the vendor reads each
 write to the database on every call: a token, a used refresh token, an
@@ -6,19 +6,30 @@ access event. Committed one by one, every request cost a commit and, on
 SQLite, every page it changed (the table and each of its indexes) written to
 the WAL and later checkpointed, with fsyncs that stalled the event loop.
 
-Here a request hands its work (a function of a connection) to the app's
-:class:`GroupCommit`. The work of every request answered in the same turn of
-the event loop runs at the end of that turn in one transaction, each
-request's part in a savepoint of its own, on the group's one connection;
-each request gets its result once that transaction is committed, so nothing
-is sent that is not on disk first. A request's work sees what the requests
-before it in the group wrote, exactly as if each had committed.
+Here a request hands its work (a function of a connection) to the group of
+its event loop, a :class:`GroupCommit`. The work of the requests answered
+meanwhile runs in one transaction, each request's part in a savepoint of its
+own, on the group's one connection; each request gets its result once that
+transaction is committed, so nothing is sent that is not on disk first. A
+request's work sees what the requests before it in the group wrote, exactly
+as if each had committed.
+
+- On SQLite the group runs at the end of each turn of the event loop, in the
+  loop: the work is a few hundred microseconds of CPU, cheaper than a hop to
+  a thread.
+- On PostgreSQL it runs in a thread of the group's own, so the loop serves
+  other requests while the work waits for the server; requests that come
+  meanwhile make the next group. One thread rather than a threadpool: eight
+  threads each running one request spent more CPU handing the GIL to each
+  other than on the requests (about 2.2 ms of CPU per client-credentials
+  token at concurrency 8, against 1.0 ms for the same work in one thread).
 
 Work calls :meth:`Savepoint.commit` where it would commit (a used
 authorization code must stay used even if the request then fails) and
 :meth:`Savepoint.rollback` to undo its part since then. If a request's work
 raises, its part is rolled back and that request alone gets the exception;
-if the commit fails, every request of the group does.
+if the commit fails, every request of the group does, and a group whose
+connection broke starts the next one on a new connection.
 
 One connection for all of it also keeps SQLite's page cache: a connection
 empties its cache whenever another connection has written since its last
@@ -29,8 +40,8 @@ about 25 after its own).
 When another process holds SQLite's write lock, the group does not wait in
 SQLite's busy handler (which sleeps, and would stop this process's event
 loop): it tries again shortly, and requests answered meanwhile join it.
-After ``GroupCommit.GIVE_UP_AFTER`` seconds of that (SQLite's own timeout here), its
-requests fail.
+After ``GroupCommit.GIVE_UP_AFTER`` seconds of that (SQLite's own timeout),
+its requests fail.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ import contextvars
 import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -58,18 +70,20 @@ class Savepoint:
     COMMIT ends them all. (Releasing and reopening cost two statements per
     commit instead of one.)"""
 
-    def __init__(self, driver: Any) -> None:
-        self._driver = driver
-        driver.execute("SAVEPOINT request")
+    def __init__(self, cursor: Any) -> None:
+        # A cursor of the group's, used for savepoints only (a new one per
+        # statement cost psycopg about 35 microseconds more).
+        self._cursor = cursor
+        cursor.execute("SAVEPOINT request")
 
     def commit(self) -> None:
         """Keep what the work wrote so far, whatever happens to it next
         (the group's commit still decides whether it reaches the disk)."""
-        self._driver.execute("SAVEPOINT request")
+        self._cursor.execute("SAVEPOINT request")
 
     def rollback(self) -> None:
         """Undo what the work wrote since it began or last committed."""
-        self._driver.execute("ROLLBACK TO request")
+        self._cursor.execute("ROLLBACK TO request")
 
 
 Work = Callable[[Connection, Savepoint], T]
@@ -98,6 +112,13 @@ class GroupCommit:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        # Against a database server the work waits for round trips, which
+        # the event loop should spend on other requests: it runs in one
+        # thread of the group's own.
+        self._thread = (
+            None if self._sqlite else ThreadPoolExecutor(1, thread_name_prefix="group-commit")
+        )
         self._pending: list[_Job[Any]] = []
         self._scheduled = False
         self._busy_since: float | None = None
@@ -127,20 +148,23 @@ class GroupCommit:
         return done
 
     def _connection(self) -> Connection:
-        # One connection of its own, used only from the event loop, that
-        # never waits in SQLite's busy handler.
+        # One connection of its own, used by one flush at a time; on SQLite
+        # it never waits in the busy handler.
         if self._conn is None:
             conn = self.engine.connect()
-            driver = conn.connection.driver_connection
-            assert driver is not None  # noqa: S101 - a checked-out connection has one
-            driver.execute("PRAGMA busy_timeout = 0")
+            if self._sqlite:
+                driver = conn.connection.driver_connection
+                assert driver is not None  # noqa: S101 - a checked-out connection has one
+                driver.execute("PRAGMA busy_timeout = 0")
             self._conn = conn
         return self._conn
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
         if self._conn is not None:
-            # Closed, not handed back: the pool's connections wait for the
-            # write lock, this one does not.
+            # Closed, not handed back: on SQLite the pool's connections wait
+            # for the write lock, and this one does not.
             self._conn.invalidate()
             self._conn.close()
             self._conn = None
@@ -148,38 +172,53 @@ class GroupCommit:
     def _run_all(self, batch: list[_Job[Any]]) -> None:
         conn = self._connection()
         driver = conn.connection.driver_connection
+        assert driver is not None  # noqa: S101 - a checked-out connection has one
         if not conn.in_transaction():
             conn.begin()
+        cursor = driver.cursor()
         try:
-            # The write lock first, or nothing: fails with SQLITE_BUSY at
-            # once while another process holds it.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if self._sqlite:
+                # The write lock first, or nothing: fails with SQLITE_BUSY
+                # at once while another process holds it.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             for job in batch:
-                savepoint = Savepoint(driver)
+                job.error = job.result = None
+                savepoint = Savepoint(cursor)
                 try:
                     job.result = job.context.run(job.work, conn, savepoint)
                 except Exception as exc:
                     job.error = exc
                     savepoint.rollback()
+            cursor.close()
             self._commit(conn)
         except BaseException:
-            conn.rollback()
+            try:
+                conn.rollback()
+            except Exception:
+                # A broken connection (the server restarted, say): the next
+                # flush starts on a new one.
+                self._conn = None
+                conn.invalidate()
             raise
 
     def _commit(self, conn: Connection) -> None:
         conn.commit()
 
     def _flush(self) -> None:
-        batch = self._pending
         loop = asyncio.get_running_loop()
+        if self._thread is not None:
+            # Requests that come meanwhile wait for the next flush.
+            batch = list(self._pending)
+            ran = loop.run_in_executor(self._thread, self._run_all, batch)
+            ran.add_done_callback(lambda done: self._ran(batch, done))
+            return
+        batch = self._pending
         try:
             self._run_all(batch)
         except OperationalError as exc:
             now = loop.time()
             if _is_busy(exc) and now - (self._busy_since or now) < self.GIVE_UP_AFTER:
                 self._busy_since = self._busy_since or now
-                for job in batch:
-                    job.error = job.result = None
                 loop.call_later(self.RETRY_SECONDS, self._flush)
                 return
             self._finish(batch, exc)
@@ -187,6 +226,15 @@ class GroupCommit:
             self._finish(batch, exc)
         else:
             self._finish(batch, None)
+
+    def _ran(self, batch: list[_Job[Any]], done: asyncio.Future[None]) -> None:
+        if done.cancelled():
+            self._finish(batch, RuntimeError("the group's work was cancelled"))
+            return
+        failed = done.exception()
+        if failed is not None and not isinstance(failed, Exception):
+            raise failed
+        self._finish(batch, failed)
 
     def _finish(self, batch: list[_Job[Any]], failed: Exception | None) -> None:
         self._pending = self._pending[len(batch) :]

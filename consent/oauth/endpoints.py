@@ -9,11 +9,16 @@ in front of the router by :class:`VendorEndpointsFirst`, so that a POST to
 one of them skips FastAPI's routing. Either way the app's own middleware
 (body limit, error handling) wraps it.
 
-On SQLite the work runs in the event loop, in the app's group commit
-(vrm/groupcommit.py): the requests answered in one turn of the loop run in
-one transaction, each in a savepoint of its own, and each answer waits for
-that commit. On PostgreSQL each request runs in the threadpool on a
-connection of its own and commits itself.
+The work runs in the app's group commit (vrm/groupcommit.py): the requests
+answered meanwhile run in one transaction, each in a savepoint of its own,
+and each answer waits for that commit. On SQLite that is at the end of each
+turn of the event loop, in the loop itself (a few hundred microseconds of
+CPU, cheaper than a hop to a thread, and one process never runs two at once,
+so they never wait on each other's locks); on PostgreSQL in the group's own
+thread, so that the loop serves other requests while the work waits for the
+database, and one thread rather than one per request (a threadpool of eight
+busy threads cost more CPU in the handing over of the GIL than the requests
+themselves).
 
 Protocol errors keep the RFC 6749 shape Authlib produces; every answer
 carries ``Cache-Control: no-store`` (RFC 6749 5.1).
@@ -24,8 +29,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Connection, Engine
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Connection
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -86,17 +90,9 @@ def _answer(server: Server, name: str | None, oreq: OAuthRequest) -> Response:
     return server.create_endpoint_response(name, oreq)  # type: ignore[no-any-return]
 
 
-def respond(server: Server, engine: Engine, name: str | None, oreq: OAuthRequest) -> Response:
-    """Authlib's answer to one request, on a connection of its own (closing
-    it rolls back whatever was not committed)."""
-    with engine.connect() as connection, server.connected(connection):
-        return _answer(server, name, oreq)
-
-
 async def _grouped(state: Any, name: str | None, oreq: OAuthRequest) -> Response:
-    """On SQLite: the request runs in the app's group commit
-    (vrm/groupcommit.py), with the others answered in the same turn of the
-    event loop, and its answer waits for their commit."""
+    """The request runs in the app's group commit (vrm/groupcommit.py), with
+    the others answered meanwhile, and its answer waits for their commit."""
     server: Server = state.oauth
 
     def work(connection: Connection, savepoint: groupcommit.Savepoint) -> Response:
@@ -131,20 +127,10 @@ class VendorEndpoint:
             return
         headers = Headers(scope=scope)
         oreq = _request(scope, headers, server.settings.issuer, body)
-        engine: Engine = state.engine
         if isinstance(oreq, Response):
             response = oreq
-        elif engine.dialect.name == "sqlite":
-            # In the event loop, not a worker thread: against SQLite the
-            # work is a few hundred microseconds of CPU in this process, and
-            # the hop to a thread and back (with the GIL handed over twice)
-            # cost more than that. It also means one process never runs two
-            # of these at once, so they never wait on each other's locks.
-            response = await _grouped(state, PATHS[scope["path"]], oreq)
         else:
-            # Against a server, the round trips are waits the event loop
-            # should spend on other requests.
-            response = await run_in_threadpool(respond, server, engine, PATHS[scope["path"]], oreq)
+            response = await _grouped(state, PATHS[scope["path"]], oreq)
         await _no_store(response)(scope, receive, send)
 
 

@@ -262,8 +262,6 @@ def test_a_token_that_cannot_be_stored_is_not_sent(
 def test_a_group_whose_commit_fails_sends_no_token(
     app: FastAPI, settings: Settings, vendor: Vendor, ana: Person, monkeypatch: Any
 ) -> None:
-    if not settings.is_sqlite:
-        pytest.skip("the group commit is SQLite's")
     t = tokens_for(ana, vendor)
 
     def broken(*_: Any) -> None:
