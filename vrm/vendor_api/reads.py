@@ -5,9 +5,9 @@ Like the token endpoints (consent/oauth/endpoints.py) this is one small ASGI
 app rather than FastAPI routes: no dependency solving, no route search, no
 ORM session for the usual read. A read is three statements: the token with
 its vendor and grant (one join), the customer's documents, and the access
-event, which is committed before a byte of the answer is sent. On SQLite the
-reads run in the event loop, and those answered in one turn of the loop run
-in one transaction and commit their access events together
+event, which is committed before a byte of the answer is sent. On SQLite a
+read runs in the event loop in a read transaction of its own, and the access
+events of the reads answered in one turn of the loop are committed together
 (vrm/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
 REPEATABLE READ snapshot with its own access event. Either way a read sees
 one snapshot, so it never mixes a grant that was active with data written
@@ -187,20 +187,20 @@ def answer(engine: Engine, vault: Vault, scope: Scope, category: str | None) -> 
     return response
 
 
-async def _grouped(state: Any, scope: Scope, category: str | None) -> Response:
-    """On SQLite: the read and its access event run in the app's group
-    commit (vrm/groupcommit.py), in one transaction with the other requests
-    answered in the same turn of the event loop (so in one snapshot), and
-    the answer waits for its commit."""
-    vault: Vault = state.vault
-
-    def work(conn: Connection, _savepoint: groupcommit.Savepoint) -> Response:
-        response, access = _prepare(conn, vault, scope, category)
-        if access is not None:
-            service.add_accesses(conn, [access])
-        return response
-
-    return await groupcommit.of(state).run(work)
+async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
+    """On SQLite: the read in the event loop, in a read transaction of its
+    own (one snapshot, and no write lock, so the workers of one database
+    read side by side), then its access event in the app's group commit
+    (vrm/groupcommit.py); the answer waits for that commit."""
+    engine: Engine = state.engine
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None  # noqa: S101 - a checked-out connection has one
+        driver.execute("BEGIN")  # ended by the rollback as the connection closes
+        response, access = _prepare(conn, state.vault, scope, category)
+    if access is not None:
+        await groupcommit.of(state).run(lambda c, _: service.add_accesses(c, [access]))
+    return response
 
 
 class VendorRead:
@@ -223,7 +223,7 @@ class VendorRead:
         elif state.engine.dialect.name == "sqlite":
             # In the event loop, as the token endpoint does: a few hundred
             # microseconds of CPU, less than two thread hops.
-            response = await _grouped(state, scope, category)  # type: ignore[arg-type]
+            response = await _inline(state, scope, category)  # type: ignore[arg-type]
         else:
             response = await run_in_threadpool(
                 answer,
