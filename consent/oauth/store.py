@@ -190,12 +190,6 @@ def insert_token(conn: Connection, **values: Any) -> None:
     _INSERT_TOKEN.execute(conn, {"refreshed_at": None, "revoked_at": None, **values})
 
 
-def insert_tokens(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    _INSERT_TOKEN.execute_many(
-        conn, [{"refreshed_at": None, "revoked_at": None, **row} for row in rows]
-    )
-
-
 def consume_refresh(conn: Connection, token_id: str, now: datetime) -> bool:
     """Mark the refresh token used, atomically: True for the first use only."""
     return _CONSUME_REFRESH.execute(conn, {"token_id": token_id, "now": now}) == 1
