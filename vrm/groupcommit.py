@@ -103,9 +103,10 @@ class _Job(Generic[T]):
 
 
 class GroupCommit:
-    """The work of the requests answered in one turn of the event loop, run
-    in one transaction at the end of the turn; each request gets its result
-    once that transaction is committed."""
+    """The work of the requests answered together (on SQLite: in one turn of
+    the event loop; on a server: while the group before ran), run in one
+    transaction; each request gets its result once that transaction is
+    committed."""
 
     RETRY_SECONDS = 0.0005
     GIVE_UP_AFTER = BUSY_TIMEOUT_SECONDS
@@ -287,8 +288,8 @@ def of(state: Any) -> GroupCommit:
 
 
 def close(state: Any) -> None:
-    """At shutdown: the groups' connections go back before the engine is
-    disposed."""
+    """At shutdown: the groups' threads stop and their connections close
+    before the engine is disposed."""
     with _groups_lock:
         for group in getattr(state, "group_commits", {}).values():
             group.close()
