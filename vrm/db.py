@@ -47,6 +47,12 @@ def make_engine(settings: Settings) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+            # Savepoints in memory: the group commit (vrm/groupcommit.py)
+            # gives each request a savepoint, and SQLite copies every page a
+            # savepoint first changes into a statement journal, which past
+            # 64 KiB goes to a temporary file. On file, that copying cost
+            # about 45 microseconds per token issued; in memory, about 5.
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
 
         return engine
