@@ -1,7 +1,8 @@
-"""Pure ASGI middleware: body size limit and JSON-only writes.
+"""Pure ASGI middleware: body size limit, JSON-only writes, and the last
+word on errors for the lean vendor endpoints.
 
-Both answer with problem details before a handler runs, so an oversized or
-non-JSON body never reaches parsing, let alone the database.
+The first two answer with problem details before a handler runs, so an
+oversized or non-JSON body never reaches parsing, let alone the database.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vrm.errors import PROBLEM_BASE, PROBLEM_JSON
+from vrm.errors import PROBLEM_BASE, PROBLEM_JSON, logger, problem_response
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -122,3 +123,30 @@ class JSONOnlyMiddleware:
                 )
                 return
         await self.app(scope, receive, send)
+
+
+class UnhandledErrors:
+    """What FastAPI's handler for ``Exception`` does (vrm/errors.py), for
+    the apps that run outside FastAPI's stack: an error is logged with its
+    traceback and answered with a 500 problem, if no answer has started."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            logger.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            if not started:
+                response = problem_response(
+                    status=500, title="Internal server error", instance=scope["path"]
+                )
+                await response(scope, receive, send)

@@ -3,11 +3,10 @@
 Vendors call these far more often than anything else, so they are one small
 ASGI app rather than FastAPI routes: no dependency solving, no route search,
 no Starlette ``Request``, and the form parsed straight from the body. The
-app is mounted twice, with the same behaviour either way: as the routes of
-``consent.oauth.routes.router`` (which also answer 405 to other methods), and
-in front of the router by :class:`VendorEndpointsFirst`, so that a POST to
-one of them skips FastAPI's routing. Either way the app's own middleware
-(body limit, error handling) wraps it.
+app (``vendor_endpoint``) answers a POST to one of them ahead of FastAPI's
+middleware and routing, inside the body limit and an error guard of its own
+(``vrm.app.App``); it is also the routes of ``consent.oauth.routes.router``,
+which answer 405 to the other methods.
 
 The work runs in the app's group commit (vrm/groupcommit.py): the requests
 answered meanwhile run in one transaction, each in a savepoint of its own,
@@ -32,7 +31,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import Connection
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from consent.oauth.server import Request as OAuthRequest
 from consent.oauth.server import Server
@@ -135,18 +134,3 @@ class VendorEndpoint:
 
 
 vendor_endpoint = VendorEndpoint()
-
-
-class VendorEndpointsFirst:
-    """Sends POSTs to the vendor endpoints straight to
-    :func:`vendor_endpoint`, ahead of FastAPI's routing; everything else
-    goes on to ``app``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in PATHS and scope["method"] == "POST":
-            await vendor_endpoint(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)

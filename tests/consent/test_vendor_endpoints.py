@@ -259,6 +259,35 @@ def test_a_token_that_cannot_be_stored_is_not_sent(
     assert _active(vendor, again.json()["access_token"])
 
 
+def test_an_unexpected_error_is_a_500_problem_that_is_logged_and_names_no_secret(
+    app: FastAPI, vendor: Vendor, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """These endpoints run outside FastAPI's error handling (vrm.app.App):
+    their own guard answers as FastAPI's would."""
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the token table went away")
+
+    monkeypatch.setattr(store, "insert_token", broken)
+    with caplog.at_level("ERROR", logger="vrm.errors"):
+        r = vendor.client.post("/oauth/token", data=CC, auth=vendor.auth)
+    assert r.status_code == 500, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "about:blank",
+        "title": "Internal server error",
+        "status": 500,
+        "instance": "/oauth/token",
+    }
+    (record,) = [rec for rec in caplog.records if rec.name == "vrm.errors"]
+    assert record.getMessage() == "unhandled error on POST /oauth/token"
+    assert record.exc_info is not None
+    assert "the token table went away" in caplog.text
+    assert vendor.client_secret not in caplog.text
+    monkeypatch.undo()
+    assert vendor.client.post("/oauth/token", data=CC, auth=vendor.auth).status_code == 200
+
+
 def test_a_group_whose_commit_fails_sends_no_token(
     app: FastAPI, settings: Settings, vendor: Vendor, ana: Person, monkeypatch: Any
 ) -> None:

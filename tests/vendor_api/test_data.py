@@ -376,6 +376,38 @@ def test_a_read_whose_event_cannot_be_written_sends_no_data(
     assert len(access_events(app, ana_profile.id)) == 1
 
 
+def test_an_unexpected_error_in_a_read_is_a_500_problem_that_is_logged(
+    app: FastAPI,
+    ana_profile: Person,
+    vendor: Vendor,
+    monkeypatch: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Reads run outside FastAPI's error handling (vrm.app.App): their own
+    guard answers as FastAPI's would, and no data goes out."""
+    t = tokens_for(ana_profile, vendor, "profile:read")
+
+    def broken(**_: Any) -> None:
+        raise RuntimeError("the documents went away")
+
+    monkeypatch.setattr(records, "read_fields_of", broken)
+    with caplog.at_level("ERROR", logger="vrm.errors"):
+        r = read(vendor, t["access_token"], "/v1/data/profile")
+    assert r.status_code == 500, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "about:blank",
+        "title": "Internal server error",
+        "status": 500,
+        "instance": "/v1/data/profile",
+    }
+    (record,) = [rec for rec in caplog.records if rec.name == "vrm.errors"]
+    assert record.getMessage() == "unhandled error on GET /v1/data/profile"
+    assert "the documents went away" in caplog.text
+    assert t["access_token"] not in caplog.text
+    assert access_events(app, ana_profile.id) == []
+
+
 def _sqlite_file(settings: Settings) -> str:
     if not settings.is_sqlite:
         pytest.skip("SQLite's write lock")

@@ -13,9 +13,9 @@ REPEATABLE READ snapshot with its own access event. Either way a read sees
 one snapshot, so it never mixes a grant that was active with data written
 after it was revoked.
 
-``create_app`` puts :class:`VendorReadsFirst` in front of the routing, and
-the same app is mounted as the routes of ``vrm.vendor_api.routes.router``,
-so the answers are the same either way. Errors are problem details, with
+``vrm.app.App`` sends a GET to these paths to :data:`vendor_read` ahead of
+FastAPI's middleware and routing; the same app is mounted as the routes of
+``vrm.vendor_api.routes.router``, which answer the other methods. Errors are problem details, with
 ``WWW-Authenticate`` on 401 and 403 (RFC 6750 3.1).
 """
 
@@ -30,7 +30,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from consent.oauth import tokens
 from vrm import groupcommit
@@ -236,21 +236,3 @@ class VendorRead:
 
 
 vendor_read = VendorRead()
-
-
-class VendorReadsFirst:
-    """Sends GETs under /v1/data straight to :data:`vendor_read`, ahead of
-    FastAPI's routing; everything else goes on to ``app``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and category_of(scope["path"]) is not False
-        ):
-            await vendor_read(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
