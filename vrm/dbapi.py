@@ -137,6 +137,19 @@ class Statement:
         cursor.close()
         return _processed(row, compiled.results) if row is not None else None
 
+    def first_raw(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row as the driver returned it, before the column types'
+        result processors (see :meth:`processed`)."""
+        cursor, _ = self._run(conn, params)
+        row: tuple[Any, ...] | None = cursor.fetchone()
+        cursor.close()
+        return row
+
+    def processed(self, conn: Connection, row: Sequence[Any]) -> dict[str, Any]:
+        """A row from :meth:`first_raw` as :meth:`mapping` returns it."""
+        compiled = self._compiled(conn.dialect)
+        return dict(zip(compiled.columns, _processed(row, compiled.results), strict=True))
+
     def mapping(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict of column name to value, or None."""
         row = self.first(conn, params)

@@ -34,6 +34,41 @@ class UTCDateTime(TypeDecorator[datetime]):
         assert isinstance(value, datetime)  # noqa: S101 - the column type guarantees it
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    # On SQLite, one step each way instead of two, in C: the text SQLAlchemy's
+    # SQLite DATETIME writes and reads ("2026-12-05 15:05:40.532895", always
+    # with microseconds) is what isoformat(" ", "microseconds") writes and
+    # fromisoformat reads, at about a fifth of the cost. A token request
+    # binds four datetimes and reads as many. Other databases go through
+    # process_bind_param and process_result_value as usual.
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        fallback = super().result_processor(dialect, coltype)
+
+        def process(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            try:
+                parsed = datetime.fromisoformat(value)
+            except (TypeError, ValueError):
+                return fallback(value) if fallback is not None else None
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+        return process
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
