@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from vrm.dbtypes import UTCDateTime
@@ -27,17 +28,45 @@ class AuthorizationCode(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+# Only rows issued before migration 0006 are in the indexes on the hashes.
+_LEGACY = text("legacy IS NOT NULL")
+
+
 class OAuthToken(SQLModel, table=True):
     """An access token and, for customer grants, its refresh token; both as
     keyed hashes. Tokens of one authorization form a family (``family_id``):
     refreshing retires this row and issues the next one in the family, and
-    replaying a retired refresh token revokes the whole family."""
+    replaying a retired refresh token revokes the whole family.
+
+    A token carries its row's ``id`` (consent/oauth/tokens.py): the row is
+    found by its primary key, which grows with time, and the hash checked
+    after. Rows issued before 0006, whose tokens carry no id, are
+    ``legacy`` and found by hash, through unique indexes on the hashes that
+    newer rows stay out of: an index on a random hash puts every new token
+    on a random page of it, one more page each commit writes."""
 
     __tablename__ = "oauth_token"
+    __table_args__ = (
+        Index(
+            "ix_oauth_token_legacy_access",
+            "access_hash",
+            unique=True,
+            sqlite_where=_LEGACY,
+            postgresql_where=_LEGACY,
+        ),
+        Index(
+            "ix_oauth_token_legacy_refresh",
+            "refresh_hash",
+            unique=True,
+            sqlite_where=_LEGACY,
+            postgresql_where=_LEGACY,
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
-    access_hash: bytes = Field(unique=True)
-    refresh_hash: bytes | None = Field(default=None, unique=True)
+    access_hash: bytes
+    refresh_hash: bytes | None = None
+    legacy: bool | None = None
     family_id: str = Field(index=True, max_length=32)
     vendor_id: str = Field(foreign_key="vendor.id", ondelete="CASCADE", index=True)
     # None for client-credentials tokens, which act for the vendor itself.

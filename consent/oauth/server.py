@@ -448,10 +448,12 @@ class CodeGrant(AuthorizationCodeGrant):
 
 
 def _row_id(now: datetime) -> str:
-    """A token row's id (internal, never shown): the time first, so that
-    new rows go to the end of the id index (and of the family index, for a
+    """A token row's id, which its tokens carry (consent/oauth/tokens.py):
+    32 hex digits, the time in microseconds first, so that new rows go to
+    the end of the id index (and of the family index, for a
     client-credentials token) rather than to a random page of it; every
-    random page is one more page a commit writes."""
+    random page is one more page a commit writes. It says when the token
+    was issued, which its holder knows anyway, and nothing else."""
     return f"{int(now.timestamp() * 1_000_000):014x}{secrets.token_hex(9)}"
 
 
@@ -744,20 +746,24 @@ class Server(AuthorizationServer):
         expires_in: int | None = None,
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
+        # The id of the row save_token writes: the tokens carry it.
+        token_id = _row_id(utcnow())
         token: dict[str, Any] = {
             "token_type": "Bearer",
-            "access_token": tokens.new_access_token(),
+            "access_token": tokens.new_access_token(token_id),
             "expires_in": expires_in or self.settings.access_token_ttl_seconds,
         }
         if include_refresh_token and user is not None:
-            token["refresh_token"] = tokens.new_refresh_token()
+            token["refresh_token"] = tokens.new_refresh_token(token_id)
         if scope:
             token["scope"] = scope
         return token
 
     def save_token(self, token: dict[str, Any], request: Request) -> None:
         now = utcnow()
-        token_id = _row_id(now)
+        token_id = tokens.id_of(token["access_token"])
+        if token_id is None:  # pragma: no cover - _generate_token made it
+            raise RuntimeError("an access token without its row id")
         grant_type = request.payload.grant_type
         grant: Grant | None = None
         customer_id: str | None = None

@@ -60,14 +60,22 @@ _TOKEN_FULL = (
     .outerjoin(GRANT, TOKEN.c.grant_id == GRANT.c.id)
 )
 # On the driver's cursor (vrm/dbapi.py): every vendor call reads a token.
-_TOKEN_BY_ACCESS = Statement(_TOKEN_FULL.where(TOKEN.c.access_hash == bindparam("h")))
-_TOKEN_BY_REFRESH = Statement(_TOKEN_FULL.where(TOKEN.c.refresh_hash == bindparam("h")))
+# By the row id the token carries; tokens issued before migration 0006 by
+# their hash (only those rows are in the indexes on the hashes).
+_LEGACY = TOKEN.c.legacy.is_not(None)
+_TOKEN_BY_ID = Statement(_TOKEN_FULL.where(TOKEN.c.id == bindparam("id")))
+_LEGACY_BY_ACCESS = Statement(_TOKEN_FULL.where(TOKEN.c.access_hash == bindparam("h"), _LEGACY))
+_LEGACY_BY_REFRESH = Statement(_TOKEN_FULL.where(TOKEN.c.refresh_hash == bindparam("h"), _LEGACY))
 # A refresh token of a vendor the token endpoint has already read (and
 # authenticated): the token and its grant only, in the same column layout.
-_REFRESH_OF_VENDOR = Statement(
+_REFRESH_OF_VENDOR_SELECT = (
     select(TOKEN, *(c.label("g_" + c.name) for c in GRANT.c))
     .select_from(TOKEN.outerjoin(GRANT, TOKEN.c.grant_id == GRANT.c.id))
-    .where(TOKEN.c.refresh_hash == bindparam("h"), TOKEN.c.vendor_id == bindparam("vendor_id"))
+    .where(TOKEN.c.vendor_id == bindparam("vendor_id"))
+)
+_REFRESH_OF_VENDOR = Statement(_REFRESH_OF_VENDOR_SELECT.where(TOKEN.c.id == bindparam("id")))
+_LEGACY_REFRESH_OF_VENDOR = Statement(
+    _REFRESH_OF_VENDOR_SELECT.where(TOKEN.c.refresh_hash == bindparam("h"), _LEGACY)
 )
 # Where each table's columns start in a row of _TOKEN_FULL, and their names.
 _TOKEN_NAMES = tuple(c.name for c in TOKEN.c)
@@ -171,14 +179,22 @@ def grant(conn: Connection, grant_id: str) -> Grant | None:
 
 
 def token(
-    conn: Connection, *, access_hash: bytes | None = None, refresh_hash: bytes | None = None
+    conn: Connection,
+    *,
+    token_id: str | None = None,
+    access_hash: bytes | None = None,
+    refresh_hash: bytes | None = None,
 ) -> tuple[OAuthToken, Vendor, Grant | None] | None:
-    """The token with this access (or refresh) token hash, its vendor and
-    its grant (None for a client-credentials token), in one query."""
-    if access_hash is not None:
-        row = _TOKEN_BY_ACCESS.first(conn, {"h": access_hash})
+    """The token row with this id, or the legacy row (issued before
+    migration 0006) with this access or refresh token hash; with its vendor
+    and its grant (None for a client-credentials token), in one query. The
+    caller checks the hash of a row found by id."""
+    if token_id is not None:
+        row = _TOKEN_BY_ID.first(conn, {"id": token_id})
+    elif access_hash is not None:
+        row = _LEGACY_BY_ACCESS.first(conn, {"h": access_hash})
     else:
-        row = _TOKEN_BY_REFRESH.first(conn, {"h": refresh_hash})
+        row = _LEGACY_BY_REFRESH.first(conn, {"h": refresh_hash})
     if row is None:
         return None
     vendor = loaded(Vendor, dict(zip(_VENDOR_NAMES, row[_VENDOR_AT:_GRANT_AT], strict=True)))
@@ -186,11 +202,18 @@ def token(
 
 
 def refresh_token_of(
-    conn: Connection, vendor: Vendor, refresh_hash: bytes
+    conn: Connection,
+    vendor: Vendor,
+    *,
+    token_id: str | None = None,
+    refresh_hash: bytes | None = None,
 ) -> tuple[OAuthToken, Vendor, Grant | None] | None:
     """As :func:`token` for a refresh token, if it is ``vendor``'s: the
     vendor is not read again."""
-    row = _REFRESH_OF_VENDOR.first(conn, {"h": refresh_hash, "vendor_id": vendor.id})
+    if token_id is not None:
+        row = _REFRESH_OF_VENDOR.first(conn, {"id": token_id, "vendor_id": vendor.id})
+    else:
+        row = _LEGACY_REFRESH_OF_VENDOR.first(conn, {"h": refresh_hash, "vendor_id": vendor.id})
     if row is None:
         return None
     return _token_and_grant(row, row[_VENDOR_AT:], vendor)
@@ -208,7 +231,9 @@ def _token_and_grant(
 
 
 def insert_token(conn: Connection, **values: Any) -> None:
-    _INSERT_TOKEN.execute(conn, {"refreshed_at": None, "revoked_at": None, **values})
+    _INSERT_TOKEN.execute(
+        conn, {"refreshed_at": None, "revoked_at": None, "legacy": None, **values}
+    )
 
 
 def consume_refresh(conn: Connection, token_id: str, now: datetime) -> bool:

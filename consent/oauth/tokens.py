@@ -7,6 +7,7 @@ narrowed or expired grant changes the answer on the very next request.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,14 +38,31 @@ from vrm.keys.service import Vault
 
 ACCESS_PREFIX = "vat_"
 REFRESH_PREFIX = "vrt_"
+# A token is its prefix, the id of its row (32 hex digits, time first: see
+# consent.oauth.server._row_id) and 32 random bytes, base64url: the id finds
+# the row by its primary key, and the keyed hash of the whole token, stored
+# in the row, is checked after. Tokens issued before migration 0006 are the
+# prefix and the random part only, and are found by their hash.
+ID_LENGTH = 32
+_SECRET_BYTES = 32
+_HEX = frozenset("0123456789abcdef")
 
 
-def new_access_token() -> str:
-    return ACCESS_PREFIX + secrets.token_urlsafe(32)
+def new_access_token(token_id: str) -> str:
+    return ACCESS_PREFIX + token_id + secrets.token_urlsafe(_SECRET_BYTES)
 
 
-def new_refresh_token() -> str:
-    return REFRESH_PREFIX + secrets.token_urlsafe(32)
+def new_refresh_token(token_id: str) -> str:
+    return REFRESH_PREFIX + token_id + secrets.token_urlsafe(_SECRET_BYTES)
+
+
+def id_of(token: str) -> str | None:
+    """The row id a token carries (after its 4-character prefix), or None
+    for a token of the form issued before migration 0006."""
+    if len(token) != 4 + ID_LENGTH + 43:  # 43: base64url of 32 bytes
+        return None
+    token_id = token[4 : 4 + ID_LENGTH]
+    return token_id if _HEX.issuperset(token_id) else None
 
 
 @dataclass(frozen=True)
@@ -138,10 +156,27 @@ def bearer(authorization: str) -> str | None:
     return value.strip()
 
 
+def _checked(
+    found: tuple[OAuthToken, Vendor, Grant | None] | None, token_hash: bytes, kind: str
+) -> Found | None:
+    """The row found by the id a token carries, if the token's hash is the
+    one stored (compared in constant time): anyone may know an id."""
+    if found is None:
+        return None
+    stored = found[0].access_hash if kind == "access_token" else found[0].refresh_hash
+    if stored is None or not hmac.compare_digest(stored, token_hash):
+        return None
+    return Found(*found, kind)
+
+
 def find_access(conn: Connection, vault: Vault, token: str) -> Found | None:
     if not token.startswith(ACCESS_PREFIX):
         return None
-    found = store.token(conn, access_hash=vault.token_hash(token))
+    token_hash = vault.token_hash(token)
+    token_id = id_of(token)
+    if token_id is not None:
+        return _checked(store.token(conn, token_id=token_id), token_hash, "access_token")
+    found = store.token(conn, access_hash=token_hash)
     return Found(*found, "access_token") if found is not None else None
 
 
@@ -153,8 +188,15 @@ def find_refresh(
     if not token.startswith(REFRESH_PREFIX):
         return None
     token_hash = vault.token_hash(token)
+    token_id = id_of(token)
+    if token_id is not None:
+        if vendor is not None:
+            found = store.refresh_token_of(conn, vendor, token_id=token_id)
+        else:
+            found = store.token(conn, token_id=token_id)
+        return _checked(found, token_hash, "refresh_token")
     if vendor is not None:
-        found = store.refresh_token_of(conn, vendor, token_hash)
+        found = store.refresh_token_of(conn, vendor, refresh_hash=token_hash)
     else:
         found = store.token(conn, refresh_hash=token_hash)
     return Found(*found, "refresh_token") if found is not None else None

@@ -1,15 +1,22 @@
-"""The migrations build exactly the schema the models describe, and the
-change-log migration (0005) puts existing data on the feed."""
+"""The migrations build exactly the schema the models describe, the
+change-log migration (0005) puts existing data on the feed, and tokens
+issued before 0006 keep working after it."""
 
 from __future__ import annotations
 
+import secrets
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
 from consent.grants.models import Grant
+from consent.oauth.models import OAuthToken
 from tests.conftest import Person
 from tests.consent.conftest import register_vendor, tokens_for
 from tests.vendor_api.helpers import PROFILE, add_event, feed_token, put, read, read_feed
@@ -67,3 +74,61 @@ def test_upgrading_to_the_change_log_puts_existing_data_on_the_feed(
         headers={"Authorization": f"Bearer {t['access_token']}"},
     ).json()
     assert [e["notes"] for e in history["history"]] == ["old"]
+
+
+def test_tokens_issued_before_token_ids_keep_working_after_the_upgrade(
+    app: FastAPI, settings: Settings, ana: Person
+) -> None:
+    """0006 drops the unique constraints on the token hashes and indexes
+    only the rows already there: their tokens, which carry no row id, are
+    still found by hash. Down and up again, on both databases (their
+    constraints are named differently)."""
+    vendor = register_vendor(app)
+    old = tokens_for(ana, vendor, "profile:read")
+    issued_later = tokens_for(ana, vendor, "profile:read", prompt="consent")
+    legacy_access = "vat_" + secrets.token_urlsafe(32)
+    legacy_refresh = "vrt_" + secrets.token_urlsafe(32)
+    vault = app.state.vault
+    config = alembic_config(settings)
+    app.state.engine.dispose()
+    command.downgrade(config, "0005")
+    with app.state.engine.begin() as conn:
+        # What a token issued before 0006 looked like: no id in it.
+        conn.execute(
+            text("UPDATE oauth_token SET access_hash = :a, refresh_hash = :r WHERE id = :id"),
+            {
+                "a": vault.token_hash(legacy_access),
+                "r": vault.token_hash(legacy_refresh),
+                "id": old["access_token"][4:36],
+            },
+        )
+    # 0005's unique constraint is back.
+    with pytest.raises(IntegrityError), app.state.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO oauth_token (id, access_hash, family_id, vendor_id, scope,"
+                " issued_at, expires_at) SELECT 'copy', access_hash, family_id, vendor_id,"
+                " scope, issued_at, expires_at FROM oauth_token WHERE id = :id"
+            ),
+            {"id": old["access_token"][4:36]},
+        )
+    app.state.engine.dispose()
+    command.upgrade(config, "head")
+
+    def reads(token: str) -> int:
+        r = vendor.client.get("/v1/data", headers={"Authorization": f"Bearer {token}"})
+        return r.status_code
+
+    assert reads(legacy_access) == 200
+    assert reads(old["access_token"]) == 401
+    assert reads(issued_later["access_token"]) == 200
+    r = vendor.refresh(legacy_refresh)
+    assert r.status_code == 200, r.text
+    assert reads(r.json()["access_token"]) == 200
+    assert vendor.refresh(issued_later["refresh_token"]).status_code == 200
+    with Session(app.state.engine) as session:
+        marked = session.exec(select(OAuthToken).where(OAuthToken.legacy == True)).all()  # noqa: E712
+    assert {row.id for row in marked} >= {
+        old["access_token"][4:36],
+        issued_later["access_token"][4:36],
+    }
