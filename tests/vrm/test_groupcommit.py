@@ -134,6 +134,56 @@ def test_nothing_is_kept_when_the_commit_fails(
     assert _at_once(group, [_insert(ana.id)]) == [before + 1]
 
 
+def _commits(monkeypatch: Any) -> list[int]:
+    """Counts the group's commits."""
+    counted: list[int] = []
+    commit = GroupCommit._commit
+
+    def counting(self: GroupCommit, conn: Connection) -> None:
+        counted.append(1)
+        commit(self, conn)
+
+    monkeypatch.setattr(GroupCommit, "_commit", counting)
+    return counted
+
+
+def _turns_apart(group: GroupCommit, turns: int, ana: Person) -> list[Any]:
+    """Two requests, the second ``turns`` turns of the loop after the first."""
+
+    async def first() -> Any:
+        return await group.run(_insert(ana.id))
+
+    async def later() -> Any:
+        for _ in range(turns):
+            await asyncio.sleep(0)  # one turn of the loop
+        return await group.run(_insert(ana.id))
+
+    async def run() -> list[Any]:
+        return list(await asyncio.gather(first(), later()))
+
+    return asyncio.run(run())
+
+
+def test_a_request_of_the_next_turn_joins_the_group(
+    app: FastAPI, group: GroupCommit, ana: Person, monkeypatch: Any
+) -> None:
+    """The group waits one turn of the loop, so that requests whose bytes
+    arrived while the last group ran share its commit."""
+    commits = _commits(monkeypatch)
+    before = _count(app)
+    assert _turns_apart(group, 1, ana) == [before + 1, before + 2]
+    assert len(commits) == 1
+
+
+def test_a_group_waits_no_longer_than_that(
+    app: FastAPI, group: GroupCommit, ana: Person, monkeypatch: Any
+) -> None:
+    commits = _commits(monkeypatch)
+    before = _count(app)
+    assert _turns_apart(group, 2, ana) == [before + 1, before + 2]
+    assert len(commits) == 2
+
+
 def test_each_work_runs_in_the_context_of_its_own_request(group: GroupCommit) -> None:
     who: contextvars.ContextVar[str] = contextvars.ContextVar("who")
 
