@@ -27,8 +27,6 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-Processor = Callable[[Any], Any] | None
-
 
 @dataclass(frozen=True)
 class _Compiled:
@@ -36,7 +34,8 @@ class _Compiled:
     positional: tuple[str, ...] | None  # parameter names in order, for qmark drivers
     defaults: dict[str, Any]  # values given in the statement itself
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # names needing conversion
-    results: tuple[Processor, ...]  # one per result column
+    # (index, processor) of the result columns whose type converts values
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
     columns: tuple[str, ...]
 
 
@@ -61,12 +60,14 @@ class Statement:
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 binds.append((name, process))
-        results: list[Processor] = []
+        results: list[tuple[int, Callable[[Any], Any]]] = []
         columns: list[str] = []
         if isinstance(self.statement, Select):
             for column in self.statement.selected_columns:
                 impl = column.type.dialect_impl(dialect)
-                results.append(impl.result_processor(dialect, None))
+                process = impl.result_processor(dialect, None)
+                if process is not None:
+                    results.append((len(columns), process))
                 columns.append(str(column.key))
         positional = tuple(compiled.positiontup or ()) if compiled.positional else None
         found = _Compiled(
@@ -167,7 +168,14 @@ def _wrapped(conn: Connection, compiled: _Compiled, exc: Exception) -> Statement
     )
 
 
-def _processed(row: Sequence[Any], processors: tuple[Processor, ...]) -> tuple[Any, ...]:
-    return tuple(
-        p(v) if p is not None and v is not None else v for p, v in zip(processors, row, strict=True)
-    )
+def _processed(
+    row: Sequence[Any], processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+) -> tuple[Any, ...]:
+    """The row with each value converted by its column type (None stays
+    None); only the columns that convert are visited."""
+    values = list(row)
+    for at, process in processors:
+        value = values[at]
+        if value is not None:
+            values[at] = process(value)
+    return tuple(values)
