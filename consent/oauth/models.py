@@ -47,6 +47,10 @@ class OAuthToken(SQLModel, table=True):
 
     __tablename__ = "oauth_token"
     __table_args__ = (
+        # A grant's tokens, and one family of them: one index where two (on
+        # the grant, on the family) each put every refresh on a page of
+        # their own.
+        Index("ix_oauth_token_grant_family", "grant_id", "family_id"),
         Index(
             "ix_oauth_token_legacy_access",
             "access_hash",
@@ -67,12 +71,12 @@ class OAuthToken(SQLModel, table=True):
     access_hash: bytes
     refresh_hash: bytes | None = None
     legacy: bool | None = None
-    family_id: str = Field(index=True, max_length=32)
+    # Indexed after the grant (ix_oauth_token_grant_family): a family never
+    # leaves its grant.
+    family_id: str = Field(max_length=32)
     vendor_id: str = Field(foreign_key="vendor.id", ondelete="CASCADE", index=True)
     # None for client-credentials tokens, which act for the vendor itself.
-    grant_id: str | None = Field(
-        default=None, foreign_key="consent_grant.id", ondelete="CASCADE", index=True
-    )
+    grant_id: str | None = Field(default=None, foreign_key="consent_grant.id", ondelete="CASCADE")
     customer_id: str | None = Field(
         default=None, foreign_key="customer.id", ondelete="CASCADE", index=True
     )

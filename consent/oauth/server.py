@@ -428,7 +428,7 @@ class CodeGrant(AuthorizationCodeGrant):
         if not store.consume_code(db, code_hash, utcnow()):
             # Second use: deny, and revoke whatever the first use issued
             # (RFC 9700 4.2.4, OAuth 2.1 4.1.3).
-            tokens.revoke_family(db, family_of(code_hash))
+            tokens.revoke_family(db, row.grant_id, family_of(code_hash))
             commit()
             return None
         commit()
@@ -491,7 +491,7 @@ class RefreshGrant(RefreshTokenGrant):
             # Replay of a rotated (or revoked) refresh token: one of the two
             # holders is an attacker, so the whole family dies.
             rollback()
-            tokens.revoke_family(conn(), row.family_id)
+            tokens.revoke_family(conn(), row.grant_id, row.family_id)
             commit()
             return None
         # Not committed here: the use and the next token of the family are
@@ -644,7 +644,7 @@ class Revocation(_TokenLookup, RevocationEndpoint):
     def revoke_token(self, token: Token, request: Request) -> None:
         if token.kind == "refresh_token":
             # RFC 7009 2.1: revoking a refresh token ends its access tokens too.
-            tokens.revoke_family(conn(), token.row.family_id)
+            tokens.revoke_family(conn(), token.row.grant_id, token.row.family_id)
         else:
             store.revoke_token(conn(), token.row.id, utcnow())
         commit()

@@ -104,7 +104,11 @@ _REVOKE_TOKEN = Statement(
 )
 _REVOKE_FAMILY = Statement(
     update(TOKEN)
-    .where(TOKEN.c.family_id == bindparam("family"), TOKEN.c.revoked_at.is_(None))
+    .where(
+        TOKEN.c.grant_id == bindparam("grant"),
+        TOKEN.c.family_id == bindparam("family"),
+        TOKEN.c.revoked_at.is_(None),
+    )
     .values(revoked_at=bindparam("now"))
 )
 _CONSUME_CODE = Statement(
@@ -245,8 +249,13 @@ def revoke_token(conn: Connection, token_id: str, now: datetime) -> None:
     _REVOKE_TOKEN.execute(conn, {"token_id": token_id, "now": now})
 
 
-def revoke_family(conn: Connection, family_id: str, now: datetime) -> None:
-    _REVOKE_FAMILY.execute(conn, {"family": family_id, "now": now})
+def revoke_family(conn: Connection, grant_id: str | None, family_id: str, now: datetime) -> None:
+    """Every token of the family, found under its grant. A token without a
+    grant (client credentials) is a family of one, whose id is the row's."""
+    if grant_id is None:
+        revoke_token(conn, family_id, now)
+    else:
+        _REVOKE_FAMILY.execute(conn, {"grant": grant_id, "family": family_id, "now": now})
 
 
 # -- authorization codes and client assertions -------------------------------

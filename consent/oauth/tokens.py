@@ -221,5 +221,7 @@ def consume_refresh(conn: Connection, row: OAuthToken) -> bool:
     return store.consume_refresh(conn, row.id, utcnow())
 
 
-def revoke_family(conn: Connection, family_id: str) -> None:
-    store.revoke_family(conn, family_id, utcnow())
+def revoke_family(conn: Connection, grant_id: str | None, family_id: str) -> None:
+    """Revoke every token of the family (all of one authorization), which
+    lives under its grant."""
+    store.revoke_family(conn, grant_id, family_id, utcnow())

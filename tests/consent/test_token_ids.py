@@ -159,3 +159,31 @@ def test_new_rows_stay_out_of_the_hash_indexes(
         assert tokens.store.token(conn, token_id=t[kind][4:36]) is not None
         legacy = session.exec(select(OAuthToken).where(OAuthToken.legacy == True)).all()  # noqa: E712
     assert legacy == []
+
+
+def test_a_replay_kills_its_family_and_not_the_grants_other_families(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    """Families are found under their grant (ix_oauth_token_grant_family):
+    two authorizations covered by one grant are two families."""
+    first = tokens_for(ana, vendor, "profile:read")
+    second = tokens_for(ana, vendor, "profile:read")  # the grant covers it: no page
+    assert first["grant_id"] == second["grant_id"]
+    used = vendor.refresh(first["refresh_token"])
+    assert used.status_code == 200
+    assert vendor.refresh(first["refresh_token"]).status_code == 400  # a replay
+    assert vendor.introspect(used.json()["access_token"]) == {"active": False}
+    assert _read(vendor, second["access_token"]).status_code == 200
+    assert vendor.refresh(second["refresh_token"]).status_code == 200
+
+
+def test_a_client_credentials_token_is_a_family_of_one(app: FastAPI, vendor: Vendor) -> None:
+    one = vendor.token(grant_type="client_credentials", scope="feed:read").json()
+    other = vendor.token(grant_type="client_credentials", scope="feed:read").json()
+    row = _row(app, one["access_token"][4:36])
+    assert row.grant_id is None
+    with Session(app.state.engine) as session:
+        tokens.revoke_family(session.connection(), None, row.family_id)
+        session.commit()
+    assert vendor.introspect(one["access_token"]) == {"active": False}
+    assert vendor.introspect(other["access_token"])["active"] is True
