@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -113,3 +114,21 @@ def bob(app: FastAPI) -> Iterator[Person]:
     person = sign_up_and_log_in(app, "bob@example.org", "another long passphrase")
     yield person
     person.client.close()
+
+
+def assert_unhandled_500(
+    response: Any, caplog: pytest.LogCaptureFixture, method: str, path: str
+) -> None:
+    """``response`` is the 500 problem for an unexpected error, which was
+    logged once, with its traceback (vrm.errors.unhandled)."""
+    assert response.status_code == 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Internal server error",
+        "status": 500,
+        "instance": path,
+    }
+    (record,) = [rec for rec in caplog.records if rec.name == "vrm.errors"]
+    assert record.getMessage() == f"unhandled error on {method} {path}"
+    assert record.exc_info is not None

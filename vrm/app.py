@@ -49,20 +49,16 @@ class App(FastAPI):
     the body limit, and a 500 problem for an unexpected error. The same
     apps are also FastAPI routes, which answer the other methods."""
 
-    vendor_stack: ASGIApp
+    # Each lean app inside the body limit and the error guard.
+    wrapped: dict[ASGIApp, ASGIApp]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and vendor_app(scope) is not None:
+        lean = vendor_app(scope) if scope["type"] == "http" else None
+        if lean is not None:
             scope["app"] = self
-            await self.vendor_stack(scope, receive, send)
+            await self.wrapped[lean](scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
-
-
-async def _vendor_dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-    app = vendor_app(scope)
-    assert app is not None  # noqa: S101 - App.__call__ sends only these here
-    await app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = None) -> App:
@@ -97,9 +93,10 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     # dependency_overrides: while any override is set, FastAPI rebuilds the
     # dependency graph on every request (about 1 ms each).
     install_handlers(app)
-    app.vendor_stack = BodyLimitMiddleware(
-        UnhandledErrors(_vendor_dispatch), limit=settings.max_body_bytes
-    )
+    app.wrapped = {
+        lean: BodyLimitMiddleware(UnhandledErrors(lean), limit=settings.max_body_bytes)
+        for lean in (vendor_endpoint, vendor_read)
+    }
     app.add_middleware(JSONOnlyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     # The OAuth router first: routes match in order, and its token and

@@ -153,10 +153,8 @@ class Statement:
 
     def mapping(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict of column name to value, or None."""
-        row = self.first(conn, params)
-        if row is None:
-            return None
-        return dict(zip(self._compiled(conn.dialect).columns, row, strict=True))
+        row = self.first_raw(conn, params)
+        return self.processed(conn, row) if row is not None else None
 
 
 def _wrapped(conn: Connection, compiled: _Compiled, exc: Exception) -> StatementError:

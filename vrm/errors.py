@@ -208,9 +208,15 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def unhandled(method: str, path: str, exc: Exception) -> JSONResponse:
+    """The answer to an error no handler expected: logged with its
+    traceback, and a 500 problem that says nothing about it."""
+    logger.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem_response(status=500, title="Internal server error", instance=path)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(status=500, title="Internal server error", instance=request.url.path)
+    return unhandled(request.method, request.url.path, exc)
 
 
 def _reason(status: int) -> str:

@@ -11,7 +11,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vrm.errors import PROBLEM_BASE, PROBLEM_JSON, logger, problem_response
+from vrm.errors import PROBLEM_BASE, PROBLEM_JSON, unhandled
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -144,9 +144,6 @@ class UnhandledErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            logger.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            response = unhandled(scope["method"], scope["path"], exc)
             if not started:
-                response = problem_response(
-                    status=500, title="Internal server error", instance=scope["path"]
-                )
                 await response(scope, receive, send)

@@ -450,9 +450,9 @@ class CodeGrant(AuthorizationCodeGrant):
 def _row_id(now: datetime) -> str:
     """A token row's id, which its tokens carry (consent/oauth/tokens.py):
     32 hex digits, the time in microseconds first, so that new rows go to
-    the end of the id index (and of the family index, for a
-    client-credentials token) rather than to a random page of it; every
-    random page is one more page a commit writes. It says when the token
+    the end of the id index (and of the grant-and-family index, for a
+    client-credentials token, whose family is its own id) rather than to a
+    random page of it; every random page is one more page a commit writes. It says when the token
     was issued, which its holder knows anyway, and nothing else."""
     return f"{int(now.timestamp() * 1_000_000):014x}{secrets.token_hex(9)}"
 

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from consent.oauth import store, tokens
 from consent.vendors import service as vendors
-from tests.conftest import Person
+from tests.conftest import Person, assert_unhandled_500
 from tests.consent.conftest import Vendor, tokens_for
 from tests.sqlite_lock import while_locked
 from vrm.groupcommit import GroupCommit
@@ -271,17 +271,7 @@ def test_an_unexpected_error_is_a_500_problem_that_is_logged_and_names_no_secret
     monkeypatch.setattr(store, "insert_token", broken)
     with caplog.at_level("ERROR", logger="vrm.errors"):
         r = vendor.client.post("/oauth/token", data=CC, auth=vendor.auth)
-    assert r.status_code == 500, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json() == {
-        "type": "about:blank",
-        "title": "Internal server error",
-        "status": 500,
-        "instance": "/oauth/token",
-    }
-    (record,) = [rec for rec in caplog.records if rec.name == "vrm.errors"]
-    assert record.getMessage() == "unhandled error on POST /oauth/token"
-    assert record.exc_info is not None
+    assert_unhandled_500(r, caplog, "POST", "/oauth/token")
     assert "the token table went away" in caplog.text
     assert vendor.client_secret not in caplog.text
     monkeypatch.undo()

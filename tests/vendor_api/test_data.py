@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from tests.conftest import Person
+from tests.conftest import Person, assert_unhandled_500
 from tests.consent.conftest import Vendor, tokens_for
 from tests.sqlite_lock import while_locked
 from tests.vendor_api.helpers import (
@@ -393,16 +393,7 @@ def test_an_unexpected_error_in_a_read_is_a_500_problem_that_is_logged(
     monkeypatch.setattr(records, "read_fields_of", broken)
     with caplog.at_level("ERROR", logger="vrm.errors"):
         r = read(vendor, t["access_token"], "/v1/data/profile")
-    assert r.status_code == 500, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json() == {
-        "type": "about:blank",
-        "title": "Internal server error",
-        "status": 500,
-        "instance": "/v1/data/profile",
-    }
-    (record,) = [rec for rec in caplog.records if rec.name == "vrm.errors"]
-    assert record.getMessage() == "unhandled error on GET /v1/data/profile"
+    assert_unhandled_500(r, caplog, "GET", "/v1/data/profile")
     assert "the documents went away" in caplog.text
     assert t["access_token"] not in caplog.text
     assert access_events(app, ana_profile.id) == []

@@ -15,8 +15,8 @@ after it was revoked.
 
 ``vrm.app.App`` sends a GET to these paths to :data:`vendor_read` ahead of
 FastAPI's middleware and routing; the same app is mounted as the routes of
-``vrm.vendor_api.routes.router``, which answer the other methods. Errors are problem details, with
-``WWW-Authenticate`` on 401 and 403 (RFC 6750 3.1).
+``vrm.vendor_api.routes.router``, which answer the other methods. Errors are
+problem details, with ``WWW-Authenticate`` on 401 and 403 (RFC 6750 3.1).
 """
 
 from __future__ import annotations
