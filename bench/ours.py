@@ -98,15 +98,19 @@ def start(
     if database_url:
         env["VRM_DATABASE_URL"] = database_url
     run = {"env": env, "check": True, "capture_output": True, "text": True}
-    subprocess.run([str(BIN / "vrm"), "init"], **run)  # type: ignore[call-overload]
-    added = subprocess.run(  # type: ignore[call-overload]
-        [
-            str(BIN / "vrm"),
-            *("vendors", "add", "--name", "Bench Vendor", "--redirect-uri", REDIRECT_URI),
-            "--json",
-        ],
-        **run,
-    )
+    try:
+        subprocess.run([str(BIN / "vrm"), "init"], **run)  # type: ignore[call-overload]
+        added = subprocess.run(  # type: ignore[call-overload]
+            [
+                str(BIN / "vrm"),
+                *("vendors", "add", "--name", "Bench Vendor", "--redirect-uri", REDIRECT_URI),
+                "--json",
+            ],
+            **run,
+        )
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(data, ignore_errors=True)  # nothing started yet: nothing else to stop
+        raise RuntimeError(f"{' '.join(map(str, exc.cmd[1:]))} failed: {exc.stderr}") from exc
     vendor = json.loads(added.stdout)
     log = open(data / "server.log", "wb")
     server = subprocess.Popen(
