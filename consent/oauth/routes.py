@@ -151,7 +151,7 @@ def userinfo(request: Request, session: SessionDep, vault: VaultDep) -> JSONResp
     token = bearer_token(request)
     if token is None:
         return _bearer_error(401, None, "")
-    active = tokens.check_access_token(session, vault, token)
+    active = tokens.check_access_token(session.connection(), vault, token)
     if active is None or active.token.customer_id is None:
         return _bearer_error(401, "invalid_token", "the access token is not active")
     if not active.openid:

@@ -14,7 +14,6 @@ from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import Connection
-from sqlmodel import Session
 
 from consent.grants import service as grants
 from consent.grants.models import Grant
@@ -207,10 +206,10 @@ def find_any(conn: Connection, vault: Vault, token: str) -> Found | None:
     return find_access(conn, vault, token) or find_refresh(conn, vault, token)
 
 
-def check_access_token(session: Session, vault: Vault, token: str) -> ActiveToken | None:
+def check_access_token(conn: Connection, vault: Vault, token: str) -> ActiveToken | None:
     """What this access token may do right now, or None. One query: the
     token, its vendor and its grant, all checked on every call."""
-    found = find_access(session.connection(), vault, token)
+    found = find_access(conn, vault, token)
     return found.usable() if found is not None else None
 
 

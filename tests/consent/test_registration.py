@@ -825,7 +825,10 @@ def test_a_deleted_registrations_tokens_stop_working(
     assert r.status_code == 401, r.text
     assert r.json()["error"] == "invalid_token"
     with Session(app.state.engine) as fresh:
-        assert tokens.check_access_token(fresh, app.state.vault, body["access_token"]) is None
+        assert (
+            tokens.check_access_token(fresh.connection(), app.state.vault, body["access_token"])
+            is None
+        )
     refreshed = vendor.refresh(body["refresh_token"])
     assert refreshed.status_code == 401, refreshed.text
     assert refreshed.json()["error"] == "invalid_client"

@@ -114,7 +114,7 @@ def test_a_disabled_vendor_is_refused_and_its_tokens_die_at_once(
     assert r.status_code == 401
     assert r.json()["error"] == "invalid_client"
     with Session(app.state.engine) as session:
-        assert tokens.check_access_token(session, app.state.vault, live) is None
+        assert tokens.check_access_token(session.connection(), app.state.vault, live) is None
 
 
 def test_revoking_an_access_token_ends_it_and_the_refresh_token_issued_with_it(

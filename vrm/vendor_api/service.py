@@ -21,7 +21,7 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from consent.oauth.tokens import ActiveToken, find_access
+from consent.oauth.tokens import ActiveToken, check_access_token
 from consent.scopes import Access
 from vrm.catalogue import CATEGORIES
 from vrm.catalogue.history import HistoryEvent
@@ -114,8 +114,7 @@ def active_token(conn: Connection, vault: Vault, token: str | None) -> ActiveTok
     sent or it is not active."""
     if token is None:
         raise InvalidToken("Send an access token as Authorization: Bearer.", token_sent=False)
-    found = find_access(conn, vault, token)
-    active = found.usable() if found is not None else None
+    active = check_access_token(conn, vault, token)
     if active is None:
         raise InvalidToken("The access token is not active.", token_sent=True)
     return active
