@@ -105,10 +105,10 @@ class _Job(Generic[T]):
 
 
 class GroupCommit:
-    """The work of the requests answered together (on SQLite: in one turn of
-    the event loop; on a server: while the group before ran), run in one
-    transaction; each request gets its result once that transaction is
-    committed."""
+    """The work of the requests answered together (those that came within
+    two turns of the event loop, and on a server also while the group before
+    ran), run in one transaction; each request gets its result once that
+    transaction is committed."""
 
     RETRY_SECONDS = 0.0005
     GIVE_UP_AFTER = BUSY_TIMEOUT_SECONDS

@@ -7,7 +7,7 @@ ORM session for the usual read. A read is three statements: the token with
 its vendor and grant (one join), the customer's documents, and the access
 event, which is committed before a byte of the answer is sent. On SQLite a
 read runs in the event loop in a read transaction of its own, and the access
-events of the reads answered in one turn of the loop are committed together
+events of the reads answered within two turns of the loop are committed together
 (vrm/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
 REPEATABLE READ snapshot with its own access event. Either way a read sees
 one snapshot, so it never mixes a grant that was active with data written
