@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -155,11 +156,18 @@ def bearer(authorization: str) -> str | None:
     return value.strip()
 
 
+def _key(token: str, token_hash: bytes, hash_column: str) -> dict[str, Any]:
+    """How the store finds a token's row: by the id it carries, or, for a
+    token issued before migration 0006, by its hash."""
+    token_id = id_of(token)
+    return {"token_id": token_id} if token_id is not None else {hash_column: token_hash}
+
+
 def _checked(
     found: tuple[OAuthToken, Vendor, Grant | None] | None, token_hash: bytes, kind: str
 ) -> Found | None:
-    """The row found by the id a token carries, if the token's hash is the
-    one stored (compared in constant time): anyone may know an id."""
+    """The row found, if the token's hash is the one stored (compared in
+    constant time): anyone may know an id."""
     if found is None:
         return None
     stored = found[0].access_hash if kind == "access_token" else found[0].refresh_hash
@@ -172,11 +180,8 @@ def find_access(conn: Connection, vault: Vault, token: str) -> Found | None:
     if not token.startswith(ACCESS_PREFIX):
         return None
     token_hash = vault.token_hash(token)
-    token_id = id_of(token)
-    if token_id is not None:
-        return _checked(store.token(conn, token_id=token_id), token_hash, "access_token")
-    found = store.token(conn, access_hash=token_hash)
-    return Found(*found, "access_token") if found is not None else None
+    found = store.token(conn, **_key(token, token_hash, "access_hash"))
+    return _checked(found, token_hash, "access_token")
 
 
 def find_refresh(
@@ -187,18 +192,12 @@ def find_refresh(
     if not token.startswith(REFRESH_PREFIX):
         return None
     token_hash = vault.token_hash(token)
-    token_id = id_of(token)
-    if token_id is not None:
-        if vendor is not None:
-            found = store.refresh_token_of(conn, vendor, token_id=token_id)
-        else:
-            found = store.token(conn, token_id=token_id)
-        return _checked(found, token_hash, "refresh_token")
+    key = _key(token, token_hash, "refresh_hash")
     if vendor is not None:
-        found = store.refresh_token_of(conn, vendor, refresh_hash=token_hash)
+        found = store.refresh_token_of(conn, vendor, **key)
     else:
-        found = store.token(conn, refresh_hash=token_hash)
-    return Found(*found, "refresh_token") if found is not None else None
+        found = store.token(conn, **key)
+    return _checked(found, token_hash, "refresh_token")
 
 
 def find_any(conn: Connection, vault: Vault, token: str) -> Found | None:
