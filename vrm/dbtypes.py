@@ -47,6 +47,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
+            if value.tzinfo is UTC:  # most: "...+00:00", without the offset
+                return value.isoformat(" ", "microseconds")[:-6]
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
             return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -61,6 +63,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         def process(value: str | None) -> datetime | None:
             if value is None:
                 return None
+            try:
+                # The offset read with the rest: replace(tzinfo=UTC) after
+                # would cost four times the parse. (A date alone reads as
+                # naive, the offset ignored: the long way below.)
+                parsed = datetime.fromisoformat(value + "+00:00")
+                if parsed.tzinfo is UTC:
+                    return parsed
+            except (TypeError, ValueError):
+                pass
             try:
                 parsed = datetime.fromisoformat(value)
             except (TypeError, ValueError):
