@@ -19,7 +19,8 @@ expanding parameters (``IN`` lists) are supported.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Select
@@ -37,6 +38,15 @@ class _Compiled:
     # (index, processor) of the result columns whose type converts values
     results: tuple[tuple[int, Callable[[Any], Any]], ...]
     columns: tuple[str, ...]
+    # For qmark drivers: the parameter tuple in one call, and the (index,
+    # processor) of the values needing conversion.
+    getter: Callable[[Mapping[str, Any]], Any] | None = field(default=None, compare=False)
+    converts: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+    # The result processors of column ranges, by (start, stop): see
+    # Statement.converted.
+    parts: dict[tuple[int, int], tuple[tuple[int, Callable[[Any], Any]], ...]] = field(
+        default_factory=dict, compare=False
+    )
 
 
 class Statement:
@@ -70,8 +80,21 @@ class Statement:
                     results.append((len(columns), process))
                 columns.append(str(column.key))
         positional = tuple(compiled.positiontup or ()) if compiled.positional else None
+        getter = None
+        converts: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+        if positional:
+            by_name = dict(binds)
+            converts = tuple((i, by_name[n]) for i, n in enumerate(positional) if n in by_name)
+            getter = itemgetter(*positional) if len(positional) > 1 else _one(positional[0])
         found = _Compiled(
-            compiled.string, positional, defaults, tuple(binds), tuple(results), tuple(columns)
+            compiled.string,
+            positional,
+            defaults,
+            tuple(binds),
+            tuple(results),
+            tuple(columns),
+            getter,
+            converts,
         )
         self._by_dialect[dialect.name] = found
         return found
@@ -82,6 +105,16 @@ class Statement:
         return next(iter(self._by_dialect.values())).columns
 
     def _args(self, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
+        if compiled.getter is not None:
+            if compiled.defaults:
+                params = {**compiled.defaults, **params}
+            values = compiled.getter(params)
+            if not compiled.converts:
+                return values
+            converted = list(values)
+            for at, process in compiled.converts:
+                converted[at] = process(converted[at])
+            return converted
         if compiled.defaults:
             params = {**compiled.defaults, **params}
         if compiled.binds:
@@ -151,10 +184,28 @@ class Statement:
         compiled = self._compiled(conn.dialect)
         return dict(zip(compiled.columns, _processed(row, compiled.results), strict=True))
 
+    def converted(
+        self, conn: Connection, row: Sequence[Any], start: int, stop: int
+    ) -> tuple[Any, ...]:
+        """Values ``start`` to ``stop`` of a row from :meth:`first_raw`, as
+        :meth:`first` returns them (for a join whose tables' parts are
+        decoded apart)."""
+        compiled = self._compiled(conn.dialect)
+        part = compiled.parts.get((start, stop))
+        if part is None:
+            part = compiled.parts[start, stop] = tuple(
+                (at - start, process) for at, process in compiled.results if start <= at < stop
+            )
+        return _processed(row[start:stop], part)
+
     def mapping(self, conn: Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict of column name to value, or None."""
         row = self.first_raw(conn, params)
         return self.processed(conn, row) if row is not None else None
+
+
+def _one(name: str) -> Callable[[Mapping[str, Any]], tuple[Any]]:
+    return lambda params: (params[name],)
 
 
 def _wrapped(conn: Connection, compiled: _Compiled, exc: Exception) -> StatementError:

@@ -16,7 +16,7 @@ Changes go through the statements here, never through ``session.add``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -143,29 +143,51 @@ def loaded(model: type[M], row: Mapping[Any, Any]) -> M:
 # -- vendors, customers, grants --------------------------------------------
 
 
-# Vendors as last read, by their row exactly as the database returned it.
-_VENDORS: dict[tuple[Any, ...], Vendor] = {}
-_VENDORS_KEPT = 1024
+class _Decoded:
+    """Instances of a table model by their row exactly as the database
+    returned it, so that an unchanged row is not decoded again (its JSON
+    lists and datetimes, and the instance: about half the cost of reading
+    it). Any change to the row is a new key; the instance for a key is the
+    same one every time, and nothing changes a loaded instance. (SQLite
+    only: psycopg hands JSON columns back decoded, as unhashable lists, and
+    those rows are decoded every time.)"""
+
+    KEPT = 1024
+
+    def __init__(self, model: type[SQLModel], names: Sequence[str]) -> None:
+        self.model = model
+        self.names = tuple(names)
+        self._kept: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, raw: tuple[Any, ...], decode: Callable[[], Sequence[Any]]) -> Any:
+        """The instance for ``raw``; ``decode`` gives its values converted
+        by their column types, when it is not kept yet."""
+        try:
+            found = self._kept.get(raw)
+        except TypeError:
+            return self._load(decode())
+        if found is None:
+            if len(self._kept) >= self.KEPT:
+                self._kept.clear()
+            found = self._kept[raw] = self._load(decode())
+        return found
+
+    def _load(self, values: Sequence[Any]) -> Any:
+        return loaded(self.model, dict(zip(self.names, values, strict=True)))
+
+
+_VENDORS = _Decoded(Vendor, _VENDOR_NAMES)
+_GRANTS = _Decoded(Grant, _GRANT_NAMES)
 
 
 def vendor(conn: Connection, vendor_id: str) -> Vendor | None:
     """The vendor, read on every call: a changed secret, a disabled vendor
-    or new redirect URIs count at once. Only the decoding of its row (JSON
-    lists and a datetime, about half the cost of the lookup) is skipped
-    when the row is exactly as it was the last time; the instance is then
-    the same one, and nothing changes a loaded vendor. (SQLite only: on
-    PostgreSQL the driver has decoded the JSON already.)"""
+    or new redirect URIs count at once (only the decoding of an unchanged
+    row is skipped: :class:`_Decoded`)."""
     raw = _VENDOR_BY_ID.first_raw(conn, {"id": vendor_id})
     if raw is None:
         return None
-    try:
-        found = _VENDORS.get(raw)
-    except TypeError:  # psycopg hands JSON columns back decoded, as lists
-        return loaded(Vendor, _VENDOR_BY_ID.processed(conn, raw))
-    if found is None:
-        if len(_VENDORS) >= _VENDORS_KEPT:
-            _VENDORS.clear()
-        found = _VENDORS[raw] = loaded(Vendor, _VENDOR_BY_ID.processed(conn, raw))
+    found: Vendor = _VENDORS.get(raw, lambda: _VENDOR_BY_ID.converted(conn, raw, 0, len(raw)))
     return found
 
 
@@ -193,16 +215,21 @@ def token(
     migration 0006) with this access or refresh token hash; with its vendor
     and its grant (None for a client-credentials token), in one query. The
     caller checks the hash of a row found by id."""
+    params: dict[str, Any]
     if token_id is not None:
-        row = _TOKEN_BY_ID.first(conn, {"id": token_id})
+        statement, params = _TOKEN_BY_ID, {"id": token_id}
     elif access_hash is not None:
-        row = _LEGACY_BY_ACCESS.first(conn, {"h": access_hash})
+        statement, params = _LEGACY_BY_ACCESS, {"h": access_hash}
     else:
-        row = _LEGACY_BY_REFRESH.first(conn, {"h": refresh_hash})
+        statement, params = _LEGACY_BY_REFRESH, {"h": refresh_hash}
+    row = statement.first_raw(conn, params)
     if row is None:
         return None
-    vendor = loaded(Vendor, dict(zip(_VENDOR_NAMES, row[_VENDOR_AT:_GRANT_AT], strict=True)))
-    return _token_and_grant(row, row[_GRANT_AT:], vendor)
+    vendor_raw = row[_VENDOR_AT:_GRANT_AT]
+    vendor: Vendor = _VENDORS.get(
+        vendor_raw, lambda: statement.converted(conn, row, _VENDOR_AT, _GRANT_AT)
+    )
+    return _token_and_grant(conn, statement, row, _GRANT_AT, vendor)
 
 
 def refresh_token_of(
@@ -214,24 +241,30 @@ def refresh_token_of(
 ) -> tuple[OAuthToken, Vendor, Grant | None] | None:
     """As :func:`token` for a refresh token, if it is ``vendor``'s: the
     vendor is not read again."""
+    params: dict[str, Any]
     if token_id is not None:
-        row = _REFRESH_OF_VENDOR.first(conn, {"id": token_id, "vendor_id": vendor.id})
+        statement, params = _REFRESH_OF_VENDOR, {"id": token_id, "vendor_id": vendor.id}
     else:
-        row = _LEGACY_REFRESH_OF_VENDOR.first(conn, {"h": refresh_hash, "vendor_id": vendor.id})
+        statement = _LEGACY_REFRESH_OF_VENDOR
+        params = {"h": refresh_hash, "vendor_id": vendor.id}
+    row = statement.first_raw(conn, params)
     if row is None:
         return None
-    return _token_and_grant(row, row[_VENDOR_AT:], vendor)
+    return _token_and_grant(conn, statement, row, _VENDOR_AT, vendor)
 
 
 def _token_and_grant(
-    row: Sequence[Any], grant_columns: Sequence[Any], vendor: Vendor
+    conn: Connection, statement: Statement, row: tuple[Any, ...], grant_at: int, vendor: Vendor
 ) -> tuple[OAuthToken, Vendor, Grant | None]:
-    grant_fields = dict(zip(_GRANT_NAMES, grant_columns, strict=True))
-    return (
-        loaded(OAuthToken, dict(zip(_TOKEN_NAMES, row[:_VENDOR_AT], strict=True))),
-        vendor,
-        loaded(Grant, grant_fields) if grant_fields["id"] is not None else None,
-    )
+    """The token (the row's first columns) and its grant (the columns from
+    ``grant_at``), decoded apart: the grant's are mostly unchanged since the
+    last call."""
+    token = statement.converted(conn, row, 0, _VENDOR_AT)
+    grant_raw = row[grant_at:]
+    grant: Grant | None = None
+    if grant_raw[0] is not None:
+        grant = _GRANTS.get(grant_raw, lambda: statement.converted(conn, row, grant_at, len(row)))
+    return loaded(OAuthToken, dict(zip(_TOKEN_NAMES, token, strict=True))), vendor, grant
 
 
 def insert_token(conn: Connection, **values: Any) -> None:
