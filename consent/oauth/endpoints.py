@@ -30,11 +30,11 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import Connection
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from consent.oauth.server import JSONAnswer, Server
 from consent.oauth.server import Request as OAuthRequest
-from consent.oauth.server import Server
 from vrm import groupcommit
 
 # Path -> Authlib endpoint name (None: the token endpoint).
@@ -49,15 +49,13 @@ MAX_FIELDS = 1000
 
 
 def _invalid_request(description: str) -> Response:
-    return JSONResponse(
-        {"error": "invalid_request", "error_description": description},
-        status_code=400,
-    )
+    return JSONAnswer({"error": "invalid_request", "error_description": description}, 400)
 
 
 def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
+    if not isinstance(response, JSONAnswer):  # which says so already
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
     return response
 
 

@@ -22,7 +22,7 @@ import json
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -59,7 +59,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from consent.grants import service as grants
 from consent.grants.models import Grant
@@ -97,6 +97,52 @@ ASSERTION_MAX_SECONDS = 300
 _db: ContextVar[Session] = ContextVar("consent_db")
 _conn: ContextVar[Connection] = ContextVar("consent_conn")
 T = TypeVar("T")
+
+
+_ENCODE_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_NO_STORE = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
+# Authlib's header lists, as raw ASGI headers (Authlib passes the same few
+# lists on every answer: a token, an error, an introspection).
+_RAW_HEADERS: dict[tuple[tuple[str, str], ...], list[tuple[bytes, bytes]]] = {}
+_RAW_HEADERS_KEPT = 64
+
+
+def _raw_headers(headers: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
+    raw = _RAW_HEADERS.get(headers)
+    if raw is None:
+        names = {name.lower() for name, _ in headers}
+        raw = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in dict(headers).items()
+            if name.lower() not in ("cache-control", "pragma", "content-length")
+        ]
+        raw.extend(_NO_STORE)
+        if "content-type" not in names:
+            raw.append((b"content-type", b"application/json"))
+        if len(_RAW_HEADERS) < _RAW_HEADERS_KEPT:
+            _RAW_HEADERS[headers] = raw
+    return raw
+
+
+class JSONAnswer(Response):
+    """A JSON answer of the authorization server (a token, an error, an
+    introspection, a registration), never to be cached (RFC 6749 5.1): the
+    headers Authlib gives, with ``Cache-Control: no-store`` and
+    ``Pragma: no-cache`` whatever it gave for those. Built without
+    Starlette's generic header handling, which cost as much as the rest of
+    a token answer."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int, headers: Any = ()) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = _ENCODE_JSON(content).encode()
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        self.raw_headers = [
+            *_raw_headers(tuple(pairs)),
+            (b"content-length", str(len(self.body)).encode()),
+        ]
 
 
 class Transactional(Protocol):
@@ -812,10 +858,9 @@ class Server(AuthorizationServer):
         return request
 
     def handle_response(self, status: int, body: Any, headers: Any) -> Response:
-        header_map = dict(headers)
         if isinstance(body, dict):
-            return JSONResponse(body, status_code=status, headers=header_map)
-        return Response(body or b"", status_code=status, headers=header_map)
+            return JSONAnswer(body, status, headers)
+        return Response(body or b"", status_code=status, headers=dict(headers))
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None
