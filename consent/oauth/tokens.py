@@ -76,29 +76,25 @@ class ActiveToken:
     openid: bool
     # Vendor-wide scopes of a client-credentials token (feed:read).
     vendor_scopes: tuple[str, ...] = ()
-
-    @property
-    def scope(self) -> str:
-        return " ".join([*self.vendor_scopes, scope_string(self.accesses, self.openid)]).strip()
-
-
-def effective(token: OAuthToken, grant: Grant | None) -> tuple[list[Access], bool]:
-    """What the token may do with customer data: its own scope, cut down to
-    its grant's current scope (a narrowed grant narrows every token at once).
-    A token without a grant (client credentials) reaches no customer data."""
-    if grant is None:
-        return [], False
-    accesses, openid = _effective(token.scope, tuple(grant.scopes))
-    return list(accesses), openid and grant.openid
+    # All of it as a scope string (what a token response and introspection
+    # say the token may do).
+    scope: str = ""
 
 
 @lru_cache(maxsize=4096)
-def _effective(token_scope: str, grant_scopes: tuple[str, ...]) -> tuple[tuple[Access, ...], bool]:
-    # Parsing and intersecting the scopes cost as much as the database on a
-    # vendor read; the answer depends on the two scope strings only.
+def _effective(
+    token_scope: str, grant_scopes: tuple[str, ...], grant_openid: bool
+) -> tuple[tuple[Access, ...], bool, str]:
+    """What a token may do with customer data: its own scope, cut down to
+    its grant's current scope (a narrowed grant narrows every token at
+    once), and that as a scope string. Parsing, intersecting and writing
+    the scopes cost as much as the database on a vendor read; the answer
+    depends on the two scope strings and the grant's openid only."""
     accesses, openid = parse_scopes(token_scope)
     allowed = [parse_scope(s) for s in grant_scopes]
-    return tuple(within(accesses, allowed)), openid
+    kept = within(accesses, allowed)
+    openid = openid and grant_openid
+    return tuple(kept), openid, scope_string(kept, openid)
 
 
 def _usable(
@@ -106,20 +102,16 @@ def _usable(
 ) -> ActiveToken | None:
     if row.revoked_at is not None or vendor.disabled_at is not None:
         return None
-    if row.grant_id is not None and (grant is None or not grants.is_active(grant, now)):
+    if grant is None:
+        if row.grant_id is not None:  # its grant is gone
+            return None
+        # Client credentials: vendor-wide scopes, no customer data.
+        vendor_scopes = tuple(s for s in row.scope.split() if s in VENDOR_SCOPES)
+        return ActiveToken(row, vendor, None, [], False, vendor_scopes, " ".join(vendor_scopes))
+    if not grants.is_active(grant, now):
         return None
-    accesses, openid = effective(row, grant)
-    vendor_scopes = (
-        () if grant is not None else tuple(s for s in row.scope.split() if s in VENDOR_SCOPES)
-    )
-    return ActiveToken(
-        token=row,
-        vendor=vendor,
-        grant=grant,
-        accesses=accesses,
-        openid=openid,
-        vendor_scopes=vendor_scopes,
-    )
+    accesses, openid, scope = _effective(row.scope, tuple(grant.scopes), grant.openid)
+    return ActiveToken(row, vendor, grant, list(accesses), openid, (), scope)
 
 
 @dataclass(frozen=True)
