@@ -64,6 +64,24 @@ from vrm.db import BUSY_TIMEOUT_SECONDS
 T = TypeVar("T")
 
 
+# Key of the dict, in the group connection's info, of reads that hold for
+# the whole group (steady_reads).
+_STEADY = "vrm.groupcommit.steady"
+
+
+def steady_reads(conn: Connection) -> dict[Any, Any] | None:
+    """A dict for rows read in a group that nothing can change before the
+    group commits, or None outside a group, and on PostgreSQL.
+
+    On SQLite a group holds the write lock from its first statement, so no
+    other connection writes until it commits, and its work only writes
+    tokens, codes, assertions and events: a vendor read by one request of
+    the group (to authenticate it) is the same row for the next, and need
+    not be read again. On PostgreSQL other connections commit while a group
+    runs, and every request reads afresh."""
+    return conn.info.get(_STEADY)
+
+
 class Savepoint:
     """One request's part of the group's transaction.
 
@@ -186,6 +204,7 @@ class GroupCommit:
                 # The write lock first, or nothing: fails with SQLITE_BUSY
                 # at once while another process holds it.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+                conn.info[_STEADY] = {}
             for job in batch:
                 job.error = job.result = None
                 savepoint = Savepoint(cursor)
@@ -195,8 +214,10 @@ class GroupCommit:
                     job.error = exc
                     savepoint.rollback()
             cursor.close()
+            conn.info.pop(_STEADY, None)
             self._commit(conn)
         except BaseException:
+            conn.info.pop(_STEADY, None)
             try:
                 conn.rollback()
             except Exception:

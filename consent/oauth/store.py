@@ -31,6 +31,7 @@ from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.vendors.models import Vendor
 from vrm.accounts.models import Customer
 from vrm.dbapi import Statement
+from vrm.groupcommit import steady_reads
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -182,12 +183,21 @@ _GRANTS = _Decoded(Grant, _GRANT_NAMES)
 
 def vendor(conn: Connection, vendor_id: str) -> Vendor | None:
     """The vendor, read on every call: a changed secret, a disabled vendor
-    or new redirect URIs count at once (only the decoding of an unchanged
-    row is skipped: :class:`_Decoded`)."""
+    or new redirect URIs count at once. Only the decoding of an unchanged
+    row is skipped (:class:`_Decoded`), and, within one group commit on
+    SQLite, a second read of a row that cannot have changed since the first
+    (vrm.groupcommit.steady_reads)."""
+    steady = steady_reads(conn)
+    key = ("vendor", vendor_id)
+    if steady is not None and key in steady:
+        kept: Vendor | None = steady[key]
+        return kept
     raw = _VENDOR_BY_ID.first_raw(conn, {"id": vendor_id})
-    if raw is None:
-        return None
-    found: Vendor = _VENDORS.get(raw, lambda: _VENDOR_BY_ID.converted(conn, raw, 0, len(raw)))
+    found: Vendor | None = None
+    if raw is not None:
+        found = _VENDORS.get(raw, lambda: _VENDOR_BY_ID.converted(conn, raw, 0, len(raw)))
+    if steady is not None:
+        steady[key] = found
     return found
 
 

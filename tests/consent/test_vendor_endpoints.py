@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -115,6 +116,30 @@ def test_a_disabled_vendor_is_refused_and_its_tokens_die_at_once(
     assert r.json()["error"] == "invalid_client"
     with Session(app.state.engine) as session:
         assert tokens.check_access_token(session.connection(), app.state.vault, live) is None
+
+
+def test_in_one_event_loop_a_changed_vendor_counts_on_the_next_request(
+    app: FastAPI, vendor: Vendor
+) -> None:
+    # As a server runs: every request in one loop, so in one group commit's
+    # connection, which keeps the vendors it read for one group only.
+    with TestClient(app) as client:
+
+        def client_credentials(secret: str) -> int:
+            return client.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials", "scope": "feed:read"},
+                auth=(vendor.client_id, secret),
+            ).status_code
+
+        assert client_credentials(vendor.client_secret) == 200
+        with Session(app.state.engine) as session:
+            new = vendors.rotate_secret(session, app.state.vault, vendor.client_id)
+        assert client_credentials(vendor.client_secret) == 401
+        assert client_credentials(new) == 200
+        with Session(app.state.engine) as session:
+            vendors.disable(session, vendor.client_id)
+        assert client_credentials(new) == 401
 
 
 def test_revoking_an_access_token_ends_it_and_the_refresh_token_issued_with_it(

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, select
 
 from tests.conftest import Person
 from vrm.db import BUSY_TIMEOUT_SECONDS
-from vrm.groupcommit import GroupCommit, Savepoint
+from vrm.groupcommit import GroupCommit, Savepoint, steady_reads
 from vrm.settings import Settings
 from vrm.vendor_api.models import AccessEvent
 from vrm.vendor_api.service import Reader, access_row, add_accesses
@@ -253,3 +253,29 @@ def test_sqlite_keeps_the_savepoints_journal_in_memory(app: FastAPI, settings: S
         pytest.skip("SQLite's temporary store")
     with app.state.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY
+
+
+def test_steady_reads_are_shared_by_one_group_on_sqlite_only(
+    group: GroupCommit, settings: Settings
+) -> None:
+    def keeps(conn: Connection, _: Savepoint) -> Any:
+        steady = steady_reads(conn)
+        if steady is not None:
+            steady.setdefault("seen", []).append(1)
+            return id(steady), len(steady["seen"])
+        return None
+
+    first = _at_once(group, [keeps, keeps])
+    second = _at_once(group, [keeps])
+    if not settings.is_sqlite:
+        # Other connections commit while a PostgreSQL group runs.
+        assert first == [None, None]
+        assert second == [None]
+        return
+    # One dict for the group; the next group starts with a new one.
+    assert first[0][0] == first[1][0]
+    assert [n for _, n in first] == [1, 2]
+    assert second[0][1] == 1
+    # Outside a group, none.
+    with group.engine.connect() as conn:
+        assert steady_reads(conn) is None
