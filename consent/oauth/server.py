@@ -64,7 +64,8 @@ from starlette.responses import Response
 from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth import keys, store, tokens
-from consent.oauth.models import AuthorizationCode, OAuthToken
+from consent.oauth.models import AuthorizationCode
+from consent.oauth.store import TokenRow
 from consent.scopes import (
     VENDOR_SCOPES,
     DataRequest,
@@ -304,7 +305,7 @@ class Code:
 class Token(TokenMixin):
     """A token row plus what it may do right now (None: not usable)."""
 
-    def __init__(self, row: OAuthToken, active: tokens.ActiveToken | None, kind: str) -> None:
+    def __init__(self, row: TokenRow, active: tokens.ActiveToken | None, kind: str) -> None:
         self.row = row
         self.active = active
         self.kind = kind

@@ -8,10 +8,13 @@ dialect, and run on the driver's cursor inside the transaction of the
 :class:`~sqlalchemy.Connection` given (vrm/dbapi.py). Column types still
 apply: UTC datetimes and JSON come back as the ORM would give them.
 
-Rows are handed on as instances of the table models (:func:`loaded`), so
-the rest of the code sees the same ``Vendor``, ``OAuthToken`` and ``Grant``
-as everywhere else; those instances belong to no session and are only read.
-Changes go through the statements here, never through ``session.add``.
+Vendor and grant rows are handed on as instances of the table models
+(:func:`loaded`), so the rest of the code sees the same ``Vendor`` and
+``Grant`` as everywhere else; those instances belong to no session and are
+only read. A token row, read once per vendor call and never shared, is a
+:class:`TokenRow`, a named tuple of the same columns: a model instance cost
+more to make than the rest of its decoding. Changes go through the
+statements here, never through ``session.add``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import configure_mappers, instrumentation
@@ -34,6 +37,26 @@ from vrm.dbapi import Statement
 from vrm.groupcommit import steady_reads
 
 M = TypeVar("M", bound=SQLModel)
+
+
+class TokenRow(NamedTuple):
+    """A row of ``oauth_token`` (consent.oauth.models.OAuthToken), its
+    columns in the table's order, as read."""
+
+    id: str
+    access_hash: bytes
+    refresh_hash: bytes | None
+    legacy: bool | None
+    family_id: str
+    vendor_id: str
+    grant_id: str | None
+    customer_id: str | None
+    scope: str
+    issued_at: datetime
+    expires_at: datetime
+    refresh_expires_at: datetime | None
+    refreshed_at: datetime | None
+    revoked_at: datetime | None
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -220,7 +243,7 @@ def token(
     token_id: str | None = None,
     access_hash: bytes | None = None,
     refresh_hash: bytes | None = None,
-) -> tuple[OAuthToken, Vendor, Grant | None] | None:
+) -> tuple[TokenRow, Vendor, Grant | None] | None:
     """The token row with this id, or the legacy row (issued before
     migration 0006) with this access or refresh token hash; with its vendor
     and its grant (None for a client-credentials token), in one query. The
@@ -248,7 +271,7 @@ def refresh_token_of(
     *,
     token_id: str | None = None,
     refresh_hash: bytes | None = None,
-) -> tuple[OAuthToken, Vendor, Grant | None] | None:
+) -> tuple[TokenRow, Vendor, Grant | None] | None:
     """As :func:`token` for a refresh token, if it is ``vendor``'s: the
     vendor is not read again."""
     params: dict[str, Any]
@@ -265,7 +288,7 @@ def refresh_token_of(
 
 def _token_and_grant(
     conn: Connection, statement: Statement, row: tuple[Any, ...], grant_at: int, vendor: Vendor
-) -> tuple[OAuthToken, Vendor, Grant | None]:
+) -> tuple[TokenRow, Vendor, Grant | None]:
     """The token (the row's first columns) and its grant (the columns from
     ``grant_at``), decoded apart: the grant's are mostly unchanged since the
     last call."""
@@ -274,7 +297,7 @@ def _token_and_grant(
     grant: Grant | None = None
     if grant_raw[0] is not None:
         grant = _GRANTS.get(grant_raw, lambda: statement.converted(conn, row, grant_at, len(row)))
-    return loaded(OAuthToken, dict(zip(_TOKEN_NAMES, token, strict=True))), vendor, grant
+    return TokenRow(*token), vendor, grant
 
 
 def insert_token(conn: Connection, **values: Any) -> None:

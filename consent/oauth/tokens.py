@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth import store
-from consent.oauth.models import OAuthToken
+from consent.oauth.store import TokenRow
 from consent.scopes import (
     VENDOR_SCOPES,
     Access,
@@ -69,7 +69,7 @@ def id_of(token: str) -> str | None:
 class ActiveToken:
     """A token that may be used right now, with what it may do right now."""
 
-    token: OAuthToken
+    token: TokenRow
     vendor: Vendor
     grant: Grant | None
     accesses: list[Access]
@@ -98,7 +98,7 @@ def _effective(
 
 
 def _usable(
-    row: OAuthToken, vendor: Vendor, grant: Grant | None, now: datetime
+    row: TokenRow, vendor: Vendor, grant: Grant | None, now: datetime
 ) -> ActiveToken | None:
     if row.revoked_at is not None or vendor.disabled_at is not None:
         return None
@@ -118,7 +118,7 @@ def _usable(
 class Found:
     """A token row as stored, with its vendor and grant, whether usable or not."""
 
-    row: OAuthToken
+    row: TokenRow
     vendor: Vendor
     grant: Grant | None
     kind: str  # access_token | refresh_token
@@ -156,7 +156,7 @@ def _key(token: str, token_hash: bytes, hash_column: str) -> dict[str, Any]:
 
 
 def _checked(
-    found: tuple[OAuthToken, Vendor, Grant | None] | None, token_hash: bytes, kind: str
+    found: tuple[TokenRow, Vendor, Grant | None] | None, token_hash: bytes, kind: str
 ) -> Found | None:
     """The row found, if the token's hash is the one stored (compared in
     constant time): anyone may know an id."""
@@ -204,7 +204,7 @@ def check_access_token(conn: Connection, vault: Vault, token: str) -> ActiveToke
     return found.usable() if found is not None else None
 
 
-def consume_refresh(conn: Connection, row: OAuthToken) -> bool:
+def consume_refresh(conn: Connection, row: TokenRow) -> bool:
     """Mark the refresh token used, atomically: True for the first use only.
     A second use (a replay, or a stolen copy racing the real client) gets
     False, and the caller revokes the family."""

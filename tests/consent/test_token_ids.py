@@ -187,3 +187,18 @@ def test_a_client_credentials_token_is_a_family_of_one(app: FastAPI, vendor: Ven
         session.commit()
     assert vendor.introspect(one["access_token"]) == {"active": False}
     assert vendor.introspect(other["access_token"])["active"] is True
+
+
+def test_a_token_row_as_the_endpoints_read_it_is_the_stored_row(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    # The token endpoints read rows as named tuples (store.TokenRow), column
+    # by column in the table's order: every value must land on its name.
+    t = tokens_for(ana, vendor)
+    with Session(app.state.engine) as session:
+        found = tokens.find_refresh(session.connection(), app.state.vault, t["refresh_token"])
+        assert found is not None
+        stored = session.get(OAuthToken, found.row.id)
+        assert stored is not None
+        assert found.row._asdict() == stored.model_dump()
+        assert found.row.issued_at < found.row.expires_at < found.row.refresh_expires_at
