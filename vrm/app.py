@@ -21,7 +21,7 @@ from vrm.crypto.keystore import FileKeyStore, KeyStore
 from vrm.db import make_engine, start_checkpoints
 from vrm.errors import install_handlers
 from vrm.keys.service import Vault
-from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware, UnhandledErrors
+from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
 from vrm.settings import Settings, get_settings
 from vrm.vendor_api.reads import category_of, vendor_read
 from vrm.vendor_api.routes import deposit_router, feed_router
@@ -49,7 +49,7 @@ class App(FastAPI):
     the body limit, and a 500 problem for an unexpected error. The same
     apps are also FastAPI routes, which answer the other methods."""
 
-    # Each lean app inside the body limit and the error guard.
+    # Each lean app inside the body limit, which also guards its errors.
     wrapped: dict[ASGIApp, ASGIApp]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     # dependency graph on every request (about 1 ms each).
     install_handlers(app)
     app.wrapped = {
-        lean: BodyLimitMiddleware(UnhandledErrors(lean), limit=settings.max_body_bytes)
+        lean: BodyLimitMiddleware(lean, limit=settings.max_body_bytes, guard_errors=True)
         for lean in (vendor_endpoint, vendor_read)
     }
     app.add_middleware(JSONOnlyMiddleware)

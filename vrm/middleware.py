@@ -41,17 +41,26 @@ class _TooLarge(Exception):
 
 class BodyLimitMiddleware:
     """413 for bodies over ``limit`` bytes, whether announced by
-    Content-Length or discovered while streaming a chunked body."""
+    Content-Length or discovered while streaming a chunked body.
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    With ``guard_errors``, also the last word on errors, for the apps that
+    run outside FastAPI's stack (``vrm.app.App``'s lean apps): what
+    FastAPI's handler for ``Exception`` does (vrm/errors.py), the error
+    logged with its traceback and answered with a 500 problem if no answer
+    has started. (One layer, not two: each wraps the app's send and receive
+    on every request.)"""
+
+    def __init__(self, app: ASGIApp, *, limit: int, guard_errors: bool = False) -> None:
         self.app = app
         self.limit = limit
+        self.guard_errors = guard_errors
+        self.detail = f"Request bodies are limited to {limit} bytes."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        detail = f"Request bodies are limited to {self.limit} bytes."
+        detail = self.detail
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
@@ -91,6 +100,12 @@ class BodyLimitMiddleware:
         except _TooLarge:
             if not started:
                 await _problem(send, 413, "payload-too-large", "Request body too large", detail)
+        except Exception as exc:
+            if not self.guard_errors:
+                raise
+            response = unhandled(scope["method"], scope["path"], exc)
+            if not started:
+                await response(scope, receive, send)
 
 
 class JSONOnlyMiddleware:
@@ -123,27 +138,3 @@ class JSONOnlyMiddleware:
                 )
                 return
         await self.app(scope, receive, send)
-
-
-class UnhandledErrors:
-    """What FastAPI's handler for ``Exception`` does (vrm/errors.py), for
-    the apps that run outside FastAPI's stack: an error is logged with its
-    traceback and answered with a 500 problem, if no answer has started."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            response = unhandled(scope["method"], scope["path"], exc)
-            if not started:
-                await response(scope, receive, send)
