@@ -93,8 +93,7 @@ async def _grouped(state: Any, name: str | None, oreq: OAuthRequest) -> Response
     server: Server = state.oauth
 
     def work(connection: Connection, savepoint: groupcommit.Savepoint) -> Response:
-        with server.connected(connection, savepoint):
-            return _answer(server, name, oreq)
+        return server.run_on(connection, savepoint, _answer, server, name, oreq)
 
     return await groupcommit.of(state).run(work)
 

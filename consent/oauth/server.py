@@ -759,16 +759,21 @@ class Server(AuthorizationServer):
         finally:
             _db.reset(reset)
 
-    @contextmanager
-    def connected(
-        self, connection: Connection, transaction: Transactional | None = None
-    ) -> Iterator[None]:
-        """Callbacks use ``connection`` (the vendor endpoints), and commit
-        and roll back ``transaction`` (by default the connection's own)."""
+    def run_on(
+        self,
+        connection: Connection,
+        transaction: Transactional,
+        work: Callable[..., T],
+        *args: Any,
+    ) -> T:
+        """``work(*args)``, its callbacks on ``connection``, committing and
+        rolling back ``transaction`` (the vendor endpoints: the group
+        commit's connection and the request's savepoint). A plain call, not
+        a context manager: this runs for every vendor call."""
         reset = _conn.set(connection)
-        reset_tx = _tx.set(transaction or connection)
+        reset_tx = _tx.set(transaction)
         try:
-            yield
+            return work(*args)
         finally:
             _tx.reset(reset_tx)
             _conn.reset(reset)
