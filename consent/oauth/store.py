@@ -111,7 +111,22 @@ _VENDOR_BY_ID = Statement(select(VENDOR).where(VENDOR.c.id == bindparam("id")))
 _GRANT_BY_ID = Statement(select(GRANT).where(GRANT.c.id == bindparam("id")))
 _CUSTOMER_BY_ID = Statement(select(CUSTOMER).where(CUSTOMER.c.id == bindparam("id")))
 _CODE_BY_HASH = Statement(select(CODE).where(CODE.c.code_hash == bindparam("h")))
-_INSERT_TOKEN = Statement(insert(TOKEN))
+# A new token: every column but those a new row leaves NULL (refreshed_at,
+# revoked_at, legacy), which the table defaults.
+_INSERTED = (
+    "id",
+    "access_hash",
+    "refresh_hash",
+    "family_id",
+    "vendor_id",
+    "grant_id",
+    "customer_id",
+    "scope",
+    "issued_at",
+    "expires_at",
+    "refresh_expires_at",
+)
+_INSERT_TOKEN = Statement(insert(TOKEN).values({name: bindparam(name) for name in _INSERTED}))
 _CONSUME_REFRESH = Statement(
     update(TOKEN)
     .where(
@@ -301,9 +316,8 @@ def _token_and_grant(
 
 
 def insert_token(conn: Connection, **values: Any) -> None:
-    _INSERT_TOKEN.execute(
-        conn, {"refreshed_at": None, "revoked_at": None, "legacy": None, **values}
-    )
+    """A new token row: the values of every column in ``_INSERTED``."""
+    _INSERT_TOKEN.execute(conn, values)
 
 
 def consume_refresh(conn: Connection, token_id: str, now: datetime) -> bool:
