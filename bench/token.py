@@ -55,6 +55,8 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 OP_DIR = Path(__file__).resolve().parent / "oidc_provider"
 PHASES = ("client_credentials", "refresh_token")
+# Issue 3: at least oidc-provider's throughput, phase by phase.
+GOAL = 1.0
 SCOPES = "profile.email:read preferences:read"
 REDIRECT_URI = "https://vendor.example/callback"
 
@@ -750,7 +752,12 @@ def print_table(results: list[PhaseResult], args: argparse.Namespace) -> None:
     for phase in args.phases:
         ours, peer = by.get(("ours", phase)), by.get(("oidc-provider", phase))
         if ours and peer and peer.rps:
-            print(f"ratio ours / oidc-provider, {phase}: {ours.rps / peer.rps:.2f}x")
+            ratio = ours.rps / peer.rps
+            verdict = "met" if ratio >= GOAL else "not met"
+            print(
+                f"ratio ours / oidc-provider, {phase}: {ratio:.2f}x"
+                f" (goal: at least {GOAL:.1f}x, {verdict})"
+            )
 
 
 def main() -> None:
