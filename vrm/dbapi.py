@@ -38,8 +38,8 @@ class _Compiled:
     # (index, processor) of the result columns whose type converts values
     results: tuple[tuple[int, Callable[[Any], Any]], ...]
     columns: tuple[str, ...]
-    # For qmark drivers: the parameter tuple in one call, and the (index,
-    # processor) of the values needing conversion.
+    # For qmark drivers (SQLite): the parameter tuple in one call, and the
+    # (index, processor) of the values needing conversion.
     getter: Callable[[Mapping[str, Any]], Any] | None = field(default=None, compare=False)
     converts: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
     # The result processors of column ranges, by (start, stop): see
@@ -82,10 +82,10 @@ class Statement:
         positional = tuple(compiled.positiontup or ()) if compiled.positional else None
         getter = None
         converts: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
-        if positional:
+        if positional is not None:
             by_name = dict(binds)
             converts = tuple((i, by_name[n]) for i, n in enumerate(positional) if n in by_name)
-            getter = itemgetter(*positional) if len(positional) > 1 else _one(positional[0])
+            getter = _getter(positional)
         found = _Compiled(
             compiled.string,
             positional,
@@ -115,6 +115,7 @@ class Statement:
             for at, process in compiled.converts:
                 converted[at] = process(converted[at])
             return converted
+        # Named parameters (psycopg): the dict, its values converted.
         if compiled.defaults:
             params = {**compiled.defaults, **params}
         if compiled.binds:
@@ -122,8 +123,6 @@ class Statement:
             for name, process in compiled.binds:
                 if name in params:
                     params[name] = process(params[name])
-        if compiled.positional is not None:
-            return tuple(params[n] for n in compiled.positional)
         return params
 
     def _cursor(self, conn: Connection) -> Any:
@@ -204,8 +203,14 @@ class Statement:
         return self.processed(conn, row) if row is not None else None
 
 
-def _one(name: str) -> Callable[[Mapping[str, Any]], tuple[Any]]:
-    return lambda params: (params[name],)
+def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of ``names``, in order, from a dict of parameters."""
+    if len(names) > 1:
+        return itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda params: (params[name],)
+    return lambda params: ()
 
 
 def _wrapped(conn: Connection, compiled: _Compiled, exc: Exception) -> StatementError:

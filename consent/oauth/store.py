@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import configure_mappers, instrumentation
@@ -182,7 +182,7 @@ def loaded(model: type[M], row: Mapping[Any, Any]) -> M:
 # -- vendors, customers, grants --------------------------------------------
 
 
-class _Decoded:
+class _Decoded(Generic[M]):
     """Instances of a table model by their row exactly as the database
     returned it, so that an unchanged row is not decoded again (its JSON
     lists and datetimes, and the instance: about half the cost of reading
@@ -193,12 +193,12 @@ class _Decoded:
 
     KEPT = 1024
 
-    def __init__(self, model: type[SQLModel], names: Sequence[str]) -> None:
+    def __init__(self, model: type[M], names: Sequence[str]) -> None:
         self.model = model
         self.names = tuple(names)
-        self._kept: dict[tuple[Any, ...], Any] = {}
+        self._kept: dict[tuple[Any, ...], M] = {}
 
-    def get(self, raw: tuple[Any, ...], decode: Callable[[], Sequence[Any]]) -> Any:
+    def get(self, raw: tuple[Any, ...], decode: Callable[[], Sequence[Any]]) -> M:
         """The instance for ``raw``; ``decode`` gives its values converted
         by their column types, when it is not kept yet."""
         try:
@@ -211,7 +211,7 @@ class _Decoded:
             found = self._kept[raw] = self._load(decode())
         return found
 
-    def _load(self, values: Sequence[Any]) -> Any:
+    def _load(self, values: Sequence[Any]) -> M:
         return loaded(self.model, dict(zip(self.names, values, strict=True)))
 
 
@@ -231,7 +231,7 @@ def vendor(conn: Connection, vendor_id: str) -> Vendor | None:
         kept: Vendor | None = steady[key]
         return kept
     raw = _VENDOR_BY_ID.first_raw(conn, {"id": vendor_id})
-    found: Vendor | None = None
+    found = None
     if raw is not None:
         found = _VENDORS.get(raw, lambda: _VENDOR_BY_ID.converted(conn, raw, 0, len(raw)))
     if steady is not None:
@@ -274,9 +274,7 @@ def token(
     if row is None:
         return None
     vendor_raw = row[_VENDOR_AT:_GRANT_AT]
-    vendor: Vendor = _VENDORS.get(
-        vendor_raw, lambda: statement.converted(conn, row, _VENDOR_AT, _GRANT_AT)
-    )
+    vendor = _VENDORS.get(vendor_raw, lambda: statement.converted(conn, row, _VENDOR_AT, _GRANT_AT))
     return _token_and_grant(conn, statement, row, _GRANT_AT, vendor)
 
 
