@@ -14,7 +14,7 @@ transaction is committed, so nothing is sent that is not on disk first. A
 request's work sees what the requests before it in the group wrote, exactly
 as if each had committed.
 
-- On SQLite the group runs in the loop, one turn after its first request
+- On SQLite the group runs in the loop, two turns after its first request
   came (so that the requests that arrived meanwhile join it): the work is a
   few hundred microseconds of CPU, cheaper than a hop to a thread (with
   the group in a thread, the GIL handed back and forth cost a quarter of

@@ -1,8 +1,8 @@
 """Pure ASGI middleware: body size limit, JSON-only writes, and the last
 word on errors for the lean vendor endpoints.
 
-The first two answer with problem details before a handler runs, so an
-oversized or non-JSON body never reaches parsing, let alone the database.
+Both answer with problem details before a handler runs, so an oversized
+or non-JSON body never reaches parsing, let alone the database.
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ Vendors call these far more often than anything else, so they are one small
 ASGI app rather than FastAPI routes: no dependency solving, no route search,
 no Starlette ``Request``, and the form parsed straight from the body. The
 app (``vendor_endpoint``) answers a POST to one of them ahead of FastAPI's
-middleware and routing, inside the body limit and an error guard of its own
-(``vrm.app.App``); it is also the routes of ``consent.oauth.routes.router``,
-which answer 405 to the other methods.
+middleware and routing, inside the body limit, which also answers its
+unexpected errors (``vrm.app.App``); it is also the routes of
+``consent.oauth.routes.router``, which answer 405 to the other methods.
 
 The work runs in the app's group commit (vrm/groupcommit.py): the requests
 answered meanwhile run in one transaction, each in a savepoint of its own,
-and each answer waits for that commit. On SQLite that is one turn of the
+and each answer waits for that commit. On SQLite that is two turns of the
 event loop after the group's first request, in the loop itself (a few
 hundred microseconds of CPU, cheaper than a hop to a thread, and one
 process never runs two at once, so they never wait on each other's locks);

@@ -196,13 +196,22 @@ def test_a_new_process_can_answer_a_token_request_first(settings: Settings, vend
 CC = {"grant_type": "client_credentials", "scope": "feed:read"}
 
 
-def _at_once(app: FastAPI, vendor: Vendor, forms: list[dict[str, str]]) -> list[Any]:
-    """Token requests sent at once, in one event loop."""
+def _at_once(
+    app: FastAPI,
+    vendor: Vendor,
+    forms: list[dict[str, str]],
+    auths: list[tuple[str, str]] | None = None,
+) -> list[Any]:
+    """Token requests sent at once, in one event loop; as ``vendor``, or
+    each with its own credentials from ``auths``."""
 
     async def run() -> list[Any]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            sends = (c.post("/oauth/token", data=form, auth=vendor.auth) for form in forms)
+            sends = (
+                c.post("/oauth/token", data=form, auth=auth)
+                for form, auth in zip(forms, auths or [vendor.auth] * len(forms), strict=True)
+            )
             return list(await asyncio.gather(*sends))
 
     return asyncio.run(run())
@@ -227,6 +236,22 @@ def test_tokens_issued_at_once_are_each_stored_before_they_are_sent(
     assert len(set(issued)) == 12
     assert all(_active(vendor, t) for t in issued)
     assert all(r.headers["cache-control"] == "no-store" for r in answers)
+
+
+def test_vendors_answered_at_once_are_each_authenticated_as_themselves(
+    app: FastAPI, vendor: Vendor, other_vendor: Vendor
+) -> None:
+    # One group reads each vendor once (groupcommit.steady_reads): the
+    # second vendor must not be taken for the first, nor the first's secret
+    # open the second.
+    mixed = (other_vendor.client_id, vendor.client_secret)
+    answers = _at_once(app, vendor, [CC] * 3, auths=[vendor.auth, other_vendor.auth, mixed])
+    assert [r.status_code for r in answers] == [200, 200, 401]
+    mine, theirs = answers[0].json()["access_token"], answers[1].json()["access_token"]
+    assert _active(vendor, mine)
+    assert not _active(other_vendor, mine)
+    assert _active(other_vendor, theirs)
+    assert not _active(vendor, theirs)
 
 
 def test_refreshes_at_once_each_rotate_their_own_family(
