@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from vrm import migrate
 from vrm.accounts.passwords import Passwords
+from vrm.backup.cli import backup_app
 from vrm.cli_vendors import vendors_app
 from vrm.crypto.keystore import FileKeyStore
 from vrm.db import make_engine
@@ -29,6 +30,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(vendors_app, name="vendors")
+app.add_typer(backup_app, name="backup")
 out = Console()
 err = Console(stderr=True)
 

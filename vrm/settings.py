@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Empty means "data_dir/keys".
     key_dir: Path | None = None
+    # Ids of erased customers, replayed by `vrm backup restore` (vrm/backup).
+    # Empty means "data_dir/erasures.journal"; keep it off the data disk.
+    erasure_journal: Path | None = None
+    # The key `vrm backup` seals backups with (or --key-file): 32 bytes,
+    # base64url-encoded, as `vrm backup new-key` prints.
+    backup_key: SecretStr | None = None
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -82,6 +88,12 @@ class Settings(BaseSettings):
     @property
     def key_dir_resolved(self) -> Path:
         return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def erasure_journal_resolved(self) -> Path:
+        if self.erasure_journal is not None:
+            return self.erasure_journal
+        return self.data_dir / "erasures.journal"
 
     @property
     def database_url_resolved(self) -> str:

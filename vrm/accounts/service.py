@@ -14,6 +14,7 @@ from consent.grants import service as grants
 from vrm.accounts import throttle
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.accounts.passwords import Passwords
+from vrm.backup.journal import ErasureJournal
 from vrm.catalogue import ACCOUNT
 from vrm.dbtypes import utcnow
 from vrm.errors import Conflict, Forbidden, Unauthenticated
@@ -239,11 +240,14 @@ def delete_account(
         password=password,
         now=utcnow(),
     )
-    erase(session=session, vault=vault, customer_id=customer.id)
+    erase(session=session, vault=vault, settings=settings, customer_id=customer.id)
 
 
-def erase(*, session: Session, vault: Vault, customer_id: str) -> None:
+def erase(*, session: Session, vault: Vault, settings: Settings, customer_id: str) -> None:
     unrevoked = grants.unrevoked(session, customer_id=customer_id)
+    # Journaled before anything is destroyed, so that restoring a backup
+    # taken earlier erases the customer again (vrm/backup/journal.py).
+    ErasureJournal.of(settings).record(customer_id)
     vault.shred(customer_id)
     for table in (HistoryRecord, DocumentRecord, LoginSession, DataKey):
         session.exec(delete(table).where(col(table.customer_id) == customer_id))
