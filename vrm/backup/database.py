@@ -60,6 +60,8 @@ def load(settings: Settings, source: Path) -> None:
     if settings.is_sqlite:
         path = _sqlite_path(settings)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Readable by the service user only, whatever the umask (a new file).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         with _closing(sqlite3.connect(source)) as src:
             with _closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS)) as dst:
                 src.backup(dst)
