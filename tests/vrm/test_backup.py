@@ -4,6 +4,7 @@ restore (the erasure journal, vrm/backup/journal.py)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -310,3 +311,64 @@ def test_journal_ignores_a_line_torn_by_a_crash_and_goes_on_after_it(tmp_path: P
     lines = journal.path.read_text().splitlines()
     assert [line.split(" ")[1] for line in lines] == ["a1", "b2#torn", "c3"]
     assert journal.path.stat().st_mode & 0o777 == 0o600
+
+
+# -- create ----------------------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_backup_with_a_lost_root_key_is_made_and_says_so(
+    settings: Settings, tmp_path: Path, backup_key: str, ana: Person, bob: Person
+) -> None:
+    shutil.rmtree(settings.key_dir_resolved / "customers" / bob.id)
+    folder = tmp_path / "backup"
+    result = vrm(settings, "backup", "create", str(folder), key=backup_key)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"backup written to {folder}: 2 customers, 1 root keys\n"
+    assert result.stderr == (
+        "vrm: warning: 1 root keys the database needs are missing from the key store; "
+        "those customers' data cannot be read from this backup\n"
+    )
+    assert archive.read_manifest(folder)[0]["missing_root_keys"] == 1
+
+
+@SQLITE_ONLY
+def test_backup_into_a_folder_that_holds_files_is_refused(
+    settings: Settings, tmp_path: Path, backup_key: str, ana: Person
+) -> None:
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    result = vrm(settings, "backup", "create", str(folder), key=backup_key)
+    _failed(result, f"{folder} is not empty: give a new folder for each backup")
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+@SQLITE_ONLY
+def test_backup_without_a_key_is_refused(settings: Settings, tmp_path: Path, ana: Person) -> None:
+    folder = tmp_path / "backup"
+    result = CliRunner().invoke(
+        cli.app,
+        ["backup", "create", str(folder)],
+        env={"VRM_DATA_DIR": str(settings.data_dir), "VRM_BACKUP_KEY": None},
+    )
+    _failed(
+        result, "no backup key: set VRM_BACKUP_KEY or pass --key-file (see `vrm backup new-key`)"
+    )
+    assert not folder.exists()
+
+
+@SQLITE_ONLY
+def test_backup_key_from_a_key_file_restores(
+    app: FastAPI, settings: Settings, tmp_path: Path, ana: Person
+) -> None:
+    key_file = tmp_path / "backup.key"
+    key_file.write_text(new_key() + "\n")
+    folder = tmp_path / "backup"
+    made = vrm(settings, "backup", "create", str(folder), "--key-file", str(key_file), key="")
+    _created(made, folder, 1)
+    _stop(app)
+    result = vrm(
+        settings, "backup", "restore", str(folder), "--force", "--key-file", str(key_file), key=""
+    )
+    assert result.exit_code == 0, result.output
