@@ -22,7 +22,7 @@ from vrm import cli, groupcommit
 from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.app import create_app
-from vrm.backup import archive
+from vrm.backup import archive, database
 from vrm.backup.journal import ErasureJournal
 from vrm.backup.sealing import new_key, parse_key
 from vrm.crypto.keystore import FileKeyStore
@@ -165,10 +165,11 @@ def test_the_backups_copy_of_an_erased_customer_no_longer_opens_after_the_restor
 def backed_up(
     app: FastAPI, settings: Settings, tmp_path: Path, backup_key: str, ana: Person
 ) -> Path:
-    """A backup of ana's store, then a write the backup does not hold."""
+    """A backup of ana's store, then a customer the backup does not hold."""
     _write(ana)
     folder = tmp_path / "backup"
     _created(vrm(settings, "backup", "create", str(folder), key=backup_key), folder, 1)
+    sign_up_and_log_in(app, "carol@example.org").client.close()
     return folder
 
 
@@ -203,7 +204,7 @@ def _edit_manifest(folder: Path) -> None:
 
 def _other_backups_keys(folder: Path, settings: Settings, key: str) -> None:
     other = folder.parent / "other"
-    _created(vrm(settings, "backup", "create", str(other), key=key), other, 1)
+    _created(vrm(settings, "backup", "create", str(other), key=key), other, 2)
     (folder / "keys.sealed").write_bytes((other / "keys.sealed").read_bytes())
 
 
@@ -234,7 +235,6 @@ def test_restore_of_a_tampered_backup_fails_and_leaves_the_store_as_it_was(
     assert _store_state(settings, ana) == before
 
 
-@SQLITE_ONLY
 def test_restore_over_a_store_that_holds_data_needs_force(
     settings: Settings, backed_up: Path, backup_key: str, ana: Person
 ) -> None:
@@ -372,3 +372,46 @@ def test_backup_key_from_a_key_file_restores(
         settings, "backup", "restore", str(folder), "--force", "--key-file", str(key_file), key=""
     )
     assert result.exit_code == 0, result.output
+
+
+@SQLITE_ONLY
+def test_backup_taken_while_a_key_rotation_finishes_starts_again_and_restores_readable(
+    app: FastAPI,
+    settings: Settings,
+    tmp_path: Path,
+    backup_key: str,
+    ana: Person,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ana_then = _export(ana)
+    real_dump = database.dump
+    dumps: list[int] = []
+
+    def dump_then_rotate(settings: Settings, target: Path) -> database.Snapshot:
+        snapshot = real_dump(settings, target)
+        if not dumps:
+            # Between the database copy and the key store read: version 1,
+            # which the copy needs, is destroyed.
+            vault = Vault(FileKeyStore(settings.key_dir_resolved), cache_seconds=0)
+            with Session(app.state.engine) as session:
+                vault.rotate(session)
+        dumps.append(1)
+        return snapshot
+
+    monkeypatch.setattr(database, "dump", dump_then_rotate)
+    folder = tmp_path / "backup"
+    _created(vrm(settings, "backup", "create", str(folder), key=backup_key), folder, 1)
+    assert len(dumps) == 2
+    _stop(app)
+    result = vrm(settings, "backup", "restore", str(folder), "--force", key=backup_key)
+    assert result.exit_code == 0, result.output
+    server = create_app(settings)
+    try:
+        ana.client.close()
+        ana.client = TestClient(server)
+        r = ana.client.post("/api/v1/session", json={"email": ana.email, "password": ana.password})
+        assert r.status_code == 200, r.text
+        assert _export(ana) == ana_then
+    finally:
+        groupcommit.close(server.state)
+        server.state.engine.dispose()
