@@ -5,6 +5,8 @@ restore (the erasure journal, vrm/backup/journal.py)."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -415,3 +417,93 @@ def test_backup_taken_while_a_key_rotation_finishes_starts_again_and_restores_re
     finally:
         groupcommit.close(server.state)
         server.state.engine.dispose()
+
+
+@SQLITE_ONLY
+def test_customer_erased_while_the_backup_runs_is_erased_by_its_restore(
+    app: FastAPI,
+    settings: Settings,
+    tmp_path: Path,
+    backup_key: str,
+    ana: Person,
+    bob: Person,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_dump = database.dump
+
+    def dump_then_erase(settings: Settings, target: Path) -> database.Snapshot:
+        snapshot = real_dump(settings, target)
+        # Between the database copy (which holds ana) and the key store
+        # read (which no longer does): the journal names her.
+        _delete_account(ana)
+        return snapshot
+
+    monkeypatch.setattr(database, "dump", dump_then_erase)
+    folder = tmp_path / "backup"
+    made = vrm(settings, "backup", "create", str(folder), key=backup_key)
+    assert made.exit_code == 0, made.output
+    assert made.stdout == f"backup written to {folder}: 2 customers, 1 root keys\n"
+    assert made.stderr == ""  # not a lost key: an erasure
+    _stop(app)
+    result = vrm(settings, "backup", "restore", str(folder), "--force", key=backup_key)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith("; 1 customers erased again from the journal\n")
+    engine = create_engine(f"sqlite:///{settings.data_dir / 'vrm.db'}")
+    with Session(engine) as session:
+        assert session.exec(select(Customer.id)).all() == [bob.id]
+    engine.dispose()
+
+
+def test_backup_under_concurrent_sign_ups_and_writes_restores_every_customer_readable(
+    app: FastAPI,
+    settings: Settings,
+    tmp_path: Path,
+    backup_key: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    stop = threading.Event()
+    people: list[Person] = []
+
+    def sign_up_and_write() -> None:
+        while not stop.is_set():
+            person = sign_up_and_log_in(app, f"w{len(people)}@example.org")
+            _write(person)
+            people.append(person)
+
+    writer = threading.Thread(target=sign_up_and_write)
+    writer.start()
+    try:
+        while len(people) < 2 and writer.is_alive():
+            time.sleep(0.01)
+        folder = tmp_path / "backup"
+        made = vrm(settings, "backup", "create", str(folder), key=backup_key)
+        during = len(people)
+        while len(people) < during + 2 and writer.is_alive():
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        writer.join()
+    assert len(people) >= during + 2  # the writer did not die
+    assert made.exit_code == 0, made.output
+    assert made.stderr == ""
+    _stop(app)
+    result = vrm(settings, "backup", "restore", str(folder), "--force", key=backup_key)
+    assert result.exit_code == 0, result.output
+
+    server = request.getfixturevalue("restarted")
+    with Session(server.state.engine) as session:
+        restored = set(session.exec(select(Customer.id)).all())
+    known = {p.id: p for p in people}
+    assert restored <= set(known)
+    assert {p.id for p in people[:2]} <= restored
+    assert people[-1].id not in restored
+    for customer_id in restored:
+        person = known[customer_id]
+        with TestClient(server) as c:
+            r = c.post("/api/v1/session", json={"email": person.email, "password": person.password})
+            assert r.status_code == 200, r.text
+            r = c.get("/api/v1/me/export")
+            assert r.status_code == 200, r.text
+            assert r.json()["account"]["email"] == person.email
+    for person in people:
+        person.client.close()
