@@ -342,7 +342,7 @@ def test_backup_into_a_folder_that_holds_files_is_refused(
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
     result = vrm(settings, "backup", "create", str(folder), key=backup_key)
-    _failed(result, f"{folder} is not empty: give a new folder for each backup")
+    _failed(result, f"{folder} is not an empty folder: give a new one for each backup")
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
 
 

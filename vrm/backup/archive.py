@@ -105,8 +105,8 @@ def _root_keys(files: dict[str, bytes]) -> set[tuple[str, int]]:
 
 
 def create(settings: Settings, key: bytes, folder: Path) -> Created:
-    if folder.exists() and any(folder.iterdir()):
-        raise BackupError(f"{folder} is not empty: give a new folder for each backup")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise BackupError(f"{folder} is not an empty folder: give a new one for each backup")
     journal = ErasureJournal.of(settings)
     journal.touch()  # from now on a restore can insist on finding it
     with _scratch(settings) as scratch:

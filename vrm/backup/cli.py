@@ -34,6 +34,11 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _os_error(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc.__class__.__name__}{where}"
+
+
 def _settings() -> Settings:
     from vrm import cli
 
@@ -69,6 +74,8 @@ def create(
         made = archive.create(settings, _key(settings, key_file), folder)
     except BackupError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(_os_error(exc))
     from vrm import cli
 
     cli.out.print(
@@ -115,6 +122,8 @@ def restore(
         )
     except BackupError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(_os_error(exc))
     from vrm import cli
 
     cli.out.print(

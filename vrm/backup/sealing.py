@@ -12,9 +12,10 @@ the last, so a file cut at a chunk boundary is refused too (the STREAM
 construction of Hoang, Reyhanitabar, Rogaway and Vizár, 2015). Chunks keep
 memory flat however large the database is.
 
-The key check in the manifest (HMAC-SHA256 under the backup key of the
-backup's random id) tells a wrong key from a damaged file: AES-GCM alone
-cannot.
+The key check in the manifest (HMAC-SHA256 of the backup's random id)
+tells a wrong key from a damaged file: AES-GCM alone cannot. The sealing
+key and the check key are derived apart from the operator's key with HKDF
+(RFC 5869), so no key serves two algorithms.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import hashlib
 import hmac
 import zlib
 from typing import BinaryIO
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vrm.crypto import aead
 
@@ -56,8 +60,18 @@ def parse_key(text: str) -> bytes:
     return key
 
 
+def _subkey(key: bytes, purpose: str) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=aead.KEY_BYTES,
+        salt=None,
+        info=f"{FORMAT} {purpose}".encode(),
+    ).derive(key)
+
+
 def key_check(key: bytes, backup_id: str) -> str:
-    return hmac.new(key, f"{FORMAT} key check {backup_id}".encode(), hashlib.sha256).hexdigest()
+    check_key = _subkey(key, "key check")
+    return hmac.new(check_key, backup_id.encode(), hashlib.sha256).hexdigest()
 
 
 def verify_key(key: bytes, backup_id: str, expected: str) -> None:
@@ -72,7 +86,7 @@ def _aad(manifest_digest: str, name: str, index: int, flag: bytes) -> bytes:
 def seal_stream(
     key: bytes, source: BinaryIO, target: BinaryIO, *, manifest_digest: str, name: str
 ) -> None:
-    index = 0
+    key, index = _subkey(key, "seal"), 0
     chunk = source.read(CHUNK_BYTES)
     while True:
         following = source.read(CHUNK_BYTES)
@@ -90,7 +104,7 @@ def open_stream(
     """Write the plaintext to target; raises BackupError at the first chunk
     that fails, so the caller must discard what was written."""
     damaged = f"the backup is damaged or was altered: {name} failed its integrity check"
-    index = 0
+    key, index = _subkey(key, "seal"), 0
     while True:
         head = source.read(5)
         flag, size = head[:1], int.from_bytes(head[1:5], "big")
