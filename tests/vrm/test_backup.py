@@ -26,7 +26,7 @@ from vrm.accounts.models import Customer
 from vrm.app import create_app
 from vrm.backup import archive, database
 from vrm.backup.journal import ErasureJournal
-from vrm.backup.sealing import new_key, parse_key
+from vrm.backup.sealing import BackupError, new_key, parse_key
 from vrm.crypto.keystore import FileKeyStore
 from vrm.errors import KeyUnavailable
 from vrm.keys.models import DataKey
@@ -507,3 +507,28 @@ def test_backup_under_concurrent_sign_ups_and_writes_restores_every_customer_rea
             assert r.json()["account"]["email"] == person.email
     for person in people:
         person.client.close()
+
+
+@SQLITE_ONLY
+def test_restore_whose_database_load_fails_leaves_the_key_store_as_it_was(
+    settings: Settings,
+    backed_up: Path,
+    backup_key: str,
+    ana: Person,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(settings: Settings, source: Path) -> None:
+        raise BackupError("psql failed: ERROR:  out of disk space")
+
+    monkeypatch.setattr(database, "load", refuse)
+    before = _store_state(settings, ana)
+    result = vrm(settings, "backup", "restore", str(backed_up), "--force", key=backup_key)
+    _failed(result, "psql failed: ERROR:  out of disk space")
+    assert _store_state(settings, ana) == before
+    assert sorted(p.name for p in settings.data_dir.iterdir()) == [
+        "erasures.journal",
+        "keys",
+        "vrm.db",
+        "vrm.db-shm",
+        "vrm.db-wal",
+    ]

@@ -214,8 +214,9 @@ def restore(
         open_file(key, folder, KEYS, digest, scratch / "keys")
         keys_doc = json.loads((scratch / "keys").read_bytes())
         open_file(key, folder, DATABASE, digest, scratch / "database")
-        staged = _stage_key_store(settings, keys_doc["files"])
+        staged = _staging_folder(settings)
         try:
+            _stage_key_store(staged, keys_doc["files"])
             database.load(settings, scratch / "database")
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
@@ -231,10 +232,15 @@ def _has_customer_keys(settings: Settings) -> bool:
     return customers.is_dir() and any(customers.iterdir())
 
 
-def _stage_key_store(settings: Settings, files: dict[str, str]) -> Path:
+def _staging_folder(settings: Settings) -> Path:
+    """A folder beside the key store, so that renaming it into place is one
+    step on one file system."""
     root = settings.key_dir_resolved
     root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{root.name}-restore-", dir=root.parent))
+    return Path(tempfile.mkdtemp(prefix=f".{root.name}-restore-", dir=root.parent))
+
+
+def _stage_key_store(staged: Path, files: dict[str, str]) -> None:
     for name, data in files.items():
         parts = Path(name).parts
         if Path(name).is_absolute() or any(p in ("", ".", "..") for p in parts):
@@ -248,7 +254,6 @@ def _stage_key_store(settings: Settings, files: dict[str, str]) -> Path:
             os.fsync(f.fileno())
     for folder in (staged, staged / "customers", staged / "server"):
         folder.mkdir(mode=0o700, exist_ok=True)
-    return staged
 
 
 def _swap_key_store(settings: Settings, staged: Path) -> None:
