@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, Person
+from tests.consent.conftest import read_form
 from tests.vrm.conftest import Clock
 from tests.vrm.test_sessions import fail, log_in, sign_up
 from vrm.app import create_app
@@ -222,3 +223,29 @@ def test_throttled_answers_say_when_to_retry(
     r = log_in(client, ana.email, ana.password)
     assert r.status_code == 429, r.text
     assert r.headers["retry-after"] == str(settings.login_lockout_seconds - 10)
+
+
+def page_log_in(browser: TestClient, email: str, password: str) -> Any:
+    form = read_form(browser.get("/login").text)
+    return browser.post(
+        "/login",
+        data={**form.hidden, "email": email, "password": password},
+        follow_redirects=False,
+    )
+
+
+def test_the_login_page_counts_with_the_api_and_lets_the_owner_in_elsewhere(
+    app: FastAPI, client: TestClient, ana: Person, settings: Settings, clock: Clock
+) -> None:
+    fail(client, ana.email, settings.login_max_failures - 1)
+    assert page_log_in(client, ana.email, WRONG).status_code == 401
+    r = page_log_in(client, ana.email, ana.password)
+    assert r.status_code == 429, r.text
+    assert r.headers["retry-after"] == str(settings.login_lockout_seconds)
+    assert "Too many failed attempts; try again later." in r.text
+    assert settings.session_cookie_name not in r.cookies
+    with TestClient(app, client=ELSEWHERE) as phone:
+        r = page_log_in(phone, ana.email, ana.password)
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/"
+    assert settings.session_cookie_name in r.cookies
