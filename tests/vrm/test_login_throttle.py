@@ -75,13 +75,11 @@ def test_a_parallel_burst_gets_only_the_allowed_number_of_guesses(
     assert slow.verified == allowed
 
 
-def test_parallel_right_passwords_settle_without_deadlock_and_count_while_in_flight(
+def test_parallel_right_passwords_count_while_in_flight(
     client: TestClient, ana: Person, settings: Settings, slow: SlowHasher
 ) -> None:
-    """Successes hand back their attempts while other requests reserve
-    theirs: both lock the same rows, in one order, so neither waits forever
-    (PostgreSQL would kill one with a deadlock: a 500). An attempt counts
-    until its hash is done, so a burst is bounded even with the password."""
+    """An attempt counts until its hash is done, so a burst is bounded even
+    with the right password; once they are done, the count is cleared."""
     slow.seconds = 1.0
     statuses = burst(client, {"email": ana.email, "password": ana.password}, n=20)
     allowed = settings.login_max_failures
@@ -89,6 +87,38 @@ def test_parallel_right_passwords_settle_without_deadlock_and_count_while_in_fli
     assert slow.verified == allowed
     slow.seconds = 0
     assert log_in(client, ana.email, ana.password).status_code == 200
+
+
+@pytest.fixture
+def roomy_app(app: FastAPI, settings: Settings) -> Iterator[FastAPI]:
+    """A second app on the same (already emptied) database whose limits no
+    test here reaches."""
+    roomy = settings.model_copy(
+        update={"login_max_failures": 1000, "login_max_failures_per_address": 1000}
+    )
+    limited = create_app(roomy)
+    yield limited
+    limited.state.engine.dispose()
+
+
+def test_log_ins_racing_each_other_all_get_in(roomy_app: FastAPI) -> None:
+    """Each log-in locks the counter rows twice (to reserve, then to settle)
+    while others do the same: in one order, or PostgreSQL kills one of two
+    with a deadlock, a 500. Four accounts, as the counters' order is that of
+    their keyed hashes."""
+    people = [f"p{n}@example.org" for n in range(4)]
+    with TestClient(roomy_app) as client:
+        for email in people:
+            sign_up(client, email)
+        gate = threading.Barrier(12)
+
+        def run(n: int) -> list[int]:
+            gate.wait()
+            return [log_in(client, people[n % 4], PASSWORD).status_code for _ in range(8)]
+
+        with ThreadPoolExecutor(12) as pool:
+            statuses = [s for batch in pool.map(run, range(12)) for s in batch]
+    assert statuses == [200] * 96
 
 
 def test_a_parallel_burst_of_password_confirmations_is_bounded_too(
