@@ -14,7 +14,7 @@ from consent.pages import render
 from vrm.accounts import service as accounts
 from vrm.accounts.routes import set_session_cookie
 from vrm.db import SessionDep
-from vrm.deps import ClientAddressDep, PasswordsDep, SettingsDep, VaultDep
+from vrm.deps import ClientAddressDep, PasswordsDep, SettingsDep, VaultDep, secure_cookies
 from vrm.errors import TooManyRequests, VRMError
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +41,7 @@ def _page(
         token,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
         path="/login",
     )
     return response

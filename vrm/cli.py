@@ -93,12 +93,18 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     out.print(f"serving on http://{host}:{port} (API docs at /docs)")
+    # X-Forwarded-For and -Proto only from the proxies the operator lists:
+    # from anyone else they would let a client choose the address the login
+    # throttle counts and the scheme that marks cookies Secure. uvicorn's
+    # own default trusts 127.0.0.1 (and reads FORWARDED_ALLOW_IPS).
+    proxies = settings.trusted_proxy_list
     uvicorn.run(
         "vrm.asgi:app",
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
         log_level="info",
         access_log=False,
     )

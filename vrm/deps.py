@@ -59,8 +59,23 @@ def current_customer(session: SessionDep, vault: VaultDep, token: SessionTokenDe
 CurrentCustomer = Annotated[Customer, Depends(current_customer)]
 
 
+# The client's address and scheme are read here and nowhere else. Behind a
+# proxy, uvicorn puts what the proxy says in their place, but only for the
+# proxies listed in VRM_TRUSTED_PROXIES (`vrm serve`); from anyone else the
+# X-Forwarded-* headers are ignored.
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
 ClientAddressDep = Annotated[str, Depends(client_address)]
+
+
+def secure_cookies(request: Request) -> bool:
+    """Whether the cookies of this answer are Secure: VRM_COOKIE_SECURE if
+    set, else whether the request came over https."""
+    settings: Settings = request.app.state.settings
+    if settings.cookie_secure is not None:
+        return settings.cookie_secure
+    return request.url.scheme == "https"

@@ -8,11 +8,12 @@ The defaults are the embedded ones: a SQLite file and a file key store under
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,9 +41,13 @@ class Settings(BaseSettings):
 
     session_cookie_name: str = "vrm_session"
     session_ttl_seconds: Annotated[int, Field(gt=0)] = 14 * 24 * 3600
-    # None: Secure when the request came over https (behind a proxy that sets
-    # X-Forwarded-Proto, run uvicorn with --proxy-headers).
+    # None: Secure when the request came over https (behind a proxy, as the
+    # proxy says in X-Forwarded-Proto: see trusted_proxies).
     cookie_secure: bool | None = None
+    # Addresses or networks of the proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto `vrm serve` believes, comma-separated. Empty: none,
+    # so a client cannot pick its own address or scheme.
+    trusted_proxies: str = ""
 
     # Argon2id parameters (RFC 9106 section 4, second recommended option by
     # default). Tests lower them; production should not.
@@ -50,9 +55,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: Annotated[int, Field(ge=8)] = 64 * 1024
     argon2_parallelism: Annotated[int, Field(ge=1)] = 4
 
-    # Login throttling: this many failures inside the window lock the account
-    # (and, separately, the client address) out for lockout_seconds, doubling
-    # with every further failure up to lockout_max_seconds.
+    # Login throttling (vrm/accounts/throttle.py): this many failures on one
+    # account from one client address (and, separately, the per-address
+    # number on any accounts) hold that address off for lockout_seconds,
+    # doubling with every further failure up to lockout_max_seconds.
     login_max_failures: Annotated[int, Field(ge=1)] = 5
     login_window_seconds: Annotated[int, Field(ge=1)] = 15 * 60
     login_lockout_seconds: Annotated[int, Field(ge=1)] = 60
@@ -85,6 +91,22 @@ class Settings(BaseSettings):
             raise ValueError("VRM_ISSUER must be https (plain http only on loopback)")
         return self
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        # As uvicorn reads them: anything else it would silently never match.
+        for item in _items(value):
+            try:
+                ip_network(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The trusted proxies as uvicorn takes them (``forwarded_allow_ips``)."""
+        return _items(self.trusted_proxies)
+
     @property
     def key_dir_resolved(self) -> Path:
         return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
@@ -104,6 +126,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url_resolved.startswith("sqlite")
+
+
+def _items(listed: str) -> list[str]:
+    return [item.strip() for item in listed.split(",") if item.strip()]
 
 
 @lru_cache

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -16,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, Person
+from tests.vrm.conftest import Clock
 from vrm.app import create_app
 from vrm.settings import Settings
 
@@ -55,22 +54,6 @@ def session_cookie(response: httpx.Response, name: str) -> Any:
     cookie: SimpleCookie = SimpleCookie()
     cookie.load(response.headers["set-cookie"])
     return cookie[name]
-
-
-@dataclass
-class Clock:
-    now: datetime
-
-    def advance(self, seconds: int) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """Freeze the time the account service sees, so lockouts are exact."""
-    frozen = Clock(datetime.now(UTC))
-    monkeypatch.setattr("vrm.accounts.service.utcnow", lambda: frozen.now)
-    return frozen
 
 
 class SpyHasher:

@@ -34,8 +34,9 @@ class LoginSession(SQLModel, table=True):
 
 
 class LoginThrottle(SQLModel, table=True):
-    """Failed-login counters, keyed by a blind index of the account email or
-    of the client address, so neither is stored in the clear."""
+    """Login attempt counters (vrm/accounts/throttle.py), keyed by a blind
+    index of the client address, or of the account email and the address
+    together, so neither is stored in the clear."""
 
     __tablename__ = "login_throttle"
 

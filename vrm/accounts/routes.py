@@ -18,6 +18,7 @@ from vrm.deps import (
     SessionTokenDep,
     SettingsDep,
     VaultDep,
+    secure_cookies,
 )
 from vrm.settings import Settings
 
@@ -27,16 +28,13 @@ router = APIRouter(prefix="/api/v1", tags=["account"])
 def set_session_cookie(
     response: Response, request: Request, settings: Settings, token: str
 ) -> None:
-    secure = settings.cookie_secure
-    if secure is None:
-        secure = request.url.scheme == "https"
     response.set_cookie(
         settings.session_cookie_name,
         token,
         max_age=settings.session_ttl_seconds,
         httponly=True,
         samesite="lax",
-        secure=secure,
+        secure=secure_cookies(request),
         path="/",
     )
 

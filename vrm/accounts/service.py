@@ -108,25 +108,23 @@ def log_in(
     """
     now = utcnow()
     account_key = _email_key(vault, email)
-    address_key = _address_key(vault, client_address)
-    throttle.check(session, keys=[account_key, address_key], now=now)
+    # By address, and by account at that address; never by account alone,
+    # which would let anyone lock the owner out (docs/threat-model.md).
+    at_address = throttle.Counter(
+        _address_key(vault, client_address), settings.login_max_failures_per_address
+    )
+    account_at_address = throttle.Counter(
+        vault.blind_index("account-at-address", f"{account_key.hex()} {client_address}"),
+        settings.login_max_failures,
+    )
+    throttle.reserve(session, counters=[at_address, account_at_address], settings=settings, now=now)
     customer = session.exec(
         select(Customer).where(col(Customer.email_index) == account_key)
     ).first()
     ok = passwords.verify(customer.password_hash if customer else None, password)
     if not ok or customer is None:
-        throttle.record_failure(
-            session, key=account_key, limit=settings.login_max_failures, settings=settings, now=now
-        )
-        throttle.record_failure(
-            session,
-            key=address_key,
-            limit=settings.login_max_failures_per_address,
-            settings=settings,
-            now=now,
-        )
         raise Unauthenticated(WRONG_CREDENTIALS)
-    throttle.clear(session, key=account_key)
+    throttle.succeed(session, hand_back=[at_address], forget=[account_at_address.key])
     session.exec(
         delete(LoginSession).where(
             col(LoginSession.customer_id) == customer.id, col(LoginSession.expires_at) <= now
@@ -181,13 +179,15 @@ def _confirm_password(
     # Re-entering a password is throttled like a log-in: a stolen session
     # must not become a password oracle.
     key = _confirm_key(customer.id)
-    throttle.check(session, keys=[key], now=now)
+    throttle.reserve(
+        session,
+        counters=[throttle.Counter(key, settings.login_max_failures)],
+        settings=settings,
+        now=now,
+    )
     if not passwords.verify(customer.password_hash, password):
-        throttle.record_failure(
-            session, key=key, limit=settings.login_max_failures, settings=settings, now=now
-        )
         raise Forbidden("The password is wrong.")
-    throttle.clear(session, key=key)
+    throttle.succeed(session, forget=[key])
 
 
 def change_password(
