@@ -21,8 +21,9 @@ as if each had committed.
   came (so that the requests that arrived meanwhile join it): the work is a
   few hundred microseconds of CPU, cheaper than a hop to a thread (with
   the group in a thread, the GIL handed back and forth cost a quarter of
-  the throughput). The commit's fsync holds the loop too (about 0.3 ms on
-  the benchmark machine's disk); bench/README.md has what that costs.
+  the throughput). The commit's fsync holds the loop too: 0.3 ms on the
+  benchmark machine's disk when idle, 4 ms while other processes fsync
+  (bench/README.md, "Durability").
 - On PostgreSQL it runs in a thread of the group's own, so the loop serves
   other requests while the work waits for the server; requests that come
   meanwhile make the next group. One thread rather than a threadpool: eight
