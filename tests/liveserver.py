@@ -157,16 +157,7 @@ def live_server(data_dir: Path, vendor_name: str = "Foreign Client Tests") -> It
     url = f"http://127.0.0.1:{port}"
     env = _env(data_dir, url)
     _vrm(env, "init")
-    redirect_uri = f"http://127.0.0.1:{free_port()}/cb"
-    out = _vrm(
-        env, "vendors", "add", "--name", vendor_name, "--redirect-uri", redirect_uri, "--json"
-    )
-    registered = json.loads(out.strip().splitlines()[-1])
-    vendor = RegisteredVendor(
-        client_id=registered["client_id"],
-        client_secret=registered["client_secret"],
-        redirect_uri=redirect_uri,
-    )
+    vendor = _add_vendor(env, vendor_name)
     log = data_dir / "server.log"
     process = _serve(env, port, log)
     try:
@@ -174,6 +165,17 @@ def live_server(data_dir: Path, vendor_name: str = "Foreign Client Tests") -> It
         yield LiveServer(url=url, data_dir=data_dir, vendor=vendor, log=log)
     finally:
         _stop(process)
+
+
+def _add_vendor(env: dict[str, str], name: str) -> RegisteredVendor:
+    redirect_uri = f"http://127.0.0.1:{free_port()}/cb"
+    out = _vrm(env, "vendors", "add", "--name", name, "--redirect-uri", redirect_uri, "--json")
+    registered = json.loads(out.strip().splitlines()[-1])
+    return RegisteredVendor(
+        client_id=registered["client_id"],
+        client_secret=registered["client_secret"],
+        redirect_uri=redirect_uri,
+    )
 
 
 def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -192,7 +194,8 @@ def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]
 class Restartable:
     """``vrm serve`` on one data directory (and database), which a test can
     kill with SIGKILL and start again on the same port: a crash, not a
-    shutdown. ``vrm init`` runs once, as an operator's would."""
+    shutdown. ``vrm init`` and ``vrm vendors add`` run once, as an
+    operator's would."""
 
     def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -201,6 +204,7 @@ class Restartable:
         self.log = data_dir / "server.log"
         self._env = _env(data_dir, self.url, database_url)
         _vrm(self._env, "init")
+        self.vendor = _add_vendor(self._env, "Restartable Tests")
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -50,8 +50,9 @@ def test_sqlite_commits_reach_the_disk_before_the_answer(app: FastAPI, settings:
 # -- kill -9 under concurrent writes -------------------------------------------
 #
 # `vrm serve` as a real process, several client threads writing (history
-# events and preference PATCHes, each with a marker of its own), SIGKILL at
-# a random moment, start again: every write that was answered is there,
+# events and preference PATCHes, each with a marker of its own, and a vendor
+# taking client-credentials tokens, which the group commit writes), SIGKILL
+# at a random moment, start again: every write that was answered is there,
 # once; a write that was cut off is there at most once. This is what a
 # killed process can lose; a power cut is what synchronous=FULL is for
 # (above), which a test cannot pull.
@@ -122,6 +123,38 @@ class Writer:
         assert {k: self.free_sent.get(k) for k in free} == free
 
 
+@dataclass
+class TokenTaker:
+    """A vendor taking client-credentials tokens, which the token endpoint
+    writes in a group commit (vrm/groupcommit.py), in the event loop on
+    SQLite."""
+
+    client: httpx.Client
+    acked: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def run(self, url: str) -> None:
+        body = {"grant_type": "client_credentials", "scope": "feed:read"}
+        while True:
+            try:
+                r = self.client.post(f"{url}/oauth/token", data=body)
+            except httpx.TransportError:
+                return
+            if r.status_code != 200:
+                self.unexpected.append(f"{r.status_code} {r.text}")
+                return
+            self.acked.append(r.json()["access_token"])
+
+    def check(self, url: str) -> None:
+        inactive = []  # which of the answered tokens the server forgot
+        for n, token in enumerate(self.acked):
+            r = self.client.post(f"{url}/oauth/introspect", data={"token": token})
+            assert r.status_code == 200, r.text
+            if r.json()["active"] is not True:
+                inactive.append(n)
+        assert inactive == []
+
+
 def _writer(url: str, n: int) -> Writer:
     email = f"writer-{n}-{secrets.token_hex(4)}@example.org"
     client = httpx.Client(timeout=10)
@@ -153,6 +186,8 @@ def test_every_answered_write_survives_kill_9(
     rng = random.Random(secrets.randbits(32))
     server = Restartable(tmp_path / "var", database_url)
     writers: list[Writer] = []
+    vendor = server.vendor
+    taker = TokenTaker(httpx.Client(timeout=10, auth=(vendor.client_id, vendor.client_secret)))
     server.start()
     try:
         for round_ in range(ROUNDS):
@@ -162,6 +197,7 @@ def test_every_answered_write_survives_kill_9(
                 threading.Thread(target=w.run, args=(server.url, f"r{round_}w{n}"))
                 for n, w in enumerate(these)
             ]
+            threads.append(threading.Thread(target=taker.run, args=(server.url,)))
             for t in threads:
                 t.start()
             # Every thread mid-stream, then a moment nobody chose.
@@ -175,9 +211,13 @@ def test_every_answered_write_survives_kill_9(
             for w in writers:
                 assert w.unexpected == []
                 w.check(server.url)
+            assert taker.unexpected == []
+            taker.check(server.url)
         # The kills fell among answered writes, not before them.
         assert all(len(w.events_acked) >= 3 for w in writers)
+        assert len(taker.acked) >= ROUNDS
     finally:
         server.stop()
+        taker.client.close()
         for w in writers:
             w.client.close()
