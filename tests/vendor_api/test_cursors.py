@@ -19,6 +19,7 @@ from httpx import Response
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
 from tests.vendor_api.helpers import add_event, bearer, feed_page, feed_token, read_feed
+from vrm.feed.cursor import START, Cursors, Position
 
 VENDORS_MD = Path(__file__).resolve().parents[2] / "docs" / "vendors.md"
 HISTORY = "/v1/data/history"
@@ -118,3 +119,9 @@ def test_a_history_cursor_is_bound_to_its_grant(
 @pytest.mark.parametrize("cursor", ["=", "!!!!", "é", "AAAA" * 49])
 def test_a_cursor_that_is_not_base64url_is_refused(vendor: Vendor, cursor: str) -> None:
     _assert_refused(_feed(vendor, feed_token(vendor), cursor), "/v1/feed")
+
+
+def test_the_shortest_and_longest_positions_round_trip() -> None:
+    given = Cursors(bytes(32), b"feed\0vendor")
+    for position in (START, Position(10**19 - 1, "f" * 64), Position(7, "0")):
+        assert given.decode(given.encode(position)) == position
