@@ -90,13 +90,15 @@ def vrm_command() -> str:
     return str(script)
 
 
-def _env(data_dir: Path, issuer: str) -> dict[str, str]:
+def _env(data_dir: Path, issuer: str, database_url: str | None = None) -> dict[str, str]:
     # Nothing from the caller's VRM_* settings (a database URL, a key dir)
     # may leak into the throwaway server.
     env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
     env.update(FAST_HASH_ENV)
     env["VRM_DATA_DIR"] = str(data_dir)
     env["VRM_ISSUER"] = issuer
+    if database_url is not None:
+        env["VRM_DATABASE_URL"] = database_url
     return env
 
 
@@ -160,19 +162,31 @@ def live_server(
     url = f"http://127.0.0.1:{port}"
     env = {**_env(data_dir, url), **(settings or {})}
     _vrm(env, "init")
+    vendor = _add_vendor(env, vendor_name)
+    log = data_dir / "server.log"
+    process = _serve(env, port, log)
+    try:
+        _wait_healthy(process, url, log)
+        yield LiveServer(url=url, data_dir=data_dir, vendor=vendor, log=log)
+    finally:
+        _stop(process)
+
+
+def _add_vendor(env: dict[str, str], name: str) -> RegisteredVendor:
     redirect_uri = f"http://127.0.0.1:{free_port()}/cb"
-    out = _vrm(
-        env, "vendors", "add", "--name", vendor_name, "--redirect-uri", redirect_uri, "--json"
-    )
+    out = _vrm(env, "vendors", "add", "--name", name, "--redirect-uri", redirect_uri, "--json")
     registered = json.loads(out.strip().splitlines()[-1])
-    vendor = RegisteredVendor(
+    return RegisteredVendor(
         client_id=registered["client_id"],
         client_secret=registered["client_secret"],
         redirect_uri=redirect_uri,
     )
-    log = data_dir / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
+
+
+def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``vrm serve`` in a process group of its own, its output appended to log."""
+    with log.open("ab") as sink:
+        return subprocess.Popen(
             [vrm_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -180,11 +194,37 @@ def live_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    try:
-        _wait_healthy(process, url, log)
-        yield LiveServer(url=url, data_dir=data_dir, vendor=vendor, log=log)
-    finally:
-        _stop(process)
+
+
+class Restartable:
+    """``vrm serve`` on one data directory (and database), which a test can
+    kill with SIGKILL and start again on the same port: a crash, not a
+    shutdown. ``vrm init`` and ``vrm vendors add`` run once, as an
+    operator's would."""
+
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / "server.log"
+        self._env = _env(data_dir, self.url, database_url)
+        _vrm(self._env, "init")
+        self.vendor = _add_vendor(self._env, "Restartable Tests")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = _serve(self._env, self.port, self.log)
+        _wait_healthy(self._process, self.url, self.log)
+
+    def kill(self) -> None:
+        """SIGKILL to the server's whole process group: nothing runs at exit."""
+        assert self._process is not None
+        os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait(STOP_TIMEOUT)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            _stop(self._process)
 
 
 class Browser:

@@ -49,6 +49,8 @@ def postgres_cluster() -> Iterator[str]:
     subprocess.run(
         [*prefix, _bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"], **run
     )  # type: ignore[call-overload]
+    # fsync=off: this cluster's data is thrown away. Never in production, where
+    # durability rests on fsync and synchronous_commit (docs/operations.md).
     options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
         [*prefix, _bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"],

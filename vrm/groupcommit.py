@@ -10,7 +10,10 @@ Here a request hands its work (a function of a connection) to the group of
 its event loop, a :class:`GroupCommit`. The work of the requests answered
 meanwhile runs in one transaction, each request's part in a savepoint of its
 own, on the group's one connection; each request gets its result once that
-transaction is committed, so nothing is sent that is not on disk first. A
+transaction is committed, so nothing is sent that is not on disk first (on
+SQLite the commit fsyncs the WAL, ``synchronous=FULL`` in vrm/db.py; on
+PostgreSQL the server flushes its WAL, with its default ``fsync`` and
+``synchronous_commit``), and a group pays one fsync for all its requests. A
 request's work sees what the requests before it in the group wrote, exactly
 as if each had committed.
 
@@ -18,7 +21,9 @@ as if each had committed.
   came (so that the requests that arrived meanwhile join it): the work is a
   few hundred microseconds of CPU, cheaper than a hop to a thread (with
   the group in a thread, the GIL handed back and forth cost a quarter of
-  the throughput).
+  the throughput). The commit's fsync holds the loop too: 0.3 ms on the
+  benchmark machine's disk when idle, 4 ms while other processes fsync
+  (bench/README.md, "Durability").
 - On PostgreSQL it runs in a thread of the group's own, so the loop serves
   other requests while the work waits for the server; requests that come
   meanwhile make the next group. One thread rather than a threadpool: eight

@@ -273,7 +273,8 @@ def read(
     page carries, and commits them, before returning."""
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
-    after = cursors.decode(cursor) if cursor else cursors.START
+    given = cursors.for_feed(vault, vendor_id)
+    after = given.decode(cursor) if cursor else cursors.START
     grants.expire_due(session, vendor_id=vendor_id)  # commits
     read_snapshot(session)
     high = changes.high_water(session)
@@ -305,4 +306,4 @@ def read(
         ],
     )
     session.commit()
-    return FeedPage(items=items, next_cursor=cursors.encode(next_position), has_more=has_more)
+    return FeedPage(items=items, next_cursor=given.encode(next_position), has_more=has_more)

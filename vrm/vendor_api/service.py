@@ -329,7 +329,8 @@ def history_changes(
     every event there is now. ``next_cursor`` resumes after this page."""
     if not 1 <= limit <= MAX_HISTORY_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_HISTORY_LIMIT}.")
-    after = cursors.decode(since) if since else None
+    given = cursors.for_history(vault, reader.vendor_id, reader.grant_id)
+    after = given.decode(since) if since else None
     high = changes.high_water(session)
     query = (
         select(DataChange)
@@ -373,7 +374,7 @@ def history_changes(
         "purpose": reader.purpose,
         "history": events,
         "deleted": dropped,
-        "next_cursor": cursors.encode(next_position),
+        "next_cursor": given.encode(next_position),
         "has_more": has_more,
     }
     return Projection(body=body, categories=[history.CATEGORY], fields=[history.CATEGORY])
