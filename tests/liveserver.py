@@ -146,14 +146,19 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def live_server(data_dir: Path, vendor_name: str = "Foreign Client Tests") -> Iterator[LiveServer]:
+def live_server(
+    data_dir: Path,
+    vendor_name: str = "Foreign Client Tests",
+    settings: dict[str, str] | None = None,
+) -> Iterator[LiveServer]:
     """Start ``vrm serve`` on data_dir (created if needed) with one vendor
     whose redirect URI is a loopback callback nobody listens on: clients
-    read the code from the redirect and never fetch it."""
+    read the code from the redirect and never fetch it. ``settings`` are
+    VRM_* variables for the server."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _env(data_dir, url)
+    env = {**_env(data_dir, url), **(settings or {})}
     _vrm(env, "init")
     redirect_uri = f"http://127.0.0.1:{free_port()}/cb"
     out = _vrm(

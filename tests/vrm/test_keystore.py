@@ -13,8 +13,9 @@ from vrm.crypto.keystore import FileKeyStore, KeyMissing
 
 
 def _race_first_use(folder: Path, processes: int) -> list[bytes | Exception]:
-    """Separate store objects stand for separate server processes: they
-    share nothing but the folder, and all ask for the same new key at once."""
+    """Separate store objects stand for separate processes (two `vrm init`
+    at once): they share nothing but the folder, and all create and read
+    the same new key at once."""
     stores = [FileKeyStore(folder) for _ in range(processes)]
     stores[0].init()
     barrier = threading.Barrier(processes)
@@ -23,6 +24,7 @@ def _race_first_use(folder: Path, processes: int) -> list[bytes | Exception]:
     def first_use(store: FileKeyStore) -> None:
         barrier.wait()
         try:
+            store.create_server_key("blind-index")
             got.append(store.server_key("blind-index"))
         except Exception as exc:
             got.append(exc)
@@ -35,7 +37,7 @@ def _race_first_use(folder: Path, processes: int) -> list[bytes | Exception]:
     return got
 
 
-def test_concurrent_first_use_of_a_server_key_gives_every_caller_the_same_key(
+def test_concurrent_creation_of_a_server_key_gives_every_caller_the_same_key(
     tmp_path: Path,
 ) -> None:
     # Before keys were written to a temporary file and linked into place, a
@@ -74,4 +76,6 @@ def test_key_identifiers_that_could_leave_the_key_folder_are_refused(tmp_path: P
             store.create_root_key(bad)
         with pytest.raises(ValueError, match="key identifiers"):
             store.server_key(bad)
+        with pytest.raises(ValueError, match="key identifiers"):
+            store.create_server_key(bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers", "server"]
