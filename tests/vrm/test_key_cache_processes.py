@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,32 +106,54 @@ def test_an_erasure_by_another_process_shuts_a_backup_here_within_the_bound(
         for record in records:
             _open(session, vault, ana.id, record)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
-    env["VRM_DATA_DIR"] = str(settings.data_dir)
-    if not settings.is_sqlite:
-        env["VRM_DATABASE_URL"] = settings.database_url
-    started = time.monotonic()
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "vrm"), "customers", "erase", ana.id],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    folder = settings.key_dir_resolved / "customers" / ana.id
+    gone_at: list[float] = []
+    refused_at: list[float] = []
+    stop = threading.Event()
 
-    def refused() -> bool:
+    def all_refused() -> bool:
         with Session(backup) as session:
-            shut = 0
             for record in records:
                 try:
                     _open(session, vault, ana.id, record)
                 except KeyUnavailable:
-                    shut += 1
-            return shut == len(records)
+                    continue
+                return False
+        return True
 
-    _until_refused(refused, started)
+    def watch() -> None:
+        # Reading on keeps this process's caches warm until the keys go.
+        while not stop.is_set() and not refused_at:
+            now = time.monotonic()
+            if not gone_at and not folder.exists():
+                gone_at.append(now)
+            if all_refused():
+                refused_at.append(time.monotonic())
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
+    env["VRM_DATA_DIR"] = str(settings.data_dir)
+    if not settings.is_sqlite:
+        env["VRM_DATABASE_URL"] = settings.database_url
+    try:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "vrm"), "customers", "erase", ana.id],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        watcher.join(CACHE_SECONDS + SLACK_SECONDS)
+    finally:
+        stop.set()
+        watcher.join()
+    assert gone_at, "the erasure left the key folder"
+    assert refused_at, "the erased customer's keys still opened data here"
+    assert refused_at[0] - gone_at[0] <= CACHE_SECONDS + SLACK_SECONDS
     with Session(backup) as session:
         assert _shows(_open_all(session, vault, bob.id), bob, bob_data)
     backup.dispose()

@@ -104,7 +104,10 @@ def _backup(app: FastAPI, settings: Settings, tmp_path: Path) -> Engine:
         shutil.copyfile(settings.data_dir / "vrm.db", copy)
         return create_engine(f"sqlite:///{copy}")
     # PostgreSQL: every row into memory, restored into a scratch database.
-    scratch = create_engine("sqlite://", poolclass=StaticPool)
+    # One in-memory database, shared by any thread that reads the backup.
+    scratch = create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
     SQLModel.metadata.create_all(scratch)
     with app.state.engine.connect() as source, scratch.begin() as target:
         for table in SQLModel.metadata.sorted_tables:
