@@ -26,6 +26,7 @@ from tests.vendor_api.helpers import (
     read,
     read_feed,
 )
+from tests.vrm.test_key_faults import FAULTS, _break
 from vrm.settings import Settings
 
 KEY_UNAVAILABLE = "urn:vrm:problem:key-unavailable"
@@ -41,10 +42,10 @@ def _lose_key(settings: Settings, person: Person) -> None:
     shutil.rmtree(settings.key_dir_resolved / "customers" / person.id)
 
 
-def _unreadable(item: dict[str, Any]) -> dict[str, Any]:
+def _unreadable(item: dict[str, Any], problem: str) -> dict[str, Any]:
     """The item the feed sends in place of one it cannot read."""
     head = {k: item[k] for k in ("id", "subject", "grant_id")}
-    replaced = {**head, "type": "unreadable", "problem": KEY_UNAVAILABLE}
+    replaced = {**head, "type": "unreadable", "problem": problem}
     if item["type"] == "snapshot":
         return {**replaced, "skipped": "snapshot"}
     return {**replaced, "skipped": "upsert", "category": item["category"]}
@@ -65,7 +66,8 @@ def granted(
     return ana_t, bob_t
 
 
-def test_a_lost_key_replaces_that_customers_feed_items_and_the_feed_goes_on(
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_broken_key_replaces_that_customers_feed_items_and_the_feed_goes_on(
     app: FastAPI,
     settings: Settings,
     ana_profile: Person,
@@ -73,6 +75,7 @@ def test_a_lost_key_replaces_that_customers_feed_items_and_the_feed_goes_on(
     vendor: Vendor,
     granted: tuple[dict[str, Any], dict[str, Any]],
     caplog: pytest.LogCaptureFixture,
+    fault: str,
 ) -> None:
     ana_t, _ = granted
     token = feed_token(vendor)
@@ -86,16 +89,22 @@ def test_a_lost_key_replaces_that_customers_feed_items_and_the_feed_goes_on(
         ("upsert", False),
     ]
 
-    _lose_key(settings, ana_profile)
+    key = settings.key_dir_resolved / "customers" / ana_profile.id / "1.key"
+    _break(key, fault, settings.key_dir_resolved / "customers" / bob.id / "1.key")
+    problem, slug = (
+        ("urn:vrm:problem:integrity", "integrity")
+        if fault == "another's"
+        else (KEY_UNAVAILABLE, "key-unavailable")
+    )
     caplog.set_level(logging.INFO)
     # One item a page: the page holding ana's item must not stop the rest.
     items, cursors = read_feed(vendor, token, limit=1)
 
-    assert items == [_unreadable(i) if i["subject"] == ana_subject else i for i in whole]
+    assert items == [_unreadable(i, problem) if i["subject"] == ana_subject else i for i in whole]
     assert len(cursors) == len(whole) + 1
     told = [r.getMessage() for r in caplog.records if r.name == "vrm.vendor_api.feed"]
     line = (
-        f"feed: a record of customer {ana_profile.id} cannot be read (key-unavailable); "
+        f"feed: a record of customer {ana_profile.id} cannot be read ({slug}); "
         f"vendor {vendor.client_id} got an unreadable item"
     )
     assert told == [line, line]
