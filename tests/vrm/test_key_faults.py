@@ -287,6 +287,23 @@ def test_a_server_key_lost_while_running_is_not_made_again(
     assert _key_files(settings) == before
 
 
+def test_a_blind_index_key_from_elsewhere_stops_the_start(
+    app: FastAPI, settings: Settings, ana: Person
+) -> None:
+    # Whole, 32 bytes, and not the key ana's email was indexed with: she
+    # could not log in, and her email could sign up again.
+    _break(_server_key(settings, "blind-index"), "another's", _server_key(settings, "csrf"))
+    with pytest.raises(ServerKeyError) as refused:
+        create_app(settings)
+    assert str(refused.value) == (
+        "server key blind-index is not the key the emails were indexed with "
+        f"(customer {ana.id}'s email index does not match): restore the right file from the "
+        "key store's backup; vrm init will not replace it"
+    )
+    done = _vrm(settings, "keys", "check")
+    assert (done.returncode, done.stdout) == (1, f"{refused.value}\n")
+
+
 def test_vrm_serve_refuses_to_start_without_the_blind_index_key_customers_need(
     app: FastAPI, settings: Settings, ana: Person
 ) -> None:

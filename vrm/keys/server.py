@@ -6,7 +6,9 @@ no existing customer (and lets the same email sign up twice), a new token
 key ends every session and vendor secret, new pairwise keys give vendors
 new subjects. So keys are created only by ``vrm init``, and only while no
 row depends on them; every other start refuses, naming the key, when one is
-missing, unreadable or damaged (:func:`load`).
+missing, unreadable or damaged, or (the blind-index key, the one the
+database can vouch for) not the key the emails were indexed with
+(:func:`load`).
 
 Dependencies are named by table, not by model: the store sits below the
 consent layer whose tables (vendors, grants, tokens) need these keys.
@@ -14,13 +16,23 @@ consent layer whose tables (vendors, grants, tokens) need these keys.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, literal, select, table
+from sqlmodel import Session, col
+from sqlmodel import select as sql_select
 
+from vrm.accounts.models import Customer
+from vrm.catalogue import ACCOUNT
 from vrm.crypto.keystore import FileKeyStore, KeyMissing, KeyStore, KeyUnreadable
 from vrm.db import make_engine
+from vrm.errors import IntegrityFailure, KeyUnavailable
+from vrm.keys.service import Vault
 from vrm.settings import Settings
+
+# How many customers the blind-index check tries before giving up.
+_SAMPLE = 3
 
 
 @dataclass(frozen=True)
@@ -103,15 +115,53 @@ def create_missing(keystore: KeyStore, engine: Engine) -> list[str]:
     return [key.name for key in missing if keystore.create_server_key(key.name)]
 
 
+def _wrong_blind_index(keystore: KeyStore, engine: Engine) -> str | None:
+    """A whole blind-index key that is not the one the emails were indexed
+    with (restored from another installation, or another key's file) finds
+    no one at log-in, like a lost one. The first customers whose email
+    opens tell; a customer whose own key is broken is skipped (vrm keys
+    check lists them). The other server keys leave nothing in the database
+    to check them against."""
+    vault = Vault(keystore, cache_seconds=0)
+    with Session(engine) as session:
+        sample = sql_select(Customer).order_by(col(Customer.id)).limit(_SAMPLE)
+        for customer in session.exec(sample):
+            try:
+                email = vault.open(
+                    session,
+                    customer_id=customer.id,
+                    category=ACCOUNT,
+                    record_id=customer.id,
+                    key_version=customer.key_version,
+                    ciphertext=customer.email_ct,
+                ).decode()
+            except (KeyUnavailable, IntegrityFailure):
+                continue
+            if hmac.compare_digest(vault.blind_index("email", email), customer.email_index):
+                return None
+            return (
+                "server key blind-index is not the key the emails were indexed with "
+                f"(customer {customer.id}'s email index does not match): restore the right "
+                "file from the key store's backup; vrm init will not replace it"
+            )
+    return None
+
+
 def problems(keystore: KeyStore, engine: Engine) -> list[str]:
-    """Every server key that is missing or damaged, one line each."""
+    """Every server key that is missing, damaged or (the blind-index key)
+    not the database's, one line each."""
     found = []
+    loaded = set()
     with engine.connect() as conn:
         for key in SERVER_KEYS:
             try:
                 keystore.server_key(key.name)
             except KeyMissing as exc:
                 found.append(_problem(key, exc, conn))
+            else:
+                loaded.add(key.name)
+    if "blind-index" in loaded and (wrong := _wrong_blind_index(keystore, engine)) is not None:
+        found.append(wrong)
     return found
 
 
