@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from vrm.crypto import aead
+from vrm.crypto import aead, keystore
 from vrm.crypto.keystore import FileKeyStore, KeyMissing
 
 
@@ -79,3 +80,27 @@ def test_key_identifiers_that_could_leave_the_key_folder_are_refused(tmp_path: P
         with pytest.raises(ValueError, match="key identifiers"):
             store.create_server_key(bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers", "server"]
+
+
+def test_a_cached_root_key_is_read_again_once_its_time_is_up(tmp_path: Path) -> None:
+    store = FileKeyStore(tmp_path, cache_seconds=0.2)
+    store.init()
+    store.create_root_key("cust1")
+    aad = aead.associated_data("test")
+    wrapped = store.wrap("cust1", 1, b"k" * 32, aad)
+    # Another process destroys the key: this store has it cached a while.
+    FileKeyStore(tmp_path).destroy_customer("cust1")
+    assert store.unwrap("cust1", 1, wrapped, aad) == b"k" * 32
+    time.sleep(0.3)
+    with pytest.raises(KeyMissing, match="root key 1 of customer cust1 is missing"):
+        store.unwrap("cust1", 1, wrapped, aad)
+
+
+def test_the_root_key_cache_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keystore, "_CACHE_MAX_ENTRIES", 3)
+    store = FileKeyStore(tmp_path)
+    store.init()
+    for n in range(10):
+        store.create_root_key(f"cust{n}")
+        store.wrap(f"cust{n}", 1, b"k" * 32, b"")
+        assert len(store._cache) <= 3

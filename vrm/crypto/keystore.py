@@ -24,6 +24,8 @@ from typing import Protocol
 from vrm.crypto import aead
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Bound on cached root keys, as on the vault's data keys.
+_CACHE_MAX_ENTRIES = 50_000
 
 
 class KeyMissing(Exception):
@@ -164,6 +166,10 @@ class FileKeyStore:
         key = _read_key(path, f"root key {int(version)} of customer {customer_id}")
         if self.cache_seconds > 0:
             with self._lock:
+                if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                    self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
+                    if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                        self._cache.clear()
                 self._cache[(customer_id, version)] = (key, now + self.cache_seconds)
         return key
 
