@@ -45,6 +45,7 @@ from sqlalchemy.engine import make_url
 from vrm import migrate
 from vrm.app import create_app
 from vrm.crypto import aead
+from vrm.keys.server import open_key_store
 from vrm.settings import Settings
 
 # Argon2id at test strength, for --fast-hash: only sign-up and log-in pay it.
@@ -420,6 +421,7 @@ def run(args: argparse.Namespace) -> None:
         where = make_url(settings.database_url_resolved).render_as_string(hide_password=True)
         print(f"database: {where}; argon2 {'test' if args.fast_hash else 'production'} cost")
         migrate.upgrade(settings)
+        open_key_store(settings, create=True)  # what `vrm init` does
         clock = RequestClock()
         with serving(timed(create_app(settings), clock)) as base_url:
             ctx = multiprocessing.get_context("spawn")

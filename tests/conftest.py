@@ -23,6 +23,8 @@ import vrm.models  # noqa: F401 - every table on the metadata
 from tests.pgserver import postgres_cluster
 from vrm import groupcommit, migrate
 from vrm.app import create_app
+from vrm.db import make_engine
+from vrm.keys import server as server_keys
 from vrm.settings import Settings
 
 PASSWORD = "correct horse battery staple"
@@ -71,9 +73,14 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Se
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[FastAPI]:
-    app = create_app(settings)
     if not settings.is_sqlite:
-        _truncate_all(app.state.engine)
+        # Empty first: vrm init creates no key that existing rows need.
+        engine = make_engine(settings)
+        _truncate_all(engine)
+        engine.dispose()
+    # What `vrm init` does: create_app creates no key.
+    server_keys.open_key_store(settings, create=True)
+    app = create_app(settings)
     yield app
     groupcommit.close(app.state)
     app.state.engine.dispose()

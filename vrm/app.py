@@ -20,6 +20,7 @@ from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
 from vrm.db import make_engine, start_checkpoints
 from vrm.errors import install_handlers
+from vrm.keys import server as server_keys
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
 from vrm.settings import Settings, get_settings
@@ -64,10 +65,15 @@ class App(FastAPI):
 def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = None) -> App:
     settings = settings or get_settings()
     if keystore is None:
-        file_store = FileKeyStore(settings.key_dir_resolved)
-        file_store.init()
-        keystore = file_store
+        keystore = FileKeyStore(settings.key_dir_resolved, cache_seconds=settings.key_cache_seconds)
     engine = make_engine(settings)
+    try:
+        # Creates nothing: a lost server key is an operator's to restore
+        # (vrm/keys/server.py); keys are made only by `vrm init`.
+        server_keys.load(keystore, engine)
+    except server_keys.ServerKeyError:
+        engine.dispose()
+        raise
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -13,12 +13,16 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from vrm import migrate
+from vrm.accounts import service as accounts
+from vrm.accounts.models import Customer
 from vrm.accounts.passwords import Passwords
 from vrm.backup.cli import backup_app
 from vrm.cli_vendors import vendors_app
 from vrm.crypto.keystore import FileKeyStore
 from vrm.db import make_engine
 from vrm.demo import DEMO_EMAIL, load_demo
+from vrm.keys import check as key_check
+from vrm.keys import server as server_keys
 from vrm.keys.service import Vault
 from vrm.settings import Settings
 
@@ -29,6 +33,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+customers_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
 app.add_typer(vendors_app, name="vendors")
 app.add_typer(backup_app, name="backup")
 out = Console()
@@ -50,16 +56,19 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _prepare(settings: Settings) -> FileKeyStore:
-    """Create the data dir, the key store and the schema; idempotent."""
+def _prepare(settings: Settings, *, create_keys: bool = False) -> FileKeyStore:
+    """Create the data dir and the schema, and check the server keys: only
+    ``vrm init`` (``create_keys``) creates them, and never one that data
+    in the database depends on (vrm/keys/server.py). Idempotent."""
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = FileKeyStore(settings.key_dir_resolved)
-    store.init()
     try:
         migrate.upgrade(settings)
     except OperationalError as exc:
         _fail(f"cannot reach the database: {exc.orig.__class__.__name__}")
-    return store
+    try:
+        return server_keys.open_key_store(settings, create=create_keys)
+    except server_keys.ServerKeyError as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -67,7 +76,7 @@ def init() -> None:
     """Create ./var (or VRM_DATA_DIR), the key store and the database, or
     leave them as they are if they exist."""
     settings = _settings()
-    _prepare(settings)
+    _prepare(settings, create_keys=True)
     out.print(f"ready: data in {settings.data_dir}, keys in {settings.key_dir_resolved}")
 
 
@@ -141,6 +150,50 @@ def keys_rotate() -> None:
         f"rotated: {report.customers} customers, {report.data_keys} data keys rewrapped, "
         f"{report.retired_versions} old root key versions destroyed"
     )
+
+
+@keys_app.command("check")
+def keys_check() -> None:
+    """List the server keys and the customers whose keys are missing,
+    unreadable or wrong (exit code 1 if there are any)."""
+    settings = _settings()
+    store = FileKeyStore(settings.key_dir_resolved, cache_seconds=0)
+    engine = make_engine(settings)
+    try:
+        with Session(engine) as session:
+            server = server_keys.problems(store, engine)
+            customers = key_check.customer_problems(session=session, keystore=store)
+    except OperationalError as exc:
+        _fail(f"cannot read the database: {exc.orig.__class__.__name__}")
+    finally:
+        engine.dispose()
+    for line in server:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    for problem in customers:
+        line = f"customer {problem.customer_id}: {problem.kind}: {problem.detail}"
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if server or customers:
+        raise typer.Exit(1)
+    out.print("every server key and every customer's root key is present and opens its data")
+
+
+@customers_app.command("erase")
+def customers_erase(customer_id: str) -> None:
+    """Erase an account: its root keys first, then its rows; vendors hear of
+    it on their feeds. Works when the customer's keys are already gone."""
+    settings = _settings()
+    store = _prepare(settings)
+    engine = make_engine(settings)
+    try:
+        with Session(engine) as session:
+            if session.get(Customer, customer_id) is None:
+                _fail(f"no customer with id {customer_id}")
+            accounts.erase(
+                session=session, vault=Vault(store), settings=settings, customer_id=customer_id
+            )
+    finally:
+        engine.dispose()
+    out.print(f"erased customer {customer_id}", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from vrm.db import make_engine
 from vrm.errors import KeyUnavailable
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
-from vrm.keys.service import RotationReport, Vault, _wrap_aad
+from vrm.keys.service import RotationReport, Vault, wrap_aad
 from vrm.records.models import DocumentRecord
 from vrm.settings import Settings
 
@@ -104,7 +104,10 @@ def _backup(app: FastAPI, settings: Settings, tmp_path: Path) -> Engine:
         shutil.copyfile(settings.data_dir / "vrm.db", copy)
         return create_engine(f"sqlite:///{copy}")
     # PostgreSQL: every row into memory, restored into a scratch database.
-    scratch = create_engine("sqlite://", poolclass=StaticPool)
+    # One in-memory database, shared by any thread that reads the backup.
+    scratch = create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
     SQLModel.metadata.create_all(scratch)
     with app.state.engine.connect() as source, scratch.begin() as target:
         for table in SQLModel.metadata.sorted_tables:
@@ -227,7 +230,7 @@ def test_erased_customers_data_keys_in_a_backup_no_longer_unwrap(
     bobs = [k for k in keys if k.customer_id == bob.id]
     assert [k.category for k in anas] == [ACCOUNT, "history", "preferences", "profile"]
     for key in anas:
-        aad = _wrap_aad(ana.id, key.category, key.version, key.root_version)
+        aad = wrap_aad(ana.id, key.category, key.version, key.root_version)
         with pytest.raises(KeyMissing):
             store.unwrap(ana.id, key.root_version, key.wrapped, aad)
     unwrapped = [
@@ -235,7 +238,7 @@ def test_erased_customers_data_keys_in_a_backup_no_longer_unwrap(
             bob.id,
             k.root_version,
             k.wrapped,
-            _wrap_aad(bob.id, k.category, k.version, k.root_version),
+            wrap_aad(bob.id, k.category, k.version, k.root_version),
         )
         for k in bobs
     ]
@@ -256,7 +259,7 @@ def test_key_store_files_are_private_to_the_owner_whatever_the_umask(tmp_path: P
         store.init()
         store.create_root_key("c1")
         store.create_root_key("c1")
-        store.server_key("blind-index")
+        store.create_server_key("blind-index")
     finally:
         os.umask(old_umask)
     root = tmp_path / "keys"

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from vrm.crypto import aead
+from vrm.crypto import aead, keystore
 from vrm.crypto.keystore import FileKeyStore, KeyMissing
 
 
 def _race_first_use(folder: Path, processes: int) -> list[bytes | Exception]:
-    """Separate store objects stand for separate server processes: they
-    share nothing but the folder, and all ask for the same new key at once."""
+    """Separate store objects stand for separate processes (two `vrm init`
+    at once): they share nothing but the folder, and all create and read
+    the same new key at once."""
     stores = [FileKeyStore(folder) for _ in range(processes)]
     stores[0].init()
     barrier = threading.Barrier(processes)
@@ -23,6 +25,7 @@ def _race_first_use(folder: Path, processes: int) -> list[bytes | Exception]:
     def first_use(store: FileKeyStore) -> None:
         barrier.wait()
         try:
+            store.create_server_key("blind-index")
             got.append(store.server_key("blind-index"))
         except Exception as exc:
             got.append(exc)
@@ -35,7 +38,7 @@ def _race_first_use(folder: Path, processes: int) -> list[bytes | Exception]:
     return got
 
 
-def test_concurrent_first_use_of_a_server_key_gives_every_caller_the_same_key(
+def test_concurrent_creation_of_a_server_key_gives_every_caller_the_same_key(
     tmp_path: Path,
 ) -> None:
     # Before keys were written to a temporary file and linked into place, a
@@ -74,4 +77,30 @@ def test_key_identifiers_that_could_leave_the_key_folder_are_refused(tmp_path: P
             store.create_root_key(bad)
         with pytest.raises(ValueError, match="key identifiers"):
             store.server_key(bad)
+        with pytest.raises(ValueError, match="key identifiers"):
+            store.create_server_key(bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers", "server"]
+
+
+def test_a_cached_root_key_is_read_again_once_its_time_is_up(tmp_path: Path) -> None:
+    store = FileKeyStore(tmp_path, cache_seconds=0.2)
+    store.init()
+    store.create_root_key("cust1")
+    aad = aead.associated_data("test")
+    wrapped = store.wrap("cust1", 1, b"k" * 32, aad)
+    # Another process destroys the key: this store has it cached a while.
+    FileKeyStore(tmp_path).destroy_customer("cust1")
+    assert store.unwrap("cust1", 1, wrapped, aad) == b"k" * 32
+    time.sleep(0.3)
+    with pytest.raises(KeyMissing, match="root key 1 of customer cust1 is missing"):
+        store.unwrap("cust1", 1, wrapped, aad)
+
+
+def test_the_root_key_cache_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keystore, "_CACHE_MAX_ENTRIES", 3)
+    store = FileKeyStore(tmp_path)
+    store.init()
+    for n in range(10):
+        store.create_root_key(f"cust{n}")
+        store.wrap(f"cust{n}", 1, b"k" * 32, b"")
+        assert len(store._cache) <= 3

@@ -17,16 +17,25 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
 from vrm.crypto import aead
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Bound on cached root keys, as on the vault's data keys.
+_CACHE_MAX_ENTRIES = 50_000
 
 
 class KeyMissing(Exception):
     """The key asked for does not exist (never created, or destroyed)."""
+
+
+class KeyUnreadable(KeyMissing):
+    """A key file is there but gives no key: not a regular file, not
+    readable, or not the size of a key. Never replaced by a new key: the
+    data sealed under the old one would be lost."""
 
 
 class KeyStore(Protocol):
@@ -50,7 +59,11 @@ class KeyStore(Protocol):
         """Destroy every root key of the customer (crypto-shredding)."""
 
     def server_key(self, name: str) -> bytes:
-        """A server-wide secret key, created on first use."""
+        """A server-wide secret key; raises KeyMissing if it is not there.
+        Never created here: only ``vrm init`` creates keys."""
+
+    def create_server_key(self, name: str) -> bool:
+        """Create the server key if it does not exist; True if created."""
 
 
 def _check_id(value: str) -> str:
@@ -59,11 +72,35 @@ def _check_id(value: str) -> str:
     return value
 
 
+def _read_key(path: Path, what: str) -> bytes:
+    """The key in ``path``; KeyMissing or KeyUnreadable with a message that
+    names the key (never its bytes)."""
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyMissing(f"{what} is missing ({path})") from None
+    except OSError as exc:
+        # A directory in its place, no permission, a folder that is a file.
+        reason = exc.strerror or exc.__class__.__name__
+        raise KeyUnreadable(f"{what} cannot be read ({path}: {reason})") from None
+    if len(key) != aead.KEY_BYTES:
+        raise KeyUnreadable(f"{what} is damaged ({path}: {len(key)} bytes, not {aead.KEY_BYTES})")
+    return key
+
+
 class FileKeyStore:
-    def __init__(self, root: Path) -> None:
+    """Root keys are cached for ``cache_seconds``, then read again: a key
+    destroyed by another process (an erasure, a rotation) stops working
+    here within that bound (docs/keys.md, Caching). Server keys are read
+    once and kept: they never change while the server runs."""
+
+    def __init__(self, root: Path, *, cache_seconds: float = 60.0) -> None:
         self.root = root
+        self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, int], bytes] = {}
+        # (customer id, version) -> (key, monotonic expiry)
+        self._cache: dict[tuple[str, int], tuple[bytes, float]] = {}
+        self._server: dict[str, bytes] = {}
 
     # -- layout ---------------------------------------------------------
     def init(self) -> None:
@@ -121,18 +158,19 @@ class FileKeyStore:
             return version
 
     def _root_key(self, customer_id: str, version: int) -> bytes:
+        now = time.monotonic()
         cached = self._cache.get((customer_id, version))
-        if cached is not None:
-            return cached
+        if cached is not None and cached[1] > now:
+            return cached[0]
         path = self._customer_dir(customer_id) / f"{int(version)}.key"
-        try:
-            key = path.read_bytes()
-        except FileNotFoundError:
-            raise KeyMissing("root key version not found") from None
-        if len(key) != aead.KEY_BYTES:
-            raise KeyMissing("root key file is damaged")
-        with self._lock:
-            self._cache[(customer_id, version)] = key
+        key = _read_key(path, f"root key {int(version)} of customer {customer_id}")
+        if self.cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                    self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
+                    if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                        self._cache.clear()
+                self._cache[(customer_id, version)] = (key, now + self.cache_seconds)
         return key
 
     def wrap(self, customer_id: str, version: int, data_key: bytes, aad: bytes) -> bytes:
@@ -171,17 +209,19 @@ class FileKeyStore:
                 folder.rmdir()
 
     # -- server keys ----------------------------------------------------
+    def _server_path(self, name: str) -> Path:
+        return self.root / "server" / f"{_check_id(name)}.key"
+
     def server_key(self, name: str) -> bytes:
         # The cache first: this runs several times on every vendor call, and
         # building and checking the path cost more than the HMAC it keys.
-        cached = self._cache.get(("server:" + name, 0))
+        cached = self._server.get(name)
         if cached is not None:
             return cached
-        path = self.root / "server" / f"{_check_id(name)}.key"
-        self._write_new(path, os.urandom(aead.KEY_BYTES))
-        key = path.read_bytes()
-        if len(key) != aead.KEY_BYTES:
-            raise KeyMissing("server key file is damaged")
+        key = _read_key(self._server_path(name), f"server key {name}")
         with self._lock:
-            self._cache[("server:" + name, 0)] = key
+            self._server[name] = key
         return key
+
+    def create_server_key(self, name: str) -> bool:
+        return self._write_new(self._server_path(name), os.urandom(aead.KEY_BYTES))

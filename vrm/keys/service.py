@@ -42,7 +42,7 @@ _WRAPPED = core_select(DataKey.root_version, DataKey.wrapped).where(  # type: ig
 )
 
 
-def _wrap_aad(customer_id: str, category: str, version: int, root_version: int) -> bytes:
+def wrap_aad(customer_id: str, category: str, version: int, root_version: int) -> bytes:
     return aead.associated_data("vrm-data-key/1", customer_id, category, version, root_version)
 
 
@@ -112,7 +112,7 @@ class Vault:
             customer_id,
             root_version,
             key,
-            _wrap_aad(customer_id, category, DATA_KEY_VERSION, root_version),
+            wrap_aad(customer_id, category, DATA_KEY_VERSION, root_version),
         )
         return key, DataKey(
             customer_id=customer_id,
@@ -147,7 +147,7 @@ class Vault:
                 customer_id,
                 root_version,
                 wrapped,
-                _wrap_aad(customer_id, category, version, root_version),
+                wrap_aad(customer_id, category, version, root_version),
             )
         except KeyMissing:
             raise KeyUnavailable("the customer's root key is gone (erased or missing)") from None
@@ -226,13 +226,13 @@ class Vault:
                         customer_id,
                         row.root_version,
                         row.wrapped,
-                        _wrap_aad(customer_id, row.category, row.version, row.root_version),
+                        wrap_aad(customer_id, row.category, row.version, row.root_version),
                     )
                     row.wrapped = self.keystore.wrap(
                         customer_id,
                         new_version,
                         plain,
-                        _wrap_aad(customer_id, row.category, row.version, new_version),
+                        wrap_aad(customer_id, row.category, row.version, new_version),
                     )
                     row.root_version = new_version
                     session.add(row)

@@ -16,6 +16,7 @@ content, and delivering it twice is harmless.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from consent.grants.models import Grant
 from vrm.catalogue import CATEGORIES
 from vrm.db import read_snapshot
 from vrm.dbtypes import utcnow
-from vrm.errors import BadRequest, NotFound
+from vrm.errors import BadRequest, IntegrityFailure, KeyUnavailable, NotFound
 from vrm.feed import changes
 from vrm.feed import cursor as cursors
 from vrm.feed.cursor import Position
@@ -41,6 +42,8 @@ from vrm.records import service as records
 from vrm.records.models import DocumentRecord
 from vrm.vendor_api import service
 from vrm.vendor_api.service import Reader
+
+logger = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -179,6 +182,32 @@ class _Page:
         return reads
 
     def item(self, entry: _Entry) -> dict[str, Any] | None:
+        """The entry's item; for a record that cannot be read (its
+        customer's key is missing or wrong) an ``unreadable`` item without
+        data in its place, so one customer never stops everyone's feed."""
+        try:
+            return self._item(entry)
+        except (KeyUnavailable, IntegrityFailure) as exc:
+            return self._unreadable(entry, exc)
+
+    def _unreadable(self, entry: _Entry, exc: KeyUnavailable | IntegrityFailure) -> dict[str, Any]:
+        # Only a started notice or a change of an active grant reads data.
+        grant = self.grants[entry.position.grant_id or ""]
+        assert grant is not None  # noqa: S101
+        logger.error(
+            "feed: a record of customer %s cannot be read (%s); vendor %s got an unreadable item",
+            grant.customer_id,
+            exc.slug,
+            self.vendor_id,
+        )
+        reads = self.reader(grant)
+        item_id = f"{entry.position.seq}:{grant.id}"
+        item = {**self._head(item_id, "unreadable", reads), "problem": exc.type_uri}
+        if entry.change is not None:
+            return {**item, "skipped": "upsert", "category": entry.change.category}
+        return {**item, "skipped": "snapshot"}
+
+    def _item(self, entry: _Entry) -> dict[str, Any] | None:
         if entry.notice is not None:
             return self._notice(entry.notice)
         assert entry.change is not None  # noqa: S101 - an entry is one or the other
