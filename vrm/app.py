@@ -14,7 +14,7 @@ from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, groupcommit
+from vrm import __version__, groupcommit, headers
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -47,13 +47,20 @@ class App(FastAPI):
     middleware stack (error handling, telemetry hooks, routing; about a
     tenth of a token request's cost) and go through only what they need:
     the body limit, and a 500 problem for an unexpected error. The same
-    apps are also FastAPI routes, which answer the other methods."""
+    apps are also FastAPI routes, which answer the other methods.
+
+    Every HTTP answer, lean or routed, gets its security headers here
+    (vrm/headers.py): the one seam that every path goes through."""
 
     # Each lean app inside the body limit, which also guards its errors.
     wrapped: dict[ASGIApp, ASGIApp]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lean = vendor_app(scope) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        send = headers.adding(scope["path"], send)
+        lean = vendor_app(scope)
         if lean is not None:
             scope["app"] = self
             await self.wrapped[lean](scope, receive, send)
