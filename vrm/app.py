@@ -24,8 +24,7 @@ from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
 from vrm.settings import Settings, get_settings
 from vrm.vendor_api.reads import category_of, vendor_read
-from vrm.vendor_api.routes import deposit_router, feed_router
-from vrm.vendor_api.routes import router as vendor_api_router
+from vrm.vendor_api.routes import deposit_router, feed_router, read_routes
 
 
 def vendor_app(scope: Scope) -> ASGIApp | None:
@@ -113,7 +112,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.include_router(grants_router)
     app.include_router(registration_router)
     app.include_router(login_router)
-    app.include_router(vendor_api_router)
+    app.router.routes.extend(read_routes)
     app.include_router(deposit_router)
     app.include_router(feed_router)
 

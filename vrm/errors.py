@@ -30,6 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -197,8 +198,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """Every method some route of ``app`` answers at ``path``: a 405's
+    ``Allow`` lists them all (RFC 9110 15.5.6), while Starlette's router
+    names only those of the first route matching the path."""
+    methods: set[str] = set()
+    for context in iter_route_contexts(app.routes):
+        regex = getattr(context, "path_regex", None)
+        if context.methods and regex is not None and regex.match(path):
+            methods |= context.methods
+    return ", ".join(sorted(methods))
+
+
+def method_not_allowed(app: FastAPI, method: str, path: str) -> JSONResponse:
+    allow = allowed_methods(app, path)
+    return problem_for(
+        MethodNotAllowed(f"This resource answers {allow}.", allow=allow), method, path
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == 405:
+        return method_not_allowed(request.app, request.method, request.url.path)
     return problem_response(
         status=exc.status_code,
         title=_reason(exc.status_code),

@@ -28,7 +28,6 @@ from vrm.vendor_api.service import InsufficientScope, Reader
 _NO_FEED = "The feed needs a client-credentials token with the feed:read scope."
 _NO_STORE = {"Cache-Control": "no-store"}
 
-router = APIRouter(tags=["vendor data"])
 deposit_router = APIRouter(prefix="/v1/history", tags=["vendor data"])
 feed_router = APIRouter(prefix="/v1/feed", tags=["vendor data"])
 
@@ -43,13 +42,21 @@ def current_reader(request: Request, session: SessionDep, vault: VaultDep) -> Re
 
 WriterDep = Annotated[Reader, Depends(current_reader)]
 
+
+def _get_only(path: str) -> Route:
+    route = Route(path, vendor_read, methods=["GET"], include_in_schema=False)
+    # Starlette adds HEAD to every GET route; a HEAD would record a read that
+    # sent no data, so it gets a 405 whose Allow offers GET alone.
+    assert route.methods is not None  # noqa: S101 - given above
+    route.methods.discard("HEAD")
+    return route
+
+
 # GET /v1/data and /v1/data/{category} (plain and incremental history) are
-# the lean ASGI app in vrm/vendor_api/reads.py; create_app also puts it in
-# front of the routing.
-router.routes.extend(
-    Route(path, vendor_read, methods=["GET"], include_in_schema=False)
-    for path in (PREFIX, PREFIX + "/{category}")
-)
+# the lean ASGI app in vrm/vendor_api/reads.py; vrm.app.App also puts it in
+# front of the routing. These routes answer the other methods, and join the
+# app's own routes as they are: include_router would rebuild them, HEAD and all.
+read_routes = [_get_only(path) for path in (PREFIX, PREFIX + "/{category}")]
 
 
 @deposit_router.post("", status_code=status.HTTP_201_CREATED)
