@@ -14,7 +14,7 @@ from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, groupcommit, headers
+from vrm import __version__, apidocs, groupcommit, headers
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -89,6 +89,9 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
         version=__version__,
         description="Your data, held by you; vendors get what you grant and nothing more.",
         lifespan=lifespan,
+        # Served from this origin instead (vrm/apidocs.py).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -115,6 +118,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.router.routes.extend(read_routes)
     app.include_router(deposit_router)
     app.include_router(feed_router)
+
+    apidocs.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
