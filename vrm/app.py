@@ -14,7 +14,7 @@ from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, apidocs, groupcommit, headers
+from vrm import __version__, apidocs, groupcommit, headers, openapi
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.include_router(feed_router)
 
     apidocs.install(app)
+    openapi.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -25,7 +25,8 @@ contents.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:vrm:problem:"
+PROBLEM_REF = "#/components/schemas/Problem"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class VRMError(Exception):
@@ -121,6 +125,36 @@ class IntegrityFailure(VRMError):
 
 class KeyUnavailable(VRMError):
     status, slug, title = 500, "key-unavailable", "A key needed for this data is not available"
+
+
+def problems(*errors: type[VRMError]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers for ``errors``, as a route's ``responses=``: the
+    problems its handler raises. Those of its dependencies (:func:`raises`)
+    and of its body and parameters are added to every operation by
+    vrm/openapi.py."""
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        by_status.setdefault(error.status, []).append(error.title)
+    return {status: problem_answer("; ".join(titles)) for status, titles in by_status.items()}
+
+
+def problem_answer(description: str) -> dict[str, Any]:
+    """One OpenAPI answer: problem details, described by ``description``."""
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}},
+    }
+
+
+def raises(*errors: type[VRMError]) -> Callable[[F], F]:
+    """Mark a dependency as raising ``errors``: every operation that depends
+    on it, however deep, documents them (vrm/openapi.py)."""
+
+    def mark(dependency: F) -> F:
+        dependency.__problems__ = errors  # type: ignore[attr-defined]
+        return dependency
+
+    return mark
 
 
 def problem_response(

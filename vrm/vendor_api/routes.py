@@ -21,9 +21,10 @@ from consent.oauth.routes import bearer_token
 from vrm.catalogue.history import HistoryEvent
 from vrm.db import SessionDep
 from vrm.deps import VaultDep
+from vrm.errors import BadRequest, Conflict, problems, raises
 from vrm.vendor_api import feed, service
 from vrm.vendor_api.reads import PREFIX, vendor_read
-from vrm.vendor_api.service import InsufficientScope, Reader
+from vrm.vendor_api.service import InsufficientScope, InvalidToken, Reader
 
 _NO_FEED = "The feed needs a client-credentials token with the feed:read scope."
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -36,6 +37,7 @@ def _active_token(request: Request, session: SessionDep, vault: VaultDep) -> tok
     return service.active_token(session.connection(), vault, bearer_token(request))
 
 
+@raises(InvalidToken, InsufficientScope)
 def current_reader(request: Request, session: SessionDep, vault: VaultDep) -> Reader:
     return service.reader_of(vault, _active_token(request, session, vault))
 
@@ -59,7 +61,9 @@ def _get_only(path: str) -> Route:
 read_routes = [_get_only(path) for path in (PREFIX, PREFIX + "/{category}")]
 
 
-@deposit_router.post("", status_code=status.HTTP_201_CREATED)
+@deposit_router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=problems(BadRequest, Conflict)
+)
 def deposit_history(
     body: HistoryEvent,
     reader: WriterDep,
@@ -80,6 +84,7 @@ def deposit_history(
     )
 
 
+@raises(InvalidToken, InsufficientScope)
 def current_feed_vendor(request: Request, session: SessionDep, vault: VaultDep) -> str:
     active = _active_token(request, session, vault)
     if active.grant is not None or "feed:read" not in active.vendor_scopes:
@@ -87,7 +92,7 @@ def current_feed_vendor(request: Request, session: SessionDep, vault: VaultDep) 
     return active.vendor.id
 
 
-@feed_router.get("")
+@feed_router.get("", responses=problems(BadRequest))
 def read_feed(
     vendor_id: Annotated[str, Depends(current_feed_vendor)],
     session: SessionDep,
