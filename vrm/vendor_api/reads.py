@@ -44,7 +44,6 @@ from vrm.vendor_api.service import Reader
 
 PREFIX = "/v1/data"
 _SINCE_MAX = 200
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def category_of(path: str) -> str | None | bool:
@@ -150,8 +149,9 @@ def _history_changes(
         limit=limit or service.DEFAULT_HISTORY_LIMIT,
     )
     access = service.access_row(reader, projection.categories, projection.fields)
-    response = Response(projection.json, media_type="application/json", headers=_NO_STORE)
-    return response, access
+    # No cache may keep it: Cache-Control: no-store, as every /v1/ answer
+    # that says nothing else (vrm/headers.py).
+    return Response(projection.json, media_type="application/json"), access
 
 
 def _prepare(
