@@ -25,13 +25,15 @@ from pathlib import Path
 
 import fastapi_offline
 from fastapi import FastAPI, Request
-from starlette.responses import HTMLResponse
-from starlette.staticfiles import StaticFiles
+from starlette.responses import FileResponse, HTMLResponse
 
 from consent.pages import page
+from vrm.errors import NotFound
 
 ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_PATH = "/docs/assets"
+# What the page loads, and nothing else of the package's.
+ASSET_FILES = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"})
 
 _SWAGGER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -65,7 +67,12 @@ def _docs_page(template: str, request: Request) -> HTMLResponse:
 def install(app: FastAPI) -> None:
     """Add the page and its assets to ``app``, which was made with
     ``docs_url=None`` and ``redoc_url=None`` (FastAPI's CDN pages off)."""
-    app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS), name="docs-assets")
+
+    @app.get(ASSETS_PATH + "/{name}", include_in_schema=False)
+    def asset(name: str) -> FileResponse:
+        if name not in ASSET_FILES:
+            raise NotFound("No such file.")
+        return FileResponse(ASSETS / name)
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui(request: Request) -> HTMLResponse:

@@ -98,6 +98,12 @@ def seen(server: LiveServer) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.parametrize("name", ["redoc.standalone.js", "..%2F__init__.py", "nothing.js"])
+def test_only_the_pages_assets_are_served(plain_client: TestClient, name: str) -> None:
+    r = plain_client.get(f"/docs/assets/{name}")
+    assert r.status_code == 404, r.text
+
+
 def test_redoc_is_not_served(plain_client: TestClient) -> None:
     """ReDoc needs the policy loosened (vrm/apidocs.py)."""
     r = plain_client.get("/redoc")
