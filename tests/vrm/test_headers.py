@@ -23,7 +23,7 @@ from vrm.records import service as records
 # Answers under the private prefixes that may be cached, and why (each is
 # said beside the route too).
 CACHEABLE = {
-    # The keys that verify ID tokens: public, and rotated with overlap.
+    # The keys that verify ID tokens: public, nothing personal.
     "/oauth/jwks": "public, max-age=300",
 }
 
