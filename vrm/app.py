@@ -14,7 +14,7 @@ from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, groupcommit
+from vrm import __version__, apidocs, groupcommit, headers, openapi
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -25,8 +25,7 @@ from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
 from vrm.settings import Settings, get_settings
 from vrm.vendor_api.reads import category_of, vendor_read
-from vrm.vendor_api.routes import deposit_router, feed_router
-from vrm.vendor_api.routes import router as vendor_api_router
+from vrm.vendor_api.routes import deposit_router, feed_router, read_routes
 
 
 def vendor_app(scope: Scope) -> ASGIApp | None:
@@ -48,13 +47,20 @@ class App(FastAPI):
     middleware stack (error handling, telemetry hooks, routing; about a
     tenth of a token request's cost) and go through only what they need:
     the body limit, and a 500 problem for an unexpected error. The same
-    apps are also FastAPI routes, which answer the other methods."""
+    apps are also FastAPI routes, which answer the other methods.
+
+    Every HTTP answer, lean or routed, gets its security headers here
+    (vrm/headers.py): the one seam that every path goes through."""
 
     # Each lean app inside the body limit, which also guards its errors.
     wrapped: dict[ASGIApp, ASGIApp]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lean = vendor_app(scope) if scope["type"] == "http" else None
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        send = headers.adding(scope["path"], send)
+        lean = vendor_app(scope)
         if lean is not None:
             scope["app"] = self
             await self.wrapped[lean](scope, receive, send)
@@ -89,6 +95,9 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
         version=__version__,
         description="Your data, held by you; vendors get what you grant and nothing more.",
         lifespan=lifespan,
+        # Served from this origin instead (vrm/apidocs.py).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -112,9 +121,12 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.include_router(grants_router)
     app.include_router(registration_router)
     app.include_router(login_router)
-    app.include_router(vendor_api_router)
+    app.router.routes.extend(read_routes)
     app.include_router(deposit_router)
     app.include_router(feed_router)
+
+    apidocs.install(app)
+    openapi.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -10,7 +10,7 @@ from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.accounts.passwords import Passwords
 from vrm.db import SessionDep
-from vrm.errors import Unauthenticated
+from vrm.errors import Unauthenticated, raises
 from vrm.keys.service import Vault
 from vrm.settings import Settings
 
@@ -47,6 +47,7 @@ def session_token(request: Request, settings: SettingsDep) -> str | None:
 SessionTokenDep = Annotated[str | None, Depends(session_token)]
 
 
+@raises(Unauthenticated)
 def current_customer(session: SessionDep, vault: VaultDep, token: SessionTokenDep) -> Customer:
     customer = (
         accounts.customer_for_token(session=session, vault=vault, token=token) if token else None

@@ -25,17 +25,22 @@ contents.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:vrm:problem:"
+PROBLEM_REF = "#/components/schemas/Problem"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class VRMError(Exception):
@@ -122,6 +127,36 @@ class KeyUnavailable(VRMError):
     status, slug, title = 500, "key-unavailable", "A key needed for this data is not available"
 
 
+def problems(*errors: type[VRMError]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers for ``errors``, as a route's ``responses=``: the
+    problems its handler raises. Those of its dependencies (:func:`raises`)
+    and of its body and parameters are added to every operation by
+    vrm/openapi.py."""
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        by_status.setdefault(error.status, []).append(error.title)
+    return {status: problem_answer("; ".join(titles)) for status, titles in by_status.items()}
+
+
+def problem_answer(description: str) -> dict[str, Any]:
+    """One OpenAPI answer: problem details, described by ``description``."""
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}},
+    }
+
+
+def raises(*errors: type[VRMError]) -> Callable[[F], F]:
+    """Mark a dependency as raising ``errors``: every operation that depends
+    on it, however deep, documents them (vrm/openapi.py)."""
+
+    def mark(dependency: F) -> F:
+        dependency.__problems__ = errors  # type: ignore[attr-defined]
+        return dependency
+
+    return mark
+
+
 def problem_response(
     *,
     status: int,
@@ -197,8 +232,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """Every method some route of ``app`` answers at ``path``: a 405's
+    ``Allow`` lists them all (RFC 9110 15.5.6), while Starlette's router
+    names only those of the first route matching the path."""
+    methods: set[str] = set()
+    for context in iter_route_contexts(app.routes):
+        regex = getattr(context, "path_regex", None)
+        if context.methods and regex is not None and regex.match(path):
+            methods |= context.methods
+    return ", ".join(sorted(methods))
+
+
+def method_not_allowed(app: FastAPI, method: str, path: str) -> JSONResponse:
+    allow = allowed_methods(app, path)
+    return problem_for(
+        MethodNotAllowed(f"This resource answers {allow}.", allow=allow), method, path
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == 405:
+        return method_not_allowed(request.app, request.method, request.url.path)
     return problem_response(
         status=exc.status_code,
         title=_reason(exc.status_code),

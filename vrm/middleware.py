@@ -108,6 +108,11 @@ class BodyLimitMiddleware:
                 await response(scope, receive, send)
 
 
+def json_only(method: str, path: str) -> bool:
+    """Whether a request with a body must send it as JSON (415 if not)."""
+    return method in _WRITE_METHODS and path.startswith("/api/")
+
+
 class JSONOnlyMiddleware:
     """Writes under /api/ must send JSON. Besides clear errors, this is a
     CSRF defence: a cross-site form cannot send application/json without a
@@ -117,11 +122,7 @@ class JSONOnlyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] in _WRITE_METHODS
-            and scope["path"].startswith("/api/")
-        ):
+        if scope["type"] == "http" and json_only(scope["method"], scope["path"]):
             headers = dict(scope["headers"])
             has_body = headers.get(b"content-length", b"0") not in (b"0", b"") or (
                 b"transfer-encoding" in headers

@@ -19,6 +19,7 @@ from consent.vendors.models import Vendor
 from vrm.accounts.models import Customer
 from vrm.db import SessionDep
 from vrm.deps import CurrentCustomer, SettingsDep, VaultDep
+from vrm.errors import NotFound, problems
 from vrm.export.service import SECTIONS
 from vrm.keys.service import Vault
 
@@ -111,7 +112,7 @@ def list_grants(customer: CurrentCustomer, session: SessionDep) -> GrantList:
     )
 
 
-@router.get("/{grant_id}")
+@router.get("/{grant_id}", responses=problems(NotFound))
 def get_grant(grant_id: str, customer: CurrentCustomer, session: SessionDep) -> GrantPublic:
     return public(session, service.get_for_customer(session, customer.id, grant_id))
 
@@ -119,7 +120,7 @@ def get_grant(grant_id: str, customer: CurrentCustomer, session: SessionDep) -> 
 @router.get(
     "/{grant_id}/receipt",
     response_class=Response,
-    responses={200: {"content": {receipts.MEDIA_TYPE: {}}}},
+    responses={200: {"content": {receipts.MEDIA_TYPE: {}}}, **problems(NotFound)},
 )
 def grant_receipt(
     grant_id: str,
@@ -141,7 +142,7 @@ def grant_receipt(
     )
 
 
-@router.patch("/{grant_id}")
+@router.patch("/{grant_id}", responses=problems(NotFound))
 def narrow_grant(
     grant_id: str, body: GrantPatch, customer: CurrentCustomer, session: SessionDep
 ) -> GrantPublic:
@@ -154,7 +155,7 @@ def narrow_grant(
     return public(session, grant)
 
 
-@router.delete("/{grant_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{grant_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(NotFound))
 def revoke_grant(grant_id: str, customer: CurrentCustomer, session: SessionDep) -> None:
     """Withdraw consent: every token of the grant stops working at once."""
     grant = service.get_for_customer(session, customer.id, grant_id)

@@ -121,6 +121,8 @@ def oauth_metadata(settings: SettingsDep) -> JSONResponse:
 
 @router.get("/oauth/jwks")
 def jwks(vault: VaultDep) -> JSONResponse:
+    # Public keys only, nothing personal: any cache may keep them for a few
+    # minutes, unlike the rest of /oauth/ (no-store by default, vrm/headers.py).
     return JSONResponse(
         keys.jwks(vault),
         headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},

@@ -20,6 +20,7 @@ from vrm.deps import (
     VaultDep,
     secure_cookies,
 )
+from vrm.errors import Conflict, Forbidden, TooManyRequests, Unauthenticated, problems
 from vrm.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
@@ -39,7 +40,7 @@ def set_session_cookie(
     )
 
 
-@router.post("/accounts", status_code=status.HTTP_201_CREATED)
+@router.post("/accounts", status_code=status.HTTP_201_CREATED, responses=problems(Conflict))
 def sign_up(
     body: SignUp, session: SessionDep, vault: VaultDep, passwords: PasswordsDep
 ) -> AccountPublic:
@@ -54,7 +55,7 @@ def sign_up(
     return AccountPublic(id=customer.id, email=str(body.email), created_at=customer.created_at)
 
 
-@router.post("/session")
+@router.post("/session", responses=problems(Unauthenticated, TooManyRequests))
 def log_in(
     body: Credentials,
     request: Request,
@@ -106,7 +107,11 @@ def me(customer: CurrentCustomer, session: SessionDep, vault: VaultDep) -> Accou
     )
 
 
-@router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.put(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(Forbidden, TooManyRequests),
+)
 def change_password(
     body: PasswordChange,
     request: Request,
@@ -130,7 +135,9 @@ def change_password(
     set_session_cookie(response, request, settings, token)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/me", status_code=status.HTTP_204_NO_CONTENT, responses=problems(Forbidden, TooManyRequests)
+)
 def delete_account(
     body: PasswordConfirmation,
     response: Response,

@@ -8,6 +8,7 @@ from pydantic import AwareDatetime
 from vrm.catalogue.history import EventType, HistoryEvent
 from vrm.db import SessionDep
 from vrm.deps import CurrentCustomer, VaultDep
+from vrm.errors import BadRequest, NotFound, problems
 from vrm.history import service
 from vrm.history.models import HistoryEventPublic, HistoryFilter, HistoryPage
 from vrm.history.service import EventView
@@ -23,7 +24,7 @@ def _respond(response: Response, view: EventView) -> HistoryEventPublic:
     return view.event
 
 
-@router.get("")
+@router.get("", responses=problems(BadRequest))
 def list_history(
     customer: CurrentCustomer,
     session: SessionDep,
@@ -67,7 +68,7 @@ def add_event(
     return _respond(response, view)
 
 
-@router.get("/{event_id}")
+@router.get("/{event_id}", responses=problems(NotFound))
 def get_event(
     event_id: str,
     customer: CurrentCustomer,
@@ -81,7 +82,7 @@ def get_event(
     return _respond(response, view)
 
 
-@router.patch("/{event_id}")
+@router.patch("/{event_id}", responses=problems(NotFound, BadRequest))
 def patch_event(
     event_id: str,
     body: Annotated[dict[str, Any], Body(media_type="application/merge-patch+json")],
@@ -103,6 +104,6 @@ def patch_event(
     return _respond(response, view)
 
 
-@router.delete("/{event_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{event_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(NotFound))
 def delete_event(event_id: str, customer: CurrentCustomer, session: SessionDep) -> None:
     service.delete_event(session=session, customer_id=customer.id, event_id=event_id)

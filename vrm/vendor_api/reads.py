@@ -35,7 +35,7 @@ from starlette.types import Receive, Scope, Send
 from consent.oauth import tokens
 from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
-from vrm.errors import MethodNotAllowed, NotFound, ValidationFailed, VRMError, problem_for
+from vrm.errors import NotFound, ValidationFailed, VRMError, problem_for
 from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
 from vrm.records import service as records
@@ -44,7 +44,6 @@ from vrm.vendor_api.service import Reader
 
 PREFIX = "/v1/data"
 _SINCE_MAX = 200
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def category_of(path: str) -> str | None | bool:
@@ -150,8 +149,9 @@ def _history_changes(
         limit=limit or service.DEFAULT_HISTORY_LIMIT,
     )
     access = service.access_row(reader, projection.categories, projection.fields)
-    response = Response(projection.json, media_type="application/json", headers=_NO_STORE)
-    return response, access
+    # No cache may keep it: Cache-Control: no-store, as every /v1/ answer
+    # that says nothing else (vrm/headers.py).
+    return Response(projection.json, media_type="application/json"), access
 
 
 def _prepare(
@@ -212,13 +212,9 @@ class VendorRead:
         category = category_of(scope["path"])
         state = scope["app"].state
         response: Response
-        if scope["method"] != "GET":
-            # Starlette's routes also send HEAD here; a HEAD would record a
-            # read that sent no data.
-            response = problem_for(
-                MethodNotAllowed("Use GET.", allow="GET"), scope["method"], scope["path"]
-            )
-        elif category is False:
+        # Only GET comes here: vrm.app.App sends nothing else, and the routes
+        # (vrm/vendor_api/routes.py) refuse every other method, HEAD too.
+        if category is False:
             response = problem_for(NotFound("No such resource."), scope["method"], scope["path"])
         elif state.engine.dialect.name == "sqlite":
             # In the event loop, as the token endpoint does: a few hundred

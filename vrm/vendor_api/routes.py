@@ -21,14 +21,14 @@ from consent.oauth.routes import bearer_token
 from vrm.catalogue.history import HistoryEvent
 from vrm.db import SessionDep
 from vrm.deps import VaultDep
+from vrm.errors import BadRequest, Conflict, problems, raises
 from vrm.vendor_api import feed, service
 from vrm.vendor_api.reads import PREFIX, vendor_read
-from vrm.vendor_api.service import InsufficientScope, Reader
+from vrm.vendor_api.service import InsufficientScope, InvalidToken, Reader
 
 _NO_FEED = "The feed needs a client-credentials token with the feed:read scope."
 _NO_STORE = {"Cache-Control": "no-store"}
 
-router = APIRouter(tags=["vendor data"])
 deposit_router = APIRouter(prefix="/v1/history", tags=["vendor data"])
 feed_router = APIRouter(prefix="/v1/feed", tags=["vendor data"])
 
@@ -37,22 +37,33 @@ def _active_token(request: Request, session: SessionDep, vault: VaultDep) -> tok
     return service.active_token(session.connection(), vault, bearer_token(request))
 
 
+@raises(InvalidToken, InsufficientScope)
 def current_reader(request: Request, session: SessionDep, vault: VaultDep) -> Reader:
     return service.reader_of(vault, _active_token(request, session, vault))
 
 
 WriterDep = Annotated[Reader, Depends(current_reader)]
 
+
+def _get_only(path: str) -> Route:
+    route = Route(path, vendor_read, methods=["GET"], include_in_schema=False)
+    # Starlette adds HEAD to every GET route; a HEAD would record a read that
+    # sent no data, so it gets a 405 whose Allow offers GET alone.
+    assert route.methods is not None  # noqa: S101 - given above
+    route.methods.discard("HEAD")
+    return route
+
+
 # GET /v1/data and /v1/data/{category} (plain and incremental history) are
-# the lean ASGI app in vrm/vendor_api/reads.py; create_app also puts it in
-# front of the routing.
-router.routes.extend(
-    Route(path, vendor_read, methods=["GET"], include_in_schema=False)
-    for path in (PREFIX, PREFIX + "/{category}")
+# the lean ASGI app in vrm/vendor_api/reads.py; vrm.app.App also puts it in
+# front of the routing. These routes answer the other methods, and join the
+# app's own routes as they are: include_router would rebuild them, HEAD and all.
+read_routes = [_get_only(path) for path in (PREFIX, PREFIX + "/{category}")]
+
+
+@deposit_router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=problems(BadRequest, Conflict)
 )
-
-
-@deposit_router.post("", status_code=status.HTTP_201_CREATED)
 def deposit_history(
     body: HistoryEvent,
     reader: WriterDep,
@@ -73,6 +84,7 @@ def deposit_history(
     )
 
 
+@raises(InvalidToken, InsufficientScope)
 def current_feed_vendor(request: Request, session: SessionDep, vault: VaultDep) -> str:
     active = _active_token(request, session, vault)
     if active.grant is not None or "feed:read" not in active.vendor_scopes:
@@ -80,7 +92,7 @@ def current_feed_vendor(request: Request, session: SessionDep, vault: VaultDep) 
     return active.vendor.id
 
 
-@feed_router.get("")
+@feed_router.get("", responses=problems(BadRequest))
 def read_feed(
     vendor_id: Annotated[str, Depends(current_feed_vendor)],
     session: SessionDep,
