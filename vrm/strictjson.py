@@ -1,5 +1,6 @@
 """The one parser for JSON from outside: bodies, form fields that hold JSON,
-JWT headers and payloads, cursors.
+JWT headers and payloads, cursors. HTTP bodies come through
+:func:`loads_body`, which also reads the charset of the Content-Type.
 
 Python's ``json.loads`` accepts what other parsers refuse or cannot hold:
 ``NaN`` and ``Infinity``, ``1e999`` (read as ``inf``, written back as
@@ -21,6 +22,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from email.message import Message
+from email.utils import collapse_rfc2231_value
 from typing import Any
 
 # Deeper than any document in the catalogue needs (the deepest is a few
@@ -141,3 +144,39 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     if _SURROGATE_ESCAPE.search(text) and not _strings_encodable(value):
         raise Malformed("a string holds an unpaired UTF-16 surrogate", "encoding")
     return value
+
+
+# RFC 8259 section 8.1: JSON exchanged between systems is UTF-8. Its media
+# type defines no charset (section 11), but a sender that names another
+# one means bytes this server would read as different characters: refuse.
+_UTF8 = {"utf-8", "utf8"}
+
+
+def is_json_media(content_type: str | None) -> bool:
+    """Whether a Content-Type announces JSON, as FastAPI decides it
+    (``application/json`` or ``application/*+json``)."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def loads_body(body: bytes, content_type: str | None, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse an HTTP body sent as ``content_type``, or raise :class:`Rejected`.
+
+    Size is the caller's limit: bodies are capped before they are read
+    (``VRM_MAX_BODY_BYTES``, vrm.middleware.BodyLimitMiddleware)."""
+    if content_type:
+        header = Message()
+        header["content-type"] = content_type
+        charset = header.get_param("charset")
+        if isinstance(charset, tuple):  # RFC 2231 form: charset*=...
+            charset = collapse_rfc2231_value(charset)
+        if charset is not None and charset.strip().lower() not in _UTF8:
+            raise Malformed(
+                "JSON is sent as UTF-8 (RFC 8259 section 8.1), not in the charset named",
+                "encoding",
+            )
+    return loads(body, max_depth=max_depth)
