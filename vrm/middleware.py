@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vrm import strictjson
@@ -128,7 +129,8 @@ class JSONOnlyMiddleware:
             has_body = headers.get(b"content-length", b"0") not in (b"0", b"") or (
                 b"transfer-encoding" in headers
             )
-            media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
+            # The first Content-Type, the one FastAPI reads.
+            media = (Headers(scope=scope).get("content-type") or "").split(";")[0].strip()
             if has_body and media.lower() not in _JSON_TYPES:
                 await _problem(
                     send,
@@ -172,7 +174,9 @@ class StrictJSONMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(_PROBLEM_PATHS):
             await self.app(scope, receive, send)
             return
-        content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+        # The first Content-Type, as FastAPI reads it: a second one must not
+        # let a body past this check that FastAPI then parses as JSON.
+        content_type = Headers(scope=scope).get("content-type")
         if not strictjson.is_json_media(content_type):
             await self.app(scope, receive, send)
             return
