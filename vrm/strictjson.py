@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from email.message import Message
-from email.utils import collapse_rfc2231_value
 from typing import Any
 
 # Deeper than any document in the catalogue needs (the deepest is a few
@@ -103,19 +101,20 @@ def _strings_encodable(value: Any) -> bool:
 
 
 def _depth_within(value: Any, limit: int) -> bool:
-    # Iterative, so a deep document cannot exhaust the stack here either.
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    # Level by level, without recursion, so a deep document cannot exhaust
+    # the stack here either (and a list per level is cheaper than a stack
+    # entry per container: this walk runs on every body).
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return False
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below += [child for child in children if isinstance(child, dict | list)]
+        level = below
     return True
 
 
@@ -168,15 +167,17 @@ def loads_body(body: bytes, content_type: str | None, *, max_depth: int = MAX_DE
 
     Size is the caller's limit: bodies are capped before they are read
     (``VRM_MAX_BODY_BYTES``, vrm.middleware.BodyLimitMiddleware)."""
-    if content_type:
-        header = Message()
-        header["content-type"] = content_type
-        charset = header.get_param("charset")
-        if isinstance(charset, tuple):  # RFC 2231 form: charset*=...
-            charset = collapse_rfc2231_value(charset)
-        if charset is not None and charset.strip().lower() not in _UTF8:
-            raise Malformed(
-                "JSON is sent as UTF-8 (RFC 8259 section 8.1), not in the charset named",
-                "encoding",
-            )
+    if content_type and ";" in content_type:
+        for parameter in content_type.split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            name = name.strip().lower()
+            if name == "charset*":  # RFC 2231: charset*=us-ascii'en'utf-16
+                value = value.rpartition("'")[2]
+            elif name != "charset":
+                continue
+            if value.strip().strip('"').lower() not in _UTF8:
+                raise Malformed(
+                    "JSON is sent as UTF-8 (RFC 8259 section 8.1), not in the charset named",
+                    "encoding",
+                )
     return loads(body, max_depth=max_depth)

@@ -81,6 +81,8 @@ def test_syntax_errors_are_malformed_and_json_decode_errors() -> None:
         "application/json",
         "application/json; charset=utf-8",
         'application/json; charset="UTF8"',
+        "application/json; profile=x; charset=UTF-8",
+        "application/json; charset*=utf-8''utf-8",
     ],
 )
 def test_a_body_in_utf8_is_read_whatever_the_header_says_of_it(content_type: str | None) -> None:
@@ -93,6 +95,7 @@ def test_a_body_in_utf8_is_read_whatever_the_header_says_of_it(content_type: str
         "application/json; charset=latin-1",
         "application/json; charset=utf-16",
         "application/json; charset*=us-ascii''utf-16",
+        "application/json; profile=x; charset=iso-8859-1",
     ],
 )
 def test_a_body_in_another_charset_is_malformed_even_when_it_decodes(content_type: str) -> None:
