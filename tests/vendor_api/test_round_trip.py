@@ -19,7 +19,7 @@ import json
 import math
 from typing import Any
 
-from fastapi import FastAPI
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -73,6 +73,12 @@ def _storable(value: Any) -> bool:
     return isinstance(value, bool | int | float)
 
 
+@pytest.fixture
+def token(ana: Person, vendor: Vendor) -> str:
+    # Function-scoped: one grant for all of a run's examples.
+    return str(tokens_for(ana, vendor, "preferences:read")["access_token"])
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -80,9 +86,8 @@ def _storable(value: Any) -> bool:
 )
 @given(free=FREE)
 def test_what_a_customer_stores_reads_exports_and_shares_equal_or_is_refused(
-    app: FastAPI, ana: Person, vendor: Vendor, free: str
+    ana: Person, vendor: Vendor, token: str, free: str
 ) -> None:
-    token = _token(app, ana, vendor)
     sent = json.loads(free)
     before = ana.client.get(PREFERENCES)
 
@@ -117,13 +122,3 @@ def test_what_a_customer_stores_reads_exports_and_shares_equal_or_is_refused(
         return
     after = ana.client.get(PREFERENCES)
     assert (after.json(), after.headers["etag"]) == (before.json(), before.headers["etag"])
-
-
-_tokens: dict[int, str] = {}
-
-
-def _token(app: FastAPI, ana: Person, vendor: Vendor) -> str:
-    # One grant per test run (the fixtures live for all its examples).
-    if id(app) not in _tokens:
-        _tokens[id(app)] = tokens_for(ana, vendor, "preferences:read")["access_token"]
-    return _tokens[id(app)]
