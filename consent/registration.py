@@ -38,7 +38,6 @@ Choices where the RFCs leave room:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from consent.vendors import service as vendors
 from consent.vendors.errors import InvalidClientMetadata
 from consent.vendors.metadata import ClientMetadata, check_metadata
 from consent.vendors.models import Vendor
+from vrm import strictjson
 from vrm.db import SessionDep
 from vrm.deps import SettingsDep, VaultDep
 from vrm.errors import Unauthenticated, UnsupportedMediaType
@@ -255,15 +255,17 @@ class MetadataRequest(JsonRequest):  # type: ignore[misc]
 
     def __init__(self, method: str, uri: str, headers: Headers, body: bytes, credential: str):
         super().__init__(method, uri, headers)
-        self.payload = _Payload(_json_object(body))
+        self.payload = _Payload(_json_object(body, headers.get("content-type")))
         self.credential = credential
         self.metadata: ClientMetadata | None = None
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def _json_object(body: bytes, content_type: str | None) -> dict[str, Any]:
+    # strictjson: nesting, long numbers, NaN or a bad encoding are refused
+    # as invalid_client_metadata (RFC 7591 section 3.2.2), never a 500.
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = strictjson.loads_body(body, content_type)
+    except strictjson.Rejected:
         data = None
     if not isinstance(data, dict) or not data:
         raise InvalidClientMetadataError("send the client metadata as a JSON object")
@@ -390,7 +392,7 @@ async def update_registration(
     body = await _json_body(request)
 
     def work() -> Status:
-        data = _json_object(body)
+        data = _json_object(body, request.headers.get("content-type"))
         _check_update(data, registered, server)
         metadata = client_metadata(data)
         vendor = vendors.update_registration(session, registered.vendor, metadata=metadata)

@@ -22,7 +22,7 @@ from vrm.db import make_engine, start_checkpoints
 from vrm.errors import install_handlers
 from vrm.keys import server as server_keys
 from vrm.keys.service import Vault
-from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware
+from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware, StrictJSONMiddleware
 from vrm.settings import Settings, get_settings
 from vrm.vendor_api.reads import category_of, vendor_read
 from vrm.vendor_api.routes import deposit_router, feed_router, read_routes
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
         lean: BodyLimitMiddleware(lean, limit=settings.max_body_bytes, guard_errors=True)
         for lean in (vendor_endpoint, vendor_read)
     }
+    app.add_middleware(StrictJSONMiddleware)
     app.add_middleware(JSONOnlyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     # The OAuth router first: routes match in order, and its token and

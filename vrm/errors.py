@@ -34,10 +34,13 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vrm.strictjson import NonFinite, Rejected
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:vrm:problem:"
+MALFORMED_JSON = "Malformed JSON"  # the title of a 400 for a body that is not JSON
 PROBLEM_REF = "#/components/schemas/Problem"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -215,13 +218,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     if any(e["code"] == "json_invalid" for e in errors):
         # Not JSON at all is a syntax error (400), not a schema failure (422).
-        return problem_response(
-            status=400,
-            title="Malformed JSON",
-            type_uri=PROBLEM_BASE + "malformed-json",
-            detail="The request body is not valid JSON.",
-            instance=request.url.path,
-        )
+        return body_refused(Rejected("syntax"), request.url.path)
     return problem_response(
         status=422,
         title=ValidationFailed.title,
@@ -248,6 +245,34 @@ def method_not_allowed(app: FastAPI, method: str, path: str) -> JSONResponse:
     allow = allowed_methods(app, path)
     return problem_for(
         MethodNotAllowed(f"This resource answers {allow}.", allow=allow), method, path
+    )
+
+
+def body_refused(exc: Rejected, path: str) -> JSONResponse:
+    """The answer to a JSON body vrm.strictjson refused: a number no store
+    can hold is a schema failure (422, like any value out of range); the
+    rest (syntax, encoding, depth, length) is not JSON this server reads
+    (400). The detail names the limit, never the content."""
+    if isinstance(exc, NonFinite):
+        return problem_response(
+            status=422,
+            title=ValidationFailed.title,
+            type_uri=PROBLEM_BASE + ValidationFailed.slug,
+            detail=f"body: {exc.message}",
+            instance=path,
+            errors=[{"field": "body", "message": exc.message, "code": "non_finite"}],
+        )
+    detail = (
+        "The request body is not valid JSON."
+        if exc.reason == "syntax"
+        else f"The request body is not JSON this server reads: {exc.message}."
+    )
+    return problem_response(
+        status=400,
+        title=MALFORMED_JSON,
+        type_uri=PROBLEM_BASE + "malformed-json",
+        detail=detail,
+        instance=path,
     )
 
 

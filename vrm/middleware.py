@@ -1,17 +1,20 @@
-"""Pure ASGI middleware: body size limit, JSON-only writes, and the last
-word on errors for the lean vendor endpoints.
+"""Pure ASGI middleware: body size limit, JSON-only writes, strict JSON
+bodies, and the last word on errors for the lean vendor endpoints.
 
-Both answer with problem details before a handler runs, so an oversized
-or non-JSON body never reaches parsing, let alone the database.
+Each answers with problem details before a handler runs, so an oversized,
+non-JSON or unreadable JSON body never reaches a route, let alone the
+database.
 """
 
 from __future__ import annotations
 
 import json
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vrm.errors import PROBLEM_BASE, PROBLEM_JSON, unhandled
+from vrm import strictjson
+from vrm.errors import PROBLEM_BASE, PROBLEM_JSON, body_refused, unhandled
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -127,7 +130,8 @@ class JSONOnlyMiddleware:
             has_body = headers.get(b"content-length", b"0") not in (b"0", b"") or (
                 b"transfer-encoding" in headers
             )
-            media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
+            # The first Content-Type, the one FastAPI reads.
+            media = (Headers(scope=scope).get("content-type") or "").split(";")[0].strip()
             if has_body and media.lower() not in _JSON_TYPES:
                 await _problem(
                     send,
@@ -139,3 +143,66 @@ class JSONOnlyMiddleware:
                 )
                 return
         await self.app(scope, receive, send)
+
+
+# Where answers are problem details. The OAuth endpoints keep the RFC 6749
+# and RFC 7591 error format and parse their own bodies with vrm.strictjson
+# (consent/registration.py).
+_PROBLEM_PATHS = ("/api/", "/v1/")
+
+
+class StrictJSONMiddleware:
+    """Every JSON body under /api/ and /v1/ goes through
+    :func:`vrm.strictjson.loads_body` before a route sees it.
+
+    FastAPI reads a body with Python's ``json.loads``, which takes NaN,
+    Infinity and ``1e999`` (stored as null, then unreadable) and raises
+    errors other than JSONDecodeError on bad encodings and deep nesting
+    (answered 400 ``about:blank``). Here, in front of every route, a
+    refused body gets :func:`vrm.errors.body_refused`'s answer; an accepted
+    one is passed on byte for byte, which FastAPI then parses again: the
+    bytes are UTF-8 JSON without NaN or overlong numbers, which
+    ``json.loads`` reads to the same value (a second parse costs less than
+    replacing FastAPI's body reading on every route).
+
+    The lean vendor apps (``vrm.app.App.__call__``) skip this stack; they
+    take only forms and GETs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(_PROBLEM_PATHS):
+            await self.app(scope, receive, send)
+            return
+        # The first Content-Type, as FastAPI reads it: a second one must not
+        # let a body past this check that FastAPI then parses as JSON.
+        content_type = Headers(scope=scope).get("content-type")
+        if not strictjson.is_json_media(content_type):
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left; nobody to answer
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body:
+            try:
+                strictjson.loads_body(body, content_type)
+            except strictjson.Rejected as exc:
+                await body_refused(exc, scope["path"])(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)

@@ -30,6 +30,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from vrm.errors import (
+    MALFORMED_JSON,
     PayloadTooLarge,
     PreconditionFailed,
     UnsupportedMediaType,
@@ -67,8 +68,6 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": True,
 }
-
-MALFORMED_JSON = "Malformed JSON"
 
 
 def _tree(dependant: Dependant) -> Iterator[Dependant]:

@@ -1,5 +1,6 @@
 """The one parser for JSON from outside: bodies, form fields that hold JSON,
-JWT headers and payloads, cursors.
+JWT headers and payloads, cursors. HTTP bodies come through
+:func:`loads_body`, which also reads the charset of the Content-Type.
 
 Python's ``json.loads`` accepts what other parsers refuse or cannot hold:
 ``NaN`` and ``Infinity``, ``1e999`` (read as ``inf``, written back as
@@ -100,19 +101,20 @@ def _strings_encodable(value: Any) -> bool:
 
 
 def _depth_within(value: Any, limit: int) -> bool:
-    # Iterative, so a deep document cannot exhaust the stack here either.
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    # Level by level, without recursion, so a deep document cannot exhaust
+    # the stack here either (and a list per level is cheaper than a stack
+    # entry per container: this walk runs on every body).
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return False
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            below += [child for child in children if isinstance(child, dict | list)]
+        level = below
     return True
 
 
@@ -141,3 +143,41 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     if _SURROGATE_ESCAPE.search(text) and not _strings_encodable(value):
         raise Malformed("a string holds an unpaired UTF-16 surrogate", "encoding")
     return value
+
+
+# RFC 8259 section 8.1: JSON exchanged between systems is UTF-8. Its media
+# type defines no charset (section 11), but a sender that names another
+# one means bytes this server would read as different characters: refuse.
+_UTF8 = {"utf-8", "utf8"}
+
+
+def is_json_media(content_type: str | None) -> bool:
+    """Whether a Content-Type announces JSON, as FastAPI decides it
+    (``application/json`` or ``application/*+json``)."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def loads_body(body: bytes, content_type: str | None, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse an HTTP body sent as ``content_type``, or raise :class:`Rejected`.
+
+    Size is the caller's limit: bodies are capped before they are read
+    (``VRM_MAX_BODY_BYTES``, vrm.middleware.BodyLimitMiddleware)."""
+    if content_type and ";" in content_type:
+        for parameter in content_type.split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            name = name.strip().lower()
+            if name == "charset*":  # RFC 2231: charset*=us-ascii'en'utf-16
+                value = value.rpartition("'")[2]
+            elif name != "charset":
+                continue
+            if value.strip().strip('"').lower() not in _UTF8:
+                raise Malformed(
+                    "JSON is sent as UTF-8 (RFC 8259 section 8.1), not in the charset named",
+                    "encoding",
+                )
+    return loads(body, max_depth=max_depth)

@@ -414,21 +414,39 @@ def test_unacceptable_metadata_is_refused_and_nothing_is_stored(
         assert service.list_vendors(fresh) == []
 
 
-@pytest.mark.parametrize(
-    "body",
-    [b"", b"{", b"[]", b'"client"', b"{}"],
-    ids=["empty", "malformed", "array", "string", "empty object"],
-)
+NOT_A_JSON_OBJECT = [
+    pytest.param(b"", "application/json", id="empty"),
+    pytest.param(b"{", "application/json", id="malformed"),
+    pytest.param(b"[]", "application/json", id="array"),
+    pytest.param(b'"client"', "application/json", id="string"),
+    pytest.param(b"{}", "application/json", id="empty object"),
+    # Issue 12, D5: each of these was a 500 (RecursionError and friends).
+    pytest.param(b"[" * 3000 + b"]" * 3000, "application/json", id="3000 deep"),
+    pytest.param(b'{"client_name": ' * 3000 + b"1" + b"}" * 3000, "application/json",
+                 id="3000 deep objects"),
+    pytest.param(b'{"client_name": "x", "n": NaN}', "application/json", id="NaN"),
+    pytest.param(b'{"client_name": "x", "n": 1e999}', "application/json", id="1e999"),
+    pytest.param(b'{"client_name": "x", "n": ' + b"9" * 5000 + b"}", "application/json",
+                 id="long number"),
+    pytest.param(b'{"client_name": "\xff"}', "application/json", id="invalid utf-8"),
+    pytest.param(b'{"client_name": "\\udc00"}', "application/json", id="lone surrogate"),
+    pytest.param(b'{"client_name": "x"}', "application/json; charset=latin-1", id="latin-1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "content_type"), NOT_A_JSON_OBJECT)
 def test_a_body_that_is_not_a_json_object_is_invalid_client_metadata(
-    web: TestClient, initial_token: str, body: bytes
+    app: FastAPI, web: TestClient, initial_token: str, body: bytes, content_type: str
 ) -> None:
     r = web.post(
         REGISTER,
         content=body,
-        headers=_auth(initial_token) | {"Content-Type": "application/json"},
+        headers=_auth(initial_token) | {"Content-Type": content_type},
     )
 
     _oauth_error(r, 400, "invalid_client_metadata", "send the client metadata as a JSON object")
+    with Session(app.state.engine) as fresh:
+        assert service.list_vendors(fresh) == []
 
 
 def test_a_body_that_is_not_json_is_unsupported_media_type(
@@ -773,6 +791,21 @@ def test_an_update_cannot_trade_the_client_secret_for_private_key_jwt(
     )
     row = _stored(app, registration["client_id"])
     assert (row.token_endpoint_auth_method, row.jwks) == ("client_secret_basic", None)
+
+
+def test_an_update_nested_3000_deep_is_invalid_client_metadata_and_changes_nothing(
+    app: FastAPI, web: TestClient, initial_token: str
+) -> None:
+    registration = _registered(web, initial_token)
+
+    r = web.put(
+        _path(registration),
+        headers=_manage(registration) | {"Content-Type": "application/json"},
+        content=b"[" * 3000 + b"]" * 3000,
+    )
+
+    _oauth_error(r, 400, "invalid_client_metadata", "send the client metadata as a JSON object")
+    assert _stored(app, registration["client_id"]).name == "Livraria Lello"
 
 
 def test_an_update_that_is_not_json_is_unsupported_media_type(

@@ -72,3 +72,52 @@ def test_syntax_errors_are_malformed_and_json_decode_errors() -> None:
         strictjson.loads("{")
     assert isinstance(caught.value, Malformed)
     assert caught.value.reason == "syntax"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "application/json",
+        "application/json; charset=utf-8",
+        'application/json; charset="UTF8"',
+        "application/json; profile=x; charset=UTF-8",
+        "application/json; charset*=utf-8''utf-8",
+    ],
+)
+def test_a_body_in_utf8_is_read_whatever_the_header_says_of_it(content_type: str | None) -> None:
+    assert strictjson.loads_body('{"a": "é"}'.encode(), content_type) == {"a": "é"}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=latin-1",
+        "application/json; charset=utf-16",
+        "application/json; charset*=us-ascii''utf-16",
+        "application/json; profile=x; charset=iso-8859-1",
+    ],
+)
+def test_a_body_in_another_charset_is_malformed_even_when_it_decodes(content_type: str) -> None:
+    # RFC 8259 section 8.1: the sender meant other characters than UTF-8 gives.
+    with pytest.raises(Malformed) as caught:
+        strictjson.loads_body(b'{"a": 1}', content_type)
+    assert caught.value.reason == "encoding"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        ("application/merge-patch+json", True),
+        ("text/json", False),
+        ("application/x-www-form-urlencoded", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_json_media_types_are_those_fastapi_parses(
+    content_type: str | None, expected: bool
+) -> None:
+    assert strictjson.is_json_media(content_type) is expected

@@ -16,6 +16,11 @@ Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]  # ISO 3166-1
 
 
 class Strict(BaseModel):
-    """Unknown members are refused: a typo must not be silently dropped."""
+    """Unknown members are refused: a typo must not be silently dropped.
 
-    model_config = ConfigDict(extra="forbid")
+    Nor is a float or decimal that is not finite held: pydantic would write
+    it out as null, which the schema then refuses (issue 12, D1). Bodies are
+    refused before this (vrm.strictjson); this keeps the store itself from
+    holding one, whoever builds the model."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -29,7 +29,7 @@ def _documents(session: Session, vault: Vault, customer: Customer) -> dict[str, 
     return {
         category: records.read_document(
             session=session, vault=vault, customer_id=customer.id, category=category
-        ).data.model_dump(mode="json")
+        ).public
         for category in DOCUMENT_CATEGORIES
     }
 

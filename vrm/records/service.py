@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -21,6 +23,8 @@ from vrm.jsonmerge import merge_patch
 from vrm.keys.service import Vault
 from vrm.records.models import DocumentRecord
 
+logger = logging.getLogger(__name__)
+
 # A PATCH without If-Match retries this often when another write lands
 # between its read and its write.
 _PATCH_ATTEMPTS = 5
@@ -28,11 +32,40 @@ _PATCH_ATTEMPTS = 5
 
 @dataclass
 class Document:
+    """A customer's document as read: ``model`` is it validated by its
+    schema, None if the stored JSON no longer validates (a null stored for
+    ``1e999`` before issue 12, or a schema that tightened since)."""
+
     category: str
-    data: BaseModel
+    model: BaseModel | None
+    plaintext: bytes
     etag: str
     revision: int
     updated_at: datetime
+
+    @property
+    def data(self) -> BaseModel:
+        """The validated document, for callers that need the model; raises
+        pydantic's ValidationError if it no longer validates (its owner
+        reads it through :attr:`public`)."""
+        if self.model is None:
+            return _schema(self.category).model_validate_json(self.plaintext)
+        return self.model
+
+    @cached_property
+    def stored(self) -> dict[str, Any]:
+        """The JSON as stored: what a merge patch applies to."""
+        data: dict[str, Any] = json.loads(self.plaintext)
+        return data
+
+    @property
+    def public(self) -> dict[str, Any]:
+        """What its owner reads and exports: the schema's JSON, or, if the
+        document no longer validates, the stored JSON as it is, so that its
+        owner can still see, repair or replace it (never a 500)."""
+        if self.model is None:
+            return self.stored
+        return self.model.model_dump(mode="json")
 
 
 def _encode(model: BaseModel) -> bytes:
@@ -98,9 +131,15 @@ def _open(
 def _load(session: Session, vault: Vault, customer_id: str, category: str) -> Document:
     schema = _schema(category)
     row, plaintext = _plaintext(session, vault, customer_id, category)
+    try:
+        model: BaseModel | None = schema.model_validate_json(plaintext)
+    except ValidationError:
+        logger.warning("the stored %s of customer %s no longer validates", category, customer_id)
+        model = None
     return Document(
         category=category,
-        data=schema.model_validate_json(plaintext),
+        model=model,
+        plaintext=plaintext,
         etag=make_etag(row.revision, row.ciphertext),
         revision=row.revision,
         updated_at=row.updated_at,
@@ -154,12 +193,13 @@ def _write(
     session: Session, vault: Vault, customer_id: str, current: Document, new: BaseModel
 ) -> Document | None:
     """Write new over current if nobody else wrote in between; None if they did."""
+    plaintext = _encode(new)
     sealed = vault.seal(
         session,
         customer_id=customer_id,
         category=current.category,
         record_id=current.category,
-        plaintext=_encode(new),
+        plaintext=plaintext,
     )
     now = utcnow()
     result = session.exec(
@@ -183,7 +223,8 @@ def _write(
     session.commit()
     return Document(
         category=current.category,
-        data=new,
+        model=new,
+        plaintext=plaintext,
         etag=make_etag(current.revision + 1, sealed.ciphertext),
         revision=current.revision + 1,
         updated_at=now,
@@ -222,7 +263,9 @@ def patch_document(
     for _ in range(_PATCH_ATTEMPTS):
         current = _load(session, vault, customer_id, category)
         check_if_match(if_match, current.etag)
-        merged = merge_patch(json.loads(_encode(current.data)), patch)
+        # From the stored JSON, not the model: a document that no longer
+        # validates can be repaired by a patch that removes what is wrong.
+        merged = merge_patch(current.stored, patch)
         try:
             new = schema.model_validate(merged)
         except ValidationError as exc:
