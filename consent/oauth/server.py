@@ -40,6 +40,7 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Payload,
     OAuth2Request,
     TokenMixin,
+    UnsupportedResponseTypeError,
 )
 from authlib.oauth2.rfc6749.grants import (
     AuthorizationCodeGrant,
@@ -412,12 +413,9 @@ class CodeGrant(AuthorizationCodeGrant):
         ):
             if len(request.payload.datalist.get(name, [])) > 1:
                 raise InvalidRequestError(f"Multiple '{name}' in request.")
-        # OIDC Core 6.1, 6.2: request objects are not supported, and saying
-        # so beats acting on the plain parameters beside an ignored one.
-        if "request" in data:
-            raise RequestNotSupportedError("request objects are not supported")
-        if "request_uri" in data:
-            raise RequestURINotSupportedError("request_uri is not supported")
+        refused = _request_object_error(data)
+        if refused is not None:
+            raise refused
         request.max_age = _max_age(data.get("max_age"))
         details: Any = None
         if details_raw is not None:
@@ -513,6 +511,16 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: Code) -> Customer | None:
         return store.customer(conn(), authorization_code.row.customer_id)
+
+
+def _request_object_error(data: Mapping[str, str]) -> OAuth2Error | None:
+    """OIDC Core 6.1, 6.2: request objects are not supported, and saying so
+    beats acting on the plain parameters beside an ignored one."""
+    if "request" in data:
+        return RequestNotSupportedError("request objects are not supported")
+    if "request_uri" in data:
+        return RequestURINotSupportedError("request_uri is not supported")
+    return None
 
 
 def _max_age(raw: str | None) -> int | None:
@@ -813,6 +821,18 @@ class Server(AuthorizationServer):
             return work()
 
     # Authlib's hooks ---------------------------------------------------
+    def get_authorization_grant(self, request: Request) -> Any:
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            # A JAR client (RFC 9101 5, openid-client) sends response_type
+            # only inside the request object: name what is not supported.
+            refused = _request_object_error(request.payload.data)
+            if refused is None:
+                raise
+            refused.redirect_uri = error.redirect_uri
+            raise refused from None
+
     def query_client(self, client_id: str) -> Client | None:
         vendor = store.vendor(conn(), client_id)
         if vendor is None or vendor.disabled_at is not None:

@@ -1,18 +1,27 @@
 """The OpenID Foundation's Basic and Config OP checks that apply to a
-code-flow-only server and touch the authorization endpoint, replayed with
-plain HTTP (the Node openid-client runs the same checks in
-test_foreign_clients.py). Module names follow the plans (``oidcc-max-age-1``,
-``oidcc-prompt-login``, ...).
+code-flow-only server and touch the authorization endpoint, replayed twice:
+with plain HTTP against the app, and by a certified relying party (the Node
+openid-client, tests/consent/node/conformance.mjs, with its own checks of
+state, iss, nonce and max_age against auth_time) against ``vrm serve``.
+Module names follow the plans (``oidcc-max-age-1``, ``oidcc-prompt-login``,
+...).
 
 Login time is moved into the past in the database instead of sleeping: the
-``auth_time`` claim and ``max_age`` both read the session's login time."""
+``auth_time`` claim and ``max_age`` both read the session's login time. The
+Node client, which cannot reach the database, uses ``max_age=0`` (OIDC Core
+3.1.2.1: the same as ``prompt=login``)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from joserfc import jwt
@@ -30,6 +39,8 @@ from tests.consent.conftest import (
     start,
     tokens_for,
 )
+from tests.liveserver import LiveServer, live_server
+from tests.nodejs import node_with_packages
 from vrm.accounts.models import LoginSession
 from vrm.dbtypes import utcnow
 
@@ -258,6 +269,16 @@ def test_a_request_uri_is_refused_as_not_supported(ana: Person, vendor: Vendor) 
     _refused(auth, "request_uri_not_supported", "request_uri is not supported")
 
 
+def test_a_request_object_without_response_type_is_refused_as_not_supported(
+    ana: Person, vendor: Vendor
+) -> None:
+    # RFC 9101 5: a JAR client sends response_type inside the object only.
+    auth = start(ana, vendor, "openid", request=UNSIGNED, response_type=None)  # type: ignore[arg-type]
+    _refused(auth, "request_not_supported", "request objects are not supported")
+    auth = start(ana, vendor, "openid", request_uri="urn:x", response_type=None)  # type: ignore[arg-type]
+    _refused(auth, "request_uri_not_supported", "request_uri is not supported")
+
+
 def test_a_request_object_with_an_unknown_client_gets_the_error_page(
     ana: Person, vendor: Vendor
 ) -> None:
@@ -315,3 +336,101 @@ def test_a_refresh_keeps_the_narrower_scope_of_its_code(ana: Person, vendor: Ven
     r = vendor.refresh(first["refresh_token"])
     assert r.status_code == 200, r.text
     assert r.json()["scope"] == "history:read"
+
+
+# -- the same checks by openid-client ------------------------------------------------
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE_TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def conformance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One run of conformance.mjs against a fresh ``vrm serve``: what each
+    check saw, keyed by check."""
+    node = node_with_packages(NODE_DIR)
+    with live_server(tmp_path_factory.mktemp("conformance")) as server:
+        yield _run_conformance(node, server)
+
+
+def _run_conformance(node: str, server: LiveServer) -> dict[str, Any]:
+    customer = server.new_customer("conformance")
+    vendor = server.vendor
+    done = subprocess.run(
+        [
+            node,
+            str(NODE_DIR / "conformance.mjs"),
+            *("--issuer", server.url, "--client-id", vendor.client_id),
+            *("--client-secret", vendor.client_secret, "--redirect-uri", vendor.redirect_uri),
+            *("--email", customer.email, "--password", customer.password),
+        ],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"conformance.mjs failed:\n{done.stderr}\n{done.stdout}"
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result.pop("ok") is True
+    assert result.pop("client") == {"openid-client": "6.8.9"}
+    return result
+
+
+SILENT = ["GET /oauth/authorize 303"]
+
+
+def test_openid_client_reads_that_request_objects_are_not_supported(
+    conformance: dict[str, Any],
+) -> None:
+    assert conformance["discovery"] == {
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+    }
+    assert conformance["first"] == {"login": True, "auth_time": "number"}
+
+
+def test_openid_client_max_age_0_logs_in_again_and_auth_time_passes_its_check(
+    conformance: dict[str, Any],
+) -> None:
+    assert conformance["max_age_0"] == {"login": True, "auth_time_is_new": True}
+
+
+def test_openid_client_max_age_longer_than_the_login_needs_no_page(
+    conformance: dict[str, Any],
+) -> None:
+    assert conformance["max_age_3600"] == {"trail": SILENT, "auth_time_is_the_login": True}
+
+
+def test_openid_client_prompt_login_logs_in_again(conformance: dict[str, Any]) -> None:
+    assert conformance["prompt_login"] == {"login": True, "auth_time_is_new": True}
+
+
+def test_openid_client_prompt_none_with_a_session_gets_a_code_and_its_nonce(
+    conformance: dict[str, Any],
+) -> None:
+    assert conformance["prompt_none_logged_in"] == {"trail": SILENT, "nonce_checked": True}
+
+
+def test_openid_client_prompt_none_without_a_session_gets_login_required(
+    conformance: dict[str, Any],
+) -> None:
+    assert conformance["prompt_none_not_logged_in"] == {
+        "error": "login_required",
+        "trail": SILENT,
+    }
+
+
+def test_openid_client_narrower_request_gets_only_its_scope(conformance: dict[str, Any]) -> None:
+    assert conformance["narrower"] == {
+        "trail": SILENT,
+        "scope": "history:read",
+        "id_token": "undefined",
+    }
+
+
+def test_openid_client_request_objects_are_refused_in_the_authorization_response(
+    conformance: dict[str, Any],
+) -> None:
+    assert conformance["request"] == {"error": "request_not_supported", "trail": SILENT}
+    assert conformance["request_uri"] == {"error": "request_uri_not_supported", "trail": SILENT}
