@@ -340,7 +340,9 @@ async def authorize_decision(
     raw: PageFormDep,
 ) -> Response:
     try:
-        query = form_fields(raw, {"request": 8000})["request"]
+        # Room for any query a server's request line admits (h11: 16 KiB),
+        # twice over for its encoding again in the page.
+        query = form_fields(raw, {"request": 32768})["request"]
     except FormError as exc:
         message = f"The form was not filled in correctly: {exc.message}. Start again."
         return render("error.html", status=400, message=message)
