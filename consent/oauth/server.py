@@ -70,6 +70,7 @@ from consent.oauth.models import AuthorizationCode
 from consent.oauth.store import TokenRow
 from consent.scopes import (
     VENDOR_SCOPES,
+    Access,
     DataRequest,
     DetailsError,
     ScopeError,
@@ -523,6 +524,12 @@ def _request_object_error(data: Mapping[str, str]) -> OAuth2Error | None:
     return None
 
 
+def _details(accesses: list[Access], grant: Grant) -> list[dict[str, Any]]:
+    """RFC 9396 7: the details granted for this token, which may be fewer
+    than its grant holds (a narrower request, RFC 9700 2.3)."""
+    return grants.details_for(accesses, grant.purpose, grant)
+
+
 def _max_age(raw: str | None) -> int | None:
     """OIDC Core 3.1.2.1: a non-negative number of seconds."""
     if raw is None:
@@ -763,7 +770,7 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
             body["grant_id"] = grant.id
             body["purpose"] = grant.purpose
             if grant.authorization_details is not None:
-                body["authorization_details"] = grant.authorization_details
+                body["authorization_details"] = _details(active.accesses, grant)
         return body
 
 
@@ -892,7 +899,8 @@ class Server(AuthorizationServer):
             token["expires_in"] = max(1, int((access_end - now).total_seconds()))
             token["grant_id"] = grant.id
             if grant.authorization_details is not None:
-                token["authorization_details"] = grant.authorization_details
+                accesses, _ = parse_scopes(token.get("scope"))
+                token["authorization_details"] = _details(accesses, grant)
         refresh = token.get("refresh_token")
         row = {
             "id": token_id,

@@ -329,6 +329,39 @@ def test_a_narrower_request_with_openid_gets_only_the_fields_asked_for(
     assert info.json() == {"sub": _id_token(vendor, body)["sub"], "email": PROFILE["email"]}
 
 
+def test_a_narrower_request_under_authorization_details_gets_only_its_details(
+    ana: Person, vendor: Vendor
+) -> None:
+    wide = [
+        {
+            "type": "urn:vrm:consent:data-access",
+            "datatypes": ["profile"],
+            "fields": ["email", "given_name"],
+            "actions": ["read"],
+            "purpose": "dpv:ServiceProvision",
+        }
+    ]
+    first = tokens_for(ana, vendor, "history:read", authorization_details=json.dumps(wide))
+    expires_at = first["authorization_details"][0]["expires_at"]
+    auth = start(ana, vendor, "profile.email:read")
+    r = vendor.exchange(_code_of(auth.page), auth.verifier)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    only_email = [
+        {
+            "type": "urn:vrm:consent:data-access",
+            "datatypes": ["profile"],
+            "actions": ["read"],
+            "purpose": "dpv:ServiceProvision",
+            "expires_at": expires_at,
+            "fields": ["email"],
+        }
+    ]
+    assert body["scope"] == "profile.email:read"
+    assert body["authorization_details"] == only_email
+    assert vendor.introspect(body["access_token"])["authorization_details"] == only_email
+
+
 def test_a_refresh_keeps_the_narrower_scope_of_its_code(ana: Person, vendor: Vendor) -> None:
     tokens_for(ana, vendor, "openid profile.email:read history:read")
     auth = start(ana, vendor, "history:read")
