@@ -131,6 +131,12 @@ def test_a_tick_that_is_no_scope_gives_the_page_again(ana: Person, page: Authori
     assert ana.client.get(GRANTS).json() == {"items": []}
 
 
+def test_more_ticks_than_any_page_has_give_the_page_again(ana: Person, page: Authorization) -> None:
+    r = _post(ana, page, allow=["profile.email:read"] * 65)
+    message = "The form was not filled in correctly: allow was sent more than 64 times."
+    _the_page_again(ana, r, message)
+
+
 def test_an_overlong_csrf_token_gives_the_page_again(ana: Person, page: Authorization) -> None:
     r = _post(ana, page, csrf="x" * 101)
     message = "The form was not filled in correctly: csrf is longer than 100 characters."
