@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from consent.pages import render
+from consent.pages import FormError, PageFormDep, form_fields, render
 from vrm.accounts import service as accounts
 from vrm.accounts.routes import set_session_cookie
 from vrm.db import SessionDep
@@ -20,6 +19,8 @@ from vrm.errors import TooManyRequests, VRMError
 router = APIRouter(include_in_schema=False)
 
 _CSRF_COOKIE = "vrm_login_csrf"
+# The login form's fields and their longest values.
+_FIELDS = {"email": 320, "password": 1024, "csrf": 200, "next": 4000}
 
 
 def safe_next(target: str | None) -> str:
@@ -60,12 +61,20 @@ def login_submit(
     passwords: PasswordsDep,
     settings: SettingsDep,
     address: ClientAddressDep,
-    email: Annotated[str, Form(max_length=320)] = "",
-    password: Annotated[str, Form(max_length=1024)] = "",
-    csrf: Annotated[str, Form(max_length=200)] = "",
-    next: Annotated[str, Form(max_length=4000)] = "/",
+    form: PageFormDep,
 ) -> Response:
-    next_url = safe_next(next)
+    try:
+        fields = form_fields(form, _FIELDS)
+    except FormError as exc:
+        return _page(
+            request,
+            next_url=safe_next(exc.kept.get("next")),
+            email=exc.kept.get("email", ""),
+            error=f"The form was not filled in correctly: {exc.message}.",
+            status=400,
+        )
+    email, password, csrf = fields["email"], fields["password"], fields["csrf"]
+    next_url = safe_next(fields["next"])
     cookie = request.cookies.get(_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), csrf.encode()):
         return _page(

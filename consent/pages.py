@@ -1,5 +1,10 @@
 """Server-rendered pages (login, consent, errors): no JavaScript, CSRF tokens,
-and headers that keep them out of frames and other sites' referrers."""
+and headers that keep them out of frames and other sites' referrers.
+
+Their forms are read through :func:`form_fields` and :func:`form_list`
+only: a file where text belongs, a field sent twice or an overlong value is
+a :class:`FormError`, which the page answers with 400 and the form again,
+never a 500."""
 
 from __future__ import annotations
 
@@ -7,11 +12,14 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from fastapi import Depends, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse
 
 from vrm.keys.service import Vault
@@ -92,3 +100,56 @@ def csrf_ok(vault: Vault, session_token: str, purpose: str, given: str | None) -
     if not given:
         return False
     return hmac.compare_digest(csrf_token(vault, session_token, purpose).encode(), given.encode())
+
+
+class FormError(ValueError):
+    """A form that no page of ours sends. The message names fields and
+    limits, never a value (one may be a password); ``kept`` holds the
+    fields that were fine, to fill the form in again."""
+
+    def __init__(self, message: str, kept: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kept = kept or {}
+
+
+async def page_form(request: Request) -> AsyncIterator[FormData]:
+    """The submitted form; uploaded files are closed after the answer."""
+    async with request.form() as form:
+        yield form
+
+
+PageFormDep = Annotated[FormData, Depends(page_form)]
+
+
+def form_fields(form: FormData, limits: dict[str, int]) -> dict[str, str]:
+    """The one text value of each field named in ``limits`` (at most that
+    many characters; ``""`` when absent). Fields not named are ignored."""
+    kept: dict[str, str] = {}
+    problems: list[str] = []
+    for name, limit in limits.items():
+        values = form.getlist(name)
+        value = values[0] if values else ""
+        if len(values) > 1:
+            problems.append(f"{name} was sent more than once")
+        elif not isinstance(value, str):
+            problems.append(f"{name} must be text, not a file")
+        elif len(value) > limit:
+            problems.append(f"{name} is longer than {limit} characters")
+        else:
+            kept[name] = value
+    if problems:
+        raise FormError("; ".join(problems), kept)
+    return kept
+
+
+def form_list(form: FormData, name: str, *, max_items: int, max_length: int) -> list[str]:
+    """Every text value of a repeatable field (ticked checkboxes)."""
+    values = form.getlist(name)
+    if len(values) > max_items:
+        raise FormError(f"{name} was sent more than {max_items} times")
+    if not all(isinstance(v, str) for v in values):
+        raise FormError(f"{name} must be text, not a file")
+    if any(len(str(v)) > max_length for v in values):
+        raise FormError(f"{name} is longer than {max_length} characters")
+    return [str(v) for v in values]

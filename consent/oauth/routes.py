@@ -26,19 +26,30 @@ from starlette.routing import Route
 
 from consent.grants import service as grants
 from consent.oauth import keys, tokens
+from consent.oauth.authentication import Login, current_login, must_log_in, prompts, to_login
+from consent.oauth.consent_form import ConsentForm, read_consent
 from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.server import ASSERTION_ALGS, TOKEN_AUTH_METHODS, Decision, Server
 from consent.oauth.server import Request as OAuthRequest
 from consent.oauth.userinfo import CLAIMS
 from consent.oauth.userinfo import userinfo as user_claims
-from consent.pages import csrf_ok, csrf_token, render
-from consent.scopes import OPENID, PURPOSES, VENDOR_SCOPES, all_scopes, parse_scope
-from vrm.accounts import service as accounts
-from vrm.accounts.models import Customer
+from consent.pages import (
+    FormError,
+    PageFormDep,
+    csrf_ok,
+    csrf_token,
+    form_fields,
+    render,
+)
+from consent.scopes import (
+    OPENID,
+    PURPOSES,
+    VENDOR_SCOPES,
+    all_scopes,
+)
 from vrm.db import SessionDep
 from vrm.dbtypes import utcnow
 from vrm.deps import SessionTokenDep, SettingsDep, VaultDep
-from vrm.keys.service import Vault
 from vrm.settings import Settings
 
 router = APIRouter(include_in_schema=False)
@@ -106,6 +117,9 @@ def metadata(settings: Settings) -> dict[str, Any]:
             *CLAIMS.values(),
         ],
         "authorization_response_iss_parameter_supported": True,
+        # OIDC Discovery 3: request objects are refused (Core 6.1, 6.2).
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
         "authorization_details_types_supported": ["urn:vrm:consent:data-access"],
         "purposes_supported": sorted(PURPOSES),
     }
@@ -182,49 +196,54 @@ def _error(error: OAuth2Error, settings: Settings) -> Response:
     return render("error.html", status=400, message=message)
 
 
-def _current_customer(session: Session, vault: Vault, token: str | None) -> Customer | None:
-    if not token:
-        return None
-    return accounts.customer_for_token(session=session, vault=vault, token=token)
-
-
 def _authorize_get(
-    server: Server,
-    session: Session,
-    oreq: OAuthRequest,
-    session_token: str | None,
-    login_url: str,
+    server: Server, session: Session, oreq: OAuthRequest, session_token: str | None
 ) -> Response:
-    settings, vault = server.settings, server.vault
-    customer = _current_customer(session, vault, session_token)
+    settings = server.settings
+    login = current_login(session, server.vault, session_token)
+    customer = login.customer if login is not None else None
     try:
         grant = server.get_consent_grant(oreq, end_user=customer)
     except OAuth2Error as error:
-        prompt_none = "none" in (oreq.payload.data.get("prompt") or "").split()
-        if error.redirect_uri and customer is None and not prompt_none:
+        if error.redirect_uri and customer is None and "none" not in prompts(oreq):
             # No error bounces to a client before the customer has logged
             # in (RFC 9700 4.11.2): the AS must not be an open redirector.
-            return RedirectResponse("/login?" + urlencode({"next": login_url}), status_code=303)
+            return to_login(oreq)
         return _error(error, settings)
-    prompt = set((oreq.payload.data.get("prompt") or "").split())
+    prompt = prompts(oreq)
     request = oreq.data_request
     assert request is not None  # noqa: S101 - set by validation
-    if customer is None or session_token is None:
+    if login is None or must_log_in(oreq, login):
         if "none" in prompt:
             return _error(_redirect_error(oreq, "login_required"), settings)
-        return RedirectResponse("/login?" + urlencode({"next": login_url}), status_code=303)
-    if "consent" not in prompt and "login" not in prompt:
+        return to_login(oreq)
+    if "consent" not in prompt:
         covering = grants.find_covering(
-            session, customer_id=customer.id, vendor_id=oreq.client.vendor.id, request=request
+            session, customer_id=login.customer.id, vendor_id=oreq.client.vendor.id, request=request
         )
         if covering is not None:
-            oreq.decision = Decision(customer=customer, grant=covering, auth_time=utcnow())
+            oreq.decision = Decision(customer=login.customer, grant=covering, auth_time=login.at)
             return _with_iss(
-                server.create_authorization_response(oreq, grant_user=customer, grant=grant),
+                server.create_authorization_response(oreq, grant_user=login.customer, grant=grant),
                 settings,
             )
     if "none" in prompt:
         return _error(_redirect_error(oreq, "consent_required"), settings)
+    return _consent_page(server, oreq, login)
+
+
+def _consent_page(
+    server: Server,
+    oreq: OAuthRequest,
+    login: Login,
+    *,
+    error: str = "",
+    ticked: list[str] | None = None,
+) -> Response:
+    """The consent page; again with ``error`` (400) and the customer's ticks
+    when the form came back wrong."""
+    request = oreq.data_request
+    assert request is not None  # noqa: S101 - set by validation
     vendor = oreq.client.vendor
     longest = grants.default_expiry(request) - utcnow()
     durations = [(d, w) for d, w in _DURATIONS if timedelta(days=d) <= longest + timedelta(hours=1)]
@@ -232,6 +251,7 @@ def _authorize_get(
         durations = [(max(1, longest.days), "until the date asked for")]
     return render(
         "consent.html",
+        status=400 if error else 200,
         form_targets=tuple(vendor.redirect_uris),
         vendor=vendor,
         accesses=request.accesses,
@@ -239,13 +259,11 @@ def _authorize_get(
         purpose=request.purpose,
         purpose_words=PURPOSES.get(request.purpose, request.purpose),
         durations=durations,
-        csrf=csrf_token(vault, session_token, "consent"),
-        request_query=urlencode(list(_items_of(oreq))),
+        csrf=csrf_token(server.vault, login.token, "consent"),
+        request_query=urlencode(oreq.parameters()),
+        error=error,
+        ticked=None if ticked is None else set(ticked),
     )
-
-
-def _items_of(oreq: OAuthRequest) -> list[tuple[str, str]]:
-    return [(k, v) for k, values in oreq.payload.datalist.items() for v in values]
 
 
 def _redirect_error(oreq: OAuthRequest, error: str) -> OAuth2Error:
@@ -265,11 +283,8 @@ async def authorize(
     oreq = OAuthRequest(
         "GET", _uri(settings, request), request.headers, list(request.query_params.multi_items())
     )
-    login_url = request.url.path + ("?" + request.url.query if request.url.query else "")
     return await run_in_threadpool(
-        server.run,
-        session,
-        lambda: _authorize_get(server, session, oreq, session_token, login_url),
+        server.run, session, lambda: _authorize_get(server, session, oreq, session_token)
     )
 
 
@@ -277,43 +292,43 @@ def _authorize_post(
     server: Server,
     session: Session,
     oreq: OAuthRequest,
-    form: dict[str, Any],
+    form: ConsentForm,
     session_token: str | None,
 ) -> Response:
     settings, vault = server.settings, server.vault
-    customer = _current_customer(session, vault, session_token)
-    if customer is None or session_token is None:
+    login = current_login(session, vault, session_token)
+    if login is None:
         return render("error.html", status=401, message="Your session ended. Start again.")
-    if not csrf_ok(vault, session_token, "consent", form.get("csrf")):
+    if not form.problem and not csrf_ok(vault, login.token, "consent", form.csrf):
         return render("error.html", status=403, message="This form expired. Start again.")
     try:
-        grant = server.get_consent_grant(oreq, end_user=customer)
+        grant = server.get_consent_grant(oreq, end_user=login.customer)
     except OAuth2Error as error:
         return _error(error, settings)
     request = oreq.data_request
     assert request is not None  # noqa: S101 - set by validation
-    try:
-        allowed = [parse_scope(s) for s in form.get("allow", [])]
-        days = int(form.get("duration_days") or 0)
-    except ValueError:
-        return render("error.html", status=400, message="The form was not filled in correctly.")
-    if form.get("decision") != "allow" or (not allowed and not request.openid):
+    if form.problem:
+        # The page again, with the same request and a fresh CSRF token: no
+        # more than a GET of the authorization endpoint would give.
+        message = f"The form was not filled in correctly: {form.problem}."
+        return _consent_page(server, oreq, login, error=message, ticked=form.ticked)
+    if form.decision != "allow" or (not form.allow and not request.openid):
         denied = AccessDeniedError(redirect_uri=grant.redirect_uri, state=oreq.payload.state)
         return _error(denied, settings)
     now = utcnow()
     expires_at: datetime = grants.default_expiry(request, now)
-    if days > 0:
-        expires_at = min(expires_at, now + timedelta(days=days))
+    if form.days is not None:
+        expires_at = min(expires_at, now + timedelta(days=form.days))
     new_grant = grants.create(
         session,
-        customer_id=customer.id,
+        customer_id=login.customer.id,
         vendor_id=oreq.client.vendor.id,
         request=request,
-        allowed=allowed,
+        allowed=form.allow,
         expires_at=expires_at,
     )
-    oreq.decision = Decision(customer=customer, grant=new_grant, auth_time=now)
-    response = server.create_authorization_response(oreq, grant_user=customer, grant=grant)
+    oreq.decision = Decision(customer=login.customer, grant=new_grant, auth_time=login.at)
+    response = server.create_authorization_response(oreq, grant_user=login.customer, grant=grant)
     return _with_iss(response, settings)
 
 
@@ -324,15 +339,16 @@ async def authorize_decision(
     session: SessionDep,
     settings: SettingsDep,
     session_token: SessionTokenDep,
+    raw: PageFormDep,
 ) -> Response:
-    raw = await request.form()
-    form: dict[str, Any] = {
-        "csrf": raw.get("csrf"),
-        "decision": raw.get("decision"),
-        "duration_days": raw.get("duration_days"),
-        "allow": [str(v) for v in raw.getlist("allow")],
-    }
-    query = str(raw.get("request") or "")
+    try:
+        # Room for any query a server's request line admits (h11: 16 KiB),
+        # twice over for its encoding again in the page.
+        query = form_fields(raw, {"request": 32768})["request"]
+    except FormError as exc:
+        message = f"The form was not filled in correctly: {exc.message}. Start again."
+        return render("error.html", status=400, message=message)
+    form = read_consent(raw)
     items = parse_qsl(query, keep_blank_values=True)
     uri = settings.issuer.rstrip("/") + "/oauth/authorize?" + query
     oreq = OAuthRequest("GET", uri, request.headers, items)

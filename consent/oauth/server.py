@@ -40,6 +40,7 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Payload,
     OAuth2Request,
     TokenMixin,
+    UnsupportedResponseTypeError,
 )
 from authlib.oauth2.rfc6749.grants import (
     AuthorizationCodeGrant,
@@ -51,6 +52,7 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import UserInfo
+from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
 from authlib.oidc.core.grants import OpenIDCode
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -68,6 +70,7 @@ from consent.oauth.models import AuthorizationCode
 from consent.oauth.store import TokenRow
 from consent.scopes import (
     VENDOR_SCOPES,
+    Access,
     DataRequest,
     DetailsError,
     ScopeError,
@@ -78,6 +81,7 @@ from consent.scopes import (
 )
 from consent.vendors import service as vendors
 from consent.vendors.models import Vendor
+from vrm import strictjson
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow
 from vrm.keys.service import Vault
@@ -214,6 +218,12 @@ class Request(OAuth2Request):
         # Set by the consent page: what the customer allowed.
         self.decision: Decision | None = None
         self.data_request: DataRequest | None = None
+        # OIDC Core 3.1.2.1 max_age, in seconds, once validated.
+        self.max_age: int | None = None
+
+    def parameters(self) -> list[tuple[str, str]]:
+        """Every parameter, repeated ones included, in order of name."""
+        return [(k, v) for k, values in self.payload.datalist.items() for v in values]
 
     @property
     def args(self) -> dict[str, str]:
@@ -400,16 +410,21 @@ class CodeGrant(AuthorizationCodeGrant):
             "code_challenge_method",
             "nonce",
             "prompt",
+            "max_age",
         ):
             if len(request.payload.datalist.get(name, [])) > 1:
                 raise InvalidRequestError(f"Multiple '{name}' in request.")
+        refused = _request_object_error(data)
+        if refused is not None:
+            raise refused
+        request.max_age = _max_age(data.get("max_age"))
         details: Any = None
         if details_raw is not None:
             try:
-                details = json.loads(details_raw)
-            except ValueError:
+                details = strictjson.loads(details_raw)
+            except strictjson.Rejected as exc:
                 raise InvalidAuthorizationDetailsError(
-                    "authorization_details is not valid JSON"
+                    _ascii(f"authorization_details is not JSON this server reads: {exc.message}")
                 ) from None
         try:
             request.data_request = data_request(
@@ -440,14 +455,19 @@ class CodeGrant(AuthorizationCodeGrant):
         grant = decision.grant
         data = request.payload.data
         now = utcnow()
-        accesses = grants.accesses_of(grant)
+        asked = request.data_request
+        if asked is None:  # pragma: no cover - set by validate_requested_scope
+            raise RuntimeError("an authorization without its validated request")
+        # RFC 9700 2.3: the code carries what was asked for and granted,
+        # never the rest of a wider grant that happens to cover the request.
+        accesses = within(asked.accesses, grants.accesses_of(grant))
         row = AuthorizationCode(
             code_hash=self.server.vault.token_hash(code),
             vendor_id=request.client.vendor.id,
             customer_id=decision.customer.id,
             grant_id=grant.id,
             redirect_uri=data.get("redirect_uri", ""),
-            scope=scope_string(accesses, grant.openid),
+            scope=scope_string(accesses, asked.openid and grant.openid),
             code_challenge=data["code_challenge"],
             code_challenge_method=data["code_challenge_method"],
             nonce=data.get("nonce"),
@@ -492,6 +512,31 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: Code) -> Customer | None:
         return store.customer(conn(), authorization_code.row.customer_id)
+
+
+def _request_object_error(data: Mapping[str, str]) -> OAuth2Error | None:
+    """OIDC Core 6.1, 6.2: request objects are not supported, and saying so
+    beats acting on the plain parameters beside an ignored one."""
+    if "request" in data:
+        return RequestNotSupportedError("request objects are not supported")
+    if "request_uri" in data:
+        return RequestURINotSupportedError("request_uri is not supported")
+    return None
+
+
+def _details(accesses: list[Access], grant: Grant) -> list[dict[str, Any]]:
+    """RFC 9396 7: the details granted for this token, which may be fewer
+    than its grant holds (a narrower request, RFC 9700 2.3)."""
+    return grants.details_for(accesses, grant.purpose, grant)
+
+
+def _max_age(raw: str | None) -> int | None:
+    """OIDC Core 3.1.2.1: a non-negative number of seconds."""
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        raise InvalidRequestError("max_age must be a number of seconds")
+    return int(raw)
 
 
 def _row_id(now: datetime) -> str:
@@ -725,7 +770,7 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
             body["grant_id"] = grant.id
             body["purpose"] = grant.purpose
             if grant.authorization_details is not None:
-                body["authorization_details"] = grant.authorization_details
+                body["authorization_details"] = _details(active.accesses, grant)
         return body
 
 
@@ -783,6 +828,18 @@ class Server(AuthorizationServer):
             return work()
 
     # Authlib's hooks ---------------------------------------------------
+    def get_authorization_grant(self, request: Request) -> Any:
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            # A JAR client (RFC 9101 5, openid-client) sends response_type
+            # only inside the request object: name what is not supported.
+            refused = _request_object_error(request.payload.data)
+            if refused is None:
+                raise
+            refused.redirect_uri = error.redirect_uri
+            raise refused from None
+
     def query_client(self, client_id: str) -> Client | None:
         vendor = store.vendor(conn(), client_id)
         if vendor is None or vendor.disabled_at is not None:
@@ -842,7 +899,8 @@ class Server(AuthorizationServer):
             token["expires_in"] = max(1, int((access_end - now).total_seconds()))
             token["grant_id"] = grant.id
             if grant.authorization_details is not None:
-                token["authorization_details"] = grant.authorization_details
+                accesses, _ = parse_scopes(token.get("scope"))
+                token["authorization_details"] = _details(accesses, grant)
         refresh = token.get("refresh_token")
         row = {
             "id": token_id,

@@ -25,6 +25,9 @@ class Customer(SQLModel, table=True):
 
 
 class LoginSession(SQLModel, table=True):
+    """A logged-in browser or API client. Opened only by a password check,
+    so ``created_at`` is the login time (OIDC ``auth_time``, ``max_age``)."""
+
     __tablename__ = "login_session"
 
     token_hash: bytes = Field(primary_key=True)

@@ -152,11 +152,19 @@ def _open_session(*, session: Session, vault: Vault, settings: Settings, custome
     return token
 
 
-def customer_for_token(*, session: Session, vault: Vault, token: str) -> Customer | None:
+def login_session(*, session: Session, vault: Vault, token: str) -> LoginSession | None:
+    """The unexpired session of ``token``. Its ``created_at`` is when the
+    customer last gave their password (OIDC ``auth_time``): a session is
+    only ever opened by a password check."""
     row = session.get(LoginSession, vault.token_hash(token))
     if row is None or row.expires_at <= utcnow():
         return None
-    return session.get(Customer, row.customer_id)
+    return row
+
+
+def customer_for_token(*, session: Session, vault: Vault, token: str) -> Customer | None:
+    row = login_session(session=session, vault=vault, token=token)
+    return None if row is None else session.get(Customer, row.customer_id)
 
 
 def log_out(*, session: Session, vault: Vault, token: str) -> None:

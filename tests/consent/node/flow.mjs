@@ -23,20 +23,21 @@
 // with status 1 and explains itself on stderr. No token is ever printed.
 
 import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as client from 'openid-client';
 
 const PURPOSE = 'dpv:ServiceProvision';
 
-class FlowError extends Error {}
+export class FlowError extends Error {}
 
-function check(condition, message, details) {
+export function check(condition, message, details) {
   if (!condition) {
     throw new FlowError(details === undefined ? message : `${message}: ${JSON.stringify(details)}`);
   }
 }
 
-function options() {
+export function options() {
   const { values } = parseArgs({
     options: {
       issuer: { type: 'string' },
@@ -69,7 +70,7 @@ function options() {
   };
 }
 
-function versionOf(pkg) {
+export function versionOf(pkg) {
   const url = new URL(`./node_modules/${pkg}/package.json`, import.meta.url);
   return JSON.parse(readFileSync(url, 'utf8')).version;
 }
@@ -145,7 +146,7 @@ function readForm(html, pageUrl) {
   return { action: new URL(form.action ?? '', pageUrl), fields, checkboxes, buttons };
 }
 
-class Browser {
+export class Browser {
   constructor(redirectUri) {
     this.redirectUri = redirectUri;
     this.cookies = new Map(); // "name\0path" -> {name, value, path}
@@ -241,7 +242,7 @@ class Browser {
 
 // One authorization: the browser from the authorization URL to the redirect
 // URI, logging in and answering the consent page when they come.
-async function authorize(config, browser, opts, extra) {
+export async function authorize(config, browser, opts, extra) {
   const codeVerifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const params = {
@@ -253,6 +254,7 @@ async function authorize(config, browser, opts, extra) {
     state,
     ...(extra.nonce ? { nonce: extra.nonce } : {}),
     ...(extra.prompt ? { prompt: extra.prompt } : {}),
+    ...(extra.params ?? {}),
   };
   const url = client.buildAuthorizationUrl(config, params);
   const trailStart = browser.trail.length;
@@ -315,7 +317,7 @@ async function inactive(config, token, hint, what) {
 
 const bytesHidden = (key, value) => (ArrayBuffer.isView(value) ? `<${value.byteLength} bytes>` : value);
 
-function describe(err) {
+export function describe(err) {
   if (err instanceof client.ResponseBodyError) {
     return `${err.name} HTTP ${err.status} ${err.error}${err.error_description ? `: ${err.error_description}` : ''}`;
   }
@@ -509,26 +511,29 @@ async function main(result, step) {
   check(!fourth.callback.searchParams.has('code'), 'a denial carried a code');
 }
 
-const result = {
-  ok: false,
-  client: {
-    node: process.version,
-    'openid-client': versionOf('openid-client'),
-    oauth4webapi: versionOf('oauth4webapi'),
-  },
-};
-let current = 'options';
-try {
-  await main(result, (name) => {
-    current = name;
-  });
-  result.ok = true;
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-} catch (err) {
-  const message = err instanceof FlowError ? err.message : describe(err);
-  result.step = current;
-  result.error = message;
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-  process.stderr.write(`flow.mjs: step "${current}" failed: ${message}\n`);
-  process.exitCode = 1;
+// Run as a script (not when conformance.mjs imports the browser from here).
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const result = {
+    ok: false,
+    client: {
+      node: process.version,
+      'openid-client': versionOf('openid-client'),
+      oauth4webapi: versionOf('oauth4webapi'),
+    },
+  };
+  let current = 'options';
+  try {
+    await main(result, (name) => {
+      current = name;
+    });
+    result.ok = true;
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } catch (err) {
+    const message = err instanceof FlowError ? err.message : describe(err);
+    result.step = current;
+    result.error = message;
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.stderr.write(`flow.mjs: step "${current}" failed: ${message}\n`);
+    process.exitCode = 1;
+  }
 }
