@@ -34,10 +34,16 @@ CSP = re.compile(
 
 @pytest.fixture(scope="module")
 def plain_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    from vrm import migrate
     from vrm.app import create_app
+    from vrm.keys import server as server_keys
     from vrm.settings import Settings
 
-    app: FastAPI = create_app(Settings(data_dir=tmp_path_factory.mktemp("apidocs")))
+    # What `vrm init` does, then the app.
+    settings = Settings(data_dir=tmp_path_factory.mktemp("apidocs"))
+    migrate.upgrade(settings)
+    server_keys.open_key_store(settings, create=True)
+    app: FastAPI = create_app(settings)
     with TestClient(app) as client:
         yield client
 
