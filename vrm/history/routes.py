@@ -53,7 +53,25 @@ def list_history(
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+def _event_link(method: str) -> dict[str, Any]:
+    # OpenAPI 3.1 link (section 4.8.20): the new event's id feeds the
+    # operations on /{event_id}, for clients and stateful fuzzing alike.
+    return {
+        "operationRef": f"#/paths/~1api~1v1~1me~1history~1{{event_id}}/{method}",
+        "parameters": {"event_id": "$response.body#/id"},
+    }
+
+
+_CREATED_LINKS = {
+    "links": {
+        "ReadEvent": _event_link("get"),
+        "ChangeEvent": _event_link("patch"),
+        "DeleteEvent": _event_link("delete"),
+    }
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={201: _CREATED_LINKS})
 def add_event(
     body: HistoryEvent,
     customer: CurrentCustomer,

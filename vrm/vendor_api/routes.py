@@ -62,7 +62,12 @@ read_routes = [_get_only(path) for path in (PREFIX, PREFIX + "/{category}")]
 
 
 @deposit_router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=problems(BadRequest, Conflict)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "The same Idempotency-Key and body again: the event stored then."},
+        **problems(BadRequest, Conflict),
+    },
 )
 def deposit_history(
     body: HistoryEvent,
