@@ -171,11 +171,19 @@ class InvalidAuthorizationDetailsError(OAuth2Error):
 class _Payload(OAuth2Payload):
     def __init__(self, items: list[tuple[str, str]]) -> None:
         datalist: defaultdict[str, list[str]] = defaultdict(list)
+        sent = 0
         for key, value in items:
             if value != "":  # RFC 6749 3.1: empty means omitted
                 datalist[key].append(value)
+                sent += 1
         self._datalist = datalist
         self._data = {k: v[0] for k, v in datalist.items()}
+        # RFC 6749 3.1: "Request and response parameters MUST NOT be
+        # included more than once." The first one sent, if any was; the
+        # endpoints refuse the request (``data`` holds only first values).
+        self.repeated: str | None = None
+        if sent != len(datalist):
+            self.repeated = next(k for k, v in datalist.items() if len(v) > 1)
 
     @property
     def data(self) -> dict[str, str]:
@@ -394,15 +402,10 @@ class CodeGrant(AuthorizationCodeGrant):
         request: Request = self.request
         data = request.payload.data
         details_raw = data.get("authorization_details")
-        for name in (
-            "purpose",
-            "authorization_details",
-            "code_challenge_method",
-            "nonce",
-            "prompt",
-        ):
-            if len(request.payload.datalist.get(name, [])) > 1:
-                raise InvalidRequestError(f"Multiple '{name}' in request.")
+        if request.payload.repeated is not None:
+            # RFC 6749 3.1, for every parameter (Authlib checks five).
+            name = quoted(request.payload.repeated)
+            raise InvalidRequestError(f"{name} is sent more than once (RFC 6749 3.1)")
         details: Any = None
         if details_raw is not None:
             try:
@@ -735,6 +738,11 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
 def _ascii(text: str) -> str:
     """RFC 6749 error descriptions allow printable ASCII without " and \\."""
     return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "'" for c in text)
+
+
+def quoted(name: str) -> str:
+    """A parameter name the client sent, fit for an error description."""
+    return "'" + _ascii(name[:64]) + "'"
 
 
 class Server(AuthorizationServer):
