@@ -681,6 +681,16 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 class _TokenLookup:
     server: Server
 
+    def check_params(self, request: Request, client: Client) -> None:
+        # The hint is only a hint: a server that does not find the token
+        # under it searches the other types (RFC 7662 2.1, RFC 7009 2.1),
+        # and query_token searches them all anyway. Authlib refused an
+        # unknown hint with unsupported_token_type and 401, the status of
+        # invalid_client; RFC 7009 2.2.1's unsupported_token_type is for a
+        # type the server cannot revoke, and it revokes both of its types.
+        if "token" not in request.form:
+            raise InvalidRequestError("send the token to look up")
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         found = tokens.find_any(conn(), self.server.vault, token_string)
         if found is None:
