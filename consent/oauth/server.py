@@ -17,6 +17,7 @@ context variable. Where Authlib's defaults fall short of OAuth 2.1 and RFC
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -78,6 +79,7 @@ from consent.scopes import (
 )
 from consent.vendors import service as vendors
 from consent.vendors.models import Vendor
+from vrm import strictjson
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow
 from vrm.keys.service import Vault
@@ -640,6 +642,23 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidClientError(description="The client has no registered keys.")
         return KeySet.import_key_set(client.vendor.jwks)  # type: ignore[arg-type]
 
+    def extract_assertion(self, assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        # Authlib and joserfc read the header and payload with json.loads,
+        # which 1000 nested arrays drive into a RecursionError (a 500, with
+        # no client needed). Both go through the one parser for outside
+        # JSON first, depth and numbers bounded; what it refuses is a bad
+        # assertion. Once they pass, joserfc's own parse is harmless.
+        parts = assertion.split(".")
+        try:
+            if len(parts) != 3:
+                raise ValueError("not a compact JWS")
+            header, claims = (strictjson.loads(_b64url(part)) for part in parts[:2])
+        except ValueError:  # strictjson.Rejected, binascii.Error, non-ASCII
+            raise InvalidClientError(description="Invalid JWT assertion.") from None
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise InvalidClientError(description="Invalid JWT assertion.")
+        return header, claims
+
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> jwt.Claims:
         # As Authlib's, but only asymmetric algorithms: never HS256 keyed
         # with something public, never "none".
@@ -743,6 +762,11 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
 
 
 # -- the server -------------------------------------------------------------
+
+
+def _b64url(part: str) -> bytes:
+    """A base64url segment of a compact JWS (RFC 7515 2: no padding)."""
+    return base64.urlsafe_b64decode(part.encode("ascii") + b"=" * (-len(part) % 4))
 
 
 def _ascii(text: str) -> str:
