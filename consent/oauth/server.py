@@ -564,12 +564,27 @@ class RefreshGrant(RefreshTokenGrant):
 class VendorCredentialsGrant(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
+    granted = ""
+
     def validate_requested_scope(self) -> None:
-        scope = self.request.payload.scope
-        if not scope or not set(scope.split()) <= set(VENDOR_SCOPES):
+        asked = (self.request.payload.scope or "").split()
+        kept = [s for s in VENDOR_SCOPES if s in asked]
+        if len(kept) != len(asked):
+            # Customer data is never a vendor's own; a scope that is not
+            # ours at all is ignored, as everywhere (scopes.parse_scopes).
+            others = " ".join(s for s in asked if s not in VENDOR_SCOPES)
+            accesses, openid = parse_scopes(others)
+            if accesses or openid:
+                kept = []
+        if not kept:
             raise InvalidScopeError(
                 "client credentials carry only vendor-wide scopes: " + " ".join(VENDOR_SCOPES)
             )
+        self.granted = " ".join(kept)
+
+    def generate_token(self, **kwargs: Any) -> dict[str, Any]:
+        # What was granted, not what was asked (RFC 6749 5.1 "scope").
+        return super().generate_token(**{**kwargs, "scope": self.granted})  # type: ignore[no-any-return]
 
 
 class OpenIDConnect(OpenIDCode):
