@@ -555,7 +555,10 @@ class RefreshGrant(RefreshTokenGrant):
         refresh token's. Within what the refresh token may do by scopes.py's
         rule, so one field of a granted category is within it; scopes not
         ours are ignored (OIDC Core 3.1.2.1), and none of ours is no ask."""
-        asked, openid = parse_scopes(self.request.payload.scope)
+        scope = self.request.payload.scope
+        if not scope:  # most refreshes: nothing to parse
+            return None
+        asked, openid = parse_scopes(scope)
         if not asked and not openid:
             return None
         if within(asked, active.accesses) != asked or (openid and not active.openid):
