@@ -366,8 +366,9 @@ def data_request(
 
 
 def all_scopes() -> list[str]:
-    """Every data scope, for the discovery document."""
-    out: list[str] = []
+    """Every data scope, for the discovery document: OIDC's standard
+    scopes we read as fields first, then ours."""
+    out: list[str] = list(OIDC_SCOPES)
     for name, cat in CATEGORIES.items():
         for action in _ACTIONS[name]:
             out.append(f"{name}:{action}")

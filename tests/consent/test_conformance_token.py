@@ -542,3 +542,10 @@ def test_an_unexpected_error_at_the_token_endpoint_answers_cleanly(
     assert [rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR"] == [
         "unhandled error on POST /oauth/token"
     ]
+
+
+def test_discovery_advertises_the_standard_scopes_it_understands(vendor: Vendor) -> None:
+    doc = vendor.client.get("/.well-known/openid-configuration").json()
+    scopes = doc["scopes_supported"]
+    assert [s for s in scopes if ":" not in s] == ["openid", "profile", "email", "phone", "address"]
+    assert "profile.given_name:read" in scopes
