@@ -38,6 +38,22 @@ VENDOR_SCOPES = ("feed:read",)
 DETAIL_TYPE = "urn:vrm:consent:data-access"
 Action = Literal["read", "write"]
 
+# OpenID Connect's standard scopes that ask for claims (Core 5.4), as the
+# fields of our profile holding those claims (consent/oauth/userinfo.py
+# names them back), so a generic OIDC client's ``openid profile email``
+# asks for fields the consent page lists one by one.
+OIDC_SCOPES: dict[str, tuple[str, ...]] = {
+    "profile": (
+        "profile.given_name:read",
+        "profile.family_name:read",
+        "profile.birth_date:read",
+        "profile.language:read",
+    ),
+    "email": ("profile.email:read",),
+    "phone": ("profile.phone:read",),
+    "address": ("profile.postal_address:read",),
+}
+
 _SCOPE = re.compile(r"^(?P<category>[a-z_]+)(?:\.(?P<field>[a-z_]+))?:(?P<action>[a-z]+)$")
 
 # Which actions each category admits. Vendors deposit history (receipts);
@@ -150,15 +166,36 @@ def simplify(accesses: list[Access]) -> list[Access]:
 
 def parse_scopes(text: str | None) -> tuple[list[Access], bool]:
     """The data accesses of a space-separated scope string, and whether
-    ``openid`` was asked for."""
+    ``openid`` was asked for. OIDC's standard scopes become the profile
+    fields they name (:data:`OIDC_SCOPES`); a scope this server does not
+    know is left out, as OIDC Core 3.1.2.1 says (a client learns what it
+    got from the ``scope`` of the token response, RFC 6749 5.1)."""
     accesses: list[Access] = []
     openid = False
     for item in (text or "").split():
         if item == OPENID:
             openid = True
+        elif item in OIDC_SCOPES:
+            accesses.extend(parse_scope(s) for s in OIDC_SCOPES[item])
         else:
-            accesses.append(parse_scope(item))
+            try:
+                accesses.append(parse_scope(item))
+            except ScopeError:
+                continue
     return simplify(accesses), openid
+
+
+def _sign_in_only(scope: str | None) -> bool:
+    """An OpenID Connect request for standard claims only (``openid``
+    with ``profile``, ``email``...), as a generic OIDC client sends it."""
+    items = (scope or "").split()
+    for item in items:
+        try:
+            parse_scope(item)
+        except ScopeError:
+            continue  # openid, a standard scope, or one ignored
+        return False  # one of our data scopes: say why you want it
+    return OPENID in items
 
 
 def scope_string(accesses: list[Access], openid: bool) -> str:
@@ -308,7 +345,12 @@ def data_request(
         expires_at, retention = details[0].expires_at, details[0].retention
     accesses = simplify(accesses)
     if not accesses and not openid:
-        raise ScopeError("ask for at least one scope")
+        raise ScopeError("ask for at least one scope this server knows")
+    if purpose is None and details is None and _sign_in_only(scope):
+        # A generic OIDC client states no purpose: signing the customer in
+        # with their standard claims is the service they asked for, the
+        # purpose ``openid`` alone gets below.
+        purpose = "dpv:ServiceProvision"
     if accesses:
         purpose = check_purpose(purpose)
     elif purpose is not None:
@@ -324,8 +366,9 @@ def data_request(
 
 
 def all_scopes() -> list[str]:
-    """Every data scope, for the discovery document."""
-    out: list[str] = []
+    """Every data scope, for the discovery document: OIDC's standard
+    scopes we read as fields first, then ours."""
+    out: list[str] = list(OIDC_SCOPES)
     for name, cat in CATEGORIES.items():
         for action in _ACTIONS[name]:
             out.append(f"{name}:{action}")

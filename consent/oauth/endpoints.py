@@ -33,7 +33,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from consent.oauth.server import JSONAnswer, Server
+from consent.oauth.server import JSONAnswer, Server, quoted
 from consent.oauth.server import Request as OAuthRequest
 from vrm import groupcommit
 
@@ -78,7 +78,14 @@ def _request(scope: Scope, headers: Headers, issuer: str, body: bytes) -> OAuthR
     uri = issuer.rstrip("/") + scope["path"]
     if query := scope.get("query_string", b""):
         uri += "?" + query.decode("latin-1")
-    return OAuthRequest("POST", uri, headers, items)
+    oreq = OAuthRequest("POST", uri, headers, items)
+    if oreq.payload.repeated is not None:
+        # Refused before any parameter is acted on (RFC 6749 3.1, 3.2), so
+        # a code or refresh token sent with a repeat is not spent.
+        return _invalid_request(
+            f"{quoted(oreq.payload.repeated)} is sent more than once (RFC 6749 3.1)"
+        )
+    return oreq
 
 
 def _answer(server: Server, name: str | None, oreq: OAuthRequest) -> Response:

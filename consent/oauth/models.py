@@ -87,6 +87,9 @@ class OAuthToken(SQLModel, table=True):
     # Set when this row's refresh token was exchanged for the next one.
     refreshed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What this row's refresh token may do, when more than its access token
+    # (a refresh that narrowed the access token: RFC 6749 6); None: the same.
+    refresh_scope: str | None = Field(default=None, max_length=4000)
 
 
 class ClientAssertion(SQLModel, table=True):

@@ -57,6 +57,7 @@ class TokenRow(NamedTuple):
     refresh_expires_at: datetime | None
     refreshed_at: datetime | None
     revoked_at: datetime | None
+    refresh_scope: str | None
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -125,6 +126,7 @@ _INSERTED = (
     "issued_at",
     "expires_at",
     "refresh_expires_at",
+    "refresh_scope",
 )
 _INSERT_TOKEN = Statement(insert(TOKEN).values({name: bindparam(name) for name in _INSERTED}))
 _CONSUME_REFRESH = Statement(

@@ -98,7 +98,7 @@ def _effective(
 
 
 def _usable(
-    row: TokenRow, vendor: Vendor, grant: Grant | None, now: datetime
+    row: TokenRow, vendor: Vendor, grant: Grant | None, now: datetime, scope: str
 ) -> ActiveToken | None:
     if row.revoked_at is not None or vendor.disabled_at is not None:
         return None
@@ -106,12 +106,12 @@ def _usable(
         if row.grant_id is not None:  # its grant is gone
             return None
         # Client credentials: vendor-wide scopes, no customer data.
-        vendor_scopes = tuple(s for s in row.scope.split() if s in VENDOR_SCOPES)
+        vendor_scopes = tuple(s for s in scope.split() if s in VENDOR_SCOPES)
         return ActiveToken(row, vendor, None, [], False, vendor_scopes, " ".join(vendor_scopes))
     if not grants.is_active(grant, now):
         return None
-    accesses, openid, scope = _effective(row.scope, tuple(grant.scopes), grant.openid)
-    return ActiveToken(row, vendor, grant, list(accesses), openid, (), scope)
+    accesses, openid, effective = _effective(scope, tuple(grant.scopes), grant.openid)
+    return ActiveToken(row, vendor, grant, list(accesses), openid, (), effective)
 
 
 @dataclass(frozen=True)
@@ -128,16 +128,20 @@ class Found:
         revoked, refreshed already (a refresh token), its vendor disabled or
         its grant revoked or expired."""
         now = utcnow()
+        row = self.row
         end: datetime | None
+        scope = row.scope
         if self.kind == "access_token":
-            end = self.row.expires_at
-        elif self.row.refreshed_at is None:
-            end = self.row.refresh_expires_at
+            end = row.expires_at
+        elif row.refreshed_at is None:
+            end = row.refresh_expires_at
+            if row.refresh_scope is not None:  # wider than its access token
+                scope = row.refresh_scope
         else:
             return None
         if end is None or end <= now:
             return None
-        return _usable(self.row, self.vendor, self.grant, now)
+        return _usable(row, self.vendor, self.grant, now, scope)
 
 
 def bearer(authorization: str) -> str | None:

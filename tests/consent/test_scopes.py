@@ -113,3 +113,34 @@ def test_retention_is_an_iso_duration(text: str, days: int) -> None:
 def test_other_retentions_are_refused(text: str) -> None:
     with pytest.raises(ScopeError):
         parse_retention(text)
+
+
+def test_scopes_this_server_does_not_know_are_left_out() -> None:
+    """OIDC Core 3.1.2.1: unknown scope values SHOULD be ignored."""
+    accesses, openid = parse_scopes("offline_access profile.email:read history:delete x:y")
+    assert accesses == [Access("profile", "email", "read")]
+    assert openid is False
+
+
+def test_standard_oidc_scopes_become_the_profile_fields_they_name() -> None:
+    accesses, openid = parse_scopes("openid profile email phone address")
+    assert openid is True
+    assert scope_string(accesses, openid) == (
+        "openid profile.birth_date:read profile.email:read profile.family_name:read"
+        " profile.given_name:read profile.language:read profile.phone:read"
+        " profile.postal_address:read"
+    )
+
+
+def test_a_sign_in_with_standard_claims_needs_no_purpose_but_data_does() -> None:
+    signed_in = data_request(
+        scope="openid email offline_access", purpose=None, authorization_details=None
+    )
+    assert signed_in.purpose == "dpv:ServiceProvision"
+    assert signed_in.accesses == [Access("profile", "email", "read")]
+    with pytest.raises(ScopeError, match="purpose"):
+        data_request(scope="openid email history:read", purpose=None, authorization_details=None)
+    with pytest.raises(ScopeError, match="purpose"):
+        data_request(scope="email", purpose=None, authorization_details=None)
+    with pytest.raises(ScopeError, match="at least one scope"):
+        data_request(scope="offline_access", purpose=None, authorization_details=None)
