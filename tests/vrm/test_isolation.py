@@ -207,6 +207,7 @@ def _url(path: str, probe: Probe) -> str:
         .replace("{grant_id}", probe.grant_id)
         .replace("{client_id}", probe.client_id)
         .replace("{category}", "profile")
+        .replace("{name}", "swagger-ui.css")  # the API docs' assets
     )
     assert "{" not in url, f"the walker does not know the path parameters of {path}"
     return url
