@@ -114,7 +114,11 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     }
     app.add_middleware(StrictJSONMiddleware)
     app.add_middleware(JSONOnlyMiddleware)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    # Outermost of the stack, and the last word on errors, as for the lean
+    # apps: Starlette's ServerErrorMiddleware would answer with the same 500
+    # but then re-raise, and the server would log the traceback again and
+    # close the keep-alive connection.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, guard_errors=True)
     # The OAuth router first: routes match in order, and its token and
     # introspection endpoints are what vendors call most.
     app.include_router(oauth_router)

@@ -46,12 +46,12 @@ class BodyLimitMiddleware:
     """413 for bodies over ``limit`` bytes, whether announced by
     Content-Length or discovered while streaming a chunked body.
 
-    With ``guard_errors``, also the last word on errors, for the apps that
-    run outside FastAPI's stack (``vrm.app.App``'s lean apps): what
-    FastAPI's handler for ``Exception`` does (vrm/errors.py), the error
-    logged with its traceback and answered with a 500 problem if no answer
-    has started. (One layer, not two: each wraps the app's send and receive
-    on every request.)"""
+    With ``guard_errors``, also the last word on errors, for ``vrm.app.App``'s
+    lean apps and for FastAPI's own stack alike: the error logged once with
+    its traceback (``vrm.errors.unhandled``) and answered with a 500 problem
+    if no answer has started, and never raised on to the server, which would
+    log it again and close the keep-alive connection. (One layer, not two:
+    each wraps the app's send and receive on every request.)"""
 
     def __init__(self, app: ASGIApp, *, limit: int, guard_errors: bool = False) -> None:
         self.app = app
