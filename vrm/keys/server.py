@@ -24,7 +24,7 @@ from sqlmodel import Session, col
 from sqlmodel import select as sql_select
 
 from vrm.accounts.models import Customer
-from vrm.catalogue import ACCOUNT
+from vrm.accounts.service import account_email
 from vrm.crypto.keystore import FileKeyStore, KeyMissing, KeyStore, KeyUnreadable
 from vrm.db import make_engine
 from vrm.errors import IntegrityFailure, KeyUnavailable
@@ -127,14 +127,7 @@ def _wrong_blind_index(keystore: KeyStore, engine: Engine) -> str | None:
         sample = sql_select(Customer).order_by(col(Customer.id)).limit(_SAMPLE)
         for customer in session.exec(sample):
             try:
-                email = vault.open(
-                    session,
-                    customer_id=customer.id,
-                    category=ACCOUNT,
-                    record_id=customer.id,
-                    key_version=customer.key_version,
-                    ciphertext=customer.email_ct,
-                ).decode()
+                email = account_email(session=session, vault=vault, customer=customer)
             except (KeyUnavailable, IntegrityFailure):
                 continue
             if hmac.compare_digest(vault.blind_index("email", email), customer.email_index):
