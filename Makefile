@@ -39,7 +39,7 @@ pytest: $(VENV)/.dev-installed
 test: lint typecheck pytest
 
 bench: $(VENV)/.installed
-	$(BIN)/python bench/store.py
+	$(BIN)/python -m bench.store
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,10 @@ can implement :class:`KeyStore` later without touching the callers.
 The default :class:`FileKeyStore` keeps one file per customer and version
 under ``<key_dir>/customers/<customer_id>/<version>.key`` (mode 0600, folders
 0700) and server-wide keys (the blind-index key, the session-token key) under
-``<key_dir>/server/``. Keep the key directory off the database's disk and out
-of its backups: crypto-shredding works only if a deleted root key is gone for
-good.
+``<key_dir>/server/``. Keep the key directory off the database's disk, and
+back the two up together only with ``vrm backup``, whose restore replays the
+erasure journal (vrm/backup/): crypto-shredding works only if a deleted root
+key never comes back.
 """
 
 from __future__ import annotations
