@@ -102,7 +102,7 @@ class InvalidBearer(Unauthenticated):
         challenge = 'Bearer realm="vrm"'
         if self.presented:
             challenge += ', error="invalid_token"'
-        return {"WWW-Authenticate": challenge, "Cache-Control": "no-store"}
+        return {"WWW-Authenticate": challenge}
 
 
 def initial_access_token(request: Request, session: SessionDep, vault: VaultDep) -> str:
@@ -406,4 +406,4 @@ async def update_registration(
 def delete_registration(registered: RegisteredDep, session: SessionDep) -> Response:
     vendors.delete_registration(session, registered.vendor)
     logger.info("vendor %s deleted its registration", registered.vendor.id)
-    return Response(status_code=204, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return Response(status_code=204)

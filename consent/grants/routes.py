@@ -137,7 +137,6 @@ def grant_receipt(
         media_type=receipts.MEDIA_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="consent-{grant.id}.jws"',
-            "Cache-Control": "no-store",
         },
     )
 

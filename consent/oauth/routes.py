@@ -157,7 +157,7 @@ def _bearer_error(status: int, error: str | None, description: str) -> JSONRespo
     return JSONResponse(
         body,
         status_code=status,
-        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
+        headers={"WWW-Authenticate": challenge},
     )
 
 
@@ -172,7 +172,7 @@ def userinfo(request: Request, session: SessionDep, vault: VaultDep) -> JSONResp
         return _bearer_error(401, "invalid_token", "the access token is not active")
     if not active.openid:
         return _bearer_error(403, "insufficient_scope", "the grant does not include openid")
-    return JSONResponse(user_claims(session, vault, active), headers={"Cache-Control": "no-store"})
+    return JSONResponse(user_claims(session, vault, active))
 
 
 # -- authorize --------------------------------------------------------------

@@ -17,5 +17,4 @@ def export(
 ) -> dict[str, Any]:
     """Everything the store holds about you, as one JSON document."""
     response.headers["Content-Disposition"] = 'attachment; filename="vrm-export.json"'
-    response.headers["Cache-Control"] = "no-store"
     return service.export(session=session, vault=vault, customer=customer)

@@ -20,7 +20,6 @@ IfMatch = Annotated[str | None, Header(description="ETag from your last read of 
 
 def _respond(response: Response, view: EventView) -> HistoryEventPublic:
     response.headers["ETag"] = view.etag
-    response.headers["Cache-Control"] = "no-store"
     return view.event
 
 
@@ -29,7 +28,6 @@ def list_history(
     customer: CurrentCustomer,
     session: SessionDep,
     vault: VaultDep,
-    response: Response,
     vendor: Annotated[str | None, Query(max_length=200)] = None,
     type: EventType | None = None,
     label: Literal["gift", "not_for_me", "private"] | None = None,
@@ -42,7 +40,6 @@ def list_history(
 ) -> HistoryPage:
     """Your history, newest first, a page at a time: pass ``next_cursor``
     back as ``cursor`` for the next page."""
-    response.headers["Cache-Control"] = "no-store"
     return service.list_events(
         session=session,
         vault=vault,

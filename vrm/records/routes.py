@@ -32,7 +32,7 @@ MergePatch = Annotated[
 
 
 def _respond(response: Response, document: Document) -> BaseModel | Response:
-    headers = {"ETag": document.etag, "Cache-Control": "no-store"}
+    headers = {"ETag": document.etag}
     if document.model is None:
         # Stored before a rule it breaks: answered as stored, not through
         # the response model, so that its owner can read and repair it.

@@ -27,7 +27,6 @@ from vrm.vendor_api.reads import PREFIX, vendor_read
 from vrm.vendor_api.service import InsufficientScope, InvalidToken, Reader
 
 _NO_FEED = "The feed needs a client-credentials token with the feed:read scope."
-_NO_STORE = {"Cache-Control": "no-store"}
 
 deposit_router = APIRouter(prefix="/v1/history", tags=["vendor data"])
 feed_router = APIRouter(prefix="/v1/feed", tags=["vendor data"])
@@ -85,7 +84,6 @@ def deposit_history(
     return JSONResponse(
         result.event,
         status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-        headers=_NO_STORE,
     )
 
 
@@ -110,4 +108,4 @@ def read_feed(
     they end or shrink. Resume from ``next_cursor``."""
     page = feed.read(session=session, vault=vault, vendor_id=vendor_id, cursor=cursor, limit=limit)
     body = {"items": page.items, "next_cursor": page.next_cursor, "has_more": page.has_more}
-    return Response(service.canonical_json(body), media_type="application/json", headers=_NO_STORE)
+    return Response(service.canonical_json(body), media_type="application/json")

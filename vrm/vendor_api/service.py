@@ -77,7 +77,7 @@ class InvalidToken(Unauthenticated):
         challenge = 'Bearer realm="vrm"'
         if self.token_sent:
             challenge += ', error="invalid_token"'
-        return {"WWW-Authenticate": challenge, "Cache-Control": "no-store"}
+        return {"WWW-Authenticate": challenge}
 
 
 class InsufficientScope(Forbidden):
@@ -94,7 +94,7 @@ class InsufficientScope(Forbidden):
         challenge = 'Bearer realm="vrm", error="insufficient_scope"'
         if self.scope:
             challenge += f', scope="{self.scope}"'
-        return {"WWW-Authenticate": challenge, "Cache-Control": "no-store"}
+        return {"WWW-Authenticate": challenge}
 
 
 @dataclass(frozen=True)
