@@ -13,7 +13,7 @@
 // login and the consent page are flow.mjs's.
 
 import * as client from 'openid-client';
-import { Browser, FlowError, authorize, check, describe, options, versionOf } from './flow.mjs';
+import { Browser, FlowError, authorize, check, describe, options, runScript, versionOf } from './flow.mjs';
 
 const WIDE = 'openid profile.email:read history:read';
 const now = () => Math.floor(Date.now() / 1000);
@@ -121,19 +121,4 @@ async function main(result, step) {
   );
 }
 
-const result = { ok: false, client: { 'openid-client': versionOf('openid-client') } };
-let current = 'options';
-try {
-  await main(result, (name) => {
-    current = name;
-  });
-  result.ok = true;
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-} catch (err) {
-  const message = err instanceof FlowError ? err.message : describe(err);
-  result.step = current;
-  result.error = message;
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-  process.stderr.write(`conformance.mjs: step "${current}" failed: ${message}\n`);
-  process.exitCode = 1;
-}
+await runScript('conformance.mjs', main, { 'openid-client': versionOf('openid-client') });

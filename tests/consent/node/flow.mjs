@@ -512,15 +512,13 @@ async function main(result, step) {
 }
 
 // Run as a script (not when conformance.mjs imports the browser from here).
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const result = {
-    ok: false,
-    client: {
-      node: process.version,
-      'openid-client': versionOf('openid-client'),
-      oauth4webapi: versionOf('oauth4webapi'),
-    },
-  };
+/**
+ * Run `main` as a script: print one JSON result line on stdout (what
+ * `main` recorded in it, the step it failed at and why), and exit 1 when a
+ * step failed. `client` names the client libraries the result reports.
+ */
+export async function runScript(script, main, client) {
+  const result = { ok: false, client };
   let current = 'options';
   try {
     await main(result, (name) => {
@@ -533,7 +531,15 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
     result.step = current;
     result.error = message;
     process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.stderr.write(`flow.mjs: step "${current}" failed: ${message}\n`);
+    process.stderr.write(`${script}: step "${current}" failed: ${message}\n`);
     process.exitCode = 1;
   }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runScript('flow.mjs', main, {
+    node: process.version,
+    'openid-client': versionOf('openid-client'),
+    oauth4webapi: versionOf('oauth4webapi'),
+  });
 }
