@@ -6,7 +6,7 @@
 // Prints one JSON object on stdout; the Python test asserts on it.
 
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -17,17 +17,6 @@ const { values: opt } = parseArgs({
 if (!opt.issuer) throw new Error('--issuer is required');
 
 const TIMEOUT_MS = 20_000;
-// As in journey.mjs: root needs --no-sandbox, and Chromium's own background
-// traffic is off, so that every request seen is the page's.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const issuer = opt.issuer.replace(/\/$/, '');
 
 // Opens `path`, waits for `selector` (what the page renders from the OpenAPI
@@ -73,11 +62,7 @@ async function visit(browser, path, selector, canary = false) {
   return out;
 }
 
-const browser = await chromium.launch({
-  executablePath: opt.chromium,
-  args: CHROMIUM_ARGS,
-  headless: true,
-});
+const browser = await launch(opt.chromium);
 try {
   const result = {
     // Swagger UI draws one .opblock per operation.

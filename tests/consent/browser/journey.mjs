@@ -20,7 +20,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -44,19 +44,6 @@ for (const name of ['issuer', 'client-id', 'redirect-uri', 'scope', 'purpose', '
 }
 
 const TIMEOUT_MS = 10_000;
-// As in the machine notes: root needs --no-sandbox, and without the
-// background-networking flags Chromium keeps dialling Google's hosts, which
-// this machine's closed network refuses.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 const issuer = opt.issuer.replace(/\/$/, '');
 const redirectUri = opt['redirect-uri'];
 const vendorOrigin = new URL(redirectUri).origin;
@@ -302,11 +289,7 @@ async function cspCanaryScenario(out, { page, log }) {
 
 const vendor = await startVendor();
 try {
-  const browser = await chromium.launch({
-    executablePath: opt.chromium,
-    args: CHROMIUM_ARGS,
-    headless: true,
-  });
+  const browser = await launch(opt.chromium);
   try {
     const result = {
       browser: browser.version(),
