@@ -28,6 +28,14 @@ def tool(name: str) -> str:
     return found
 
 
+def options(**values: str) -> list[str]:
+    """Command-line options for a script that reads them with node's
+    ``parseArgs``, each written as ``--name=value``: a value that begins
+    with a dash (a random client secret may) is otherwise refused as
+    ambiguous. Underscores in names become dashes."""
+    return [f"--{name.replace('_', '-')}={value}" for name, value in values.items()]
+
+
 def _locked_versions(lockfile: Path) -> dict[str, str]:
     packages = json.loads(lockfile.read_text())["packages"]
     return {k: v["version"] for k, v in packages.items() if k.startswith("node_modules/")}

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.liveserver import Customer, LiveServer, live_server
-from tests.nodejs import node_with_packages
+from tests.nodejs import node_with_packages, options
 
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -85,30 +85,20 @@ def journey(node: str, server: LiveServer, tmp_path_factory: pytest.TempPathFact
         [
             node,
             str(BROWSER_DIR / "journey.mjs"),
-            "--issuer",
-            server.url,
-            "--client-id",
-            server.vendor.client_id,
-            "--redirect-uri",
-            server.vendor.redirect_uri,
-            "--scope",
-            SCOPE,
-            "--purpose",
-            PURPOSE,
-            "--email",
-            allowing.email,
-            "--password",
-            allowing.password,
-            "--deny-email",
-            denying.email,
-            "--untick",
-            UNTICK,
-            "--duration",
-            DURATION,
-            "--out-dir",
-            str(out_dir),
-            "--chromium",
-            str(CHROMIUM),
+            *options(
+                issuer=server.url,
+                client_id=server.vendor.client_id,
+                redirect_uri=server.vendor.redirect_uri,
+                scope=SCOPE,
+                purpose=PURPOSE,
+                email=allowing.email,
+                password=allowing.password,
+                deny_email=denying.email,
+                untick=UNTICK,
+                duration=DURATION,
+                out_dir=str(out_dir),
+                chromium=str(CHROMIUM),
+            ),
         ],
         cwd=BROWSER_DIR,
         capture_output=True,

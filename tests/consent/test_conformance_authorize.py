@@ -40,7 +40,7 @@ from tests.consent.conftest import (
     tokens_for,
 )
 from tests.liveserver import LiveServer, live_server
-from tests.nodejs import node_with_packages
+from tests.nodejs import node_with_packages, options
 from vrm.accounts.models import LoginSession
 from vrm.dbtypes import utcnow
 
@@ -393,9 +393,14 @@ def _run_conformance(node: str, server: LiveServer) -> dict[str, Any]:
         [
             node,
             str(NODE_DIR / "conformance.mjs"),
-            *("--issuer", server.url, "--client-id", vendor.client_id),
-            *("--client-secret", vendor.client_secret, "--redirect-uri", vendor.redirect_uri),
-            *("--email", customer.email, "--password", customer.password),
+            *options(
+                issuer=server.url,
+                client_id=vendor.client_id,
+                client_secret=vendor.client_secret,
+                redirect_uri=vendor.redirect_uri,
+                email=customer.email,
+                password=customer.password,
+            ),
         ],
         cwd=NODE_DIR,
         capture_output=True,

@@ -23,7 +23,7 @@ from tests.conftest import Person
 from tests.consent.conftest import Vendor, start, tokens_for
 from tests.consent.test_conformance_token import oauth_error
 from tests.liveserver import Browser, LiveServer, live_server
-from tests.nodejs import node_with_packages
+from tests.nodejs import node_with_packages, options
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
@@ -150,10 +150,12 @@ def _signin(node: str, server: LiveServer, phase: str, *args: str) -> dict[str, 
             node,
             str(NODE_DIR / "signin.mjs"),
             phase,
-            f"--issuer={server.url}",
-            f"--client-id={vendor.client_id}",
-            f"--client-secret={vendor.client_secret}",
-            f"--redirect-uri={vendor.redirect_uri}",
+            *options(
+                issuer=server.url,
+                client_id=vendor.client_id,
+                client_secret=vendor.client_secret,
+                redirect_uri=vendor.redirect_uri,
+            ),
             *args,
         ],
         cwd=NODE_DIR,
@@ -190,11 +192,12 @@ def test_openid_client_asking_openid_profile_email_signs_in(server: LiveServer) 
         node,
         server,
         "finish",
-        # --name=value: a random value may start with "-".
-        f"--callback={callback}",
-        f"--state={begun['state']}",
-        f"--nonce={begun['nonce']}",
-        f"--verifier={begun['verifier']}",
+        *options(
+            callback=callback,
+            state=begun["state"],
+            nonce=begun["nonce"],
+            verifier=begun["verifier"],
+        ),
     )
     assert done == {
         "ok": True,

@@ -33,7 +33,7 @@ from authlib.common.security import generate_token
 from authlib.deprecate import AuthlibDeprecationWarning
 
 from tests.liveserver import Browser, Customer, LiveServer, live_server
-from tests.nodejs import node_with_packages
+from tests.nodejs import node_with_packages, options
 
 # Authlib 1.9 warns once, on import, that its httpx client prefers httpx2; the
 # project (and FastAPI's TestClient) use httpx, which it still supports.
@@ -71,22 +71,16 @@ def run_flow(node: str, server: LiveServer, customer: Customer, *args: str) -> d
         [
             node,
             str(NODE_DIR / "flow.mjs"),
-            "--issuer",
-            server.url,
-            "--client-id",
-            vendor.client_id,
-            "--client-secret",
-            vendor.client_secret,
-            "--email",
-            customer.email,
-            "--password",
-            customer.password,
-            "--redirect-uri",
-            vendor.redirect_uri,
-            "--scope",
-            SCOPE,
-            "--untick",
-            UNTICKED,
+            *options(
+                issuer=server.url,
+                client_id=vendor.client_id,
+                client_secret=vendor.client_secret,
+                email=customer.email,
+                password=customer.password,
+                redirect_uri=vendor.redirect_uri,
+                scope=SCOPE,
+                untick=UNTICKED,
+            ),
             *args,
         ],
         cwd=NODE_DIR,
