@@ -12,16 +12,16 @@ vendor can check it is genuine.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from joserfc import jws
 from sqlmodel import Session
 
-from consent.grants import service
+from consent.grants import service, vendor_copy
 from consent.grants.models import Grant
 from consent.oauth import keys
 from consent.scopes import PURPOSES, parse_scope
-from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
@@ -38,14 +38,29 @@ _STATUS = {
 }
 
 
-def _time(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+def _time(value: datetime | None) -> str | None:
+    return vendor_copy.iso(value) if value is not None else None
+
+
+# The record's names for the members of a vendor copy.
+_CONTROLLER = {"name": "name", "policy_uri": "privacy_notice", "logo_uri": "logo"}
+
+
+def _controller(copy: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": copy["id"]}
+    out.update((_CONTROLLER[k], copy[k]) for k in ("name", "policy_uri", "logo_uri"))
+    out["contacts"] = copy["contacts"]
+    return out
 
 
 def record(session: Session, vault: Vault, settings: Settings, grant: Grant) -> dict[str, Any]:
-    vendor = session.get(Vendor, grant.vendor_id)
-    assert vendor is not None  # noqa: S101 - foreign key
+    """The consent record. ``data_controller`` is the vendor as the customer
+    saw it when consenting (:mod:`consent.grants.vendor_copy`); when the
+    vendor has changed since, ``data_controller_changed`` names what and
+    ``data_controller_now`` says what it is now (else ``[]`` and null)."""
     changes = service.changes(session, grant.id)
+    vendor = vendor_copy.of_grant(session, grant, changes)
+    consented = vendor.consented
     return {
         "schema": SCHEMA,
         "schema_basis": "ISO/IEC TS 27560:2023",
@@ -54,15 +69,16 @@ def record(session: Session, vault: Vault, settings: Settings, grant: Grant) -> 
         "issued_at": _time(utcnow()),
         "data_subject": {
             # The identifier this vendor knows the customer by, and no other.
-            "id": pairwise_subject(vault, vendor.id, grant.customer_id),
+            "id": pairwise_subject(vault, grant.vendor_id, grant.customer_id),
             "id_type": "pairwise",
         },
-        "data_controller": {
-            "id": vendor.id,
-            "name": vendor.name,
-            "privacy_notice": vendor.policy_uri,
-            "contacts": vendor.contacts,
+        "data_controller": _controller(consented)
+        | {
+            "recorded_at": consented["recorded_at"],
+            "recorded_at_consent": consented["recorded_at_consent"],
         },
+        "data_controller_changed": sorted(_CONTROLLER.get(k, k) for k in vendor.changed),
+        "data_controller_now": _controller(vendor.now) if vendor.changed else None,
         "processing": {
             "purpose": grant.purpose,
             "purpose_described": PURPOSES.get(grant.purpose, grant.purpose),

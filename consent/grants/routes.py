@@ -12,10 +12,9 @@ from fastapi import APIRouter, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from consent.grants import receipts, service
+from consent.grants import receipts, service, vendor_copy
 from consent.grants.models import Grant
 from consent.scopes import PURPOSES, parse_scope
-from consent.vendors.models import Vendor
 from vrm.accounts.models import Customer
 from vrm.db import SessionDep
 from vrm.deps import CurrentCustomer, SettingsDep, VaultDep
@@ -27,10 +26,22 @@ router = APIRouter(prefix="/api/v1/me/grants", tags=["grants"])
 
 
 class VendorSummary(BaseModel):
+    """What the vendor says about itself now."""
+
     id: str
     name: str
     logo_uri: str | None
     policy_uri: str | None
+    contacts: list[str]
+
+
+class VendorAsConsented(VendorSummary):
+    """The vendor as the customer saw it when they consented. Copies made
+    by migration 0011 for older grants have ``recorded_at_consent`` false
+    and the time of the upgrade: what was shown before is unknowable."""
+
+    recorded_at: datetime
+    recorded_at_consent: bool
 
 
 class Change(BaseModel):
@@ -42,7 +53,11 @@ class Change(BaseModel):
 
 class GrantPublic(BaseModel):
     id: str
-    vendor: VendorSummary
+    vendor: VendorAsConsented
+    # Members of ``vendor`` the vendor has changed since (sorted), and the
+    # vendor as it is now; ``[]`` and null when nothing changed.
+    vendor_changed: list[str]
+    vendor_now: VendorSummary | None
     status: str
     scopes: list[str]
     described: list[str]
@@ -76,13 +91,13 @@ class GrantPatch(BaseModel):
 
 
 def public(session: Session, grant: Grant) -> GrantPublic:
-    vendor = session.get(Vendor, grant.vendor_id)
-    assert vendor is not None  # noqa: S101 - foreign key
+    changes = service.changes(session, grant.id)
+    vendor = vendor_copy.of_grant(session, grant, changes)
     return GrantPublic(
         id=grant.id,
-        vendor=VendorSummary(
-            id=vendor.id, name=vendor.name, logo_uri=vendor.logo_uri, policy_uri=vendor.policy_uri
-        ),
+        vendor=VendorAsConsented.model_validate(vendor.consented),
+        vendor_changed=vendor.changed,
+        vendor_now=VendorSummary.model_validate(vendor.now) if vendor.changed else None,
         status=service.status_of(grant),
         scopes=grant.scopes,
         described=[parse_scope(s).describe() for s in grant.scopes],
@@ -97,10 +112,7 @@ def public(session: Session, grant: Grant) -> GrantPublic:
         expires_at=grant.expires_at,
         revoked_at=grant.revoked_at,
         revoked_by=grant.revoked_by,
-        changes=[
-            Change(at=c.at, kind=c.kind, by=c.by, detail=c.detail)
-            for c in service.changes(session, grant.id)
-        ],
+        changes=[Change(at=c.at, kind=c.kind, by=c.by, detail=c.detail) for c in changes],
     )
 
 

@@ -12,9 +12,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select, update
 
+from consent.grants import vendor_copy
 from consent.grants.models import Grant, GrantChange
 from consent.oauth.models import AuthorizationCode, OAuthToken
 from consent.scopes import DETAIL_TYPE, Access, DataRequest, parse_scope, simplify, within
+from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, ValidationFailed
 from vrm.feed import changes as feed
@@ -83,10 +85,14 @@ def create(
     expires_at: datetime,
 ) -> Grant:
     """A new grant for what the customer allowed, which is never more than
-    the vendor asked for. The caller commits."""
+    the vendor asked for. Its ``granted`` entry keeps the vendor as the
+    customer saw it (:mod:`consent.grants.vendor_copy`). The caller commits."""
     allowed = within(allowed, request.accesses)
     if not allowed and not request.openid:
         raise ValidationFailed("Nothing was allowed; deny the request instead.")
+    vendor = session.get(Vendor, vendor_id)
+    if vendor is None:
+        raise NotFound("No such vendor.")
     now = utcnow()
     grant = Grant(
         id=secrets.token_hex(16),
@@ -114,6 +120,7 @@ def create(
             "granted": grant.scopes,
             "purpose": grant.purpose,
             "expires_at": grant.expires_at.isoformat(),
+            "vendor": vendor_copy.record(vendor, now),
         },
     )
     grant.feed_seq = feed.grant_started(
@@ -126,7 +133,10 @@ def find_covering(
     session: Session, *, customer_id: str, vendor_id: str, request: DataRequest
 ) -> Grant | None:
     """An active grant that already allows everything asked for, for the
-    same purpose and at least as long as asked."""
+    same purpose and at least as long as asked, given to the vendor as it
+    shows itself now: after a change of name, logo, policy or contacts the
+    customer is asked again rather than held to a consent given to what
+    the vendor was."""
     now = utcnow()
     rows = session.exec(
         select(Grant).where(
@@ -142,7 +152,9 @@ def find_covering(
             continue
         if request.expires_at is not None and grant.expires_at < request.expires_at:
             continue
-        if within(request.accesses, accesses_of(grant)) == simplify(request.accesses):
+        if within(request.accesses, accesses_of(grant)) != simplify(request.accesses):
+            continue
+        if not vendor_copy.changed_since_consent(session, grant):
             return grant
     return None
 
