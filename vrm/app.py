@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from consent.grants import export as grants_export
 from consent.grants.routes import router as grants_router
 from consent.login import router as login_router
 from consent.oauth.endpoints import PATHS, vendor_endpoint
@@ -24,6 +25,7 @@ from vrm.keys import server as server_keys
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware, StrictJSONMiddleware
 from vrm.settings import Settings, get_settings
+from vrm.vendor_api import export as vendor_export
 from vrm.vendor_api.reads import category_of, vendor_read
 from vrm.vendor_api.routes import deposit_router, feed_router, read_routes
 
@@ -104,6 +106,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.state.vault = Vault(keystore, cache_seconds=settings.key_cache_seconds)
     app.state.passwords = Passwords(settings)
     app.state.oauth = OAuthServer(settings, app.state.vault)
+    # What the layers above the store add to the customer's export (vrm/export).
+    app.state.export_sections = {**grants_export.SECTIONS, **vendor_export.SECTIONS}
     # Routes read settings from app.state (vrm.deps.app_settings), not via
     # dependency_overrides: while any override is set, FastAPI rebuilds the
     # dependency graph on every request (about 1 ms each).

@@ -15,12 +15,9 @@ from sqlmodel import Session
 from consent.grants import receipts, service, vendor_copy
 from consent.grants.models import Grant
 from consent.scopes import PURPOSES, parse_scope
-from vrm.accounts.models import Customer
 from vrm.db import SessionDep
 from vrm.deps import CurrentCustomer, SettingsDep, VaultDep
 from vrm.errors import NotFound, problems
-from vrm.export.service import SECTIONS
-from vrm.keys.service import Vault
 
 router = APIRouter(prefix="/api/v1/me/grants", tags=["grants"])
 
@@ -172,14 +169,3 @@ def revoke_grant(grant_id: str, customer: CurrentCustomer, session: SessionDep) 
     grant = service.get_for_customer(session, customer.id, grant_id)
     service.revoke(session, grant, by="customer")
     session.commit()
-
-
-def _export(session: Session, vault: Vault, customer: Customer) -> list[dict[str, Any]]:
-    return [
-        public(session, g).model_dump(mode="json")
-        for g in service.list_for_customer(session, customer.id)
-    ]
-
-
-# Grants, with their full change history, belong to the customer's export.
-SECTIONS["grants"] = _export

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from joserfc import jws
 
 from tests.conftest import Person
+from vrm.settings import Settings
 
 EXPORT = "/api/v1/me/export"
 
@@ -87,6 +90,20 @@ def export(client: TestClient) -> dict[str, Any]:
     return body
 
 
+def comparable(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without what is new each time an export is made: its time,
+    and the receipts' signatures and signing times (an ES256 signature is
+    randomised). Each receipt's record is kept."""
+    body = {k: v for k, v in body.items() if k != "exported_at"}
+    records = []
+    for receipt in body["receipts"]:
+        record = json.loads(jws.extract_compact(receipt["jws"].encode()).payload)
+        del record["issued_at"]
+        records.append({**receipt, "jws": record})
+    body["receipts"] = records
+    return body
+
+
 def recent(value: str) -> bool:
     when = datetime.fromisoformat(value)
     return when.tzinfo is not None and abs(datetime.now(UTC) - when) < timedelta(minutes=5)
@@ -96,9 +113,10 @@ def test_export_holds_exactly_what_the_customer_stored(ana: Person) -> None:
     events = store_everything(ana.client)
     body = export(ana.client)
     account = body["account"]
+    [session] = body["sessions"]
     assert body == {
         "schema": "urn:vrm:export",
-        "schema_version": 1,
+        "schema_version": 2,
         "exported_at": body["exported_at"],
         "account": {
             "id": ana.id,
@@ -109,11 +127,22 @@ def test_export_holds_exactly_what_the_customer_stored(ana: Person) -> None:
         "profile": PROFILE,
         "preferences": PREFERENCES,
         "history": events,
-        # No vendor was ever granted anything (tests/consent covers grants).
+        "sessions": [{"created_at": session["created_at"], "expires_at": session["expires_at"]}],
+        # No vendor was ever granted anything (tests/vrm/test_export_sections.py).
         "grants": [],
+        "receipts": [],
+        "pairwise_ids": [],
+        "access_log": [],
+        "deposits": [],
     }
     assert recent(body["exported_at"])
     assert recent(account["created_at"])
+    # The login of the ana fixture, for the configured lifetime.
+    assert recent(session["created_at"])
+    lifetime = datetime.fromisoformat(session["expires_at"]) - datetime.fromisoformat(
+        session["created_at"]
+    )
+    assert lifetime == timedelta(seconds=Settings().session_ttl_seconds)
 
 
 def test_export_includes_private_events(ana: Person) -> None:

@@ -23,6 +23,7 @@ from sqlmodel import SQLModel
 
 from tests.conftest import Person
 from tests.consent.conftest import register_vendor, tokens_for
+from tests.vrm.test_export import comparable
 
 ME = "/api/v1/me"
 EVENT = f"{ME}/history/{{event_id}}"
@@ -232,9 +233,7 @@ def _walk(app: FastAPI, client: TestClient, probe: Probe) -> list[Seen]:
 def _export(person: Person) -> dict[str, Any]:
     r = person.client.get(f"{ME}/export")
     assert r.status_code == 200, r.text
-    body = r.json()
-    del body["exported_at"]
-    return body
+    return comparable(r.json())
 
 
 def _stored_rows(app: FastAPI, customer_id: str) -> dict[str, list[tuple[Any, ...]]]:

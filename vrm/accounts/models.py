@@ -80,3 +80,10 @@ class AccountPublic(BaseModel):
     id: str
     email: str
     created_at: datetime
+
+
+class SessionExported(BaseModel):
+    """A login session as the export shows it: when, never the token."""
+
+    created_at: datetime
+    expires_at: datetime

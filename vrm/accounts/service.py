@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from consent.grants import service as grants
 from vrm.accounts import throttle
-from vrm.accounts.models import Customer, LoginSession, LoginThrottle
+from vrm.accounts.models import Customer, LoginSession, LoginThrottle, SessionExported
 from vrm.accounts.passwords import Passwords
 from vrm.backup.journal import ErasureJournal
 from vrm.catalogue import ACCOUNT
@@ -165,6 +165,22 @@ def login_session(*, session: Session, vault: Vault, token: str) -> LoginSession
 def customer_for_token(*, session: Session, vault: Vault, token: str) -> Customer | None:
     row = login_session(session=session, vault=vault, token=token)
     return None if row is None else session.get(Customer, row.customer_id)
+
+
+def sessions_of(*, session: Session, customer_id: str) -> list[SessionExported]:
+    """Every login session the store holds for the customer, oldest first,
+    expired ones included (the export reads it).
+
+    Placeholder of issue 13: the session-management change (GET
+    /api/v1/me/sessions: id, device, last used) replaces it with its own
+    listing under this name and signature, and extends the export schema's
+    ``session`` to match."""
+    rows = session.exec(
+        select(LoginSession)
+        .where(col(LoginSession.customer_id) == customer_id)
+        .order_by(col(LoginSession.created_at))
+    ).all()
+    return [SessionExported(created_at=r.created_at, expires_at=r.expires_at) for r in rows]
 
 
 def log_out(*, session: Session, vault: Vault, token: str) -> None:

@@ -1,12 +1,24 @@
-"""Everything the store holds about a customer, as one JSON document.
+"""Everything the store holds about a customer, as one JSON document
+(GDPR Art. 15 and 20), and the JSON Schema it follows (``schema.json``).
 
-Later domains (grants, access log) add their sections through
-:data:`SECTIONS`; the schema version changes when a section's shape does.
+The store's own sections (account, profile, preferences, history,
+sessions) are here. The layers above hand theirs in when the app is
+composed (``vrm.app.create_app``): the grants, their signed receipts and
+the pairwise ids (consent/grants/export.py), the access log and the
+deposits (vrm/vendor_api/export.py). The store imports none of them: a
+lower layer never imports a higher one.
+
+``schema_version`` changes whenever a section's shape does, and with it
+the ``$id`` of ``schema.json``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from sqlmodel import Session
@@ -18,30 +30,55 @@ from vrm.dbtypes import utcnow
 from vrm.history import service as history
 from vrm.keys.service import Vault
 from vrm.records import service as records
+from vrm.settings import Settings
 
 SCHEMA = "urn:vrm:export"
-SCHEMA_VERSION = 1
-
-Section = Callable[[Session, Vault, Customer], Any]
-
-
-def _documents(session: Session, vault: Vault, customer: Customer) -> dict[str, Any]:
-    return {
-        category: records.read_document(
-            session=session, vault=vault, customer_id=customer.id, category=category
-        ).public
-        for category in DOCUMENT_CATEGORIES
-    }
+SCHEMA_VERSION = 2
+SCHEMA_MEDIA_TYPE = "application/schema+json"
 
 
-SECTIONS: dict[str, Section] = {
-    "history": lambda s, v, c: [
-        e.model_dump(mode="json") for e in history.all_events(session=s, vault=v, customer_id=c.id)
-    ],
-}
+@dataclass(frozen=True)
+class Source:
+    """What every section reads from: one transaction, the keys, the
+    server's settings and the customer being exported."""
+
+    session: Session
+    vault: Vault
+    settings: Settings
+    customer: Customer
 
 
-def export(*, session: Session, vault: Vault, customer: Customer) -> dict[str, Any]:
+Section = Callable[[Source], Any]
+
+
+def _history(source: Source) -> list[dict[str, Any]]:
+    events = history.all_events(
+        session=source.session, vault=source.vault, customer_id=source.customer.id
+    )
+    return [e.model_dump(mode="json") for e in events]
+
+
+def _sessions(source: Source) -> list[dict[str, Any]]:
+    # Every session row the store holds, expired ones too until they are
+    # purged: the export is what is stored, not what still works.
+    rows = accounts.sessions_of(session=source.session, customer_id=source.customer.id)
+    return [row.model_dump(mode="json") for row in rows]
+
+
+STORE_SECTIONS: dict[str, Section] = {"history": _history, "sessions": _sessions}
+
+
+def export(
+    *,
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    customer: Customer,
+    sections: Mapping[str, Section],
+) -> dict[str, Any]:
+    """The export of ``customer``: the store's sections, then ``sections``
+    from the layers above, in the order given."""
+    source = Source(session=session, vault=vault, settings=settings, customer=customer)
     document: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -53,7 +90,18 @@ def export(*, session: Session, vault: Vault, customer: Customer) -> dict[str, A
             "password_changed_at": customer.password_changed_at.isoformat(),
         },
     }
-    document.update(_documents(session, vault, customer))
-    for name, section in SECTIONS.items():
-        document[name] = section(session, vault, customer)
+    for category in DOCUMENT_CATEGORIES:
+        document[category] = records.read_document(
+            session=session, vault=vault, customer_id=customer.id, category=category
+        ).public
+    for name, section in {**STORE_SECTIONS, **sections}.items():
+        document[name] = section(source)
     return document
+
+
+@cache
+def json_schema() -> dict[str, Any]:
+    """The export's JSON Schema (draft 2020-12), as shipped in the package."""
+    text = resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
