@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.vendor_api.helpers import ME, add_event, bearer
+from tests.vendor_api.helpers import ME, access_events, add_event, bearer
 from vrm.catalogue.history import HistoryEvent
 from vrm.history.deposits import DepositRecord, deposits_of
 
@@ -197,3 +197,15 @@ def test_the_customer_sees_each_deposit_with_its_event_while_it_exists(
         ],
         key=repr,
     )
+
+
+def test_the_access_event_of_a_deposit_says_the_day_not_the_time(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    # access_event.at to the microsecond would match the event's created_at
+    # as well as the deposit row's did, and it names the vendor.
+    assert _deposit(vendor, _writer(ana, vendor)).status_code == 201
+    (event,) = _table(app, "history_record")
+    (write,) = [row for row in access_events(app, ana.id) if row.action == "write"]
+    day = event["created_at"].date()
+    assert (write.vendor_id, write.at) == (vendor.client_id, datetime.combine(day, time(), UTC))

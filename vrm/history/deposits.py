@@ -17,7 +17,9 @@ deposited which event, or when to the microsecond (issue 13), so:
   of every other event, so the row joins to no ``history_record`` by any
   column while a retry still finds its event;
 - ``created_on`` is the UTC day, enough for a retention period counted in
-  days and too coarse to match ``history_record.created_at``.
+  days and too coarse to match ``history_record.created_at``; the access
+  event that records the write says the same day, at midnight, for the
+  same reason.
 
 The row stays when the customer deletes the event: it is the spent key
 that keeps a retry from bringing the event back (409). It then refers to
@@ -34,7 +36,7 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -100,6 +102,12 @@ def new_deposit(
         body_hash=body_hash(vault, vendor_id=vendor_id, customer_id=customer_id, event=event),
         created_on=utcnow().date(),
     )
+
+
+def start_of(day: date) -> datetime:
+    """Midnight UTC of ``day``: the time recorded of a deposit, wherever
+    a column needs a datetime (the access event of the write)."""
+    return datetime.combine(day, time(), UTC)
 
 
 @dataclass(frozen=True)
