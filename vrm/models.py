@@ -5,10 +5,11 @@ from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.vendors.models import InitialAccessToken, Vendor
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.feed.models import DataChange, FeedClock, FeedNotice
+from vrm.history.deposits import VendorDeposit
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
 from vrm.records.models import DocumentRecord
-from vrm.vendor_api.models import AccessEvent, VendorDeposit
+from vrm.vendor_api.models import AccessEvent
 
 __all__ = [
     "AccessEvent",

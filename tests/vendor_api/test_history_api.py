@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
 from tests.vendor_api.helpers import ME, access_events, add_event, bearer, read
-from vrm.vendor_api.models import VendorDeposit
+from vrm.history.deposits import VendorDeposit
 
 HISTORY = "/v1/data/history"
 WHEN = "2026-11-0{}T10:00:00Z"

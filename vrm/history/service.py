@@ -96,10 +96,17 @@ def add_event(
 
 
 def insert_event(
-    *, session: Session, vault: Vault, customer_id: str, event: HistoryEvent, source: str
+    *,
+    session: Session,
+    vault: Vault,
+    customer_id: str,
+    event: HistoryEvent,
+    source: str,
+    event_id: str | None = None,
 ) -> HistoryRecord:
-    """Add an event and put it on the change log; the caller commits."""
-    event_id = uuid.uuid4().hex
+    """Add an event and put it on the change log; the caller commits. A
+    vendor deposit passes the id it derived (vrm/history/deposits.py)."""
+    event_id = event_id or uuid.uuid4().hex
     stored = StoredEvent(**event.model_dump(), source=source)
     sealed = _seal(session, vault, customer_id, event_id, stored)
     now = utcnow()

@@ -37,21 +37,3 @@ class AccessEvent(SQLModel, table=True):
     not_modified: bool = False
     # read: data went to the vendor; write: the vendor deposited history.
     action: str = Field(default="read", max_length=8)
-
-
-class VendorDeposit(SQLModel, table=True):
-    """A history event a vendor deposited, under the vendor's own
-    idempotency key: a retry with the same key and body returns the same
-    event instead of a second one. The key is kept as a keyed hash (it may
-    be an order number); the body as a hash, to tell a retry from a reuse."""
-
-    __tablename__ = "vendor_deposit"
-
-    vendor_id: str = Field(primary_key=True, max_length=64)
-    customer_id: str = Field(
-        foreign_key="customer.id", ondelete="CASCADE", primary_key=True, max_length=32
-    )
-    key_hash: bytes = Field(primary_key=True)
-    body_hash: bytes
-    event_id: str = Field(max_length=32)
-    created_at: datetime = Field(sa_type=UTCDateTime)

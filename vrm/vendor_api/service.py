@@ -38,12 +38,14 @@ from vrm.errors import (
 from vrm.feed import changes
 from vrm.feed import cursor as cursors
 from vrm.feed.models import DataChange
+from vrm.history import deposits
 from vrm.history import service as history
+from vrm.history.deposits import VendorDeposit
 from vrm.history.models import HistoryEventPublic, HistoryRecord
 from vrm.keys.pairwise import pairwise_event_id, pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
-from vrm.vendor_api.models import AccessEvent, VendorDeposit
+from vrm.vendor_api.models import AccessEvent
 
 PRIVATE = "private"
 NO_CUSTOMER = "This token names no customer; use one from the authorization code flow."
@@ -389,11 +391,6 @@ class Deposit:
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def _digest(vault: Vault, name: str, *parts: str) -> bytes:
-    key = vault.keystore.server_key(name)
-    return hmac.new(key, "\0".join(parts).encode(), hashlib.sha256).digest()
-
-
 def deposit(
     *,
     session: Session,
@@ -404,7 +401,8 @@ def deposit(
 ) -> Deposit:
     """Add a vendor's receipt or interaction to the customer's history,
     marked ``vendor:<client_id>``. The same key with the same body returns
-    the first result; with another body it is refused."""
+    the first result; with another body it is refused. What is kept of the
+    key, the body and the event: vrm/history/deposits.py."""
     if not any(a.category == history.CATEGORY and a.action == "write" for a in reader.accesses):
         raise InsufficientScope(
             "The grant does not let this vendor add to the history.", scope="history:write"
@@ -416,53 +414,63 @@ def deposit(
         )
     if event.labels or any(item.labels for item in event.items):
         raise ValidationFailed("Labels are the customer's own; deposit the event without them.")
-    key_hash = _digest(vault, "deposit-key", reader.vendor_id, reader.customer_id, idempotency_key)
-    body_hash = hashlib.sha256(event.model_dump_json().encode()).digest()
+    record = deposits.new_deposit(
+        vault,
+        vendor_id=reader.vendor_id,
+        customer_id=reader.customer_id,
+        idempotency_key=idempotency_key,
+        event=event,
+    )
+    event_id = deposits.event_id_for(vault, record.key_hash)
     for _ in range(2):
-        found = session.get(VendorDeposit, (reader.vendor_id, reader.customer_id, key_hash))
+        found = session.get(VendorDeposit, (reader.vendor_id, reader.customer_id, record.key_hash))
         if found is not None:
-            return _repeat(session, vault, reader, found, body_hash)
-        row = history.insert_event(
+            return _repeat(session, vault, reader, found, record)
+        history.insert_event(
             session=session,
             vault=vault,
             customer_id=reader.customer_id,
             event=event,
             source=f"vendor:{reader.vendor_id}",
+            event_id=event_id,
         )
-        session.add(
-            VendorDeposit(
-                vendor_id=reader.vendor_id,
-                customer_id=reader.customer_id,
-                key_hash=key_hash,
-                body_hash=body_hash,
-                event_id=row.id,
-                created_at=utcnow(),
-            )
-        )
-        add_access(session, reader, [history.CATEGORY], [history.CATEGORY], action="write")
+        session.add(record)
+        # Of the day only, like the record: the time of a write is the
+        # time the event was created, and would name its vendor.
+        access = access_row(reader, [history.CATEGORY], [history.CATEGORY], action="write")
+        add_accesses(session, [{**access, "at": deposits.start_of(record.created_on)}])
         try:
             session.commit()
         except IntegrityError:
-            # The same key deposited concurrently: the other one won.
+            # The same key deposited concurrently (its event id is the same
+            # too): the other one won.
             session.rollback()
             continue
         view = history.get_event(
-            session=session, vault=vault, customer_id=reader.customer_id, event_id=row.id
+            session=session, vault=vault, customer_id=reader.customer_id, event_id=event_id
         )
         return Deposit(event=shared_event(vault, reader.vendor_id, view.event), created=True)
     raise Conflict("This Idempotency-Key is being used by another request; try again.")
 
 
 def _repeat(
-    session: Session, vault: Vault, reader: Reader, found: VendorDeposit, body_hash: bytes
+    session: Session, vault: Vault, reader: Reader, found: VendorDeposit, asked: VendorDeposit
 ) -> Deposit:
-    if not hmac.compare_digest(found.body_hash, body_hash):
+    if found.body_hash is None:
+        # Deposited before migration 0010, which could not key the body or
+        # the event id: the key stays spent, without its event.
+        raise Conflict(
+            "This Idempotency-Key was used before the store was upgraded and its event "
+            "can no longer be returned; it will not be added again."
+        )
+    if asked.body_hash is None or not hmac.compare_digest(found.body_hash, asked.body_hash):
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used for a different event; use a new key."
         )
+    event_id = deposits.event_id_for(vault, found.key_hash)
     try:
         view = history.get_event(
-            session=session, vault=vault, customer_id=reader.customer_id, event_id=found.event_id
+            session=session, vault=vault, customer_id=reader.customer_id, event_id=event_id
         )
     except NotFound:
         raise Conflict(
@@ -472,7 +480,7 @@ def _repeat(
     if PRIVATE in view.event.labels:
         # The customer hid it; say no more than that it was deposited.
         return Deposit(
-            event={"id": pairwise_event_id(vault, reader.vendor_id, found.event_id)},
+            event={"id": pairwise_event_id(vault, reader.vendor_id, event_id)},
             created=False,
         )
     return Deposit(event=shared_event(vault, reader.vendor_id, view.event), created=False)
