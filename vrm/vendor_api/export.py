@@ -4,46 +4,22 @@
   data (the recipients of GDPR Art. 15(1)(c)): when, which vendor, under
   which grant and purpose, which categories and fields, the pairwise
   subject it saw; names of fields only, as the access_event row holds them;
-- ``deposits``: the history events vendors added, by vendor and time.
+- ``deposits``: the history events vendors added, by vendor and day
+  (vrm/history/deposits.py keeps no finer time).
 
 Handed to the store by create_app (vrm/app.py), never registered on import.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from consent.vendors.models import Vendor
 from vrm.export.service import Section, Source
-from vrm.vendor_api.models import AccessEvent, VendorDeposit
-
-
-class DepositExported(BaseModel):
-    vendor_id: str
-    created_at: datetime
-    # The customer's own id of the event (as in the history section).
-    event_id: str
-
-
-def deposits_of(*, session: Session, customer_id: str) -> list[DepositExported]:
-    """Every deposit record the store holds for the customer, oldest first.
-
-    The one read of vendor_deposit for the export: issue 13 keys
-    ``event_id`` with an HMAC, and that change puts here how the
-    customer's event id is found again."""
-    rows = session.exec(
-        select(VendorDeposit)
-        .where(col(VendorDeposit.customer_id) == customer_id)
-        .order_by(col(VendorDeposit.created_at))
-    ).all()
-    return [
-        DepositExported(vendor_id=r.vendor_id, created_at=r.created_at, event_id=r.event_id)
-        for r in rows
-    ]
+from vrm.history.deposits import deposits_of
+from vrm.vendor_api.models import AccessEvent
 
 
 class _Names:
@@ -90,10 +66,12 @@ def _deposits(source: Source) -> list[dict[str, Any]]:
     return [
         {
             "vendor": names.vendor(d.vendor_id),
-            "created_at": d.created_at.isoformat(),
+            "created_on": d.created_on.isoformat(),
             "event_id": d.event_id,
         }
-        for d in deposits_of(session=source.session, customer_id=source.customer.id)
+        for d in deposits_of(
+            session=source.session, vault=source.vault, customer_id=source.customer.id
+        )
     ]
 
 

@@ -31,7 +31,7 @@ from alembic import op
 from vrm.dbtypes import utcnow
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
