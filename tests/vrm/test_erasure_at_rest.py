@@ -19,11 +19,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
+from typer.testing import CliRunner
 
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import register_vendor, tokens_for
 from tests.vendor_api.helpers import PROFILE, access_events, add_event, feed_token, put, read
 from tests.vrm.test_at_rest import _found, _stored_bytes
+from vrm import cli
 from vrm.accounts.models import Customer, LoginThrottle
 from vrm.feed.models import FeedNotice
 from vrm.settings import Settings
@@ -163,3 +165,16 @@ def test_erasure_removes_the_accounts_login_counters_and_started_notices(
                 ["history", "profile.email"],
             )
         ]
+
+
+def test_erasure_by_the_operator_command_leaves_no_trace_either(
+    settings: Settings, lived: Erased
+) -> None:
+    # The server still runs (its connections keep the WAL file open): the
+    # command truncates the WAL itself before it returns.
+    env = {"VRM_DATA_DIR": str(settings.data_dir), "VRM_DATABASE_URL": settings.database_url}
+    result = CliRunner().invoke(cli.app, ["customers", "erase", lived.person.id], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"erased customer {lived.person.id}\n"
+
+    assert _traces(_stored_bytes(settings), lived) == []
