@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session, col, select
+from sqlalchemy import func
+from sqlmodel import Session, SQLModel, col, select
 from typer.testing import CliRunner
 
+from consent.oauth.models import OAuthToken
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import register_vendor, tokens_for
 from tests.vendor_api.helpers import PROFILE, access_events, add_event, feed_token, put, read
@@ -178,3 +180,27 @@ def test_erasure_by_the_operator_command_leaves_no_trace_either(
     assert result.stdout == f"erased customer {lived.person.id}\n"
 
     assert _traces(_stored_bytes(settings), lived) == []
+
+
+def test_erasure_leaves_rows_only_where_they_are_kept_on_purpose(
+    app: FastAPI, lived: Erased
+) -> None:
+    _erase(lived.person)
+    with app.state.engine.connect() as conn:
+        counts = {
+            table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in SQLModel.metadata.sorted_tables
+        }
+    assert {name: n for name, n in counts.items() if n} == {
+        "feed_clock": 1,  # the change log's position
+        "vendor": 1,
+        # The vendor's own feed token (client credentials): no customer.
+        "oauth_token": 1,
+        # Erin's tombstone, under the pairwise subject (test above).
+        "feed_notice": 1,
+        # The client address's counter: it counts the address, not Erin.
+        "login_throttle": 1,
+    }
+    with Session(app.state.engine) as session:
+        token = session.exec(select(OAuthToken)).one()
+    assert (token.customer_id, token.grant_id, token.scope) == (None, None, "feed:read")
