@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from vrm.settings import Settings
@@ -166,7 +166,7 @@ def truncate_wal(engine: Engine) -> bool:
     try:
         with engine.connect() as conn:
             return _truncate(conn)
-    except OperationalError:
+    except SQLAlchemyError:  # SQLITE_BUSY (a writer held on), or worse: try again later
         return False
 
 
