@@ -22,6 +22,7 @@ from vrm.crypto.keystore import FileKeyStore
 from vrm.db import make_engine
 from vrm.demo import DEMO_EMAIL, load_demo
 from vrm.keys import check as key_check
+from vrm.keys import layout as key_layout
 from vrm.keys import server as server_keys
 from vrm.keys.service import Vault
 from vrm.settings import Settings
@@ -99,6 +100,7 @@ def serve(
 
     settings = _settings()
     _prepare(settings)
+    key_layout.warn_if_keys_beside_database(settings)
     host = host or settings.host
     port = port or settings.port
     out.print(f"serving on http://{host}:{port} (API docs at /docs)")

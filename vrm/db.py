@@ -10,17 +10,24 @@ commit fsync the WAL (NORMAL fsyncs it only at checkpoints: a killed process
 loses nothing, but a power cut or kernel crash can lose answered commits).
 On PostgreSQL it is the server's ``fsync`` and ``synchronous_commit`` (on by
 default; the test cluster turns fsync off). See docs/operations.md.
+
+Erasure: SQLite overwrites deleted rows with zeros (``secure_delete``), and
+after an erasure the WAL, which still holds the pages as they were before,
+is truncated (:func:`scrub_wal`). PostgreSQL keeps dead tuples until VACUUM
+(docs/operations.md, "Erasure on disk").
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
@@ -35,6 +42,13 @@ AUTOCHECKPOINT_PAGES = 10_000
 
 # How long a SQLite connection waits for another's write lock.
 BUSY_TIMEOUT_SECONDS = 30.0
+
+# One attempt to truncate the WAL waits this long for readers on an older
+# snapshot, holding the write lock meanwhile (SQLite blocks writers while a
+# TRUNCATE checkpoint waits): short, and tried again at each checkpoint.
+TRUNCATE_WAIT_MS = 50
+# After this long without a truncation, say so (once).
+TRUNCATE_WARN_AFTER_SECONDS = 10.0
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -62,6 +76,9 @@ def make_engine(settings: Settings) -> Engine:
             # 64 KiB goes to a temporary file. On file, that copying cost
             # about 45 microseconds per token issued; in memory, about 5.
             cur.execute("PRAGMA temp_store=MEMORY")
+            # Deleted rows are overwritten with zeros, not left in free
+            # space: erasure must not depend on how SQLite was compiled.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine
@@ -77,23 +94,49 @@ class Checkpoints:
     event loop (consent/oauth/endpoints.py): every request of the process
     waited for those fsyncs (bench/token.py, one worker: the server idle 15%
     of the time). A passive checkpoint waits for no reader or writer, and
-    SQLite releases the GIL while it works."""
+    SQLite releases the GIL while it works.
+
+    A passive checkpoint leaves the WAL file as long as it was, and SQLite
+    reuses it from the start, so pages from before an erasure stay in it
+    until overwritten. :meth:`truncate_soon` asks for a TRUNCATE checkpoint
+    instead, tried at each tick until no reader holds a snapshot older than
+    the erasure."""
 
     def __init__(self, engine: Engine, interval: float = 0.25) -> None:
         self.engine = engine
         self.interval = interval
         self._stop = threading.Event()
+        self._truncate = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        _running.pop(self.engine, None)
         self._stop.set()
         self._thread.join()
 
+    def truncate_soon(self) -> None:
+        self._truncate.set()
+
     def _run(self) -> None:
+        owed_since: float | None = None
+        warned = False
         while not self._stop.wait(self.interval):
+            if self._truncate.is_set():
+                # Cleared first: a request made during the attempt stays.
+                self._truncate.clear()
+                if owed_since is None:
+                    owed_since = time.monotonic()
+                if truncate_wal(self.engine):
+                    owed_since, warned = None, False
+                    continue
+                self._truncate.set()
+                if not warned and time.monotonic() - owed_since > TRUNCATE_WARN_AFTER_SECONDS:
+                    _warn_untruncated(TRUNCATE_WARN_AFTER_SECONDS)
+                    warned = True  # once; and keep trying
+                continue
             try:
                 with self.engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
@@ -103,13 +146,68 @@ class Checkpoints:
                 )
 
 
+_running: weakref.WeakKeyDictionary[Engine, Checkpoints] = weakref.WeakKeyDictionary()
+
+
 def start_checkpoints(engine: Engine) -> Checkpoints | None:
     """A running :class:`Checkpoints` for a SQLite engine, None otherwise."""
     if engine.dialect.name != "sqlite":
         return None
     checkpoints = Checkpoints(engine)
     checkpoints.start()
+    _running[engine] = checkpoints
     return checkpoints
+
+
+def truncate_wal(engine: Engine) -> bool:
+    """One TRUNCATE checkpoint: the WAL copied into the database and cut to
+    nothing. False if a reader on an older snapshot (or a writer) kept it
+    from completing within ``TRUNCATE_WAIT_MS``."""
+    try:
+        with engine.connect() as conn:
+            return _truncate(conn)
+    except SQLAlchemyError:  # SQLITE_BUSY (a writer held on), or worse: try again later
+        return False
+
+
+def _truncate(conn: Connection) -> bool:
+    conn.exec_driver_sql(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
+    try:
+        busy, _log, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    return bool(busy == 0)
+
+
+def scrub_wal(engine: Engine) -> None:
+    """Call after a commit that erased a customer: on SQLite, truncate the
+    WAL, which still holds their pages as they were before.
+
+    In the server the checkpoint thread does it, off the request path,
+    within a tick or as soon as the readers on older snapshots are done; a
+    command (``vrm customers erase``, a restore) tries here for
+    ``TRUNCATE_WARN_AFTER_SECONDS``. Either logs a warning if it could not.
+    PostgreSQL: nothing to do here (VACUUM, docs/operations.md)."""
+    if engine.dialect.name != "sqlite":
+        return
+    checkpoints = _running.get(engine)
+    if checkpoints is not None:
+        checkpoints.truncate_soon()
+        return
+    deadline = time.monotonic() + TRUNCATE_WARN_AFTER_SECONDS
+    while not truncate_wal(engine):
+        if time.monotonic() > deadline:
+            _warn_untruncated(TRUNCATE_WARN_AFTER_SECONDS)
+            return
+        time.sleep(0.25)
+
+
+def _warn_untruncated(seconds: float) -> None:
+    logger.warning(
+        "SQLite WAL not truncated %.0f s after an erasure: a reader holds an older "
+        "snapshot; erased rows stay in the WAL file until a truncation succeeds",
+        seconds,
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:

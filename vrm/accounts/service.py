@@ -16,6 +16,7 @@ from vrm.accounts.models import Customer, LoginSession, LoginThrottle, SessionEx
 from vrm.accounts.passwords import Passwords
 from vrm.backup.journal import ErasureJournal
 from vrm.catalogue import ACCOUNT
+from vrm.db import scrub_wal
 from vrm.dbtypes import utcnow
 from vrm.errors import Conflict, Forbidden, Unauthenticated
 from vrm.feed import changes as feed
@@ -36,6 +37,10 @@ def _email_key(vault: Vault, email: str) -> bytes:
 
 def _address_key(vault: Vault, address: str) -> bytes:
     return vault.blind_index("client-address", address)
+
+
+def _throttle_prefix(vault: Vault, email_key: bytes) -> bytes:
+    return vault.blind_index("throttled-account", email_key.hex())
 
 
 def sign_up(
@@ -114,7 +119,10 @@ def log_in(
         _address_key(vault, client_address), settings.login_max_failures_per_address
     )
     account_at_address = throttle.Counter(
-        vault.blind_index("account-at-address", f"{account_key.hex()} {client_address}"),
+        throttle.account_key(
+            _throttle_prefix(vault, account_key),
+            vault.blind_index("account-at-address", f"{account_key.hex()} {client_address}"),
+        ),
         settings.login_max_failures,
     )
     throttle.reserve(session, counters=[at_address, account_at_address], settings=settings, now=now)
@@ -268,7 +276,12 @@ def delete_account(
 
 
 def erase(*, session: Session, vault: Vault, settings: Settings, customer_id: str) -> None:
+    """The one erasure every path takes (the API, ``vrm customers erase``,
+    a restore's replay). Works when the customer's keys or row are gone."""
     unrevoked = grants.unrevoked(session, customer_id=customer_id)
+    email_key = session.exec(
+        select(Customer.email_index).where(col(Customer.id) == customer_id)
+    ).first()
     # Journaled before anything is destroyed, so that restoring a backup
     # taken earlier erases the customer again (vrm/backup/journal.py).
     ErasureJournal.of(settings).record(customer_id)
@@ -276,6 +289,8 @@ def erase(*, session: Session, vault: Vault, settings: Settings, customer_id: st
     for table in (HistoryRecord, DocumentRecord, LoginSession, DataKey):
         session.exec(delete(table).where(col(table.customer_id) == customer_id))
     session.exec(delete(LoginThrottle).where(col(LoginThrottle.key) == _confirm_key(customer_id)))
+    if email_key is not None:
+        throttle.forget_account(session, _throttle_prefix(vault, email_key))
     session.exec(delete(Customer).where(col(Customer.id) == customer_id))
     # Last, as every change-log write must be: vendors holding copies hear
     # of it on their feed, and the notices keep only the pairwise subject
@@ -288,6 +303,7 @@ def erase(*, session: Session, vault: Vault, settings: Settings, customer_id: st
         subject_for=lambda vendor_id: pairwise_subject(vault, vendor_id, customer_id),
     )
     session.commit()
+    scrub_wal(session.get_bind().engine)
 
 
 def _confirm_key(customer_id: str) -> bytes:

@@ -18,6 +18,12 @@ the delay) doubles it, up to ``login_lockout_max_seconds``. The count is
 forgotten ``login_window_seconds`` after it started or, once a delay has
 begun, after the last delay ended: waiting out each delay earns no new free
 attempts.
+
+The counter of an account at an address has a key that starts with a
+prefix of the account alone (:func:`account_key`), so that erasing the
+account can remove its counters at every address (:func:`forget_account`)
+without knowing the addresses. A stolen database shows which counters
+belong to one account, never which account.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -42,6 +48,28 @@ class Counter:
     key: bytes
     free: int
     """Attempts allowed before the delays start."""
+
+
+# Bytes of the account prefix: 128 bits, no two accounts share one.
+ACCOUNT_PREFIX_BYTES = 16
+
+
+def account_key(account_prefix: bytes, address_key: bytes) -> bytes:
+    """The key of an account's counter at one address; ``account_prefix``
+    is a keyed hash of the account (never the lookup index itself, so the
+    counter cannot be joined to the customer row), ``address_key`` one of
+    the account and the address together."""
+    if len(account_prefix) < ACCOUNT_PREFIX_BYTES:
+        raise ValueError("account prefix too short")
+    return account_prefix[:ACCOUNT_PREFIX_BYTES] + address_key
+
+
+def forget_account(session: Session, account_prefix: bytes) -> None:
+    """Delete the account's counters at every address (on erasure). Part of
+    the caller's transaction."""
+    prefix = account_prefix[:ACCOUNT_PREFIX_BYTES]
+    key = col(LoginThrottle.key)
+    session.exec(delete(LoginThrottle).where(func.substr(key, 1, len(prefix)) == prefix))
 
 
 def reserve(

@@ -184,12 +184,17 @@ def grant_ended(
 def forget_customer(
     session: Session, *, customer_id: str, subject_for: Callable[[str], str]
 ) -> None:
-    """Before an account is erased: its notices keep only the pairwise
-    subject each vendor knows (``subject_for(vendor_id)``)."""
+    """Before an account is erased: its tombstones keep only the pairwise
+    subject each vendor knows (``subject_for(vendor_id)``); its started
+    notices go (the feed skips those of a grant that ended, and they would
+    keep when the customer dealt with whom)."""
     notices = session.execute(
         select(FeedNotice).where(col(FeedNotice.customer_id) == customer_id)
     ).scalars()
     for notice in notices:
+        if notice.kind != "ended":
+            session.delete(notice)
+            continue
         notice.subject = subject_for(notice.vendor_id)
         notice.customer_id = None
         session.add(notice)
