@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import Response
+from sqlmodel import Session
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
@@ -15,7 +17,9 @@ from tests.vendor_api.helpers import ME, add_event, bearer, feed_page, feed_toke
 from tests.vrm.test_openapi_problems import assert_documented
 from vrm import purge
 from vrm.dbtypes import utcnow
-from vrm.feed.retention import EXPIRED
+from vrm.feed import retention
+from vrm.feed.cursor import Position
+from vrm.feed.retention import EXPIRED, CursorExpired
 from vrm.settings import Settings
 
 HISTORY = "/v1/data/history"
@@ -100,3 +104,15 @@ def test_a_history_cursor_from_before_a_purged_deletion_is_told_to_resync(
     r = since(None)
     assert r.status_code == 200, r.text
     assert [e["notes"] for e in r.json()["history"]] == ["kept"]
+
+
+def test_only_a_position_wholly_past_the_horizon_is_fresh(app: FastAPI) -> None:
+    with Session(app.state.engine) as session:
+        retention.check(session, Position(0, "g"))  # nothing purged yet
+        retention.raise_horizon(session, 7)
+        session.commit()
+        for fresh in (Position(7), Position(8), Position(8, "g")):
+            retention.check(session, fresh)
+        for stale in (Position(0), Position(6), Position(6, "g"), Position(7, "g")):
+            with pytest.raises(CursorExpired):
+                retention.check(session, stale)
