@@ -15,7 +15,7 @@ from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, apidocs, groupcommit, headers, openapi
+from vrm import __version__, apidocs, groupcommit, headers, openapi, purge
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -86,7 +86,10 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpoints = start_checkpoints(engine)
+        purging = purge.start(engine, settings)
         yield
+        if purging is not None:
+            purging.stop()
         if checkpoints is not None:
             checkpoints.stop()
         groupcommit.close(app.state)

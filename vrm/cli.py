@@ -12,7 +12,7 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from vrm import migrate
+from vrm import migrate, purge
 from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.accounts.passwords import Passwords
@@ -20,6 +20,7 @@ from vrm.backup.cli import backup_app
 from vrm.cli_vendors import vendors_app
 from vrm.crypto.keystore import FileKeyStore
 from vrm.db import make_engine
+from vrm.dbtypes import utcnow
 from vrm.demo import DEMO_EMAIL, load_demo
 from vrm.keys import check as key_check
 from vrm.keys import layout as key_layout
@@ -177,6 +178,23 @@ def keys_check() -> None:
     if server or customers:
         raise typer.Exit(1)
     out.print("every server key and every customer's root key is present and opens its data")
+
+
+@app.command("purge")
+def purge_cmd() -> None:
+    """Delete what is past its retention period (VRM_RETAIN_*), once, and
+    print how many rows of each kind went. For cron, when VRM_PURGE_INTERVAL_SECONDS
+    is 0 or the servers should not do it."""
+    settings = _settings()
+    engine = make_engine(settings)
+    try:
+        removed = purge.purge(engine, settings, utcnow())
+    except OperationalError as exc:
+        _fail(f"cannot purge the database: {exc.orig.__class__.__name__}")
+    finally:
+        engine.dispose()
+    for kind, count in removed.items():
+        out.print(f"{kind}: {count}", markup=False, highlight=False)
 
 
 @customers_app.command("erase")

@@ -78,6 +78,23 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: Annotated[int, Field(ge=1)] = 600
     refresh_idle_seconds: Annotated[int, Field(ge=1)] = 30 * 24 * 3600
 
+    # Purging (vrm/purge.py; docs/operations.md, "Purging", says why each
+    # default): how long each kind of row is kept once it is of no more use.
+    # Every purge_interval_seconds in each `vrm serve` process (0: never;
+    # run `vrm purge` from cron instead).
+    purge_interval_seconds: Annotated[int, Field(ge=0)] = 600
+    retain_expired_sessions_seconds: Annotated[int, Field(ge=0)] = 0
+    # Spent tokens and codes: a day, so reuse is still caught just after.
+    retain_spent_tokens_seconds: Annotated[int, Field(ge=0)] = 24 * 3600
+    retain_spent_codes_seconds: Annotated[int, Field(ge=0)] = 24 * 3600
+    # Who read what: customers and auditors look back years, not days.
+    retain_access_events_seconds: Annotated[int, Field(ge=0)] = 3 * 365 * 24 * 3600
+    # Feed deletions and tombstones; a feed cursor older than the last one
+    # purged is refused (410): the vendor must resync.
+    retain_feed_deletions_seconds: Annotated[int, Field(ge=0)] = 90 * 24 * 3600
+    # Deposit records, and so the Idempotency-Key window of POST /v1/history.
+    retain_deposits_seconds: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
+
     @model_validator(mode="after")
     def _check_paths(self) -> Settings:
         if self.database_url and not self.database_url.startswith(("sqlite", "postgresql")):

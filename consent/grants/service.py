@@ -10,6 +10,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_
 from sqlmodel import Session, col, select, update
 
 from consent.grants import vendor_copy
@@ -318,6 +319,15 @@ def expire_due(session: Session, *, vendor_id: str) -> int:
         added += _tombstone(session, grant, "expired", dedupe=True) is not None
     session.commit()
     return added
+
+
+def tombstones_in_use() -> ColumnElement[bool]:
+    """The tombstones :func:`expire_due` reads to tell each expiry once:
+    those of expired grants that still exist. A purge of old tombstones
+    (vrm/purge.py) keeps these, or the expiry would be told again; each
+    says no more than its grant row, and goes with it."""
+    exists = select(Grant.id).where(Grant.id == FeedNotice.grant_id).exists()
+    return and_(col(FeedNotice.reason) == "expired", exists)
 
 
 def unrevoked(session: Session, *, customer_id: str) -> list[Grant]:

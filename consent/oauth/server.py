@@ -60,7 +60,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, select
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
@@ -478,13 +478,9 @@ class CodeGrant(AuthorizationCodeGrant):
             expires_at=now + timedelta(seconds=self.server.settings.code_ttl_seconds),
         )
         session = db()
-        # Used and expired codes stay a day as tombstones (reuse, nonce and
-        # challenge replay are caught while they last), then go.
-        session.exec(
-            delete(AuthorizationCode).where(
-                col(AuthorizationCode.expires_at) < now - timedelta(days=1)
-            )
-        )
+        # Used and expired codes stay as tombstones (reuse, nonce and
+        # challenge replay are caught while they last) until vrm/purge.py
+        # takes them, VRM_RETAIN_SPENT_CODES_SECONDS after they expire.
         session.add(row)
         session.commit()
 

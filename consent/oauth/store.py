@@ -24,7 +24,16 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import configure_mappers, instrumentation
 from sqlalchemy.orm.instrumentation import ClassManager
 from sqlmodel import SQLModel
@@ -349,6 +358,13 @@ def code(conn: Connection, code_hash: bytes) -> AuthorizationCode | None:
 def consume_code(conn: Connection, code_hash: bytes, now: datetime) -> bool:
     """Mark the code used, atomically: True for the first exchange only."""
     return _CONSUME_CODE.execute(conn, {"h": code_hash, "now": now}) == 1
+
+
+def spent_codes(before: datetime) -> ColumnElement[bool]:
+    """The codes expired by ``before``: used or not, a code stays until then
+    as the tombstone that catches its reuse (query_authorization_code in
+    consent/oauth/server.py), then goes (vrm/purge.py)."""
+    return CODE.c.expires_at < before
 
 
 def purge_assertions(conn: Connection, now: datetime) -> None:

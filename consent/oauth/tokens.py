@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import ColumnElement, Connection, and_, or_
 
 from consent.grants import service as grants
 from consent.grants.models import Grant
@@ -142,6 +142,17 @@ class Found:
         if end is None or end <= now:
             return None
         return _usable(row, self.vendor, self.grant, now, scope)
+
+
+def spent(before: datetime) -> ColumnElement[bool]:
+    """The token rows no token of which could be used at ``before`` or
+    since, as :meth:`Found.usable` decides, in SQL (for vrm/purge.py):
+    revoked by then, or with both tokens expired by then. A refreshed row
+    counts as live until its refresh token would have expired: a replay of
+    it in that time still finds it and revokes its family."""
+    row = store.TOKEN.c
+    refresh_over = or_(row.refresh_expires_at.is_(None), row.refresh_expires_at < before)
+    return or_(row.revoked_at < before, and_(row.expires_at < before, refresh_over))
 
 
 def bearer(authorization: str) -> str | None:

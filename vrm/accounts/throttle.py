@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import ColumnElement, delete, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -135,7 +135,20 @@ def succeed(
 
 def _forgotten(row: LoginThrottle, settings: Settings, now: datetime) -> bool:
     quiet_since = row.locked_until or row.window_started_at
-    return now - quiet_since > timedelta(seconds=settings.login_window_seconds)
+    return quiet_since < _quiet_before(settings, now)
+
+
+def forgotten(settings: Settings, now: datetime) -> ColumnElement[bool]:
+    """The counters whose count is forgotten by ``now``, as :func:`_forgotten`
+    decides, in SQL: the table need not keep them (vrm/purge.py)."""
+    quiet_since = func.coalesce(
+        col(LoginThrottle.locked_until), col(LoginThrottle.window_started_at)
+    )
+    return quiet_since < _quiet_before(settings, now)
+
+
+def _quiet_before(settings: Settings, now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.login_window_seconds)
 
 
 def _locked(session: Session, key: bytes, create_at: datetime | None) -> LoginThrottle | None:

@@ -38,6 +38,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from vrm.catalogue.history import HistoryEvent
@@ -102,6 +103,13 @@ def new_deposit(
         body_hash=body_hash(vault, vendor_id=vendor_id, customer_id=customer_id, event=event),
         created_on=utcnow().date(),
     )
+
+
+def spent(before: datetime) -> ColumnElement[bool]:
+    """The records whose whole day ended before ``before``: a deposit made
+    on that day was made before it, whatever its time of day, so a record
+    is kept at least the whole retention period (vrm/purge.py)."""
+    return col(VendorDeposit.created_on) < before.date()
 
 
 def start_of(day: date) -> datetime:

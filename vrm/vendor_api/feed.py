@@ -29,7 +29,7 @@ from vrm.catalogue import CATEGORIES
 from vrm.db import read_snapshot
 from vrm.dbtypes import utcnow
 from vrm.errors import BadRequest, IntegrityFailure, KeyUnavailable, NotFound
-from vrm.feed import changes
+from vrm.feed import changes, retention
 from vrm.feed import cursor as cursors
 from vrm.feed.cursor import Position
 from vrm.feed.models import DataChange, FeedNotice
@@ -308,6 +308,9 @@ def read(
     read_snapshot(session)
     high = changes.high_water(session)
     entries = _entries(session, vendor_id, after, high, limit + 1)
+    if cursor:
+        # After the read: a purge that took rows from under it is seen.
+        retention.check(session, after)
     has_more = len(entries) > limit
     entries = entries[:limit]
     page = _Page(session, vault, vendor_id)

@@ -22,6 +22,7 @@ from vrm.catalogue.history import HistoryEvent
 from vrm.db import SessionDep
 from vrm.deps import VaultDep
 from vrm.errors import BadRequest, Conflict, problems, raises
+from vrm.feed.retention import CursorExpired
 from vrm.vendor_api import feed, service
 from vrm.vendor_api.reads import PREFIX, vendor_read
 from vrm.vendor_api.service import InsufficientScope, InvalidToken, Reader
@@ -95,7 +96,7 @@ def current_feed_vendor(request: Request, session: SessionDep, vault: VaultDep) 
     return active.vendor.id
 
 
-@feed_router.get("", responses=problems(BadRequest))
+@feed_router.get("", responses=problems(BadRequest, CursorExpired))
 def read_feed(
     vendor_id: Annotated[str, Depends(current_feed_vendor)],
     session: SessionDep,

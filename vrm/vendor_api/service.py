@@ -35,7 +35,7 @@ from vrm.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from vrm.feed import changes
+from vrm.feed import changes, retention
 from vrm.feed import cursor as cursors
 from vrm.feed.models import DataChange
 from vrm.history import deposits
@@ -349,6 +349,8 @@ def history_changes(
     else:
         query = query.where(col(DataChange.seq) > after.seq, DataChange.op != changes.HIDDEN)
     rows = list(session.exec(query).all())
+    if after is not None:
+        retention.check(session, after)  # after the read, as the feed does
     has_more = len(rows) > limit
     rows = rows[:limit]
     events: list[dict[str, Any]] = []
