@@ -91,7 +91,7 @@ def touch_event(session: Session, *, customer_id: str, event_id: str) -> int:
     event exists nothing stored in the clear may tell (issue 13): whether a
     vendor may see it, and whether one may ever have been shown it, are
     sealed in the event (``StoredEvent.shared``). Whoever reads the log
-    opens the event to decide (vrm/vendor_api/service.py, event_change):
+    opens the event to decide (vrm/vendor_api/events.py, event_change):
     visible, it is sent; private but once shared, its id is sent as a
     deletion; private all along, nothing is, not even a bare id."""
     seq = tick(session)

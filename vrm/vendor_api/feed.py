@@ -41,7 +41,7 @@ from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
 from vrm.records.models import DocumentRecord
-from vrm.vendor_api import service
+from vrm.vendor_api import events, service
 from vrm.vendor_api.service import Reader
 
 logger = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ class _Page:
                 [category],
                 [f"{category}.{f}" for f in granted],
             )
-        event = service.event_change(
+        event = events.event_change(
             session=self.session, vault=self.vault, vendor_id=self.vendor_id, change=change
         )
         if event is None:
