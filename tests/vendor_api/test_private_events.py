@@ -31,6 +31,7 @@ from tests.vendor_api.helpers import (
     read_feed,
 )
 from vrm.feed.models import DataChange
+from vrm.history.models import HistoryRecord
 from vrm.keys.pairwise import pairwise_event_id
 
 WHEN = "2026-11-0{}T10:00:00Z"
@@ -219,3 +220,26 @@ def test_history_reads_drop_an_event_made_private_and_never_name_one_private_all
         ([ids["plain"]], [])
     ]
     assert read(vendor, token, HISTORY).json()["history"] == pages[0]["history"]
+
+
+def test_an_event_that_cannot_be_opened_can_still_be_deleted_and_vendors_are_told(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    token = feed_token(vendor)
+    tokens_for(ana, vendor, "history:read")
+    event_id = add_event(ana, occurred_at=WHEN.format(1), notes="damaged", labels=["private"])
+    _, cursors = read_feed(vendor, token)
+    with Session(app.state.engine) as session:
+        row = session.scalars(select(HistoryRecord).where(HistoryRecord.id == event_id)).one()
+        row.ciphertext = row.ciphertext[:-1] + bytes([row.ciphertext[-1] ^ 1])
+        session.add(row)
+        session.commit()
+    assert ana.client.get(f"{ME}/history/{event_id}").status_code == 500
+    assert ana.client.delete(f"{ME}/history/{event_id}").status_code == 204
+    # Whether a vendor was ever shown it is sealed in what cannot be read:
+    # the vendors are told, as of any event they might hold.
+    assert _ops(app) == {event_id: "delete"}
+    items, _ = read_feed(vendor, token, cursors[-1])
+    assert [(i["type"], i["event_id"]) for i in items] == [
+        ("delete", _ids(app, vendor, {"e": event_id})["e"])
+    ]
