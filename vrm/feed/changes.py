@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 PUT = "put"
 DELETE = "delete"
-# A history event no vendor may see (labelled private) that no vendor has
-# been shown either: on the log so positions stay in order, never sent.
-HIDDEN = "hidden"
 
 
 def tick(session: Session) -> int:
@@ -86,24 +83,40 @@ def _put_change(
     )
 
 
-def touch_event(session: Session, *, customer_id: str, event_id: str, visible: bool) -> int:
-    """Record a write of a history event: ``visible`` when a vendor may see
-    it now (not private, not deleted). An event going out of sight is a
-    ``delete`` only if it was in sight before: a private event's whole life
-    (made, changed, deleted) never reaches a vendor, not even as a bare id."""
+def touch_event(session: Session, *, customer_id: str, event_id: str) -> int:
+    """Record a write of a history event that exists after it: always a
+    ``put``, labelled ``private`` or not.
+
+    Which events a customer keeps private is itself personal, so while an
+    event exists nothing stored in the clear may tell (issue 13): whether a
+    vendor may see it, and whether one may ever have been shown it, are
+    sealed in the event (``StoredEvent.shared``). Whoever reads the log
+    opens the event to decide (vrm/vendor_api/events.py, event_change):
+    visible, it is sent; private but once shared, its id is sent as a
+    deletion; private all along, nothing is, not even a bare id."""
     seq = tick(session)
-    if visible:
-        op = PUT
+    _put_change(session, seq, customer_id, "history", event_id, PUT)
+    return seq
+
+
+def event_deleted(session: Session, *, customer_id: str, event_id: str, shared: bool) -> int:
+    """Record that a history event is gone. A vendor may hold one that was
+    ever ``shared``: a ``delete`` tells it to drop it. One that never was
+    leaves no row at all, so the log keeps no trace a private event had,
+    and a vendor hears nothing of it. (With the event gone, a ``delete``
+    row says no more than that some event once shown is gone.) The
+    position is taken either way, so the clock does not tell either."""
+    seq = tick(session)
+    if shared:
+        _put_change(session, seq, customer_id, "history", event_id, DELETE)
     else:
-        before = session.execute(
-            select(col(DataChange.op)).where(
+        session.execute(
+            delete(DataChange).where(
                 col(DataChange.customer_id) == customer_id,
                 col(DataChange.category) == "history",
                 col(DataChange.record_id) == event_id,
             )
-        ).scalar_one_or_none()
-        op = DELETE if before in (PUT, DELETE) else HIDDEN
-    _put_change(session, seq, customer_id, "history", event_id, op)
+        )
     return seq
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 from sqlmodel import Field, SQLModel
 
 from vrm.catalogue.history import HistoryEvent
@@ -32,12 +32,31 @@ class HistoryRecord(SQLModel, table=True):
 
 
 class StoredEvent(HistoryEvent):
-    """What is sealed: the event plus who wrote it."""
+    """What is sealed: the event, who wrote it, and whether a vendor may
+    ever have been shown it.
+
+    ``shared`` is set once the event is written without the ``private``
+    label, and never cleared: a vendor must be told to drop an event made
+    private later, and must never hear of one private all along (see
+    vrm/feed/changes.py). It lives in here, not on the change log, because
+    which events a customer keeps private is itself personal. An event
+    sealed before the flag existed (migration 0009) reads as shared: a
+    vendor that may hold it is then always told to drop it.
+    """
 
     source: str = "customer"
+    shared: bool = True
+
+    @field_serializer("shared")
+    def _as_digit(self, shared: bool) -> int:
+        # 1 or 0, never true or false: the sealed length must not tell.
+        return int(shared)
 
 
-class HistoryEventPublic(StoredEvent):
+class HistoryEventPublic(HistoryEvent):
+    """An event as its customer sees it (never ``shared``: bookkeeping)."""
+
+    source: str = "customer"
     id: str
     created_at: datetime
     updated_at: datetime

@@ -120,5 +120,7 @@ def patch_event(
 
 
 @router.delete("/{event_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(NotFound))
-def delete_event(event_id: str, customer: CurrentCustomer, session: SessionDep) -> None:
-    service.delete_event(session=session, customer_id=customer.id, event_id=event_id)
+def delete_event(
+    event_id: str, customer: CurrentCustomer, session: SessionDep, vault: VaultDep
+) -> None:
+    service.delete_event(session=session, vault=vault, customer_id=customer.id, event_id=event_id)

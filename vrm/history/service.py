@@ -23,7 +23,14 @@ from sqlmodel import Session, col, select
 
 from vrm.catalogue.history import HistoryEvent
 from vrm.dbtypes import utcnow
-from vrm.errors import BadRequest, NotFound, PreconditionFailed, ValidationFailed
+from vrm.errors import (
+    BadRequest,
+    IntegrityFailure,
+    KeyUnavailable,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
 from vrm.etags import check_if_match, make_etag
 from vrm.feed import changes
 from vrm.history.models import (
@@ -45,6 +52,13 @@ class EventView:
     event: HistoryEventPublic
     etag: str
     revision: int
+    # Whether a vendor may ever have been shown it (StoredEvent.shared).
+    shared: bool
+
+    @property
+    def visible(self) -> bool:
+        """Whether a vendor may see it now."""
+        return _visible(self.event)
 
 
 def _open(session: Session, vault: Vault, row: HistoryRecord) -> EventView:
@@ -59,10 +73,14 @@ def _open(session: Session, vault: Vault, row: HistoryRecord) -> EventView:
     stored = StoredEvent.model_validate_json(plaintext)
     return EventView(
         event=HistoryEventPublic(
-            **stored.model_dump(), id=row.id, created_at=row.created_at, updated_at=row.updated_at
+            **stored.model_dump(exclude={"shared"}),
+            id=row.id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
         ),
         etag=make_etag(row.revision, row.ciphertext),
         revision=row.revision,
+        shared=stored.shared,
     )
 
 
@@ -107,7 +125,7 @@ def insert_event(
     """Add an event and put it on the change log; the caller commits. A
     vendor deposit passes the id it derived (vrm/history/deposits.py)."""
     event_id = event_id or uuid.uuid4().hex
-    stored = StoredEvent(**event.model_dump(), source=source)
+    stored = StoredEvent(**event.model_dump(), source=source, shared=_visible(event))
     sealed = _seal(session, vault, customer_id, event_id, stored)
     now = utcnow()
     row = HistoryRecord(
@@ -120,9 +138,7 @@ def insert_event(
         updated_at=now,
     )
     session.add(row)
-    changes.touch_event(
-        session, customer_id=customer_id, event_id=event_id, visible=_visible(stored)
-    )
+    changes.touch_event(session, customer_id=customer_id, event_id=event_id)
     return row
 
 
@@ -171,7 +187,11 @@ def patch_event(
                     for e in exc.errors()
                 ],
             ) from None
-        stored = StoredEvent(**event.model_dump(), source=current.event.source)
+        stored = StoredEvent(
+            **event.model_dump(),
+            source=current.event.source,
+            shared=current.shared or _visible(event),
+        )
         sealed = _seal(session, vault, customer_id, event_id, stored)
         result = session.exec(
             update(HistoryRecord)
@@ -184,9 +204,7 @@ def patch_event(
             )
         )
         if result.rowcount == 1:
-            changes.touch_event(
-                session, customer_id=customer_id, event_id=event_id, visible=_visible(stored)
-            )
+            changes.touch_event(session, customer_id=customer_id, event_id=event_id)
             session.commit()
             return get_event(
                 session=session, vault=vault, customer_id=customer_id, event_id=event_id
@@ -195,11 +213,22 @@ def patch_event(
     raise PreconditionFailed("The event is being changed by another request; try again.")
 
 
-def delete_event(*, session: Session, customer_id: str, event_id: str) -> None:
+def delete_event(*, session: Session, vault: Vault, customer_id: str, event_id: str) -> None:
     row = _row(session, customer_id, event_id)
+    shared = _was_shared(session, vault, row)
     session.exec(delete(HistoryRecord).where(col(HistoryRecord.seq) == row.seq))
-    changes.touch_event(session, customer_id=customer_id, event_id=event_id, visible=False)
+    changes.event_deleted(session, customer_id=customer_id, event_id=event_id, shared=shared)
     session.commit()
+
+
+def _was_shared(session: Session, vault: Vault, row: HistoryRecord) -> bool:
+    """Whether vendors must be told the event is gone. One that cannot be
+    opened (its key lost, its row altered) may still be deleted; vendors
+    are then told, as they would be of any event they might hold."""
+    try:
+        return _open(session, vault, row).shared
+    except (KeyUnavailable, IntegrityFailure):
+        return True
 
 
 def all_events(

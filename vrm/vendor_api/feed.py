@@ -11,7 +11,9 @@ position up to it has committed (see vrm/feed/models.py), so a cursor never
 skips a change that commits later. Items are computed from the records as
 they are when the page is read; a record written again has moved to a later
 position, so an item's id (position and grant) always names the same
-content, and delivering it twice is harmless.
+content, and delivering it twice is harmless. ``limit`` counts items, not
+log rows: a row that gives the vendor nothing (a private event among them)
+takes no place on a page (vrm/feed/paging.py).
 """
 
 from __future__ import annotations
@@ -28,19 +30,18 @@ from consent.grants.models import Grant
 from vrm.catalogue import CATEGORIES
 from vrm.db import read_snapshot
 from vrm.dbtypes import utcnow
-from vrm.errors import BadRequest, IntegrityFailure, KeyUnavailable, NotFound
-from vrm.feed import changes, retention
+from vrm.errors import BadRequest, IntegrityFailure, KeyUnavailable
+from vrm.feed import changes, paging, retention
 from vrm.feed import cursor as cursors
 from vrm.feed.cursor import Position
 from vrm.feed.models import DataChange, FeedNotice
-from vrm.history import service as history
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
-from vrm.keys.pairwise import pairwise_event_id, pairwise_subject
+from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
 from vrm.records.models import DocumentRecord
-from vrm.vendor_api import service
+from vrm.vendor_api import events, service
 from vrm.vendor_api.service import Reader
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,31 @@ class _Reads:
     reader: Reader
     categories: set[str] = field(default_factory=set)
     fields: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Item:
+    """One item, and what of the customer's data it carries: recorded (as
+    an access, or a log line) only if the item makes it onto the page, not
+    when it was only looked at to tell whether there is more."""
+
+    body: dict[str, Any]
+    reads: _Reads | None = None
+    categories: list[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    # Customer, problem slug, vendor: logged once the item is sent.
+    unreadable: tuple[str, str, str] | None = None
+
+    def record(self) -> None:
+        if self.unreadable is not None:
+            logger.error(
+                "feed: a record of customer %s cannot be read (%s); "
+                "vendor %s got an unreadable item",
+                *self.unreadable,
+            )
+        if self.reads is not None:
+            self.reads.categories.update(self.categories)
+            self.reads.fields.update(self.fields)
 
 
 @dataclass
@@ -90,7 +116,6 @@ def _entries(
             col(Grant.revoked_at).is_(None),
             Grant.expires_at > now,
             col(DataChange.seq) > func.coalesce(Grant.feed_seq, 0),
-            DataChange.op != changes.HIDDEN,
             col(DataChange.seq) <= high,
             _after(col(DataChange.seq), col(Grant.id), after),
         )
@@ -126,6 +151,7 @@ class _Page:
         self.reads: dict[str, _Reads] = {}
         self.loaded: list[Any] = []
         self.history: dict[str, list[HistoryRecord]] = {}
+        self.prefetched: set[str] = set()
 
     def load_grants(self, ids: set[str]) -> None:
         if ids:
@@ -133,8 +159,8 @@ class _Page:
             self.grants.update({g.id: g for g in rows})
 
     def prefetch(self, entries: list[_Entry]) -> None:
-        """Load the page's documents and data keys in two queries; the
-        per-record reads below then find them in the session."""
+        """Load the documents and data keys of a batch of entries in two
+        queries; the per-record reads below then find them in the session."""
         starting = {
             g.customer_id
             for e in entries
@@ -143,7 +169,10 @@ class _Page:
             and (g := self.grants.get(e.notice.grant_id)) is not None
         }
         customers = starting | {e.change.customer_id for e in entries if e.change is not None}
-        ids = sorted(customers)
+        # A page is filled batch by batch: each customer's rows load once.
+        ids = sorted(customers - self.prefetched)
+        self.prefetched.update(ids)
+        starting -= set(self.history)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             # Held here: the session's identity map only keeps weak references.
@@ -155,7 +184,7 @@ class _Page:
             ).all()
         # Snapshots read whole histories: one query for all of them.
         ids = sorted(starting)
-        self.history = {c: [] for c in ids}
+        self.history.update({c: [] for c in ids})
         for start in range(0, len(ids), 500):
             rows = self.session.exec(
                 select(HistoryRecord).where(
@@ -181,7 +210,7 @@ class _Page:
             self.reads[grant.id] = reads
         return reads
 
-    def item(self, entry: _Entry) -> dict[str, Any] | None:
+    def item(self, entry: _Entry) -> _Item | None:
         """The entry's item; for a record that cannot be read (its
         customer's key is missing or wrong) an ``unreadable`` item without
         data in its place, so one customer never stops everyone's feed."""
@@ -190,24 +219,20 @@ class _Page:
         except (KeyUnavailable, IntegrityFailure) as exc:
             return self._unreadable(entry, exc)
 
-    def _unreadable(self, entry: _Entry, exc: KeyUnavailable | IntegrityFailure) -> dict[str, Any]:
+    def _unreadable(self, entry: _Entry, exc: KeyUnavailable | IntegrityFailure) -> _Item:
         # Only a started notice or a change of an active grant reads data.
         grant = self.grants[entry.position.grant_id or ""]
         assert grant is not None  # noqa: S101
-        logger.error(
-            "feed: a record of customer %s cannot be read (%s); vendor %s got an unreadable item",
-            grant.customer_id,
-            exc.slug,
-            self.vendor_id,
-        )
         reads = self.reader(grant)
         item_id = f"{entry.position.seq}:{grant.id}"
         item = {**self._head(item_id, "unreadable", reads), "problem": exc.type_uri}
         if entry.change is not None:
-            return {**item, "skipped": "upsert", "category": entry.change.category}
-        return {**item, "skipped": "snapshot"}
+            item = {**item, "skipped": "upsert", "category": entry.change.category}
+        else:
+            item = {**item, "skipped": "snapshot"}
+        return _Item(item, unreadable=(grant.customer_id, exc.slug, self.vendor_id))
 
-    def _item(self, entry: _Entry) -> dict[str, Any] | None:
+    def _item(self, entry: _Entry) -> _Item | None:
         if entry.notice is not None:
             return self._notice(entry.notice)
         assert entry.change is not None  # noqa: S101 - an entry is one or the other
@@ -224,20 +249,22 @@ class _Page:
             "grant_id": reads.reader.grant_id,
         }
 
-    def _notice(self, notice: FeedNotice) -> dict[str, Any] | None:
+    def _notice(self, notice: FeedNotice) -> _Item | None:
         item_id = f"{notice.seq}:{notice.grant_id}"
         if notice.kind == "ended":
             subject = notice.subject
             if subject is None and notice.customer_id is not None:
                 subject = pairwise_subject(self.vault, self.vendor_id, notice.customer_id)
-            return {
-                "id": item_id,
-                "type": "tombstone",
-                "subject": subject,
-                "grant_id": notice.grant_id,
-                "reason": notice.reason,
-                "fields": notice.fields,
-            }
+            return _Item(
+                {
+                    "id": item_id,
+                    "type": "tombstone",
+                    "subject": subject,
+                    "grant_id": notice.grant_id,
+                    "reason": notice.reason,
+                    "fields": notice.fields,
+                }
+            )
         grant = self.grants.get(notice.grant_id)
         if grant is None or not grants.is_active(grant):
             # It ended since; its tombstone comes later in the feed.
@@ -250,12 +277,15 @@ class _Page:
             categories=service.readable_categories(reads.reader.accesses),
             history_rows=self.history.get(grant.customer_id),
         )
-        reads.categories.update(projection.categories)
-        reads.fields.update(projection.fields)
         data = {c: projection.body[c] for c in projection.categories}
-        return {**self._head(item_id, "snapshot", reads), "purpose": grant.purpose, "data": data}
+        return _Item(
+            {**self._head(item_id, "snapshot", reads), "purpose": grant.purpose, "data": data},
+            reads,
+            projection.categories,
+            projection.fields,
+        )
 
-    def _change(self, entry: _Entry, change: DataChange, reads: _Reads) -> dict[str, Any] | None:
+    def _change(self, entry: _Entry, change: DataChange, reads: _Reads) -> _Item | None:
         category = change.category
         granted = service.granted_fields(reads.reader.accesses, category)
         if granted is None:
@@ -266,32 +296,32 @@ class _Page:
             document = records.read_fields(
                 session=self.session, vault=self.vault, customer_id=customer_id, category=category
             )
-            reads.categories.add(category)
-            reads.fields.update(f"{category}.{f}" for f in granted)
             data = {f: document.get(f) for f in granted}
-            return {**self._head(item_id, "upsert", reads), "category": category, "data": data}
-        event_id = pairwise_event_id(self.vault, self.vendor_id, change.record_id)
-        if change.op == changes.DELETE:
-            return {
-                **self._head(item_id, "delete", reads),
-                "category": category,
-                "event_id": event_id,
-            }
-        try:
-            event = history.get_event(
-                session=self.session,
-                vault=self.vault,
-                customer_id=customer_id,
-                event_id=change.record_id,
-            ).event
-        except NotFound:
-            return None  # deleted since: the delete has a later position
-        if service.PRIVATE in event.labels:
-            return None  # made private since: likewise
-        shared = service.shared_event(self.vault, self.vendor_id, event)
-        reads.categories.add(category)
-        reads.fields.add(category)
-        return {**self._head(item_id, "upsert", reads), "category": category, "data": shared}
+            return _Item(
+                {**self._head(item_id, "upsert", reads), "category": category, "data": data},
+                reads,
+                [category],
+                [f"{category}.{f}" for f in granted],
+            )
+        event = events.event_change(
+            session=self.session, vault=self.vault, vendor_id=self.vendor_id, change=change
+        )
+        if event is None:
+            return None
+        if event.event is None:
+            return _Item(
+                {
+                    **self._head(item_id, "delete", reads),
+                    "category": category,
+                    "event_id": event.dropped,
+                }
+            )
+        return _Item(
+            {**self._head(item_id, "upsert", reads), "category": category, "data": event.event},
+            reads,
+            [category],
+            [category],
+        )
 
 
 def read(
@@ -307,18 +337,27 @@ def read(
     grants.expire_due(session, vendor_id=vendor_id)  # commits
     read_snapshot(session)
     high = changes.high_water(session)
-    entries = _entries(session, vendor_id, after, high, limit + 1)
+    page = _Page(session, vault, vendor_id)
+
+    def fetch(position: Position, n: int) -> list[_Entry]:
+        entries = _entries(session, vendor_id, position, high, n)
+        page.load_grants({e.position.grant_id for e in entries if e.position.grant_id})
+        page.prefetch(entries)
+        return entries
+
+    found = paging.fill(
+        fetch=fetch, key=lambda e: e.position, produce=page.item, after=after, want=limit + 1
+    )
     if cursor:
         # After the read: a purge that took rows from under it is seen.
         retention.check(session, after)
-    has_more = len(entries) > limit
-    entries = entries[:limit]
-    page = _Page(session, vault, vendor_id)
-    page.load_grants({e.position.grant_id for e in entries if e.position.grant_id})
-    page.prefetch(entries)
-    items = [item for e in entries if (item := page.item(e)) is not None]
+    has_more = len(found) > limit
+    found = found[:limit]
+    for _, item in found:
+        item.record()
+    items = [item.body for _, item in found]
     if has_more:
-        next_position = entries[-1].position
+        next_position = found[-1][0].position
     else:
         # Everything up to the high-water mark is read; resume after it.
         next_position = Position(high) if high >= after.seq else after

@@ -39,7 +39,7 @@ from vrm.errors import NotFound, ValidationFailed, VRMError, problem_for
 from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
 from vrm.records import service as records
-from vrm.vendor_api import service
+from vrm.vendor_api import events, service
 from vrm.vendor_api.service import Reader
 
 PREFIX = "/v1/data"
@@ -137,11 +137,11 @@ def _history_changes(
     conn: Connection, vault: Vault, reader: Reader, query: Mapping[str, str]
 ) -> tuple[Response, dict[str, Any]]:
     """``/v1/data/history?since=&limit=``: the history in the order it
-    changed (see service.history_changes)."""
+    changed (see events.history_changes)."""
     limit = _limit(query)
     since = _since(query)
     session = Session(bind=conn)
-    projection = service.history_changes(
+    projection = events.history_changes(
         session=session,
         vault=vault,
         reader=reader,

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from consent.oauth.tokens import ActiveToken, check_access_token
 from consent.scopes import Access
@@ -35,9 +35,6 @@ from vrm.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from vrm.feed import changes, retention
-from vrm.feed import cursor as cursors
-from vrm.feed.models import DataChange
 from vrm.history import deposits
 from vrm.history import service as history
 from vrm.history.deposits import VendorDeposit
@@ -320,68 +317,6 @@ def add_access(
 
 MAX_HISTORY_LIMIT = 200
 DEFAULT_HISTORY_LIMIT = 100
-
-
-def history_changes(
-    *, session: Session, vault: Vault, reader: Reader, since: str | None, limit: int
-) -> Projection:
-    """The customer's history events changed after ``since``, in the order
-    they changed: events to add or replace, and the ids of events the vendor
-    must drop (deleted, or labelled ``private`` since). Without ``since``,
-    every event there is now. ``next_cursor`` resumes after this page."""
-    if not 1 <= limit <= MAX_HISTORY_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_HISTORY_LIMIT}.")
-    given = cursors.for_history(vault, reader.vendor_id, reader.grant_id)
-    after = given.decode(since) if since else None
-    high = changes.high_water(session)
-    query = (
-        select(DataChange)
-        .where(
-            DataChange.customer_id == reader.customer_id,
-            DataChange.category == history.CATEGORY,
-            col(DataChange.seq) <= high,
-        )
-        .order_by(col(DataChange.seq))
-        .limit(limit + 1)
-    )
-    if after is None:
-        query = query.where(DataChange.op == changes.PUT)
-    else:
-        query = query.where(col(DataChange.seq) > after.seq, DataChange.op != changes.HIDDEN)
-    rows = list(session.exec(query).all())
-    if after is not None:
-        retention.check(session, after)  # after the read, as the feed does
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    events: list[dict[str, Any]] = []
-    dropped: list[str] = []
-    for row in rows:
-        if row.op == changes.DELETE:
-            dropped.append(pairwise_event_id(vault, reader.vendor_id, row.record_id))
-            continue
-        try:
-            event = history.get_event(
-                session=session, vault=vault, customer_id=row.customer_id, event_id=row.record_id
-            ).event
-        except NotFound:
-            continue  # deleted since this page began: the delete has a later position
-        if PRIVATE not in event.labels:  # else made private since: likewise
-            events.append(shared_event(vault, reader.vendor_id, event))
-    if has_more:
-        next_position = cursors.Position(rows[-1].seq)
-    else:
-        start = after.seq if after is not None else 0
-        next_position = cursors.Position(max(high, start))
-    body: dict[str, Any] = {
-        "subject": reader.subject,
-        "grant_id": reader.grant_id,
-        "purpose": reader.purpose,
-        "history": events,
-        "deleted": dropped,
-        "next_cursor": given.encode(next_position),
-        "has_more": has_more,
-    }
-    return Projection(body=body, categories=[history.CATEGORY], fields=[history.CATEGORY])
 
 
 @dataclass(frozen=True)

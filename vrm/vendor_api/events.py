@@ -1,0 +1,121 @@
+"""What a vendor hears of the customer's history events as they change:
+the one rule (:func:`event_change`) that the feed (vrm/vendor_api/feed.py)
+and incremental history reads (``/v1/data/history?since=``) both follow.
+
+The change log cannot tell a private event from another (see
+:func:`vrm.feed.changes.touch_event`), so each row's event is opened to
+decide, and pages are filled with what the vendor may see
+(vrm/feed/paging.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from vrm.errors import BadRequest, NotFound
+from vrm.feed import changes, paging, retention
+from vrm.feed import cursor as cursors
+from vrm.feed.models import DataChange
+from vrm.history import service as history
+from vrm.keys.pairwise import pairwise_event_id
+from vrm.keys.service import Vault
+from vrm.vendor_api import service
+from vrm.vendor_api.service import Reader
+
+
+@dataclass(frozen=True)
+class EventChange:
+    """What one change of a history event tells a vendor: the event as it
+    may see it, or the pairwise id of an event to drop."""
+
+    event: dict[str, Any] | None = None
+    dropped: str | None = None
+
+
+def event_change(
+    *, session: Session, vault: Vault, vendor_id: str, change: DataChange
+) -> EventChange | None:
+    """The one rule for what a vendor hears of a change-log row of a
+    history event. The log cannot say whether the event is private (see
+    vrm/feed/changes.py, touch_event): the event is opened to decide.
+    None: nothing at all, for an event private all along (no vendor was
+    ever shown it, so none hears of it, not even its id), or one deleted
+    after this read began (its later position says so)."""
+    dropped = pairwise_event_id(vault, vendor_id, change.record_id)
+    if change.op == changes.DELETE:
+        return EventChange(dropped=dropped)
+    try:
+        view = history.get_event(
+            session=session, vault=vault, customer_id=change.customer_id, event_id=change.record_id
+        )
+    except NotFound:
+        return None
+    if view.visible:
+        return EventChange(event=service.shared_event(vault, vendor_id, view.event))
+    return EventChange(dropped=dropped) if view.shared else None
+
+
+def history_changes(
+    *, session: Session, vault: Vault, reader: Reader, since: str | None, limit: int
+) -> service.Projection:
+    """The customer's history events changed after ``since``, in the order
+    they changed: events to add or replace, and the ids of events the vendor
+    must drop (deleted, or labelled ``private`` since). Without ``since``,
+    every event there is now. ``next_cursor`` resumes after this page.
+    ``limit`` counts what the page holds, so its size tells nothing of
+    what the vendor may not see (vrm/feed/paging.py)."""
+    if not 1 <= limit <= service.MAX_HISTORY_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {service.MAX_HISTORY_LIMIT}.")
+    given = cursors.for_history(vault, reader.vendor_id, reader.grant_id)
+    after = given.decode(since) if since else None
+    high = changes.high_water(session)
+    query = select(DataChange).where(
+        DataChange.customer_id == reader.customer_id,
+        DataChange.category == history.CATEGORY,
+        col(DataChange.seq) <= high,
+    )
+    if after is None:
+        # Every event there is now: a withdrawn one is simply absent.
+        query = query.where(DataChange.op == changes.PUT)
+
+    def fetch(seq: int, n: int) -> list[DataChange]:
+        rows = query.where(col(DataChange.seq) > seq).order_by(col(DataChange.seq)).limit(n)
+        return list(session.exec(rows).all())
+
+    def produce(row: DataChange) -> EventChange | None:
+        change = event_change(session=session, vault=vault, vendor_id=reader.vendor_id, change=row)
+        if change is not None and after is None and change.event is None:
+            return None
+        return change
+
+    found = paging.fill(
+        fetch=fetch,
+        key=lambda row: row.seq,
+        produce=produce,
+        after=after.seq if after is not None else 0,
+        want=limit + 1,
+    )
+    if after is not None:
+        retention.check(session, after)  # after the read, as the feed does
+    has_more = len(found) > limit
+    found = found[:limit]
+    events = [c.event for _, c in found if c.event is not None]
+    dropped = [c.dropped for _, c in found if c.dropped is not None]
+    if has_more:
+        next_position = cursors.Position(found[-1][0].seq)
+    else:
+        start = after.seq if after is not None else 0
+        next_position = cursors.Position(max(high, start))
+    body: dict[str, Any] = {
+        "subject": reader.subject,
+        "grant_id": reader.grant_id,
+        "purpose": reader.purpose,
+        "history": events,
+        "deleted": dropped,
+        "next_cursor": given.encode(next_position),
+        "has_more": has_more,
+    }
+    return service.Projection(body=body, categories=[history.CATEGORY], fields=[history.CATEGORY])
