@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
-from tests.conftest import PASSWORD
-from tests.consent.conftest import read_form
+from tests.conftest import PASSWORD, Person
+from tests.consent.conftest import decide, read_form, register_vendor, start
 from tests.vrm.conftest import Clock
 from vrm.accounts.models import LoginSession
 from vrm.accounts.sessions import LAST_USED_EVERY
@@ -250,6 +250,36 @@ def test_the_device_is_stored_sealed_and_padded_to_one_length(app: FastAPI, log_
         assert b"Samsung" not in (ciphertext or b"")
 
 
+def test_a_device_copied_to_another_session_is_refused_not_shown(
+    app: FastAPI, log_in_on: Any
+) -> None:
+    """The sealed device is bound to its session (AES-GCM associated data):
+    whoever can write the database cannot make one session show another's."""
+    sign_up(app, "ana@example.org")
+    laptop = log_in_on("ana@example.org", FIREFOX)
+    phone = log_in_on("ana@example.org", IPHONE)
+    with Session(app.state.engine) as db:
+        source = db.get(LoginSession, app.state.vault.token_hash(laptop.token))
+        target = db.get(LoginSession, app.state.vault.token_hash(phone.token))
+        assert source is not None
+        assert target is not None
+        target.device_ct = source.device_ct
+        db.add(target)
+        db.commit()
+
+    r = laptop.client.get(SESSIONS)
+
+    assert r.status_code == 500, r.text
+    assert r.json() == {
+        "type": "urn:vrm:problem:integrity",
+        "title": "Stored data failed its integrity check",
+        "status": 500,
+        "detail": "a stored account record failed its integrity check",
+        "instance": SESSIONS,
+    }
+    assert "Firefox" not in r.text
+
+
 # -- ending one ---------------------------------------------------------------
 
 
@@ -374,6 +404,25 @@ def test_a_request_that_updates_last_used_still_answers_from_the_session(
             )
         ]
     }
+
+
+def test_the_consent_pages_update_last_used_too_and_carry_on(
+    app: FastAPI, clock_at_start: Clock, log_in_on: Any
+) -> None:
+    """The authorization endpoint finds the session through the same check,
+    inside the OAuth server's own use of the request's database session."""
+    sign_up(app, "ana@example.org")
+    laptop = log_in_on("ana@example.org", FIREFOX)
+    ana = Person("ana@example.org", PASSWORD, laptop.client, "")
+    clock_at_start.advance(int(LAST_USED_EVERY.total_seconds()))
+
+    auth = start(ana, register_vendor(app))
+
+    assert auth.page.status_code == 200, auth.page.text
+    assert row_of(app, laptop.token).last_used_at == clock_at_start.now
+    decide(ana, auth)
+    assert auth.page.status_code == 303, auth.page.text
+    assert "code" in auth.query
 
 
 # -- password change ------------------------------------------------------------
