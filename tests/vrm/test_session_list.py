@@ -20,6 +20,7 @@ from sqlmodel import Session
 from tests.conftest import PASSWORD, Person
 from tests.consent.conftest import decide, read_form, register_vendor, start
 from tests.vrm.conftest import Clock
+from vrm.accounts import sessions
 from vrm.accounts.models import LoginSession
 from vrm.accounts.sessions import LAST_USED_EVERY
 from vrm.migrate import alembic_config
@@ -202,6 +203,27 @@ def test_expired_sessions_are_not_listed_and_cannot_be_ended(
     r = new.client.delete(f"{SESSIONS}/{old.id}")
     assert r.status_code == 404, r.text
     assert r.json() == not_found(old.id)
+
+
+def test_the_export_can_ask_for_the_expired_sessions_too(
+    app: FastAPI, settings: Settings, clock_at_start: Clock, log_in_on: Any
+) -> None:
+    sign_up(app, "ana@example.org")
+    old = log_in_on("ana@example.org", FIREFOX)
+    clock_at_start.advance(settings.session_ttl_seconds - 10)
+    new = log_in_on("ana@example.org", IPHONE)
+    clock_at_start.advance(20)
+    customer_id = row_of(app, new.token).customer_id
+
+    with Session(app.state.engine) as db:
+        held = sessions.sessions_of(
+            session=db, vault=app.state.vault, customer_id=customer_id, include_expired=True
+        )
+
+    assert [(s.id, s.device, s.current) for s in held] == [
+        (new.id, "Safari on iOS", False),
+        (old.id, "Firefox on Linux", False),
+    ]
 
 
 def test_listing_without_a_session_is_401(client: TestClient) -> None:

@@ -134,16 +134,21 @@ def _is_current(vault: Vault, row: LoginSession, token: str | None) -> bool:
 
 
 def sessions_of(
-    *, session: Session, vault: Vault, customer_id: str, current_token: str | None = None
+    *,
+    session: Session,
+    vault: Vault,
+    customer_id: str,
+    current_token: str | None = None,
+    include_expired: bool = False,
 ) -> list[SessionPublic]:
     """The customer's live sessions, most recently used first. ``current``
-    marks the one of ``current_token`` (none when it is None)."""
+    marks the one of ``current_token`` (none when it is None). The export
+    asks for the expired ones too: they are held until a log-in or the
+    purge removes them."""
+    live = [] if include_expired else [col(LoginSession.expires_at) > utcnow()]
     rows = session.exec(
         select(LoginSession)
-        .where(
-            col(LoginSession.customer_id) == customer_id,
-            col(LoginSession.expires_at) > utcnow(),
-        )
+        .where(col(LoginSession.customer_id) == customer_id, *live)
         .order_by(
             col(LoginSession.last_used_at).desc(),
             col(LoginSession.created_at).desc(),
