@@ -13,7 +13,14 @@ from consent.pages import FormError, PageFormDep, form_fields, render
 from vrm.accounts import service as accounts
 from vrm.accounts.routes import set_session_cookie
 from vrm.db import SessionDep
-from vrm.deps import ClientAddressDep, PasswordsDep, SettingsDep, VaultDep, secure_cookies
+from vrm.deps import (
+    ClientAddressDep,
+    DeviceDep,
+    PasswordsDep,
+    SettingsDep,
+    VaultDep,
+    secure_cookies,
+)
 from vrm.errors import TooManyRequests, VRMError
 
 router = APIRouter(include_in_schema=False)
@@ -61,6 +68,7 @@ def login_submit(
     passwords: PasswordsDep,
     settings: SettingsDep,
     address: ClientAddressDep,
+    device: DeviceDep,
     form: PageFormDep,
 ) -> Response:
     try:
@@ -92,6 +100,7 @@ def login_submit(
             email=email,
             password=password,
             client_address=address,
+            device=device,
         )
     except TooManyRequests as exc:
         response = _page(

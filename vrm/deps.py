@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from vrm.accounts import service as accounts
+from vrm.accounts import devices, sessions
 from vrm.accounts.models import Customer
 from vrm.accounts.passwords import Passwords
 from vrm.db import SessionDep
@@ -50,7 +50,7 @@ SessionTokenDep = Annotated[str | None, Depends(session_token)]
 @raises(Unauthenticated)
 def current_customer(session: SessionDep, vault: VaultDep, token: SessionTokenDep) -> Customer:
     customer = (
-        accounts.customer_for_token(session=session, vault=vault, token=token) if token else None
+        sessions.customer_for_token(session=session, vault=vault, token=token) if token else None
     )
     if customer is None:
         raise Unauthenticated("Log in first (POST /api/v1/session).")
@@ -58,6 +58,14 @@ def current_customer(session: SessionDep, vault: VaultDep, token: SessionTokenDe
 
 
 CurrentCustomer = Annotated[Customer, Depends(current_customer)]
+
+
+def device(request: Request) -> str:
+    """The client's device in words, for a session opened by this request."""
+    return devices.describe(request.headers.get("user-agent"))
+
+
+DeviceDep = Annotated[str, Depends(device)]
 
 
 # The client's address and scheme are read here and nowhere else. Behind a

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from consent.oauth.server import Request as OAuthRequest
-from vrm.accounts import service as accounts
+from vrm.accounts import sessions
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow
 from vrm.keys.service import Vault
@@ -30,7 +30,7 @@ class Login:
 def current_login(session: Session, vault: Vault, token: str | None) -> Login | None:
     if not token:
         return None
-    row = accounts.login_session(session=session, vault=vault, token=token)
+    row = sessions.login_session(session=session, vault=vault, token=token)
     customer = session.get(Customer, row.customer_id) if row is not None else None
     if row is None or customer is None:
         return None

@@ -18,7 +18,9 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """Freeze the time the account service sees, so lockouts are exact."""
+    """Freeze the time the account service and its sessions see, so lockouts
+    and session times are exact."""
     frozen = Clock(datetime.now(UTC))
     monkeypatch.setattr("vrm.accounts.service.utcnow", lambda: frozen.now)
+    monkeypatch.setattr("vrm.accounts.sessions.utcnow", lambda: frozen.now)
     return frozen

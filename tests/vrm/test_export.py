@@ -127,7 +127,15 @@ def test_export_holds_exactly_what_the_customer_stored(ana: Person) -> None:
         "profile": PROFILE,
         "preferences": PREFERENCES,
         "history": events,
-        "sessions": [{"created_at": session["created_at"], "expires_at": session["expires_at"]}],
+        "sessions": [
+            {
+                "id": session["id"],
+                "device": "Unknown device",  # the test client's User-Agent
+                "created_at": session["created_at"],
+                "last_used_at": session["created_at"],
+                "expires_at": session["expires_at"],
+            }
+        ],
         # No vendor was ever granted anything (tests/vrm/test_export_sections.py).
         "grants": [],
         "receipts": [],

@@ -277,15 +277,19 @@ def _check_deposits(app: FastAPI, s: Seeded, body: dict[str, Any]) -> None:
 
 
 def _check_sessions(app: FastAPI, s: Seeded, body: dict[str, Any]) -> None:
-    stored = sorted(rows(app, LoginSession, s.person.id), key=lambda r: r.created_at)
+    [stored] = rows(app, LoginSession, s.person.id)
+    listed = s.person.client.get("/api/v1/me/sessions").json()["items"]
     assert body["sessions"] == [
         {
-            "created_at": r.created_at.isoformat().replace("+00:00", "Z"),
-            "expires_at": r.expires_at.isoformat().replace("+00:00", "Z"),
+            "id": stored.id,
+            "device": listed[0]["device"],
+            "created_at": stored.created_at.isoformat().replace("+00:00", "Z"),
+            "last_used_at": stored.last_used_at.isoformat().replace("+00:00", "Z"),
+            "expires_at": stored.expires_at.isoformat().replace("+00:00", "Z"),
         }
-        for r in stored
     ]
-    assert len(stored) == 1
+    # As GET /me/sessions shows it, but for "current", which a file lacks.
+    assert [{**item, "current": True} for item in body["sessions"]] == listed
 
 
 def _check_receipts_and_pairwise_ids(app: FastAPI, s: Seeded, body: dict[str, Any]) -> None:

@@ -19,15 +19,17 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 from tests.conftest import Person
 from tests.consent.conftest import register_vendor, tokens_for
 from tests.vrm.test_export import comparable
+from vrm.accounts.models import LoginSession
 
 ME = "/api/v1/me"
 EVENT = f"{ME}/history/{{event_id}}"
 GRANT = f"{ME}/grants/{{grant_id}}"
+LOGIN_SESSION = f"{ME}/sessions/{{session_id}}"
 BOB_NEW_PASSWORD = "bob's brand new passphrase"
 
 
@@ -42,6 +44,7 @@ class AnaData:
     vendor: str
     grant_id: str
     client_id: str
+    session_id: str
 
 
 @pytest.fixture
@@ -95,12 +98,16 @@ def ana_data(app: FastAPI, ana: Person) -> AnaData:
     # A grant to a vendor, with live tokens.
     shop = register_vendor(app)
     grant_id = tokens_for(ana, shop, "profile.email:read history:read")["grant_id"]
+    with Session(app.state.engine) as db:
+        login = db.get(LoginSession, app.state.vault.token_hash(ana.client.cookies["vrm_session"]))
+        assert login is not None
     return AnaData(
         markers=[*markers, notes, item, ana.email],
         event_ids=event_ids,
         vendor=vendor,
         grant_id=grant_id,
         client_id=shop.client_id,
+        session_id=login.id,
     )
 
 
@@ -118,6 +125,7 @@ class Probe:
     grant_id: str = ""
     # The vendor ana granted: bob pokes at its registration too.
     client_id: str = ""
+    session_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,8 @@ STEPS = [
     Step("GET", f"{GRANT}/receipt", 404),
     Step("PATCH", GRANT, 404, lambda p: {"json": {"scopes": ["profile.email:read"]}}),
     Step("DELETE", GRANT, 404),
+    Step("GET", f"{ME}/sessions", 200),
+    Step("DELETE", LOGIN_SESSION, 404),
     Step("GET", "/healthz", 200),
     # Bob tries to register ana's email; he is told it is taken, nothing more.
     Step(
@@ -207,6 +217,7 @@ def _url(path: str, probe: Probe) -> str:
         path.replace("{event_id}", probe.event_id)
         .replace("{grant_id}", probe.grant_id)
         .replace("{client_id}", probe.client_id)
+        .replace("{session_id}", probe.session_id)
         .replace("{category}", "profile")
         .replace("{name}", "swagger-ui.css")  # the API docs' assets
     )
@@ -267,6 +278,7 @@ def test_bob_walking_every_route_gets_the_expected_answers(
         bob,
         ana_data.grant_id,
         ana_data.client_id,
+        ana_data.session_id,
     )
     seen = _walk(app, bob.client, probe)
     unexpected = [
@@ -287,6 +299,7 @@ def test_bob_walking_every_route_never_sees_anas_values(
         bob,
         ana_data.grant_id,
         ana_data.client_id,
+        ana_data.session_id,
     )
     seen = _walk(app, bob.client, probe)
     leaks = [
@@ -317,6 +330,7 @@ def test_bob_walking_every_route_leaves_anas_data_byte_for_byte_unchanged(
             bob,
             ana_data.grant_id,
             ana_data.client_id,
+            ana_data.session_id,
         ),
     )
 
@@ -399,6 +413,7 @@ def test_every_me_route_refuses_a_request_without_a_valid_session_with_401(
         ana,
         ana_data.grant_id,
         ana_data.client_id,
+        ana_data.session_id,
     )
     answers = {}
     with TestClient(app, cookies=cookies) as stranger:

@@ -68,16 +68,22 @@ def left(app: FastAPI, model: type[SQLModel], column: Any, among: set[Any]) -> s
         return set(session.exec(select(column).where(col(column).in_(among))).all())
 
 
+def _session(customer_id: str, created_at: datetime, expires_at: datetime) -> LoginSession:
+    return LoginSession(
+        token_hash=secrets.token_bytes(32),
+        id=secrets.token_hex(16),
+        customer_id=customer_id,
+        created_at=created_at,
+        expires_at=expires_at,
+        last_used_at=created_at,
+        key_version=1,
+    )
+
+
 def test_expired_sessions_go_at_once(
     app: FastAPI, settings: Settings, ana: Person, now: datetime
 ) -> None:
-    def login(expires_at: datetime) -> LoginSession:
-        hashed = secrets.token_bytes(32)
-        return LoginSession(
-            token_hash=hashed, customer_id=ana.id, created_at=now, expires_at=expires_at
-        )
-
-    gone, kept = login(now - SECOND), login(now + SECOND)
+    gone, kept = _session(ana.id, now, now - SECOND), _session(ana.id, now, now + SECOND)
     add(app, gone, kept)
     assert run(app, settings, now) == {**NOTHING, "sessions": 1}
     hashes = {gone.token_hash, kept.token_hash}
@@ -370,14 +376,7 @@ def test_vrm_purge_prints_what_it_removed_and_exits_0(
     app: FastAPI, settings: Settings, ana: Person
 ) -> None:
     with Session(app.state.engine) as session:
-        session.add(
-            LoginSession(
-                token_hash=secrets.token_bytes(32),
-                customer_id=ana.id,
-                created_at=utcnow() - DAY,
-                expires_at=utcnow() - SECOND,
-            )
-        )
+        session.add(_session(ana.id, utcnow() - DAY, utcnow() - SECOND))
         session.commit()
     env = {"VRM_DATA_DIR": str(settings.data_dir), "VRM_DATABASE_URL": settings.database_url}
     result = CliRunner().invoke(cli.app, ["purge"], env=env)
@@ -391,12 +390,7 @@ def test_vrm_purge_prints_what_it_removed_and_exits_0(
 def test_the_server_purges_soon_after_it_starts_and_stops_cleanly(
     settings: Settings, ana: Person, app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expired = LoginSession(
-        token_hash=secrets.token_bytes(32),
-        customer_id=ana.id,
-        created_at=utcnow() - DAY,
-        expires_at=utcnow() - SECOND,
-    )
+    expired = _session(ana.id, utcnow() - DAY, utcnow() - SECOND)
     add(app, expired)
     monkeypatch.setattr(purge, "FIRST_RUN_SECONDS", 0.0)
     runs: list[dict[str, int]] = []

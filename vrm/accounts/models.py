@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from vrm.dbtypes import UTCDateTime
@@ -26,14 +27,23 @@ class Customer(SQLModel, table=True):
 
 class LoginSession(SQLModel, table=True):
     """A logged-in browser or API client. Opened only by a password check,
-    so ``created_at`` is the login time (OIDC ``auth_time``, ``max_age``)."""
+    so ``created_at`` is the login time (OIDC ``auth_time``, ``max_age``).
+
+    Found by ``token_hash`` on every request; ``id`` is the random name the
+    customer sees and ends it by, unrelated to the token. ``device_ct`` is
+    the device's description (vrm/accounts/devices.py), sealed and padded;
+    NULL for sessions opened before it was recorded (migration 0012)."""
 
     __tablename__ = "login_session"
 
     token_hash: bytes = Field(primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=32)
     customer_id: str = Field(foreign_key="customer.id", ondelete="CASCADE", index=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+    last_used_at: datetime = Field(sa_type=UTCDateTime)
+    key_version: int
+    device_ct: bytes | None = None
 
 
 class LoginThrottle(SQLModel, table=True):
@@ -76,14 +86,24 @@ class PasswordConfirmation(BaseModel):
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
+class SessionPublic(BaseModel):
+    """One live session as its customer sees it; never its token."""
+
+    id: str = PydanticField(description="Names the session to end it; unrelated to its token.")
+    device: str = PydanticField(
+        description='From the User-Agent at log-in, e.g. "Firefox on Linux"; "Unknown device".'
+    )
+    created_at: datetime = PydanticField(description="When the password was given.")
+    last_used_at: datetime = PydanticField(description="Accurate to within five minutes.")
+    expires_at: datetime
+    current: bool = PydanticField(description="Whether this request came with this session.")
+
+
+class SessionList(BaseModel):
+    items: list[SessionPublic]
+
+
 class AccountPublic(BaseModel):
     id: str
     email: str
     created_at: datetime
-
-
-class SessionExported(BaseModel):
-    """A login session as the export shows it: when, never the token."""
-
-    created_at: datetime
-    expires_at: datetime

@@ -2,25 +2,34 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from vrm.accounts import service
+from vrm.accounts import service, sessions
 from vrm.accounts.models import (
     AccountPublic,
     Credentials,
     PasswordChange,
     PasswordConfirmation,
+    SessionList,
     SignUp,
 )
 from vrm.db import SessionDep
 from vrm.deps import (
     ClientAddressDep,
     CurrentCustomer,
+    DeviceDep,
     PasswordsDep,
     SessionTokenDep,
     SettingsDep,
     VaultDep,
     secure_cookies,
 )
-from vrm.errors import Conflict, Forbidden, TooManyRequests, Unauthenticated, problems
+from vrm.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    problems,
+)
 from vrm.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
@@ -65,6 +74,7 @@ def log_in(
     passwords: PasswordsDep,
     settings: SettingsDep,
     address: ClientAddressDep,
+    device: DeviceDep,
 ) -> AccountPublic:
     """Log in; sets an HttpOnly, SameSite=Lax session cookie."""
     customer, token = service.log_in(
@@ -75,6 +85,7 @@ def log_in(
         email=str(body.email),
         password=body.password,
         client_address=address,
+        device=device,
     )
     set_session_cookie(response, request, settings, token)
     return AccountPublic(
@@ -94,7 +105,7 @@ def log_out(
 ) -> None:
     """End this session. Succeeds even if it had already ended."""
     if token:
-        service.log_out(session=session, vault=vault, token=token)
+        sessions.log_out(session=session, vault=vault, token=token)
     response.delete_cookie(settings.session_cookie_name, path="/")
 
 
@@ -121,6 +132,7 @@ def change_password(
     vault: VaultDep,
     passwords: PasswordsDep,
     settings: SettingsDep,
+    device: DeviceDep,
 ) -> None:
     """Change the password. Every other session ends; this one is renewed."""
     token = service.change_password(
@@ -131,8 +143,47 @@ def change_password(
         customer=customer,
         current_password=body.current_password,
         new_password=body.new_password,
+        device=device,
     )
     set_session_cookie(response, request, settings, token)
+
+
+@router.get("/me/sessions")
+def list_sessions(
+    customer: CurrentCustomer, session: SessionDep, vault: VaultDep, token: SessionTokenDep
+) -> SessionList:
+    """Your live sessions, most recently used first; ``current`` marks this
+    one. ``last_used_at`` is accurate to within five minutes."""
+    return SessionList(
+        items=sessions.sessions_of(
+            session=session, vault=vault, customer_id=customer.id, current_token=token
+        )
+    )
+
+
+@router.delete(
+    "/me/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(NotFound),
+)
+def end_session(
+    session_id: str,
+    response: Response,
+    customer: CurrentCustomer,
+    session: SessionDep,
+    vault: VaultDep,
+    settings: SettingsDep,
+    token: SessionTokenDep,
+) -> None:
+    """End one of your sessions at once; ending this one logs you out."""
+    if sessions.end_session(
+        session=session,
+        vault=vault,
+        customer_id=customer.id,
+        session_id=session_id,
+        current_token=token,
+    ):
+        response.delete_cookie(settings.session_cookie_name, path="/")
 
 
 @router.delete(

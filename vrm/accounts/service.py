@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from consent.grants import service as grants
-from vrm.accounts import throttle
-from vrm.accounts.models import Customer, LoginSession, LoginThrottle, SessionExported
+from vrm.accounts import sessions, throttle
+from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.accounts.passwords import Passwords
 from vrm.backup.journal import ErasureJournal
 from vrm.catalogue import ACCOUNT
@@ -105,8 +104,10 @@ def log_in(
     email: str,
     password: str,
     client_address: str,
+    device: str,
 ) -> tuple[Customer, str]:
-    """Check the credentials and open a session; returns the raw token.
+    """Check the credentials and open a session on ``device``; returns the
+    raw token.
 
     Unknown email and wrong password take the same path, the same time and
     give the same error; both count towards the throttles.
@@ -133,69 +134,15 @@ def log_in(
     if not ok or customer is None:
         raise Unauthenticated(WRONG_CREDENTIALS)
     throttle.succeed(session, hand_back=[at_address], forget=[account_at_address.key])
-    session.exec(
-        delete(LoginSession).where(
-            col(LoginSession.customer_id) == customer.id, col(LoginSession.expires_at) <= now
-        )
-    )
+    sessions.forget_expired(session=session, customer_id=customer.id)
     if passwords.needs_rehash(customer.password_hash):
         customer.password_hash = passwords.hash(password)
         session.add(customer)
-    token = _open_session(session=session, vault=vault, settings=settings, customer=customer)
+    token = sessions.open_session(
+        session=session, vault=vault, settings=settings, customer_id=customer.id, device=device
+    )
     session.commit()
     return customer, token
-
-
-def _open_session(*, session: Session, vault: Vault, settings: Settings, customer: Customer) -> str:
-    token = secrets.token_urlsafe(32)
-    now = utcnow()
-    session.add(
-        LoginSession(
-            token_hash=vault.token_hash(token),
-            customer_id=customer.id,
-            created_at=now,
-            expires_at=now + timedelta(seconds=settings.session_ttl_seconds),
-        )
-    )
-    return token
-
-
-def login_session(*, session: Session, vault: Vault, token: str) -> LoginSession | None:
-    """The unexpired session of ``token``. Its ``created_at`` is when the
-    customer last gave their password (OIDC ``auth_time``): a session is
-    only ever opened by a password check."""
-    row = session.get(LoginSession, vault.token_hash(token))
-    if row is None or row.expires_at <= utcnow():
-        return None
-    return row
-
-
-def customer_for_token(*, session: Session, vault: Vault, token: str) -> Customer | None:
-    row = login_session(session=session, vault=vault, token=token)
-    return None if row is None else session.get(Customer, row.customer_id)
-
-
-def sessions_of(*, session: Session, customer_id: str) -> list[SessionExported]:
-    """Every login session the store holds for the customer, oldest first,
-    expired ones included (the export reads it).
-
-    Placeholder of issue 13: the session-management change (GET
-    /api/v1/me/sessions: id, device, last used) replaces it with its own
-    listing under this name and signature, and extends the export schema's
-    ``session`` to match."""
-    rows = session.exec(
-        select(LoginSession)
-        .where(col(LoginSession.customer_id) == customer_id)
-        .order_by(col(LoginSession.created_at))
-    ).all()
-    return [SessionExported(created_at=r.created_at, expires_at=r.expires_at) for r in rows]
-
-
-def log_out(*, session: Session, vault: Vault, token: str) -> None:
-    session.exec(
-        delete(LoginSession).where(col(LoginSession.token_hash) == vault.token_hash(token))
-    )
-    session.commit()
 
 
 def _confirm_password(
@@ -231,9 +178,10 @@ def change_password(
     customer: Customer,
     current_password: str,
     new_password: str,
+    device: str,
 ) -> str:
     """Change the password, end every session, and open a fresh one for the
-    caller (returns its token)."""
+    caller on ``device`` (returns its token)."""
     now = utcnow()
     _confirm_password(
         session=session,
@@ -247,8 +195,10 @@ def change_password(
     customer.password_hash = passwords.hash(new_password)
     customer.password_changed_at = now
     session.add(customer)
-    session.exec(delete(LoginSession).where(col(LoginSession.customer_id) == customer.id))
-    token = _open_session(session=session, vault=vault, settings=settings, customer=customer)
+    sessions.end_all(session=session, customer_id=customer.id)
+    token = sessions.open_session(
+        session=session, vault=vault, settings=settings, customer_id=customer.id, device=device
+    )
     session.commit()
     return token
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlmodel import Session
 
 from vrm.accounts import service as accounts
+from vrm.accounts import sessions
 from vrm.accounts.models import Customer
 from vrm.catalogue import DOCUMENT_CATEGORIES
 from vrm.dbtypes import utcnow
@@ -61,8 +62,15 @@ def _history(source: Source) -> list[dict[str, Any]]:
 def _sessions(source: Source) -> list[dict[str, Any]]:
     # Every session row the store holds, expired ones too until they are
     # purged: the export is what is stored, not what still works.
-    rows = accounts.sessions_of(session=source.session, customer_id=source.customer.id)
-    return [row.model_dump(mode="json") for row in rows]
+    rows = sessions.sessions_of(
+        session=source.session,
+        vault=source.vault,
+        customer_id=source.customer.id,
+        include_expired=True,
+    )
+    # ``current`` says which is the caller's own in GET /me/sessions; an
+    # export is a file, read later, where it means nothing.
+    return [row.model_dump(mode="json", exclude={"current"}) for row in rows]
 
 
 STORE_SECTIONS: dict[str, Section] = {"history": _history, "sessions": _sessions}
