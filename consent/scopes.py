@@ -15,6 +15,7 @@ expiry and a retention period. Both forms become the same list of
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -214,6 +215,24 @@ def within(requested: list[Access], allowed: list[Access]) -> list[Access]:
         else:
             out.extend(a for a in allowed if r.covers(a))
     return simplify(out)
+
+
+def field_names(accesses: Iterable[Access]) -> set[str]:
+    """What a vendor can hold under these accesses, one name per field, as
+    the change log's tombstones name them (vrm/feed/changes.py):
+    ``profile.email``; ``history`` for the events category as a whole."""
+    names: set[str] = set()
+    for access in accesses:
+        if access.action != "read":
+            continue
+        spec = CATEGORIES[access.category]
+        if spec.kind == "events":
+            names.add(access.category)
+        elif access.field is None:
+            names.update(f"{access.category}.{f}" for f in spec.fields)
+        else:
+            names.add(f"{access.category}.{access.field}")
+    return names
 
 
 def check_purpose(term: str | None) -> str:

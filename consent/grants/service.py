@@ -16,7 +16,15 @@ from sqlmodel import Session, col, select, update
 from consent.grants import vendor_copy
 from consent.grants.models import Grant, GrantChange
 from consent.oauth.models import AuthorizationCode, OAuthToken
-from consent.scopes import DETAIL_TYPE, Access, DataRequest, parse_scope, simplify, within
+from consent.scopes import (
+    DETAIL_TYPE,
+    Access,
+    DataRequest,
+    field_names,
+    parse_scope,
+    simplify,
+    within,
+)
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, ValidationFailed
@@ -252,7 +260,7 @@ def narrow(
                 "customer",
                 {"from": grant.scopes, "to": [a.scope for a in wanted]},
             )
-            removed = feed.field_names(current) - feed.field_names(wanted)
+            removed = field_names(current) - field_names(wanted)
             grant.scopes = [a.scope for a in wanted]
     if expires_at is not None:
         if expires_at > grant.expires_at:
@@ -293,7 +301,7 @@ def _tombstone(
         grant_id=grant.id,
         customer_id=grant.customer_id,
         reason=reason,
-        fields=feed.field_names(accesses_of(grant)) if fields is None else fields,
+        fields=field_names(accesses_of(grant)) if fields is None else fields,
         dedupe_key=f"{grant.id}:{reason}" if dedupe else None,
     )
 

@@ -20,12 +20,11 @@ from hypothesis import strategies as st
 from sqlmodel import Session, col, select, update
 
 from consent.grants.models import Grant
-from consent.scopes import parse_scope
+from consent.scopes import field_names, parse_scope
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, register_vendor, tokens_for
 from tests.vendor_api.helpers import ME, bearer, feed_token
 from vrm.dbtypes import utcnow
-from vrm.feed.changes import field_names
 from vrm.vendor_api.models import AccessEvent
 
 # The fields the test writes, and how.

@@ -5,18 +5,14 @@ why the position must be taken last)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from vrm.catalogue import CATEGORIES
 from vrm.dbtypes import utcnow
 from vrm.feed.models import DataChange, FeedClock, FeedNotice
-
-if TYPE_CHECKING:
-    from consent.scopes import Access
 
 PUT = "put"
 DELETE = "delete"
@@ -118,23 +114,6 @@ def event_deleted(session: Session, *, customer_id: str, event_id: str, shared: 
             )
         )
     return seq
-
-
-def field_names(accesses: Iterable[Access]) -> set[str]:
-    """What a vendor can hold under these accesses, one name per field:
-    ``profile.email``; ``history`` for the events category as a whole."""
-    names: set[str] = set()
-    for access in accesses:
-        if access.action != "read":
-            continue
-        spec = CATEGORIES[access.category]
-        if spec.kind == "events":
-            names.add(access.category)
-        elif access.field is None:
-            names.update(f"{access.category}.{f}" for f in spec.fields)
-        else:
-            names.add(f"{access.category}.{access.field}")
-    return names
 
 
 def grant_started(session: Session, *, vendor_id: str, grant_id: str, customer_id: str) -> int:
