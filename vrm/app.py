@@ -15,7 +15,7 @@ from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, apidocs, groupcommit, headers, openapi, purge
+from vrm import __version__, apidocs, groupcommit, headers, hooks, openapi, purge
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -111,6 +111,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.state.oauth = OAuthServer(settings, app.state.vault)
     # What the layers above the store add to the customer's export (vrm/export).
     app.state.export_sections = {**grants_export.SECTIONS, **vendor_export.SECTIONS}
+    # And what they do when an account is erased (vrm/hooks.py).
+    app.state.on_erase = hooks.ON_ERASE
     # Routes read settings from app.state (vrm.deps.app_settings), not via
     # dependency_overrides: while any override is set, FastAPI rebuilds the
     # dependency graph on every request (about 1 ms each).

@@ -12,7 +12,7 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from vrm import migrate, purge
+from vrm import hooks, migrate, purge
 from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.accounts.passwords import Passwords
@@ -209,7 +209,11 @@ def customers_erase(customer_id: str) -> None:
             if session.get(Customer, customer_id) is None:
                 _fail(f"no customer with id {customer_id}")
             accounts.erase(
-                session=session, vault=Vault(store), settings=settings, customer_id=customer_id
+                session=session,
+                vault=Vault(store),
+                settings=settings,
+                customer_id=customer_id,
+                on_erase=hooks.ON_ERASE,
             )
     finally:
         engine.dispose()

@@ -7,6 +7,7 @@ outlive their grant: every token use goes through :func:`active_grant`.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -348,10 +349,19 @@ def unrevoked(session: Session, *, customer_id: str) -> list[Grant]:
     )
 
 
-def tell_erased(session: Session, grant: Grant) -> None:
-    """The customer's account was erased: the vendor gets a tombstone for
-    all the grant gave it. The caller commits."""
-    _tombstone(session, grant, "account_deleted")
+def on_account_erased(session: Session, customer_id: str) -> Callable[[], None]:
+    """The store's erasure hook (vrm.accounts.service.OnErase), passed in by
+    the composition (vrm/hooks.py). The grants are read now, before the
+    customer's rows go (they cascade); once they are gone, each vendor
+    holding the customer's data gets a tombstone for all the grant gave it.
+    The erasure commits."""
+    grants = unrevoked(session, customer_id=customer_id)
+
+    def tell() -> None:
+        for grant in grants:
+            _tombstone(session, grant, "account_deleted")
+
+    return tell
 
 
 def default_expiry(request: DataRequest, now: datetime | None = None) -> datetime:

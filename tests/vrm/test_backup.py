@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import Person, sign_up_and_log_in
 from tests.vrm.test_keys import _delete_account, _export, _open_all, _write
-from vrm import cli, groupcommit
+from vrm import cli, groupcommit, hooks
 from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.app import create_app
@@ -297,7 +297,13 @@ def test_erasure_that_cannot_be_journaled_destroys_nothing(
     unjournaled = settings.model_copy(update={"erasure_journal": blocker})
     vault = Vault(FileKeyStore(settings.key_dir_resolved), cache_seconds=0)
     with Session(app.state.engine) as session, pytest.raises(IsADirectoryError):
-        accounts.erase(session=session, vault=vault, settings=unjournaled, customer_id=ana.id)
+        accounts.erase(
+            session=session,
+            vault=vault,
+            settings=unjournaled,
+            customer_id=ana.id,
+            on_erase=hooks.ON_ERASE,
+        )
     assert FileKeyStore(settings.key_dir_resolved).versions(ana.id) == [1]
     assert _export(ana) == before
 

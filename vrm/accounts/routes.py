@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from vrm.accounts import service, sessions
 from vrm.accounts.models import (
@@ -33,6 +36,15 @@ from vrm.errors import (
 from vrm.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
+
+
+async def erasure_hooks(request: Request) -> Sequence[service.OnErase]:
+    """What the layers above the store do on erasure, as create_app set it."""
+    hooks: Sequence[service.OnErase] = request.app.state.on_erase
+    return hooks
+
+
+OnEraseDep = Annotated[Sequence[service.OnErase], Depends(erasure_hooks)]
 
 
 def set_session_cookie(
@@ -197,6 +209,7 @@ def delete_account(
     vault: VaultDep,
     passwords: PasswordsDep,
     settings: SettingsDep,
+    on_erase: OnEraseDep,
 ) -> None:
     """Erase the account and all its data for good (crypto-shredding)."""
     service.delete_account(
@@ -206,5 +219,6 @@ def delete_account(
         settings=settings,
         customer=customer,
         password=body.password,
+        on_erase=on_erase,
     )
     response.delete_cookie(settings.session_cookie_name, path="/")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from consent.grants import service as grants
 from vrm.accounts import sessions, throttle
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.accounts.passwords import Passwords
@@ -28,6 +28,13 @@ from vrm.records.models import DocumentRecord
 from vrm.settings import Settings
 
 WRONG_CREDENTIALS = "Email or password is wrong."
+
+# What a layer above the store does when an account is erased (consent
+# tells the vendors holding the customer's data). It is called with the
+# erasure's session and the customer id before anything is destroyed, and
+# returns what to write once the rows are gone: change-log writes come last
+# (vrm/feed/changes.py). The composition passes them in (vrm/hooks.py).
+OnErase = Callable[[Session, str], Callable[[], None]]
 
 
 def _email_key(vault: Vault, email: str) -> bytes:
@@ -211,6 +218,7 @@ def delete_account(
     settings: Settings,
     customer: Customer,
     password: str,
+    on_erase: Sequence[OnErase],
 ) -> None:
     """Erase the customer: root keys first (crypto-shredding), then rows."""
     _confirm_password(
@@ -222,13 +230,28 @@ def delete_account(
         password=password,
         now=utcnow(),
     )
-    erase(session=session, vault=vault, settings=settings, customer_id=customer.id)
+    erase(
+        session=session,
+        vault=vault,
+        settings=settings,
+        customer_id=customer.id,
+        on_erase=on_erase,
+    )
 
 
-def erase(*, session: Session, vault: Vault, settings: Settings, customer_id: str) -> None:
+def erase(
+    *,
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    customer_id: str,
+    on_erase: Sequence[OnErase],
+) -> None:
     """The one erasure every path takes (the API, ``vrm customers erase``,
-    a restore's replay). Works when the customer's keys or row are gone."""
-    unrevoked = grants.unrevoked(session, customer_id=customer_id)
+    a restore's replay). Works when the customer's keys or row are gone.
+    ``on_erase`` is required so that no path can forget the layers above."""
+    # Before the rows go: the customer's grants go with them (cascade).
+    after = [hook(session, customer_id) for hook in on_erase]
     email_key = session.exec(
         select(Customer.email_index).where(col(Customer.id) == customer_id)
     ).first()
@@ -245,8 +268,8 @@ def erase(*, session: Session, vault: Vault, settings: Settings, customer_id: st
     # Last, as every change-log write must be: vendors holding copies hear
     # of it on their feed, and the notices keep only the pairwise subject
     # each vendor already knows.
-    for grant in unrevoked:
-        grants.tell_erased(session, grant)
+    for write in after:
+        write()
     feed.forget_customer(
         session,
         customer_id=customer_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from vrm import migrate
+from vrm import hooks, migrate
 from vrm.accounts.models import Customer
 from vrm.accounts.service import erase
 from vrm.crypto.keystore import FileKeyStore
@@ -39,7 +39,13 @@ def erase_again(settings: Settings, erased: set[str]) -> int:
                 in_db.update(found)
             todo = sorted(in_db | {cid for cid in erased if _has_keys(store, cid)})
             for customer_id in todo:
-                erase(session=session, vault=vault, settings=settings, customer_id=customer_id)
+                erase(
+                    session=session,
+                    vault=vault,
+                    settings=settings,
+                    customer_id=customer_id,
+                    on_erase=hooks.ON_ERASE,
+                )
     finally:
         engine.dispose()
     return len(todo)

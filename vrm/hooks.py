@@ -1,0 +1,16 @@
+"""What the layers above the store register with it at start-up.
+
+The store (vrm.accounts, vrm.export) knows nothing of consent or the vendor
+API (docs/architecture.md); where it must tell them something, they hand it
+a hook. Every path that erases an account takes :data:`ON_ERASE`: the app
+(vrm/app.py), `vrm customers erase` (vrm/cli.py) and a restore's replay
+(vrm/backup/replay.py).
+"""
+
+from __future__ import annotations
+
+from consent.grants import service as grants
+from vrm.accounts.service import OnErase
+
+# Vendors holding the customer's data get a tombstone on their feed.
+ON_ERASE: tuple[OnErase, ...] = (grants.on_account_erased,)
