@@ -5,5 +5,6 @@
 SQLite and PostgreSQL; ``archive`` the ``create`` and ``restore`` use cases;
 ``replay`` the erasures redone after a restore; ``cli`` the ``vrm backup``
 commands. Only ``journal`` belongs to the store's layer: the rest sit with
-the composition (they erase through vrm.accounts, which reaches consent/).
+the composition (they copy every table, and a replay erases with the hooks
+of the layers above, vrm/hooks.py).
 """
