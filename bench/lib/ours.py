@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,8 +32,8 @@ import httpx
 
 from bench.lib.machine import free_port
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-BIN = ROOT / ".venv" / "bin"
+# The commands of the environment running the benchmark (the project's venv).
+BIN = Path(sys.executable).parent
 REDIRECT_URI = "https://vendor.example/callback"
 SCOPES = "profile.email:read preferences:read"
 PURPOSE = "dpv:ServiceProvision"
