@@ -39,8 +39,10 @@ pytest: $(VENV)/.dev-installed
 
 test: lint typecheck pytest
 
+# make bench BENCH=token_endpoint (or data_api, feed, commit): bench/README.md
+BENCH ?= store
 bench: $(VENV)/.installed
-	$(BIN)/python -m bench.store
+	$(BIN)/python -m bench.$(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

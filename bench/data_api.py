@@ -1,6 +1,6 @@
 """Vendor data API reads: our server beside the Community Solid Server.
 
-    python bench/data_api.py [--only-ours | --only-solid] [--workers N]
+    python -m bench.data_api [--only-ours | --only-solid] [--workers N]
                              [--concurrency 1,8,32] [--seconds 10] [--warmup 2]
                              [--quick] [--quiet-wait 60] [--phases reads,feed]
                              [--customers 100000] [--page 1000] [--sqlite]
@@ -25,123 +25,26 @@ own table.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as ``python bench/data_api.py``, this folder is sys.path[0], where
-# bench/token.py would shadow the standard library's ``token`` module. Put
-# the repository root there instead and import the bench modules as a package.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
-import base64
 import contextlib
-import hashlib
-import json
 import os
-import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from bench import feed, ours
-from bench.load import Run, Target, Token, measure
-from bench.solid_server import SolidServer
-from bench.token import wait_quiet
+from bench import feed
+from bench.lib import ours
+from bench.lib.load import Run, Target, Token, measure
+from bench.lib.machine import CPU_NOTE, wait_quiet
+from bench.lib.people import PREFERENCES, PROFILE, canonical_json
+from bench.lib.solid import SolidServer
 
 SCOPE = "profile:read preferences:read"
-PURPOSE = "dpv:ServiceProvision"
 SOLID_RESOURCE = "vrm-view.json"
 
-# The bench customer: every field filled in, so the view is the whole of both
-# documents (~1 KB as canonical JSON with the subject, grant id and purpose).
-PROFILE = {
-    "given_name": "Ana Beatriz",
-    "family_name": "Lima Carvalho",
-    "email": "ana.lima@example.org",
-    "phone": "+351 21 000 0000",
-    "postal_address": {
-        "street_address": "Rua das Flores 12, 3 esq.",
-        "locality": "Lisboa",
-        "region": "Lisboa",
-        "postal_code": "1200-195",
-        "country": "PT",
-    },
-    "birth_date": "1988-04-17",
-    "language": "pt-PT",
-}
-PREFERENCES = {
-    "communication": {
-        "channels": ["email", "sms"],
-        "frequency": "monthly",
-        "quiet_hours": {"start": "21:00:00", "end": "08:00:00"},
-        "language": "en",
-    },
-    "shopping": {
-        "sizes": {"shoes": "EU 38", "tops": "S", "trousers": "EU 36", "rings": "52"},
-        "brands": ["Patagonia", "Vaude", "Bertrand", "Delta Cafes"],
-        "interests": ["hiking", "science fiction", "coffee", "birdwatching", "ceramics"],
-        "budget": {"amount": "150.00", "currency": "EUR"},
-    },
-    "dietary": ["vegetarian", "no peanuts"],
-    "accessibility": ["large print"],
-    "free": {
-        "newsletter.topics": "new arrivals, outdoor gear, translated fiction",
-        "delivery.preferred_slot": "weekday evenings",
-        "gift_wrap": True,
-        "loyalty.card": "none",
-    },
-}
-
-
-def canonical_json(body: object) -> bytes:
-    """As vrm.vendor_api.service.canonical_json serialises the view."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 # -- our server ------------------------------------------------------------------
-
-
-def _authorize(base: str, client_id: str, secret: str, browser: httpx.Client) -> dict[str, str]:
-    """Tokens through the consent form, as bench/ours.py mints them, for SCOPE."""
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": ours.REDIRECT_URI,
-        "scope": SCOPE,
-        "purpose": PURPOSE,
-        "state": secrets.token_urlsafe(8),
-        "code_challenge": challenge.rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
-    }
-    page = browser.get("/oauth/authorize", params=params)
-    page.raise_for_status()
-    form: dict[str, list[str]] = {}
-    for kind, name, value in ours._INPUT.findall(page.text):
-        form.setdefault("allow" if kind == "checkbox" else name, []).append(ours._unescape(value))
-    form["decision"] = ["allow"]
-    form["duration_days"] = ["365"]
-    answer = browser.post("/oauth/authorize", data=form)
-    code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
-    token = httpx.post(
-        f"{base}/oauth/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": ours.REDIRECT_URI,
-            "code_verifier": verifier,
-        },
-        auth=(client_id, secret),
-    )
-    token.raise_for_status()
-    return dict(token.json())
 
 
 @contextlib.contextmanager
@@ -149,24 +52,21 @@ def ours_target(workers: int) -> Iterator[tuple[Target, bytes]]:
     """Our server with one customer who filled in everything and granted
     SCOPE to the bench vendor; yields the target and the view's bytes."""
     # ours.start() makes its data folder and stop() removes it.
-    base, _, client_id, secret, _, stop, pid = ours.start(workers)
+    server = ours.start(workers)
     try:
-        yield _seed_ours(base, client_id, secret, pid)
+        yield _seed_ours(server.base_url, server.client_id, server.client_secret, server.pid)
     finally:
-        stop()
+        server.stop()
 
 
 def _seed_ours(base: str, client_id: str, secret: str, pid: int) -> tuple[Target, bytes]:
     """A customer who fills in everything and grants SCOPE through the
     consent form; the vendor's view of them, checked to need a token."""
-    email = f"bench-view-{secrets.token_hex(4)}@example.org"
     with httpx.Client(base_url=base) as browser:
-        account = {"email": email, "password": ours.PASSWORD}
-        browser.post("/api/v1/accounts", json=account).raise_for_status()
-        browser.post("/api/v1/session", json=account).raise_for_status()
+        ours.sign_up(browser, "bench-view")
         browser.put("/api/v1/me/profile", json=PROFILE).raise_for_status()
         browser.put("/api/v1/me/preferences", json=PREFERENCES).raise_for_status()
-        first = _authorize(base, client_id, secret, browser)
+        first = ours.authorize(browser, client_id, secret, SCOPE)
     refresh = [first["refresh_token"]]
     issued = [first]
 
@@ -235,7 +135,7 @@ def reads(args: argparse.Namespace) -> None:
                 {
                     "subject": "s" * 43,
                     "grant_id": "0" * 32,
-                    "purpose": PURPOSE,
+                    "purpose": ours.PURPOSE,
                     "profile": PROFILE,
                     "preferences": PREFERENCES,
                 }
@@ -278,10 +178,7 @@ def print_reads(runs: list[Run], targets: list[Target], args: argparse.Namespace
             f"{r.server:<8}{r.concurrency:>5}{r.ok:>10}{r.rps:>9.0f}{r.p50:>9.2f}{r.p99:>9.2f}"
             f"{r.errors:>8}{r.server_cpu:>9.0%}{r.client_cpu:>9.0%}{r.other_cpu:>7.0%}"
         )
-    print(
-        "(CPU in shares of one core over the window: the server's process tree, the load"
-        " generator, and everything else on the machine, which should be near 0%)"
-    )
+    print(CPU_NOTE)
     for r in runs:
         for sample in r.samples:
             print(f"  {r.server} c={r.concurrency} error: {sample}")

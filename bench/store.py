@@ -1,6 +1,6 @@
 """Throughput, latency and the share of server time spent in encryption.
 
-    python bench/store.py [--quick] [--seconds S | --requests N] [--database-url URL]
+    python -m bench.store [--quick] [--seconds S | --requests N] [--database-url URL]
 
 The real server (uvicorn, the app from ``create_app``) runs in this process,
 in a background thread, so the time spent sealing and opening records
@@ -25,7 +25,6 @@ import os
 import platform
 import random
 import secrets
-import socket
 import tempfile
 import threading
 import time
@@ -33,7 +32,6 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,8 @@ import httpx
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from bench.lib.machine import free_port, percentile
+from bench.lib.people import event, preferences, profile
 from vrm import migrate
 from vrm.app import create_app
 from vrm.crypto import aead
@@ -53,85 +53,6 @@ FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_paralleli
 PHASES = ("reads", "writes")
 
 # -- realistic data -------------------------------------------------------------
-
-GIVEN = ["Ana", "Bruno", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hugo", "Ines", "Jonas"]
-FAMILY = ["Silva", "Moreau", "Okafor", "Lindqvist", "García", "Novak", "Tanaka", "Müller"]
-CITIES = [("Lisboa", "1200-195", "PT"), ("Lyon", "69002", "FR"), ("Malmö", "211 22", "SE")]
-VENDORS = ["Livraria Bertrand", "Decathlon", "Farmácia Central", "IKEA", "Fnac", "Zara"]
-ITEMS = ["Paperback novel", "Running shoes", "Vitamin D 1000 IU", "Desk lamp", "Headphones"]
-NOTES = (
-    "Delivered a day late but well packed; the courier left it with the neighbour at number 14."
-    " Keep the receipt for the two-year warranty, the shop said returns go through the app."
-)
-
-
-def profile(i: int) -> dict[str, Any]:
-    given, family = GIVEN[i % len(GIVEN)], FAMILY[i % len(FAMILY)]
-    city, postcode, country = CITIES[i % len(CITIES)]
-    return {
-        "given_name": given,
-        "family_name": family,
-        "email": f"{given.lower()}.{i}@example.org",
-        "phone": f"+351 21 555 {i:04d}",
-        "postal_address": {
-            "street_address": f"Rua das Flores {i + 1}, 3 esq.",
-            "locality": city,
-            "region": city,
-            "postal_code": postcode,
-            "country": country,
-        },
-        "birth_date": f"{1960 + i % 40}-0{1 + i % 9}-1{i % 10}",
-        "language": "pt-PT",
-    }
-
-
-def preferences(i: int) -> dict[str, Any]:
-    return {
-        "communication": {
-            "channels": ["email", "sms"] if i % 2 else ["email"],
-            "frequency": "weekly",
-            "quiet_hours": {"start": "21:00:00", "end": "08:00:00"},
-            "language": "pt-PT",
-        },
-        "shopping": {
-            "sizes": {"shoes": str(36 + i % 10), "shirt": "M", "trousers": "38"},
-            "brands": ["Patagonia", "Muji", "Fjällräven"],
-            "interests": ["books", "trail running", "cooking"],
-            "budget": {"amount": "150.00", "currency": "EUR"},
-        },
-        "dietary": ["vegetarian"],
-        "accessibility": ["large print"],
-        "free": {"newsletter.topics": "books,travel", "loyalty.opt_in": True, "children": 2},
-    }
-
-
-def event(rng: random.Random) -> dict[str, Any]:
-    """A history event of about 500 bytes of JSON."""
-    items = [
-        {
-            "name": rng.choice(ITEMS),
-            "sku": f"SKU-{rng.randrange(10**6):06d}",
-            "quantity": rng.randint(1, 3),
-            "amount": f"{rng.uniform(3, 80):.2f}",
-        }
-        for _ in range(2)
-    ]
-    if rng.random() < 0.2:
-        items[0]["labels"] = ["gift"]
-    occurred = datetime(2023, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(10**6))
-    return {
-        "vendor": rng.choice(VENDORS),
-        "type": rng.choice(["purchase", "purchase", "purchase", "return", "visit"]),
-        "occurred_at": occurred.isoformat(),
-        "items": items,
-        "amount": f"{sum(float(x['amount']) for x in items):.2f}",
-        "currency": "EUR",
-        "channel": rng.choice(["online", "store", "app"]),
-        "rating": rng.randint(1, 5),
-        "notes": NOTES,
-        "labels": ["private"] if rng.random() < 0.1 else [],
-    }
-
 
 # -- the client process ---------------------------------------------------------
 
@@ -239,15 +160,12 @@ class _Load:
             c.close()
         lat = sorted(self.latencies)
 
-        def pct(q: float) -> float:
-            return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
-
         return {
             "requests": len(lat),
             "elapsed": elapsed,
             "errors": self.errors,
-            "p50": pct(0.50),
-            "p99": pct(0.99),
+            "p50": percentile(lat, 0.50, empty=float("nan")),
+            "p99": percentile(lat, 0.99, empty=float("nan")),
         }
 
 
@@ -325,16 +243,10 @@ def timed(app: Callable[..., Any], clock: RequestClock) -> Callable[..., Any]:
     return wrapped
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serving(app: Callable[..., Any]) -> Iterator[str]:
     """Serve app with uvicorn in a background thread; yield its base URL."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)

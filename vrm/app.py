@@ -46,8 +46,9 @@ class App(FastAPI):
     The token, revocation and introspection endpoints and the data reads
     are small ASGI apps of their own (consent/oauth/endpoints.py,
     vrm/vendor_api/reads.py). Their requests skip FastAPI's and Starlette's
-    middleware stack (error handling, telemetry hooks, routing; about a
-    tenth of a token request's cost) and go through only what they need:
+    middleware stack (error handling, telemetry hooks, routing: a good part
+    of a token request's cost, docs/performance.md#the-lean-vendor-paths)
+    and go through only what they need:
     the body limit, and a 500 problem for an unexpected error. The same
     apps are also FastAPI routes, which answer the other methods.
 
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.state.on_erase = hooks.ON_ERASE
     # Routes read settings from app.state (vrm.deps.app_settings), not via
     # dependency_overrides: while any override is set, FastAPI rebuilds the
-    # dependency graph on every request (about 1 ms each).
+    # dependency graph on every request (docs/performance.md#the-routed-paths).
     install_handlers(app)
     app.wrapped = {
         lean: BodyLimitMiddleware(lean, limit=settings.max_body_bytes, guard_errors=True)

@@ -73,8 +73,8 @@ def make_engine(settings: Settings) -> Engine:
             # Savepoints in memory: the group commit (vrm/groupcommit.py)
             # gives each request a savepoint, and SQLite copies every page a
             # savepoint first changes into a statement journal, which past
-            # 64 KiB goes to a temporary file. On file, that copying cost
-            # about 45 microseconds per token issued; in memory, about 5.
+            # 64 KiB goes to a temporary file, which cost far more per token
+            # than in memory (docs/performance.md#sqlite-settings).
             cur.execute("PRAGMA temp_store=MEMORY")
             # Deleted rows are overwritten with zeros, not left in free
             # space: erasure must not depend on how SQLite was compiled.
@@ -92,9 +92,9 @@ class Checkpoints:
     Left to SQLite, the commit that fills the WAL past its threshold does
     the checkpoint, fsyncs included, and the vendor endpoints commit in the
     event loop (consent/oauth/endpoints.py): every request of the process
-    waited for those fsyncs (bench/token.py, one worker: the server idle 15%
-    of the time). A passive checkpoint waits for no reader or writer, and
-    SQLite releases the GIL while it works.
+    waited for those fsyncs, and a one-worker server sat idle part of the
+    time (docs/performance.md#sqlite-settings). A passive checkpoint waits
+    for no reader or writer, and SQLite releases the GIL while it works.
 
     A passive checkpoint leaves the WAL file as long as it was, and SQLite
     reuses it from the start, so pages from before an erasure stay in it
@@ -216,8 +216,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
     An async generator on purpose: a sync one costs two thread hops per
     request, and FastAPI runs the exits of all sync generator dependencies
-    through one thread at a time, which capped throughput (bench/token.py
-    went from 8.4 to about 5 ms a request). Creating a Session does no I/O;
+    through one thread at a time, which capped throughput
+    (docs/performance.md#the-routed-paths). Creating a Session does no I/O;
     the connection is checked out in the worker thread that first uses it."""
     with Session(request.app.state.engine) as session:
         yield session

@@ -3,8 +3,8 @@
 For the calls vendors make many times a second (reading data, the token
 endpoint) SQLAlchemy's per-execution work (the compiled cache lookup,
 execution context, result metadata, row objects) cost several times what
-the database did: about 350 microseconds around a 40 microsecond SQLite
-query. A :class:`Statement` is a Core statement compiled by SQLAlchemy once
+the database did (docs/performance.md#the-drivers-cursor-and-decoding).
+A :class:`Statement` is a Core statement compiled by SQLAlchemy once
 per dialect; running it hands the SQL string and parameters to the driver's
 cursor and applies the column types' own bind and result processors (so a
 UTC datetime or a JSON column reads back exactly as through SQLAlchemy).

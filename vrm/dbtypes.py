@@ -37,7 +37,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     # On SQLite, one step each way instead of two, in C: the text SQLAlchemy's
     # SQLite DATETIME writes and reads ("2026-12-05 15:05:40.532895", always
     # with microseconds) is what isoformat(" ", "microseconds") writes and
-    # fromisoformat reads, at about a fifth of the cost. A token request
+    # fromisoformat reads, far cheaper
+    # (docs/performance.md#the-drivers-cursor-and-decoding). A token request
     # binds four datetimes and reads as many. Other databases go through
     # process_bind_param and process_result_value as usual.
     def bind_processor(self, dialect: Dialect) -> Any:
@@ -65,7 +66,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                 return None
             try:
                 # The offset read with the rest: replace(tzinfo=UTC) after
-                # would cost four times the parse. (A date alone reads as
+                # would cost more than the parse. (A date alone reads as
                 # naive, the offset ignored: the long way below.)
                 parsed = datetime.fromisoformat(value + "+00:00")
                 if parsed.tzinfo is UTC:

@@ -18,18 +18,16 @@ request's work sees what the requests before it in the group wrote, exactly
 as if each had committed.
 
 - On SQLite the group runs in the loop, two turns after its first request
-  came (so that the requests that arrived meanwhile join it): the work is a
-  few hundred microseconds of CPU, cheaper than a hop to a thread (with
-  the group in a thread, the GIL handed back and forth cost a quarter of
-  the throughput). The commit's fsync holds the loop too: 0.3 ms on the
-  benchmark machine's disk when idle, 4 ms while other processes fsync
-  (bench/README.md, "Durability").
+  came (so that the requests that arrived meanwhile join it): the work is
+  short, and cheaper than a hop to a thread (with the group in a thread,
+  handing the GIL back and forth cost throughput). The commit's fsync holds
+  the loop too, longer while other processes fsync
+  (docs/performance.md#the-group-commit).
 - On PostgreSQL it runs in a thread of the group's own, so the loop serves
   other requests while the work waits for the server; requests that come
   meanwhile make the next group. One thread rather than a threadpool: eight
   threads each running one request spent more CPU handing the GIL to each
-  other than on the requests (about 2.2 ms of CPU per client-credentials
-  token at concurrency 8, against 1.0 ms for the same work in one thread).
+  other than on the requests (docs/performance.md#the-group-commit).
 
 Work calls :meth:`Savepoint.commit` where it would commit (a used
 authorization code must stay used even if the request then fails) and
@@ -40,9 +38,8 @@ connection broke starts the next one on a new connection.
 
 One connection for all of it also keeps SQLite's page cache: a connection
 empties its cache whenever another connection has written since its last
-read, which made every token lookup read its pages afresh (a lookup by
-hash took about 60 microseconds after another connection's write, against
-about 25 after its own).
+read, which made every token lookup read its pages afresh
+(docs/performance.md#the-group-commit).
 
 On SQLite nothing but the group writes while it runs (it holds the write
 lock from its first statement), so a row its work only reads, such as the
@@ -102,7 +99,7 @@ class Savepoint:
 
     def __init__(self, cursor: Any) -> None:
         # A cursor of the group's, used for savepoints only (a new one per
-        # statement cost psycopg about 35 microseconds more).
+        # statement costs psycopg more: docs/performance.md#the-group-commit).
         self._cursor = cursor
         cursor.execute("SAVEPOINT request")
 
@@ -246,10 +243,9 @@ class GroupCommit:
             # One more turn of the loop first: the requests that arrived
             # while the last group ran are read in it and join this one.
             # Without it, at eight connections sending as fast as they are
-            # answered, a group averaged three requests and a third of the
-            # groups were of one, each paying for a commit of its own; with
-            # it, nearly every group is of eight. The turn costs a few
-            # microseconds; an idle server waits for nothing.
+            # answered, groups were small and many were of one, each paying
+            # for a commit of its own; with it, nearly every group is of
+            # eight. The turn is cheap; an idle server waits for nothing.
             self._waited = True
             loop.call_soon(self._flush)
             return

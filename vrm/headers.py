@@ -17,8 +17,9 @@ FastAPI's middleware altogether.
   setting its own ``Cache-Control``, and says there why caching is safe
   (the vendor read's ``private, no-cache``: vrm/vendor_api/reads.py).
 
-The headers are bytes made once, at import: the lean endpoints answer in a
-few hundred microseconds, and this adds a list concatenation to each.
+The headers are bytes made once, at import: the lean endpoints answer so
+fast that building them per request would show, and this adds a list
+concatenation to each (docs/performance.md#the-lean-vendor-paths).
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ from vrm.vendor_api.models import AccessEvent
 
 logger = logging.getLogger(__name__)
 
-# Rows per transaction. A batch of 500 holds SQLite's write lock for some
-# tens of milliseconds, most of it the commit's fsync, which a smaller batch
+# Rows per transaction. A batch of 500 holds SQLite's write lock briefly,
+# most of it the commit's fsync, which a smaller batch
 # pays as well (docs/operations.md, "Purging", has the figures): the
 # longest a vendor call waits behind one, and few commits for a backlog.
 BATCH = 500

@@ -1,5 +1,5 @@
 // node oidc-provider, configured with the same rules as our authorization
-// server, as the peer that bench/token.py measures ours against.
+// server, as the peer that bench/token_endpoint.py measures ours against.
 //
 //   node server.mjs [--port 4100] [--workers 1]
 //
@@ -42,7 +42,7 @@
 // in-memory stores each keeps its own, so a refresh token only works on the
 // worker that minted it. cluster hands a whole TCP connection to one worker, so
 // a client that runs the flow on a keep-alive connection and then refreshes on
-// that same connection always reaches the right worker (bench/token.py does).
+// that same connection always reaches the right worker (bench/token_endpoint.py does).
 // With postgres every worker shares the database, so any worker serves any
 // token.
 

@@ -11,13 +11,14 @@ unexpected errors (``vrm.app.App``); it is also the routes of
 The work runs in the app's group commit (vrm/groupcommit.py): the requests
 answered meanwhile run in one transaction, each in a savepoint of its own,
 and each answer waits for that commit. On SQLite that is two turns of the
-event loop after the group's first request, in the loop itself (a few
-hundred microseconds of CPU, cheaper than a hop to a thread, and one
-process never runs two at once, so they never wait on each other's locks);
-on PostgreSQL in the group's own thread, so that the loop serves other
-requests while the work waits for the database, and one thread rather than
-one per request (a threadpool of eight busy threads cost more CPU in the
-handing over of the GIL than the requests themselves).
+event loop after the group's first request, in the loop itself (short CPU
+work, cheaper than a hop to a thread, and one process never runs two at
+once, so they never wait on each other's locks;
+docs/performance.md#the-lean-vendor-paths); on PostgreSQL in the group's
+own thread, so that the loop serves other requests while the work waits for
+the database, and one thread rather than one per request (a threadpool of
+eight busy threads cost more CPU in the handing over of the GIL than the
+requests themselves).
 
 Protocol errors keep the RFC 6749 shape Authlib produces; every answer
 carries ``Cache-Control: no-store`` (RFC 6749 5.1).

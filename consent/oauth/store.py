@@ -196,9 +196,10 @@ def loaded(model: type[M], row: Mapping[Any, Any]) -> M:
 class _Decoded(Generic[M]):
     """Instances of a table model by their row exactly as the database
     returned it, so that an unchanged row is not decoded again (its JSON
-    lists and datetimes, and the instance: about half the cost of reading
-    it). Any change to the row is a new key; the instance for a key is the
-    same one every time, and nothing changes a loaded instance. (SQLite
+    lists and datetimes, and the instance: much of the cost of reading it,
+    docs/performance.md#the-drivers-cursor-and-decoding). Any change to the
+    row is a new key; the instance for a key is the same one every time,
+    and nothing changes a loaded instance. (SQLite
     only: psycopg hands JSON columns back decoded, as unhashable lists, and
     those rows are decoded every time.)"""
 

@@ -88,7 +88,8 @@ def _effective(
     """What a token may do with customer data: its own scope, cut down to
     its grant's current scope (a narrowed grant narrows every token at
     once), and that as a scope string. Parsing, intersecting and writing
-    the scopes cost as much as the database on a vendor read; the answer
+    the scopes cost as much as the database on a vendor read
+    (docs/performance.md#the-drivers-cursor-and-decoding); the answer
     depends on the two scope strings and the grant's openid only."""
     accesses, openid = parse_scopes(token_scope)
     allowed = [parse_scope(s) for s in grant_scopes]

@@ -248,7 +248,7 @@ def test_a_closed_group_leaves_no_connection_that_would_not_wait_for_the_lock(
 def test_sqlite_keeps_the_savepoints_journal_in_memory(app: FastAPI, settings: Settings) -> None:
     """Every request of a group has a savepoint, and SQLite copies each page
     it changes into a statement journal: in a temporary file, that copying
-    cost about a quarter of a token request (bench/token.py)."""
+    cost about a quarter of a token request (bench/token_endpoint.py)."""
     if not settings.is_sqlite:
         pytest.skip("SQLite's temporary store")
     with app.state.engine.connect() as conn:

@@ -2,8 +2,8 @@
 
 Every field of an event is sealed, the vendor and the time included, so
 filtering and ordering happen after decryption, per customer. That costs one
-AES-GCM open per event in the customer's history on each list call (about a
-microsecond or two each); see docs/keys.md for the trade-off.
+AES-GCM open per event in the customer's history on each list call (cheap:
+docs/performance.md#encryption); see docs/keys.md for the trade-off.
 """
 
 from __future__ import annotations

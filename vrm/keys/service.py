@@ -81,8 +81,9 @@ class Vault:
 
     def token_hash(self, token: str) -> bytes:
         """Keyed HMAC-SHA256 of a token or secret, as stored in place of it.
-        A copy of one HMAC keyed once: a third cheaper than keying anew,
-        and a refresh hashes four (the client secret, the token spent, the
+        A copy of one HMAC keyed once is cheaper than keying anew
+        (docs/performance.md#the-drivers-cursor-and-decoding), and a refresh
+        hashes four (the client secret, the token spent, the
         two issued)."""
         keyed = self._token_hmac
         if keyed is None:

@@ -217,8 +217,8 @@ class VendorRead:
         if category is False:
             response = problem_for(NotFound("No such resource."), scope["method"], scope["path"])
         elif state.engine.dialect.name == "sqlite":
-            # In the event loop, as the token endpoint does: a few hundred
-            # microseconds of CPU, less than two thread hops.
+            # In the event loop, as the token endpoint does: the work costs
+            # less than two thread hops (docs/performance.md#the-lean-vendor-paths).
             response = await _inline(state, scope, category)  # type: ignore[arg-type]
         else:
             response = await run_in_threadpool(

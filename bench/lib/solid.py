@@ -1,4 +1,4 @@
-"""The Community Solid Server as a benchmark target (used by bench/data_api.py).
+"""The Community Solid Server, the personal-data-store peer (bench/data_api.py).
 
 Starts ``@solid/community-server`` (pinned in ``bench/solid/package.json`` and
 its lockfile; ``npm ci`` first when the installed copy is missing or another
@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,17 +25,12 @@ from pathlib import Path
 
 import httpx
 
-from bench.load import Token
+from bench.lib.load import Token
+from bench.lib.machine import free_port
 
-SOLID_DIR = Path(__file__).resolve().parent / "solid"
+SOLID_DIR = Path(__file__).resolve().parent.parent / "solid"
 PACKAGE = "@solid/community-server"
 START_TIMEOUT = 120.0  # seconds; it takes ~7 s on an idle machine
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pinned_version() -> str:
@@ -65,7 +59,7 @@ class SolidServer:
     def __init__(self) -> None:
         ensure_node_modules()
         self.folder = Path(tempfile.mkdtemp(prefix="vrm-bench-solid-"))
-        port = _free_port()
+        port = free_port()
         # localhost, not 127.0.0.1: its token verifier refuses a non-https
         # issuer unless the host is localhost.
         self.base_url = f"http://localhost:{port}/"

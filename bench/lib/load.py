@@ -1,11 +1,11 @@
-"""Closed-loop load of authorized GETs (used by bench/data_api.py).
+"""Closed-loop load of authorized GETs (the data API's load).
 
 ``measure(target, concurrency, warmup, seconds)`` opens ``concurrency``
 keep-alive connections to ``target`` and has each send the next GET as soon
 as the last one is answered, for ``warmup`` and then ``seconds`` seconds. Only
 a 200 carrying a body of the expected length counts; everything else is an
 error, and the first few are kept. The requests are raw HTTP/1.1 over asyncio
-streams (``Conn`` from bench/token.py, uvloop when installed), in this
+streams (``Conn`` from bench/lib/http.py, uvloop when installed), in this
 process: the server runs in its own. The access token is renewed before the
 run if it would expire during it, and during the run if the run is longer
 than a token lives.
@@ -14,18 +14,16 @@ than a token lives.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-from bench.token import Conn, HttpError, machine_busy
+from bench.lib.http import Conn, HttpError, run_async
+from bench.lib.machine import cpu_of, machine_busy, percentile, tree_pids
 
 # Renew an access token this long before it expires.
 RENEW_AHEAD = 30.0
@@ -71,32 +69,6 @@ class Run:
     samples: list[str]
 
 
-def _tree_pids(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                raw = Path(f"/proc/{entry}/stat").read_text()
-                parents[int(entry)] = int(raw[raw.rindex(")") + 2 :].split()[1])
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(child for child, parent in parents.items() if parent == pid)
-    return found
-
-
-def _cpu(pids: list[int]) -> float:
-    """CPU seconds used so far by ``pids`` (cheap enough to call mid-run)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            raw = Path(f"/proc/{pid}/stat").read_text()
-            fields = raw[raw.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def _request(target: Target) -> bytes:
     host = urlsplit(target.base_url).netloc
     return (
@@ -113,7 +85,7 @@ async def _drive(target: Target, concurrency: int, warmup: float, seconds: float
     conns = [Conn(parts.hostname or "127.0.0.1", parts.port or 80) for _ in range(concurrency)]
     for conn in conns:
         await conn.open()
-    pids = _tree_pids(target.pid)
+    pids = tree_pids(target.pid)
     request = [_request(target)]
     lat = array("d")
     errors = [0]
@@ -156,9 +128,9 @@ async def _drive(target: Target, concurrency: int, warmup: float, seconds: float
 
     async def meter() -> tuple[float, float, float]:
         await asyncio.sleep(window - time.perf_counter())
-        before = (_cpu(pids), time.process_time(), machine_busy())
+        before = (cpu_of(pids), time.process_time(), machine_busy())
         await asyncio.sleep(end - time.perf_counter())
-        after = (_cpu(pids), time.process_time(), machine_busy())
+        after = (cpu_of(pids), time.process_time(), machine_busy())
         server, client_, busy = ((b - a) / seconds for a, b in zip(before, after, strict=True))
         return server, client_, max(0.0, busy - server - client_)
 
@@ -171,9 +143,6 @@ async def _drive(target: Target, concurrency: int, warmup: float, seconds: float
             conn.close()
     ordered = sorted(lat)
 
-    def pct(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
-
     server_cpu, client_cpu, other_cpu = cpu
     return Run(
         target.name,
@@ -181,8 +150,8 @@ async def _drive(target: Target, concurrency: int, warmup: float, seconds: float
         len(ordered),
         errors[0],
         len(ordered) / seconds,
-        pct(0.50),
-        pct(0.99),
+        percentile(ordered, 0.50),
+        percentile(ordered, 0.99),
         server_cpu,
         client_cpu,
         other_cpu,
@@ -193,10 +162,4 @@ async def _drive(target: Target, concurrency: int, warmup: float, seconds: float
 def measure(target: Target, concurrency: int, warmup: float, seconds: float) -> Run:
     if target.token.expires_at - time.time() < warmup + seconds + RENEW_AHEAD + 5:
         target.fresh_token()
-    run = _drive(target, concurrency, warmup, seconds)
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(run)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run)
+    return run_async(_drive(target, concurrency, warmup, seconds))
