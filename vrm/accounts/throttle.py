@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, update
+from sqlalchemy import ColumnElement, CursorResult, delete, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -172,6 +172,12 @@ def _locked(session: Session, key: bytes, create_at: datetime | None) -> LoginTh
             .values(key=key, failures=0, window_started_at=create_at)
             .on_conflict_do_update(index_elements=["key"], set_={"failures": table.c.failures})
         )
-    session.execute(stmt)
+    locked: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
+    if locked.rowcount == 0:
+        # No row to lock. Read nothing either: on PostgreSQL the next
+        # statement's snapshot may see a row another attempt has inserted
+        # since, which this transaction holds no lock on (changing it would
+        # lose that attempt's update, deleting it could find it gone).
+        return None
     query = select(LoginThrottle).where(col(LoginThrottle.key) == key)
     return session.exec(query.execution_options(populate_existing=True)).first()
