@@ -22,6 +22,7 @@ from tests.consent.conftest import (
     start,
     tokens_for,
 )
+from tests.kit import bearer
 from vrm.dbtypes import utcnow
 
 
@@ -547,6 +548,6 @@ def test_19_a_client_credentials_token_introspects_with_its_vendor_scope(
     assert info["scope"] == "feed:read"
     assert "sub" not in info
     # It names no customer: userinfo refuses it (and does not fail).
-    u = vendor.client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"})
+    u = vendor.client.get("/oauth/userinfo", headers=bearer(token))
     assert u.status_code == 401
     assert 'error="invalid_token"' in u.headers["www-authenticate"]

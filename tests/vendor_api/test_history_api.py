@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.vendor_api.helpers import ME, access_events, add_event, bearer, read
+from tests.kit import bearer
+from tests.vendor_api.helpers import ME, access_events, add_event, read
 from vrm.history.deposits import VendorDeposit
 
 HISTORY = "/v1/data/history"

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, Person
+from tests.kit import log_in
 from vrm.settings import Settings
 
 ACCOUNTS = "/api/v1/accounts"
@@ -47,10 +48,6 @@ WRONG_CREDENTIALS = problem(
 NOT_LOGGED_IN = problem(
     401, "unauthenticated", "Authentication required", "Log in first (POST /api/v1/session).", ME
 )
-
-
-def log_in(client: TestClient, email: str, password: str) -> httpx.Response:
-    return client.post(SESSION, json={"email": email, "password": password})
 
 
 def change_password(client: TestClient, current: str, new: str = NEW_PASSWORD) -> httpx.Response:
