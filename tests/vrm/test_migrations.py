@@ -36,7 +36,7 @@ def test_upgrading_to_the_change_log_puts_existing_data_on_the_feed(
     app: FastAPI, settings: Settings, ana: Person
 ) -> None:
     if not settings.is_sqlite:
-        return  # one database is enough; the PostgreSQL one is shared by the run
+        pytest.skip("one database is enough; the PostgreSQL one is shared by the run")
     put(ana, "profile", PROFILE)
     add_event(ana, occurred_at="2026-11-01T10:00:00Z", notes="old")
     add_event(ana, occurred_at="2026-11-02T10:00:00Z", notes="hidden", labels=["private"])
