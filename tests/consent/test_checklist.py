@@ -357,8 +357,9 @@ def test_19_a_client_must_authenticate(vendor: Vendor, ana: Person) -> None:
             "code_verifier": auth.verifier,
         },
     )
-    assert r.status_code in (400, 401)
+    assert r.status_code == 401, r.text
     assert r.json()["error"] == "invalid_client"
+    assert r.headers["www-authenticate"].startswith("Basic "), r.headers
 
 
 def test_19_client_secret_post_is_accepted(vendor: Vendor) -> None:
