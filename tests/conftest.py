@@ -3,6 +3,10 @@
 Every API test runs twice, on SQLite and on a real PostgreSQL server that
 this harness starts for the session (tests/pgserver.py) and stops after.
 The schema comes from the Alembic migrations, so they are tested too.
+
+Fixtures live here and in each folder's conftest.py; the checks and steps
+tests share (assert_problem, log_in, bearer, exported, Clock) live in
+tests/kit.py, their one home.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +25,9 @@ from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
 import vrm.models  # noqa: F401 - every table on the metadata
+from tests.kit import Clock, log_in
 from tests.pgserver import postgres_cluster
-from vrm import groupcommit, migrate
+from vrm import dbtypes, groupcommit, migrate
 from vrm.app import create_app
 from vrm.db import make_engine
 from vrm.keys import server as server_keys
@@ -92,6 +98,15 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Freeze the time the whole app sees (vrm.dbtypes.utcnow, which every
+    module asks), so lockouts, expiries and session times are exact."""
+    frozen = Clock(datetime.now(UTC))
+    monkeypatch.setattr(dbtypes, "now", lambda: frozen.now)
+    return frozen
+
+
 @dataclass
 class Person:
     email: str
@@ -104,7 +119,7 @@ def sign_up_and_log_in(app: FastAPI, email: str, password: str = PASSWORD) -> Pe
     c = TestClient(app)
     r = c.post("/api/v1/accounts", json={"email": email, "password": password})
     assert r.status_code == 201, r.text
-    r = c.post("/api/v1/session", json={"email": email, "password": password})
+    r = log_in(c, email, password)
     assert r.status_code == 200, r.text
     return Person(email=email, password=password, client=c, id=r.json()["id"])
 

@@ -40,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import sign_up_and_log_in
 from tests.consent.conftest import register_vendor, tokens_for
+from tests.kit import bearer
 from tests.vendor_api.helpers import feed_token
 
 logger = logging.getLogger(__name__)
@@ -97,8 +98,8 @@ def identities(app: FastAPI) -> dict[str, Headers]:
     user = tokens_for(ana, vendor, "profile:read history:read history:write")
     return {
         "customer": {"Cookie": "; ".join(f"{k}={v}" for k, v in ana.client.cookies.items())},
-        "vendor": {"Authorization": f"Bearer {user['access_token']}"},
-        "feed": {"Authorization": f"Bearer {feed_token(vendor)}"},
+        "vendor": bearer(user["access_token"]),
+        "feed": bearer(feed_token(vendor)),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,5 +83,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return process
 
 
-def utcnow() -> datetime:
+def _system_now() -> datetime:
     return datetime.now(UTC)
+
+
+# The one clock of the app: every module asks utcnow(), and a test sets the
+# time for all of them here (tests/conftest.py, ``clock``).
+now: Callable[[], datetime] = _system_now
+
+
+def utcnow() -> datetime:
+    return now()

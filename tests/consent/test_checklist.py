@@ -22,6 +22,7 @@ from tests.consent.conftest import (
     start,
     tokens_for,
 )
+from tests.kit import bearer
 from vrm.dbtypes import utcnow
 
 
@@ -356,8 +357,9 @@ def test_19_a_client_must_authenticate(vendor: Vendor, ana: Person) -> None:
             "code_verifier": auth.verifier,
         },
     )
-    assert r.status_code in (400, 401)
+    assert r.status_code == 401, r.text
     assert r.json()["error"] == "invalid_client"
+    assert r.headers["www-authenticate"].startswith("Basic "), r.headers
 
 
 def test_19_client_secret_post_is_accepted(vendor: Vendor) -> None:
@@ -547,6 +549,6 @@ def test_19_a_client_credentials_token_introspects_with_its_vendor_scope(
     assert info["scope"] == "feed:read"
     assert "sub" not in info
     # It names no customer: userinfo refuses it (and does not fail).
-    u = vendor.client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"})
+    u = vendor.client.get("/oauth/userinfo", headers=bearer(token))
     assert u.status_code == 401
     assert 'error="invalid_token"' in u.headers["www-authenticate"]

@@ -39,6 +39,7 @@ from tests.consent.conftest import (
     start,
     tokens_for,
 )
+from tests.kit import bearer
 from tests.liveserver import LiveServer, live_server
 from tests.nodejs import node_with_packages, options
 from vrm.accounts.models import LoginSession
@@ -306,9 +307,7 @@ def test_a_narrower_request_gets_only_what_it_asked_for(ana: Person, vendor: Ven
     assert body["scope"] == "history:read"
     assert "id_token" not in body
     assert vendor.introspect(body["access_token"])["scope"] == "history:read"
-    info = vendor.client.get(
-        "/oauth/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
-    )
+    info = vendor.client.get("/oauth/userinfo", headers=bearer(body["access_token"]))
     assert info.status_code == 403, info.text
     assert info.json()["error"] == "insufficient_scope"
 
@@ -323,9 +322,7 @@ def test_a_narrower_request_with_openid_gets_only_the_fields_asked_for(
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["scope"] == "openid profile.email:read"
-    info = vendor.client.get(
-        "/oauth/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
-    )
+    info = vendor.client.get("/oauth/userinfo", headers=bearer(body["access_token"]))
     assert info.json() == {"sub": _id_token(vendor, body)["sub"], "email": PROFILE["email"]}
 
 

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from consent.vendors import service as vendors
 from tests.conftest import Person
 from tests.consent.conftest import ISSUER, REDIRECT_URI, Vendor, decide, start, tokens_for
+from tests.kit import bearer
 from vrm.dbtypes import utcnow
 from vrm.migrate import alembic_config
 from vrm.settings import Settings
@@ -50,9 +51,7 @@ def _register(app: FastAPI) -> tuple[Vendor, dict[str, Any]]:
         initial = vendors.issue_initial_access_token(
             session, app.state.vault, label="Lello onboarding", ttl=timedelta(days=1)
         )
-    r = web.post(
-        "/oauth/register", json=AS_CONSENTED, headers={"Authorization": f"Bearer {initial}"}
-    )
+    r = web.post("/oauth/register", json=AS_CONSENTED, headers=bearer(initial))
     assert r.status_code == 201, r.text
     reg: dict[str, Any] = r.json()
     return Vendor(reg["client_id"], reg["client_secret"], REDIRECT_URI, web), reg
@@ -62,7 +61,7 @@ def _vendor_updates(vendor: Vendor, registration: dict[str, Any], **metadata: An
     """The vendor replaces its own metadata (RFC 7592 section 2.2)."""
     r = vendor.client.put(
         registration["registration_client_uri"].removeprefix(ISSUER),
-        headers={"Authorization": f"Bearer {registration['registration_access_token']}"},
+        headers=bearer(registration["registration_access_token"]),
         json={"client_id": vendor.client_id} | metadata,
     )
     assert r.status_code == 200, r.text

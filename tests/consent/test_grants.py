@@ -243,8 +243,9 @@ def test_disabling_a_vendor_stops_its_tokens(app: FastAPI, ana: Person, vendor: 
     with Session(app.state.engine) as session:
         vendors.disable(session, vendor.client_id)
     r = vendor.refresh(token["refresh_token"])
-    assert r.status_code in (400, 401)
+    assert r.status_code == 401, r.text
     assert r.json()["error"] == "invalid_client"
+    assert r.headers["www-authenticate"].startswith("Basic "), r.headers
     grant = _only_grant(ana)
     assert grant["status"] == "revoked"
     assert grant["revoked_by"] == "operator"

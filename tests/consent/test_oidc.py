@@ -11,6 +11,7 @@ from joserfc.jwk import ECKey, KeySet
 
 from tests.conftest import Person
 from tests.consent.conftest import ISSUER, Vendor, tokens_for
+from tests.kit import bearer
 
 PROFILE = {
     "given_name": "Ana",
@@ -80,9 +81,7 @@ def test_discovery_documents_name_the_oidc_endpoints(client: Any) -> None:
 def test_userinfo_gives_only_the_granted_profile_fields(ana: Person, vendor: Vendor) -> None:
     assert ana.client.put("/api/v1/me/profile", json=PROFILE).status_code == 200
     body = tokens_for(ana, vendor, "openid profile.email:read profile.given_name:read")
-    r = vendor.client.get(
-        "/oauth/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
-    )
+    r = vendor.client.get("/oauth/userinfo", headers=bearer(body["access_token"]))
     assert r.status_code == 200, r.text
     info = r.json()
     assert set(info) == {"sub", "email", "given_name"}
@@ -94,7 +93,7 @@ def test_userinfo_gives_only_the_granted_profile_fields(ana: Person, vendor: Ven
 def test_userinfo_follows_a_narrowed_grant_at_once(ana: Person, vendor: Vendor) -> None:
     assert ana.client.put("/api/v1/me/profile", json=PROFILE).status_code == 200
     body = tokens_for(ana, vendor, "openid profile:read")
-    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    headers = bearer(body["access_token"])
     full = vendor.client.get("/oauth/userinfo", headers=headers).json()
     assert full["phone_number"] == "+351912345678"
     assert full["birthdate"] == "1990-04-01"
@@ -113,7 +112,7 @@ def test_userinfo_follows_a_narrowed_grant_at_once(ana: Person, vendor: Vendor) 
 def test_userinfo_needs_openid_and_a_bearer_header(ana: Person, vendor: Vendor) -> None:
     body = tokens_for(ana, vendor, "profile.email:read")
     token = body["access_token"]
-    r = vendor.client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {token}"})
+    r = vendor.client.get("/oauth/userinfo", headers=bearer(token))
     assert r.status_code == 403
     assert r.json()["error"] == "insufficient_scope"
     # Checklist 16: never from the query string or a form body.
@@ -122,7 +121,7 @@ def test_userinfo_needs_openid_and_a_bearer_header(ana: Person, vendor: Vendor) 
     r = vendor.client.post("/oauth/userinfo", data={"access_token": openid})
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith("Bearer")
-    ok = vendor.client.post("/oauth/userinfo", headers={"Authorization": f"Bearer {openid}"})
+    ok = vendor.client.post("/oauth/userinfo", headers=bearer(openid))
     assert ok.status_code == 200
 
 

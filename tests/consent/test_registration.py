@@ -28,6 +28,7 @@ from consent.vendors.models import InitialAccessToken
 from consent.vendors.models import Vendor as VendorRow
 from tests.conftest import Person
 from tests.consent.conftest import ISSUER, REDIRECT_URI, Vendor, tokens_for
+from tests.kit import bearer
 
 REGISTER = "/oauth/register"
 METADATA: dict[str, Any] = {
@@ -57,13 +58,9 @@ def initial_token(app: FastAPI) -> str:
         )
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _register(web: TestClient, token: str, body: Any = None, **overrides: Any) -> httpx.Response:
     payload = METADATA | overrides if body is None else body
-    return web.post(REGISTER, json=payload, headers=_auth(token))
+    return web.post(REGISTER, json=payload, headers=bearer(token))
 
 
 def _registered(web: TestClient, token: str, **overrides: Any) -> dict[str, Any]:
@@ -80,7 +77,7 @@ def _path(registration: dict[str, Any]) -> str:
 
 
 def _manage(registration: dict[str, Any]) -> dict[str, str]:
-    return _auth(registration["registration_access_token"])
+    return bearer(registration["registration_access_token"])
 
 
 def _stored(app: FastAPI, client_id: str) -> VendorRow:
@@ -187,7 +184,7 @@ def test_a_registered_vendor_runs_the_authorization_code_flow(
 
     assert body["scope"] == "openid profile.email:read"
     assert "refresh_token" not in body  # only authorization_code was registered
-    r = vendor.client.get("/oauth/userinfo", headers=_auth(body["access_token"]))
+    r = vendor.client.get("/oauth/userinfo", headers=bearer(body["access_token"]))
     assert r.status_code == 200, r.text
     assert vendor.introspect(body["access_token"])["active"] is True
 
@@ -441,7 +438,7 @@ def test_a_body_that_is_not_a_json_object_is_invalid_client_metadata(
     r = web.post(
         REGISTER,
         content=body,
-        headers=_auth(initial_token) | {"Content-Type": content_type},
+        headers=bearer(initial_token) | {"Content-Type": content_type},
     )
 
     _oauth_error(r, 400, "invalid_client_metadata", "send the client metadata as a JSON object")
@@ -452,7 +449,7 @@ def test_a_body_that_is_not_a_json_object_is_invalid_client_metadata(
 def test_a_body_that_is_not_json_is_unsupported_media_type(
     web: TestClient, initial_token: str
 ) -> None:
-    r = web.post(REGISTER, data={"client_name": "Lello"}, headers=_auth(initial_token))
+    r = web.post(REGISTER, data={"client_name": "Lello"}, headers=bearer(initial_token))
 
     assert r.status_code == 415, r.text
     assert r.json() == {
@@ -575,8 +572,8 @@ def test_an_operator_registered_vendor_cannot_be_managed(web: TestClient, vendor
     # Not with its client secret, nor with anything else: it has no
     # registration access token.
     for token in (vendor.client_secret, "anything"):
-        _unauthorized(web.get(path, headers=_auth(token)), INVALID_TOKEN)
-        _unauthorized(web.delete(path, headers=_auth(token)), INVALID_TOKEN)
+        _unauthorized(web.get(path, headers=bearer(token)), INVALID_TOKEN)
+        _unauthorized(web.delete(path, headers=bearer(token)), INVALID_TOKEN)
 
 
 def test_managing_without_a_token_is_401_with_a_bare_bearer_challenge(
@@ -592,7 +589,7 @@ def test_the_initial_access_token_does_not_manage_a_registration(
 ) -> None:
     registration = _registered(web, initial_token)
 
-    _unauthorized(web.get(_path(registration), headers=_auth(initial_token)), INVALID_TOKEN)
+    _unauthorized(web.get(_path(registration), headers=bearer(initial_token)), INVALID_TOKEN)
 
 
 # -- RFC 7592: one client's token, another client's URI ----------------------------
@@ -849,7 +846,7 @@ def test_a_deleted_registrations_tokens_stop_working(
     )
     vendor = _as_vendor(app, registration)
     body = tokens_for(ana, vendor, "openid profile.email:read")
-    userinfo = {"Authorization": f"Bearer {body['access_token']}"}
+    userinfo = bearer(body["access_token"])
     assert web.get("/oauth/userinfo", headers=userinfo).status_code == 200
 
     assert web.delete(_path(registration), headers=_manage(registration)).status_code == 204

@@ -17,6 +17,7 @@ from consent.oauth import tokens
 from consent.oauth.models import OAuthToken
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, register_vendor, tokens_for
+from tests.kit import bearer
 
 HEX = set("0123456789abcdef")
 
@@ -29,7 +30,7 @@ def _row(app: FastAPI, token_id: str) -> OAuthToken:
 
 
 def _read(vendor: Vendor, access_token: str) -> Any:
-    return vendor.client.get("/v1/data", headers={"Authorization": f"Bearer {access_token}"})
+    return vendor.client.get("/v1/data", headers=bearer(access_token))
 
 
 def test_both_tokens_carry_their_rows_id_and_are_stored_as_hashes(

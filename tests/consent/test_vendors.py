@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from sqlmodel import Session, select
 from consent.vendors import service
 from consent.vendors.errors import InvalidClientMetadata, InvalidRedirectURI
 from consent.vendors.models import InitialAccessToken, Vendor
+from tests.kit import Clock
 from vrm.crypto.keystore import FileKeyStore
 from vrm.errors import Conflict, NotFound, ValidationFailed
 from vrm.keys.service import Vault
@@ -422,19 +422,6 @@ def test_rotate_secret_refuses_unknown_and_private_key_jwt_vendors(
 
 
 # -- initial access tokens -------------------------------------------------
-
-
-@dataclass
-class Clock:
-    now: datetime
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """Freeze the time the vendor service sees."""
-    frozen = Clock(datetime.now(UTC))
-    monkeypatch.setattr("consent.vendors.service.utcnow", lambda: frozen.now)
-    return frozen
 
 
 def test_initial_access_token_is_valid_until_it_expires(

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor
+from tests.kit import bearer
 from vrm.vendor_api.models import AccessEvent
 
 ME = "/api/v1/me"
@@ -25,10 +26,6 @@ PREFERENCES = {
     "dietary": ["vegetarian"],
     "free": {"team": "green"},
 }
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def access_events(app: FastAPI, customer_id: str) -> list[AccessEvent]:

@@ -18,7 +18,8 @@ from httpx import Response
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.vendor_api.helpers import add_event, bearer, feed_page, feed_token, read_feed
+from tests.kit import bearer
+from tests.vendor_api.helpers import add_event, feed_page, feed_token, read_feed
 from vrm.feed.cursor import START, Cursors, Position
 
 VENDORS_MD = Path(__file__).resolve().parents[2] / "docs" / "vendors.md"

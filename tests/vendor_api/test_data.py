@@ -14,16 +14,9 @@ from sqlmodel import Session
 
 from tests.conftest import Person, assert_unhandled_500
 from tests.consent.conftest import Vendor, tokens_for
+from tests.kit import bearer
 from tests.sqlite_lock import while_locked
-from tests.vendor_api.helpers import (
-    ME,
-    PROFILE,
-    access_events,
-    add_event,
-    bearer,
-    put,
-    read,
-)
+from tests.vendor_api.helpers import ME, PROFILE, access_events, add_event, put, read
 from vrm.catalogue import CATEGORIES
 from vrm.groupcommit import GroupCommit
 from vrm.records import service as records

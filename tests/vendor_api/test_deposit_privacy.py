@@ -21,7 +21,8 @@ from sqlmodel import Session
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.vendor_api.helpers import ME, access_events, add_event, bearer
+from tests.kit import bearer
+from tests.vendor_api.helpers import ME, access_events, add_event
 from vrm.catalogue.history import HistoryEvent
 from vrm.history.deposits import DepositRecord, deposits_of
 

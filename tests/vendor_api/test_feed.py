@@ -13,6 +13,7 @@ from sqlmodel import Session, update
 from consent.grants.models import Grant
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
+from tests.kit import bearer
 from tests.vendor_api.helpers import (
     ME,
     PREFERENCES,
@@ -21,7 +22,6 @@ from tests.vendor_api.helpers import (
     access_events,
     add_event,
     as_replica,
-    bearer,
     feed_page,
     feed_token,
     put,

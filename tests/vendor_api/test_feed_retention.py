@@ -13,7 +13,8 @@ from sqlmodel import Session
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.vendor_api.helpers import ME, add_event, bearer, feed_page, feed_token, read_feed
+from tests.kit import bearer
+from tests.vendor_api.helpers import ME, add_event, feed_page, feed_token, read_feed
 from tests.vrm.test_openapi_problems import assert_documented
 from vrm import purge
 from vrm.dbtypes import utcnow

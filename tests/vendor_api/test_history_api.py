@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.vendor_api.helpers import ME, access_events, add_event, bearer, read
+from tests.kit import assert_problem, bearer
+from tests.vendor_api.helpers import ME, access_events, add_event, read
 from vrm.history.deposits import VendorDeposit
 
 HISTORY = "/v1/data/history"
@@ -105,14 +106,23 @@ def test_incremental_reads_are_recorded_and_need_the_history_grant(
     assert r.json()["type"].endswith("insufficient-scope")
 
 
-@pytest.mark.parametrize("since", ["nonsense", "djEuLTE", "djEuMS5aWg", "x" * 300])
+# docs/vendors.md: any cursor we did not give out is 400 bad-request; an
+# overlong one is refused by the query's length check as 422 "Request body
+# is invalid" first (issue 14: one query model, one status).
+OVERLONG = pytest.param(
+    "x" * 300,
+    id="overlong",
+    marks=pytest.mark.xfail(strict=True, reason="an overlong cursor answers 422, docs say 400"),
+)
+
+
+@pytest.mark.parametrize("since", ["nonsense", "djEuLTE", "djEuMS5aWg", OVERLONG])
 def test_a_cursor_we_did_not_give_out_is_a_400_problem(
     ana: Person, vendor: Vendor, since: str
 ) -> None:
     t = tokens_for(ana, vendor, "history:read")
     r = vendor.client.get(HISTORY, params={"since": since}, headers=bearer(t["access_token"]))
-    assert r.status_code in (400, 422), r.text
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(r, 400, "bad-request")
 
 
 def test_limit_out_of_range_is_refused(ana: Person, vendor: Vendor) -> None:

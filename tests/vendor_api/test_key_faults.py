@@ -16,11 +16,11 @@ from fastapi import FastAPI
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
+from tests.kit import bearer
 from tests.vendor_api.helpers import (
     PREFERENCES,
     PROFILE,
     add_event,
-    bearer,
     feed_token,
     put,
     read,

@@ -17,13 +17,13 @@ from sqlmodel import Session, SQLModel
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
+from tests.kit import bearer
 from tests.vendor_api.helpers import (
     ME,
     PROFILE,
     Replica,
     add_event,
     as_replica,
-    bearer,
     feed_page,
     feed_token,
     put,

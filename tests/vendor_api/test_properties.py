@@ -23,7 +23,8 @@ from consent.grants.models import Grant
 from consent.scopes import field_names, parse_scope
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, register_vendor, tokens_for
-from tests.vendor_api.helpers import ME, bearer, feed_token
+from tests.kit import bearer
+from tests.vendor_api.helpers import ME, feed_token
 from vrm.dbtypes import utcnow
 from vrm.vendor_api.models import AccessEvent
 

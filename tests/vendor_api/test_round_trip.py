@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.vendor_api.helpers import bearer
+from tests.kit import bearer
 
 PREFERENCES = "/api/v1/me/preferences"
 EXPORT = "/api/v1/me/export"

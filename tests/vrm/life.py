@@ -23,7 +23,8 @@ from consent.grants.models import Grant
 from consent.vendors import service as vendors
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import ISSUER, REDIRECT_URI, Vendor, register_vendor, tokens_for
-from tests.vendor_api.helpers import bearer, feed_token, read_feed
+from tests.kit import bearer
+from tests.vendor_api.helpers import feed_token, read_feed
 from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow

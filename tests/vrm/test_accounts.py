@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, Person
+from tests.kit import assert_problem, log_in
 from vrm.settings import Settings
 
 ACCOUNTS = "/api/v1/accounts"
@@ -47,10 +49,6 @@ WRONG_CREDENTIALS = problem(
 NOT_LOGGED_IN = problem(
     401, "unauthenticated", "Authentication required", "Log in first (POST /api/v1/session).", ME
 )
-
-
-def log_in(client: TestClient, email: str, password: str) -> httpx.Response:
-    return client.post(SESSION, json={"email": email, "password": password})
 
 
 def change_password(client: TestClient, current: str, new: str = NEW_PASSWORD) -> httpx.Response:
@@ -103,10 +101,7 @@ def test_sign_up_with_a_taken_email_is_409(client: TestClient, ana: Person, emai
 
 def test_sign_up_with_an_invalid_email_is_422(client: TestClient) -> None:
     r = client.post(ACCOUNTS, json={"email": "ana.example.org", "password": PASSWORD})
-    assert r.status_code == 422, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    body = r.json()
-    assert body["type"] == "urn:vrm:problem:validation"
+    body = assert_problem(r, 422, "validation", errors=ANY)
     assert [(e["field"], e["code"]) for e in body["errors"]] == [("email", "value_error")]
     assert "ana.example.org" not in r.text
 

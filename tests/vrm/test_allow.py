@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import Person
 from tests.consent.conftest import register_vendor, tokens_for
-from tests.vendor_api.helpers import bearer
+from tests.kit import bearer
 
 METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 

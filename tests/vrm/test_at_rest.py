@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from tests.conftest import Person, sign_up_and_log_in
+from tests.kit import bearer, exported
 from tests.pgserver import pg_dump
 from vrm.accounts.models import LoginThrottle
 from vrm.settings import Settings
@@ -52,12 +53,6 @@ def _stored_bytes(settings: Settings) -> bytes:
         files = [db, db.with_name("vrm.db-wal"), db.with_name("vrm.db-shm")]
         return b"".join(f.read_bytes() for f in files if f.exists())
     return pg_dump(settings.database_url)
-
-
-def _export(person: Person) -> bytes:
-    r = person.client.get(f"{ME}/export")
-    assert r.status_code == 200, r.text
-    return r.content
 
 
 @pytest.fixture
@@ -180,7 +175,7 @@ def test_no_field_value_reaches_the_database_in_the_clear(
     assert [field for field, value in markers.items() if _found(stored, value)] == []
 
     # The same search finds every marker where it is meant to be.
-    export = _export(carla)
+    export = exported(carla.client).content
     assert [field for field, value in markers.items() if not _found(export, value)] == []
 
 
@@ -198,7 +193,7 @@ def test_login_email_reaches_the_database_in_no_case_form(
     assert not _found(stored, login_email)
     assert not _found(stored, local_part)
 
-    export = _export(carla)
+    export = exported(carla.client).content
     assert _found(export, login_email)
     assert _found(export, local_part)
 
@@ -230,10 +225,10 @@ def test_sharing_with_a_vendor_writes_no_value_to_the_database(
 
     vendor = register_vendor(app)
     token = tokens_for(carla, vendor, "openid profile:read preferences:read history:read")
-    bearer = {"Authorization": f"Bearer {token['access_token']}"}
-    read = vendor.client.get("/v1/data", headers=bearer)
+    as_vendor = bearer(token["access_token"])
+    read = vendor.client.get("/v1/data", headers=as_vendor)
     assert read.status_code == 200, read.text
-    assert vendor.client.get("/oauth/userinfo", headers=bearer).status_code == 200
+    assert vendor.client.get("/oauth/userinfo", headers=as_vendor).status_code == 200
     receipt = carla.client.get(f"{ME}/grants/{token['grant_id']}/receipt")
     assert receipt.status_code == 200, receipt.text
 

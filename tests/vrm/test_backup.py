@@ -19,7 +19,8 @@ from sqlmodel import Session, col, create_engine, select
 from typer.testing import CliRunner
 
 from tests.conftest import Person, sign_up_and_log_in
-from tests.vrm.test_keys import _delete_account, _export, _open_all, _write
+from tests.kit import exported
+from tests.vrm.test_keys import _delete_account, _open_all, _stable, _write
 from vrm import cli, groupcommit, hooks
 from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
@@ -98,7 +99,7 @@ def test_customer_erased_after_the_backup_stays_erased_after_the_restore(
 ) -> None:
     _write(ana)
     _write(bob)
-    bob_then = _export(bob)
+    bob_then = _stable(exported(bob.client).json())
     folder = tmp_path / "backup"
     _created(vrm(settings, "backup", "create", str(folder), key=backup_key), folder, 2)
 
@@ -123,7 +124,7 @@ def test_customer_erased_after_the_backup_stays_erased_after_the_restore(
     bob.client = TestClient(server)
     r = bob.client.post("/api/v1/session", json={"email": bob.email, "password": bob.password})
     assert r.status_code == 200, r.text
-    assert _export(bob) == bob_then
+    assert _stable(exported(bob.client).json()) == bob_then
     with Session(server.state.engine) as session:
         assert session.exec(select(Customer.id)).all() == [bob.id]
         keyed = session.exec(select(DataKey.customer_id).distinct()).all()
@@ -179,7 +180,7 @@ def _store_state(settings: Settings, ana: Person) -> dict[str, Any]:
     files = sorted(
         str(p.relative_to(settings.key_dir_resolved)) for p in settings.key_dir_resolved.rglob("*")
     )
-    return {"export": _export(ana), "key files": files}
+    return {"export": _stable(exported(ana.client).json()), "key files": files}
 
 
 @SQLITE_ONLY
@@ -290,7 +291,7 @@ def test_erasure_that_cannot_be_journaled_destroys_nothing(
     app: FastAPI, settings: Settings, tmp_path: Path, ana: Person
 ) -> None:
     _write(ana)
-    before = _export(ana)
+    before = _stable(exported(ana.client).json())
     # A journal that cannot be written: its path is a folder.
     blocker = tmp_path / "a-folder"
     blocker.mkdir()
@@ -305,7 +306,7 @@ def test_erasure_that_cannot_be_journaled_destroys_nothing(
             on_erase=hooks.ON_ERASE,
         )
     assert FileKeyStore(settings.key_dir_resolved).versions(ana.id) == [1]
-    assert _export(ana) == before
+    assert _stable(exported(ana.client).json()) == before
 
 
 def test_journal_ignores_a_line_torn_by_a_crash_and_goes_on_after_it(tmp_path: Path) -> None:
@@ -391,7 +392,7 @@ def test_backup_taken_while_a_key_rotation_finishes_starts_again_and_restores_re
     ana: Person,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ana_then = _export(ana)
+    ana_then = _stable(exported(ana.client).json())
     real_dump = database.dump
     dumps: list[int] = []
 
@@ -419,7 +420,7 @@ def test_backup_taken_while_a_key_rotation_finishes_starts_again_and_restores_re
         ana.client = TestClient(server)
         r = ana.client.post("/api/v1/session", json={"email": ana.email, "password": ana.password})
         assert r.status_code == 200, r.text
-        assert _export(ana) == ana_then
+        assert _stable(exported(ana.client).json()) == ana_then
     finally:
         groupcommit.close(server.state)
         server.state.engine.dispose()

@@ -13,7 +13,8 @@ from sqlmodel import Session
 
 from tests.conftest import Person
 from tests.consent.conftest import register_vendor, tokens_for
-from tests.vendor_api.helpers import ME, bearer
+from tests.kit import bearer
+from tests.vendor_api.helpers import ME
 from vrm.catalogue.history import HistoryEvent
 from vrm.history.deposits import DepositRecord, deposits_of
 from vrm.migrate import alembic_config

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from consent.oauth.models import OAuthToken
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import register_vendor, tokens_for
+from tests.kit import bearer
 from tests.vendor_api.helpers import PROFILE, access_events, add_event, feed_token, put, read
 from tests.vrm.test_at_rest import _found, _stored_bytes
 from vrm import cli
@@ -79,7 +80,7 @@ def lived(app: FastAPI, client: TestClient, erin: Person) -> Erased:
         r = read(vendor, tokens["access_token"])
         assert r.status_code == 200, r.text
     subject = r.json()["subject"]
-    r = vendor.client.get("/v1/feed", headers={"Authorization": f"Bearer {feed_token(vendor)}"})
+    r = vendor.client.get("/v1/feed", headers=bearer(feed_token(vendor)))
     assert r.status_code == 200, r.text
     # A failed log-in: counted against the address, and against Erin's
     # account at that address.

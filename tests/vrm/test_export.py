@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from joserfc import jws
 
 from tests.conftest import Person
+from tests.kit import assert_problem
 from vrm.settings import Settings
 
 EXPORT = "/api/v1/me/export"
@@ -202,7 +203,5 @@ def test_export_holds_only_the_customers_own_data(ana: Person, bob: Person) -> N
 
 def test_export_needs_a_session(client: TestClient) -> None:
     r = client.get(EXPORT)
-    assert r.status_code == 401, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json()["type"] == "urn:vrm:problem:unauthenticated"
+    assert_problem(r, 401, "unauthenticated", detail="Log in first (POST /api/v1/session).")
     assert "content-disposition" not in r.headers

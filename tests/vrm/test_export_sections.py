@@ -33,7 +33,8 @@ from consent.oauth.models import AuthorizationCode, OAuthToken
 from consent.vendors.models import Vendor as VendorRow
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, register_vendor, tokens_for
-from tests.vendor_api.helpers import bearer, read
+from tests.kit import bearer
+from tests.vendor_api.helpers import read
 from vrm.accounts.models import LoginSession
 from vrm.history.deposits import VendorDeposit
 from vrm.vendor_api.models import AccessEvent

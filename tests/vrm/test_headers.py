@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from tests.conftest import PASSWORD, Person, assert_unhandled_500
 from tests.consent.conftest import Vendor, register_vendor, tokens_for
-from tests.vendor_api.helpers import bearer
+from tests.kit import bearer
 from vrm.headers import PRIVATE_PREFIXES
 from vrm.records import service as records
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
 
 from tests.conftest import Person
+from tests.kit import assert_problem
 
 HISTORY = "/api/v1/me/history"
 T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
@@ -48,12 +49,6 @@ def rest_of(client: TestClient, cursor: str | None, **params: Any) -> list[str]:
 def listed(client: TestClient, **params: Any) -> list[str]:
     body = page(client, **params)
     return [e["id"] for e in body["items"]] + rest_of(client, body["next_cursor"], **params)
-
-
-def assert_problem(r: Response, status: int, type_uri: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json()["type"] == type_uri
 
 
 def twenty_five(client: TestClient) -> list[str]:
@@ -147,7 +142,8 @@ def test_cursor_this_server_did_not_give_out_is_refused_with_400(ana: Person, cu
 @pytest.mark.parametrize("limit", [0, 201, -1])
 def test_limit_outside_1_to_200_is_refused_with_422(ana: Person, limit: int) -> None:
     r = ana.client.get(HISTORY, params={"limit": limit})
-    assert_problem(r, 422, "urn:vrm:problem:validation")
+    problem = assert_problem(r, 422, "validation", errors=ANY)
+    assert [e["field"] for e in problem["errors"]] == ["query.limit"]
 
 
 @pytest.mark.parametrize(("limit", "count"), [(1, 1), (200, 3)])
@@ -218,7 +214,8 @@ def test_until_alone_excludes_the_instant_itself(ana: Person) -> None:
 def test_invalid_filter_is_refused_with_422(ana: Person, params: dict[str, str]) -> None:
     add(ana.client, T0)
     r = ana.client.get(HISTORY, params=params)
-    assert_problem(r, 422, "urn:vrm:problem:validation")
+    problem = assert_problem(r, 422, "validation", errors=ANY)
+    assert [e["field"] for e in problem["errors"]] == [f"query.{next(iter(params))}"]
 
 
 def test_customers_list_only_their_own_events(ana: Person, bob: Person) -> None:

@@ -23,6 +23,7 @@ from sqlmodel import Session, SQLModel
 
 from tests.conftest import Person
 from tests.consent.conftest import register_vendor, tokens_for
+from tests.kit import exported
 from tests.vrm.test_export import comparable
 from vrm.accounts.models import LoginSession
 
@@ -241,12 +242,6 @@ def _walk(app: FastAPI, client: TestClient, probe: Probe) -> list[Seen]:
     return seen
 
 
-def _export(person: Person) -> dict[str, Any]:
-    r = person.client.get(f"{ME}/export")
-    assert r.status_code == 200, r.text
-    return comparable(r.json())
-
-
 def _stored_rows(app: FastAPI, customer_id: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every stored byte of the customer: each table that has a customer_id
     column, and the customer row itself."""
@@ -316,7 +311,7 @@ def test_bob_walking_every_route_never_sees_anas_values(
 def test_bob_walking_every_route_leaves_anas_data_byte_for_byte_unchanged(
     app: FastAPI, ana_data: AnaData, ana: Person, bob: Person
 ) -> None:
-    export_before = _export(ana)
+    export_before = comparable(exported(ana.client).json())
     stored_before = _stored_rows(app, ana.id)
     assert len(stored_before["history_record"]) == 2
 
@@ -334,7 +329,7 @@ def test_bob_walking_every_route_leaves_anas_data_byte_for_byte_unchanged(
         ),
     )
 
-    assert _export(ana) == export_before
+    assert comparable(exported(ana.client).json()) == export_before
     # Not even rewritten with the same content: a rewrite would mean a fresh
     # nonce, so different ciphertext.
     assert _stored_rows(app, ana.id) == stored_before

@@ -30,6 +30,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from tests.conftest import Person
+from tests.kit import exported
 from tests.vrm.test_export import comparable
 from vrm.accounts.models import Customer
 from vrm.catalogue import ACCOUNT
@@ -81,12 +82,6 @@ def ana_data(ana: Person) -> Written:
 @pytest.fixture
 def bob_data(bob: Person) -> Written:
     return _write(bob)
-
-
-def _export(person: Person) -> dict[str, Any]:
-    r = person.client.get(f"{ME}/export")
-    assert r.status_code == 200, r.text
-    return _stable(r.json())
 
 
 def _stable(body: dict[str, Any]) -> dict[str, Any]:
@@ -323,7 +318,7 @@ def test_rotation_rewraps_every_data_key_and_destroys_the_old_root_keys(
     bob: Person,
     bob_data: Written,
 ) -> None:
-    exports = {p.id: _export(p) for p in (ana, bob)}
+    exports = {p.id: _stable(exported(p.client).json()) for p in (ana, bob)}
     before = _data_keys(app)
     assert _root_key_files(settings, ana.id) == ["1.key"]
 
@@ -333,7 +328,7 @@ def test_rotation_rewraps_every_data_key_and_destroys_the_old_root_keys(
     assert report == RotationReport(customers=2, data_keys=8, retired_versions=2)
     _assert_rotated_once(app, settings, before)
     # Served from the rewrapped keys: this app caches no data key.
-    assert {p.id: _export(p) for p in (ana, bob)} == exports
+    assert {p.id: _stable(exported(p.client).json()) for p in (ana, bob)} == exports
 
 
 def test_reads_keep_succeeding_while_another_process_rotates_the_keys(
@@ -345,7 +340,7 @@ def test_reads_keep_succeeding_while_another_process_rotates_the_keys(
     bob_data: Written,
 ) -> None:
     people = [ana, bob]
-    expected = {p.id: _export(p) for p in people}
+    expected = {p.id: _stable(exported(p.client).json()) for p in people}
     stop = threading.Event()
     lock = threading.Lock()
     reads: dict[int, int] = {}
@@ -399,7 +394,7 @@ def test_vrm_keys_rotate_command_rewraps_the_keys_of_a_serving_store(
     bob: Person,
     bob_data: Written,
 ) -> None:
-    exports = {p.id: _export(p) for p in (ana, bob)}
+    exports = {p.id: _stable(exported(p.client).json()) for p in (ana, bob)}
     before = _data_keys(app)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
     env["VRM_DATA_DIR"] = str(settings.data_dir)
@@ -420,7 +415,7 @@ def test_vrm_keys_rotate_command_rewraps_the_keys_of_a_serving_store(
         "rotated: 2 customers, 8 data keys rewrapped, 2 old root key versions destroyed"
     )
     _assert_rotated_once(app, settings, before)
-    assert {p.id: _export(p) for p in (ana, bob)} == exports
+    assert {p.id: _stable(exported(p.client).json()) for p in (ana, bob)} == exports
 
 
 # -- blind index -----------------------------------------------------------

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, Person
 from tests.consent.conftest import read_form
-from tests.vrm.conftest import Clock
+from tests.kit import Clock
 from tests.vrm.test_sessions import fail, log_in, sign_up
 from vrm.app import create_app
 from vrm.settings import Settings

@@ -19,6 +19,7 @@ from consent.grants.models import Grant
 from consent.oauth.models import OAuthToken
 from tests.conftest import Person
 from tests.consent.conftest import register_vendor, tokens_for
+from tests.kit import bearer
 from tests.vendor_api.helpers import PROFILE, add_event, feed_token, put, read, read_feed
 from vrm.feed.models import DataChange, FeedClock
 from vrm.migrate import alembic_config
@@ -35,7 +36,7 @@ def test_upgrading_to_the_change_log_puts_existing_data_on_the_feed(
     app: FastAPI, settings: Settings, ana: Person
 ) -> None:
     if not settings.is_sqlite:
-        return  # one database is enough; the PostgreSQL one is shared by the run
+        pytest.skip("one database is enough; the PostgreSQL one is shared by the run")
     put(ana, "profile", PROFILE)
     add_event(ana, occurred_at="2026-11-01T10:00:00Z", notes="old")
     add_event(ana, occurred_at="2026-11-02T10:00:00Z", notes="hidden", labels=["private"])
@@ -71,7 +72,7 @@ def test_upgrading_to_the_change_log_puts_existing_data_on_the_feed(
     history = vendor.client.get(
         "/v1/data/history",
         params={"limit": 10},
-        headers={"Authorization": f"Bearer {t['access_token']}"},
+        headers=bearer(t["access_token"]),
     ).json()
     assert [e["notes"] for e in history["history"]] == ["old"]
 
@@ -116,7 +117,7 @@ def test_tokens_issued_before_token_ids_keep_working_after_the_upgrade(
     command.upgrade(config, "head")
 
     def reads(token: str) -> int:
-        r = vendor.client.get("/v1/data", headers={"Authorization": f"Bearer {token}"})
+        r = vendor.client.get("/v1/data", headers=bearer(token))
         return r.status_code
 
     assert reads(legacy_access) == 200

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, Person
 from tests.consent.conftest import register_vendor
+from tests.kit import bearer
 from vrm.errors import PROBLEM_JSON
 
 
@@ -110,7 +111,7 @@ def test_vendor_operations_answer_their_documented_problems(
     assert_documented(app, "GET", "/v1/feed", client.get("/v1/feed"))
     r = vendor.token(grant_type="client_credentials", scope="feed:read")
     assert r.status_code == 200, r.text
-    token = {"authorization": f"Bearer {r.json()['access_token']}"}
+    token = bearer(r.json()["access_token"])
     r = client.get("/v1/feed", params={"cursor": "v1.1"}, headers=token)
     assert r.status_code == 400, r.text
     assert_documented(app, "GET", "/v1/feed", r)

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.kit import log_in
 from tests.liveserver import LiveServer, live_server, vrm_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,15 +38,12 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield live
 
 
-def log_in(
+def log_in_to(
     server: LiveServer, email: str, password: str, headers: dict[str, str]
 ) -> httpx.Response:
-    return httpx.post(
-        f"{server.url}/api/v1/session",
-        json={"email": email, "password": password},
-        headers=headers,
-        timeout=10,
-    )
+    """A login from a client with no cookies yet."""
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        return log_in(c, email, password, headers)
 
 
 def cookie_is_secure(response: httpx.Response, name: str) -> bool:
@@ -66,9 +64,9 @@ def attack_then_log_in_from_elsewhere(server: LiveServer) -> httpx.Response:
     one said to come from another."""
     customer = server.new_customer()
     for _ in range(FAILURES):
-        r = log_in(server, customer.email, WRONG, forwarded_for("198.51.100.1"))
+        r = log_in_to(server, customer.email, WRONG, forwarded_for("198.51.100.1"))
         assert r.status_code == 401, r.text
-    return log_in(server, customer.email, customer.password, forwarded_for("198.51.100.2"))
+    return log_in_to(server, customer.email, customer.password, forwarded_for("198.51.100.2"))
 
 
 def test_a_spoofed_forwarded_for_does_not_change_the_throttled_address(
@@ -87,15 +85,15 @@ def test_a_listed_proxy_tells_its_clients_apart(proxied: LiveServer) -> None:
 def test_a_listed_proxy_still_throttles_each_of_its_clients(proxied: LiveServer) -> None:
     customer = proxied.new_customer()
     for _ in range(FAILURES):
-        r = log_in(proxied, customer.email, WRONG, forwarded_for("198.51.100.3"))
+        r = log_in_to(proxied, customer.email, WRONG, forwarded_for("198.51.100.3"))
         assert r.status_code == 401, r.text
-    r = log_in(proxied, customer.email, customer.password, forwarded_for("198.51.100.3"))
+    r = log_in_to(proxied, customer.email, customer.password, forwarded_for("198.51.100.3"))
     assert r.status_code == 429, r.text
 
 
 def test_a_spoofed_forwarded_proto_does_not_make_cookies_secure(direct: LiveServer) -> None:
     customer = direct.new_customer()
-    r = log_in(direct, customer.email, customer.password, HTTPS)
+    r = log_in_to(direct, customer.email, customer.password, HTTPS)
     assert r.status_code == 200, r.text
     assert cookie_is_secure(r, "vrm_session") is False
     page = httpx.get(f"{direct.url}/login", headers=HTTPS, timeout=10)
@@ -105,7 +103,7 @@ def test_a_spoofed_forwarded_proto_does_not_make_cookies_secure(direct: LiveServ
 
 def test_a_listed_proxy_saying_https_makes_cookies_secure(proxied: LiveServer) -> None:
     customer = proxied.new_customer()
-    r = log_in(proxied, customer.email, customer.password, HTTPS)
+    r = log_in_to(proxied, customer.email, customer.password, HTTPS)
     assert r.status_code == 200, r.text
     assert cookie_is_secure(r, "vrm_session") is True
     page = httpx.get(f"{proxied.url}/login", headers=HTTPS, timeout=10)

@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
+from tests import kit
 from tests.conftest import PASSWORD, Person
 from tests.consent.conftest import decide, read_form, register_vendor, start
-from tests.vrm.conftest import Clock
+from tests.kit import Clock
 from vrm.accounts import sessions
 from vrm.accounts.models import LoginSession
 from vrm.accounts.sessions import LAST_USED_EVERY
@@ -90,7 +91,7 @@ def log_in_on(app: FastAPI, settings: Settings, clients: list[TestClient]) -> An
     def log_in(email: str, user_agent: str, password: str = PASSWORD) -> Device:
         c = TestClient(app, headers={"User-Agent": user_agent})
         clients.append(c)
-        r = c.post("/api/v1/session", json={"email": email, "password": password})
+        r = kit.log_in(c, email, password)
         assert r.status_code == 200, r.text
         token = c.cookies[settings.session_cookie_name]
         return Device(c, token, row_of(app, token).id)

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, Person
-from tests.vrm.conftest import Clock
+from tests.kit import Clock, log_in
 from vrm.app import create_app
 from vrm.settings import Settings
 
@@ -38,10 +38,6 @@ def too_many(retry_after: int) -> dict[str, Any]:
         "instance": SESSION,
         "retry_after": retry_after,
     }
-
-
-def log_in(client: TestClient, email: str, password: str) -> httpx.Response:
-    return client.post(SESSION, json={"email": email, "password": password})
 
 
 def sign_up(client: TestClient, email: str, password: str = PASSWORD) -> httpx.Response:

@@ -1,0 +1,113 @@
+"""The test kit: what tests share beyond fixtures.
+
+One home for the checks and steps many test files need, so each states the
+contract once: :func:`assert_problem` (an RFC 9457 answer, exactly),
+:func:`log_in` and :func:`bearer` (the two ways a caller authenticates),
+:func:`exported` (the customer's export) and :class:`Clock` (the time the
+whole app sees; the ``clock`` fixture in tests/conftest.py installs it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "urn:vrm:problem:"
+
+# The title each problem type carries: the contract as docs/api.md and
+# docs/vendors.md name the types, written out here rather than read from
+# vrm.errors, so that a title changed by mistake fails a test.
+TITLES = {
+    "bad-request": "Bad request",
+    "malformed-json": "Malformed JSON",
+    "unauthenticated": "Authentication required",
+    "forbidden": "Forbidden",
+    "insufficient-scope": "Forbidden",
+    "not-found": "Not found",
+    "method-not-allowed": "Method not allowed",
+    "conflict": "Conflict",
+    "idempotency-key-reused": "Idempotency-Key reused with another request",
+    "cursor-expired": "Cursor too old; resync from the start",
+    "precondition-failed": "Precondition failed",
+    "payload-too-large": "Request body too large",
+    "unsupported-media-type": "Unsupported media type",
+    "validation": "Request body is invalid",
+    "too-many-requests": "Too many failed attempts",
+    "integrity": "Stored data failed its integrity check",
+    "key-unavailable": "A key needed for this data is not available",
+}
+
+
+def assert_problem(
+    response: httpx.Response,
+    status: int,
+    type_: str,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    instance: str | None | object = ...,
+    **extensions: Any,
+) -> dict[str, Any]:
+    """``response`` is exactly this RFC 9457 problem: the status (in the
+    answer and in the body), ``application/problem+json``, the type
+    (``"not-found"`` means ``urn:vrm:problem:not-found``; a full URI such
+    as ``about:blank`` is taken as it is), its title (by default the one
+    :data:`TITLES` names for the type), ``instance`` (by default the
+    request's path; ``None`` when the answer must carry none),
+    ``detail`` (a non-empty string when not given), and no member beyond
+    ``extensions`` (pass ``unittest.mock.ANY`` for one whose value another
+    assertion checks). Returns the body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON, response.headers
+    body: dict[str, Any] = response.json()
+    type_uri = type_ if ":" in type_ else PROBLEM_BASE + type_
+    if title is None:
+        assert type_uri.startswith(PROBLEM_BASE), f"name the title of {type_uri}"
+        title = TITLES[type_uri.removeprefix(PROBLEM_BASE)]
+    if detail is None:
+        assert isinstance(body.get("detail"), str), body
+        assert body["detail"], body
+        detail = body["detail"]
+    expected = {"type": type_uri, "title": title, "status": status, "detail": detail}
+    if instance is ...:
+        instance = response.request.url.path
+    if instance is not None:
+        expected["instance"] = instance
+    expected.update(extensions)
+    assert body == expected
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The RFC 6750 2.1 header that presents ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def log_in(
+    client: httpx.Client, email: str, password: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """Ask for a session (POST /api/v1/session); the answer, whatever it is."""
+    return client.post(
+        "/api/v1/session", json={"email": email, "password": password}, headers=headers
+    )
+
+
+def exported(client: httpx.Client) -> httpx.Response:
+    """The logged-in customer's export (GET /api/v1/me/export), which succeeded."""
+    r = client.get("/api/v1/me/export")
+    assert r.status_code == 200, r.text
+    return r
+
+
+@dataclass
+class Clock:
+    """The time the whole app sees while the ``clock`` fixture is in use."""
+
+    now: datetime
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
