@@ -8,34 +8,29 @@ database.
 
 from __future__ import annotations
 
-import json
-
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vrm import strictjson
-from vrm.errors import PROBLEM_BASE, PROBLEM_JSON, body_refused, unhandled
+from vrm.errors import (
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    VRMError,
+    body_refused,
+    problem_for,
+    unhandled,
+)
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
-async def _problem(send: Send, status: int, slug: str, title: str, detail: str) -> None:
-    body = json.dumps(
-        {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope: Scope, receive: Receive, send: Send, error: VRMError) -> None:
+    """Answer ``error`` before the body is read: the connection closes, for
+    what is left of the body would otherwise be read as the next request."""
+    response = problem_for(error, scope["method"], scope["path"])
+    response.headers["Connection"] = "close"
+    await response(scope, receive, send)
 
 
 class _TooLarge(Exception):
@@ -67,7 +62,7 @@ class BodyLimitMiddleware:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _problem(send, 413, "payload-too-large", "Request body too large", detail)
+            await _refuse(scope, receive, send, PayloadTooLarge(detail))
             return
         seen = 0
         started = False
@@ -84,9 +79,7 @@ class BodyLimitMiddleware:
                     # back to the except clause below.
                     if not started:
                         started = answered = True
-                        await _problem(
-                            send, 413, "payload-too-large", "Request body too large", detail
-                        )
+                        await _refuse(scope, receive, send, PayloadTooLarge(detail))
                     raise _TooLarge
             return message
 
@@ -102,7 +95,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _problem(send, 413, "payload-too-large", "Request body too large", detail)
+                await _refuse(scope, receive, send, PayloadTooLarge(detail))
         except Exception as exc:
             if not self.guard_errors:
                 raise
@@ -133,14 +126,11 @@ class JSONOnlyMiddleware:
             # The first Content-Type, the one FastAPI reads.
             media = (Headers(scope=scope).get("content-type") or "").split(";")[0].strip()
             if has_body and media.lower() not in _JSON_TYPES:
-                await _problem(
-                    send,
-                    415,
-                    "unsupported-media-type",
-                    "Unsupported media type",
+                refused = UnsupportedMediaType(
                     "Send the body as application/json "
-                    "(PATCH also takes application/merge-patch+json).",
+                    "(PATCH also takes application/merge-patch+json)."
                 )
+                await _refuse(scope, receive, send, refused)
                 return
         await self.app(scope, receive, send)
 

@@ -171,6 +171,7 @@ def test_sign_up_as_a_form_is_415(client: TestClient) -> None:
         "status": 415,
         "detail": "Send the body as application/json "
         "(PATCH also takes application/merge-patch+json).",
+        "instance": ACCOUNTS,
     }
     assert log_in(client, "ana@example.org", PASSWORD).status_code == 401
 
