@@ -14,7 +14,7 @@ Services raise subclasses of :class:`VRMError`; one handler turns each into an
       PreconditionFailed    412  a stale If-Match
       PayloadTooLarge       413
       UnsupportedMediaType  415
-      ValidationFailed      422  body failed its schema
+      ValidationFailed      422  the body or the query failed its schema
       TooManyRequests       429  carries retry_after seconds
       IntegrityFailure      500  a ciphertext failed to open: never wrong data
       KeyUnavailable        500  a key is missing from the key store
@@ -31,7 +31,7 @@ contents.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -122,7 +122,10 @@ class UnsupportedMediaType(VRMError):
 
 
 class ValidationFailed(VRMError):
-    status, slug, title = 422, "validation", "Request body is invalid"
+    # For a query as for a body (RFC 9110 15.5.21: understood, well-formed,
+    # and not acceptable); a 400 is for what cannot be parsed at all, like a
+    # body that is not JSON or a cursor this server never gave out.
+    status, slug, title = 422, "validation", "Request is invalid"
 
 
 class TooManyRequests(VRMError):
@@ -233,21 +236,31 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101
+def invalid(errors: Sequence[Mapping[str, Any]], *, prefix: tuple[str, ...] = ()) -> VRMError:
+    """The problem for pydantic's ``errors`` (``ValidationError.errors()``,
+    their ``loc`` under ``prefix``): a 422 naming each field, or a 400 if the
+    body is not JSON at all. One rule for FastAPI's routes and the lean
+    apps, which validate a query with the same pydantic model."""
     # Only the location and the kind of error: echoing "input" would put the
     # submitted (personal) value into the response and possibly logs.
-    errors = [
-        {"field": _location(e.get("loc", ())), "message": e.get("msg", ""), "code": e.get("type")}
-        for e in exc.errors()
+    failed = [
+        {
+            "field": _location((*prefix, *e.get("loc", ()))),
+            "message": e.get("msg", ""),
+            "code": e.get("type"),
+        }
+        for e in errors
     ]
-    if any(e["code"] == "json_invalid" for e in errors):
+    if any(e["code"] == "json_invalid" for e in failed):
         # Not JSON at all is a syntax error (400), not a schema failure (422).
-        return body_refused(Rejected("syntax"), request.url.path)
-    failed = ValidationFailed(
-        "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:500], errors=errors
-    )
-    return _render(failed, request.url.path)
+        return MalformedJSON("The request body is not valid JSON.")
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in failed)[:500]
+    return ValidationFailed(detail, errors=failed)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    return _render(invalid(exc.errors()), request.url.path)
 
 
 def allowed_methods(app: FastAPI, path: str) -> str:

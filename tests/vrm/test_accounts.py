@@ -118,7 +118,7 @@ def test_sign_up_with_a_password_under_12_characters_is_422(client: TestClient) 
         **problem(
             422,
             "validation",
-            "Request body is invalid",
+            "Request is invalid",
             "password: String should have at least 12 characters",
             ACCOUNTS,
         ),
