@@ -13,8 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vrm import strictjson
 from vrm.errors import (
+    NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
+    ValidationFailed,
     VRMError,
     body_refused,
     problem_for,
@@ -31,6 +33,26 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, error: VRMError) -
     response = problem_for(error, scope["method"], scope["path"])
     response.headers["Connection"] = "close"
     await response(scope, receive, send)
+
+
+_NUL_IN_QUERY = "a query cannot hold a NUL character"
+
+
+def _nul(scope: Scope) -> VRMError | None:
+    """A NUL in the path or the query names nothing this server holds, and
+    PostgreSQL text cannot hold one (psycopg refuses the statement, a 500):
+    refused here, in front of every route, lean or not, so that no path or
+    query parameter can carry one to the database. The path as 404 (no
+    such resource), the query as any query that fails its schema (422)
+    where answers are problem details; the OAuth endpoints answer in their
+    own format (RFC 6749 4.1.2.1, 5.2), and check their parameters before
+    any lookup."""
+    if "\x00" in scope["path"]:
+        return NotFound()
+    if b"%00" in scope.get("query_string", b"") and scope["path"].startswith(_PROBLEM_PATHS):
+        errors = [{"field": "query", "message": _NUL_IN_QUERY, "code": "nul"}]
+        return ValidationFailed(f"query: {_NUL_IN_QUERY}", errors=errors)
+    return None
 
 
 class _TooLarge(Exception):
@@ -57,6 +79,10 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        refused = _nul(scope)
+        if refused is not None:
+            await _refuse(scope, receive, send, refused)
             return
         detail = self.detail
         headers = dict(scope["headers"])
