@@ -146,9 +146,10 @@ def assert_unhandled_500(
     assert response.status_code == 500, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json() == {
-        "type": "about:blank",
+        "type": "urn:vrm:problem:internal",
         "title": "Internal server error",
         "status": 500,
+        "detail": "The server met an error it did not expect; it has been logged.",
         "instance": path,
     }
     (record,) = [rec for rec in caplog.records if rec.name == "vrm.errors"]

@@ -35,7 +35,7 @@ TITLES = {
     "precondition-failed": "Precondition failed",
     "payload-too-large": "Request body too large",
     "unsupported-media-type": "Unsupported media type",
-    "validation": "Request body is invalid",
+    "validation": "Request is invalid",
     "too-many-requests": "Too many failed attempts",
     "integrity": "Stored data failed its integrity check",
     "key-unavailable": "A key needed for this data is not available",

@@ -5,6 +5,7 @@ Services raise subclasses of :class:`VRMError`; one handler turns each into an
 
     VRMError
       BadRequest            400  malformed input the schema could not catch
+      MalformedJSON         400  a body that is not JSON this server reads
       Unauthenticated       401  no valid session, or wrong credentials
       Forbidden             403
       NotFound              404  also used for another customer's resources
@@ -13,10 +14,15 @@ Services raise subclasses of :class:`VRMError`; one handler turns each into an
       PreconditionFailed    412  a stale If-Match
       PayloadTooLarge       413
       UnsupportedMediaType  415
-      ValidationFailed      422  body failed its schema
+      ValidationFailed      422  the body or the query failed its schema
       TooManyRequests       429  carries retry_after seconds
       IntegrityFailure      500  a ciphertext failed to open: never wrong data
       KeyUnavailable        500  a key is missing from the key store
+
+A bare ``VRMError`` is the 500 for an error no handler expected. Every
+problem+json answer, the middleware's and the lean apps' included, is
+rendered by :func:`problem_for`, so all carry the same members (``type``,
+``title``, ``status``, ``detail``, ``instance``) and headers.
 
 Messages never carry secrets or personal values: they name fields, not
 contents.
@@ -25,7 +31,7 @@ contents.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -50,6 +56,9 @@ class VRMError(Exception):
     status: int = 500
     slug: str = "internal"
     title: str = "Internal server error"
+    # The detail when the raiser gives none (else the title): every
+    # problem has one.
+    default_detail: str | None = None
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
@@ -78,6 +87,7 @@ class Forbidden(VRMError):
 
 class NotFound(VRMError):
     status, slug, title = 404, "not-found", "Not found"
+    default_detail = "No such resource."
 
 
 class MethodNotAllowed(VRMError):
@@ -99,6 +109,10 @@ class PreconditionFailed(VRMError):
     status, slug, title = 412, "precondition-failed", "Precondition failed"
 
 
+class MalformedJSON(VRMError):
+    status, slug, title = 400, "malformed-json", MALFORMED_JSON
+
+
 class PayloadTooLarge(VRMError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
@@ -108,7 +122,10 @@ class UnsupportedMediaType(VRMError):
 
 
 class ValidationFailed(VRMError):
-    status, slug, title = 422, "validation", "Request body is invalid"
+    # For a query as for a body (RFC 9110 15.5.21: understood, well-formed,
+    # and not acceptable); a 400 is for what cannot be parsed at all, like a
+    # body that is not JSON or a cursor this server never gave out.
+    status, slug, title = 422, "validation", "Request is invalid"
 
 
 class TooManyRequests(VRMError):
@@ -128,6 +145,12 @@ class IntegrityFailure(VRMError):
 
 class KeyUnavailable(VRMError):
     status, slug, title = 500, "key-unavailable", "A key needed for this data is not available"
+
+
+class Unexpected(VRMError):
+    """An error no handler expected (:func:`unhandled`)."""
+
+    default_detail = "The server met an error it did not expect; it has been logged."
 
 
 def problems(*errors: type[VRMError]) -> dict[int | str, dict[str, Any]]:
@@ -180,15 +203,20 @@ def problem_response(
 
 
 def problem_for(exc: VRMError, method: str, path: str) -> JSONResponse:
-    """The problem-details answer to ``exc`` raised by ``method path``
-    (also for the lean ASGI endpoints, which FastAPI's handlers never see)."""
+    """The problem-details answer to ``exc`` raised by ``method path``: the
+    one renderer of every problem this server sends (FastAPI's handlers, the
+    middleware, and the lean ASGI endpoints, which those handlers never see)."""
     if exc.status >= 500:
         logger.error("%s on %s %s", exc.slug, method, path)
+    return _render(exc, path)
+
+
+def _render(exc: VRMError, path: str) -> JSONResponse:
     return problem_response(
         status=exc.status,
         title=exc.title,
         type_uri=exc.type_uri,
-        detail=exc.detail,
+        detail=exc.detail or exc.default_detail or exc.title,
         instance=path,
         headers=exc.headers(),
         **exc.extra,
@@ -208,25 +236,31 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101
+def invalid(errors: Sequence[Mapping[str, Any]], *, prefix: tuple[str, ...] = ()) -> VRMError:
+    """The problem for pydantic's ``errors`` (``ValidationError.errors()``,
+    their ``loc`` under ``prefix``): a 422 naming each field, or a 400 if the
+    body is not JSON at all. One rule for FastAPI's routes and the lean
+    apps, which validate a query with the same pydantic model."""
     # Only the location and the kind of error: echoing "input" would put the
     # submitted (personal) value into the response and possibly logs.
-    errors = [
-        {"field": _location(e.get("loc", ())), "message": e.get("msg", ""), "code": e.get("type")}
-        for e in exc.errors()
+    failed = [
+        {
+            "field": _location((*prefix, *e.get("loc", ()))),
+            "message": e.get("msg", ""),
+            "code": e.get("type"),
+        }
+        for e in errors
     ]
-    if any(e["code"] == "json_invalid" for e in errors):
+    if any(e["code"] == "json_invalid" for e in failed):
         # Not JSON at all is a syntax error (400), not a schema failure (422).
-        return body_refused(Rejected("syntax"), request.url.path)
-    return problem_response(
-        status=422,
-        title=ValidationFailed.title,
-        type_uri=PROBLEM_BASE + ValidationFailed.slug,
-        detail="; ".join(f"{e['field']}: {e['message']}" for e in errors)[:500],
-        instance=request.url.path,
-        errors=errors,
-    )
+        return MalformedJSON("The request body is not valid JSON.")
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in failed)[:500]
+    return ValidationFailed(detail, errors=failed)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    return _render(invalid(exc.errors()), request.url.path)
 
 
 def allowed_methods(app: FastAPI, path: str) -> str:
@@ -254,46 +288,62 @@ def body_refused(exc: Rejected, path: str) -> JSONResponse:
     rest (syntax, encoding, depth, length) is not JSON this server reads
     (400). The detail names the limit, never the content."""
     if isinstance(exc, NonFinite):
-        return problem_response(
-            status=422,
-            title=ValidationFailed.title,
-            type_uri=PROBLEM_BASE + ValidationFailed.slug,
-            detail=f"body: {exc.message}",
-            instance=path,
-            errors=[{"field": "body", "message": exc.message, "code": "non_finite"}],
+        return _render(
+            ValidationFailed(
+                f"body: {exc.message}",
+                errors=[{"field": "body", "message": exc.message, "code": "non_finite"}],
+            ),
+            path,
         )
     detail = (
         "The request body is not valid JSON."
         if exc.reason == "syntax"
         else f"The request body is not JSON this server reads: {exc.message}."
     )
-    return problem_response(
-        status=400,
-        title=MALFORMED_JSON,
-        type_uri=PROBLEM_BASE + "malformed-json",
-        detail=detail,
-        instance=path,
-    )
+    return _render(MalformedJSON(detail), path)
+
+
+class HTTPProblem(VRMError):
+    """An ``HTTPException`` of Starlette's or FastAPI's (the router's 404,
+    say), rendered as the error of this tree with its status, or as
+    ``about:blank`` (RFC 9457 4.2.1) where the tree has none."""
+
+    def __init__(self, status: int, detail: str | None, headers: dict[str, str]) -> None:
+        known = _BY_STATUS.get(status)
+        self.status = status
+        self.title = known.title if known else _reason(status)
+        self.slug = known.slug if known else ""
+        self.default_detail = known.default_detail if known else None
+        # Starlette's default detail is the reason phrase: say no more than
+        # the title does.
+        super().__init__(None if detail == _reason(status) else detail)
+        self._headers = headers
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.slug if self.slug else "about:blank"
+
+    def headers(self) -> dict[str, str]:
+        return self._headers
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     if exc.status_code == 405:
         return method_not_allowed(request.app, request.method, request.url.path)
-    return problem_response(
-        status=exc.status_code,
-        title=_reason(exc.status_code),
-        detail=exc.detail if isinstance(exc.detail, str) else None,
-        instance=request.url.path,
-        headers=dict(exc.headers) if exc.headers else None,
+    problem = HTTPProblem(
+        exc.status_code,
+        exc.detail if isinstance(exc.detail, str) else None,
+        dict(exc.headers) if exc.headers else {},
     )
+    return problem_for(problem, request.method, request.url.path)
 
 
 def unhandled(method: str, path: str, exc: Exception) -> JSONResponse:
     """The answer to an error no handler expected: logged with its
     traceback, and a 500 problem that says nothing about it."""
     logger.error("unhandled error on %s %s", method, path, exc_info=exc)
-    return problem_response(status=500, title="Internal server error", instance=path)
+    return _render(Unexpected(), path)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
@@ -307,6 +357,22 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+_BY_STATUS: dict[int, type[VRMError]] = {
+    error.status: error
+    for error in (
+        BadRequest,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PreconditionFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        TooManyRequests,
+    )
+}
 
 
 def install_handlers(app: FastAPI) -> None:

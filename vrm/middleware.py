@@ -8,34 +8,51 @@ database.
 
 from __future__ import annotations
 
-import json
-
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vrm import strictjson
-from vrm.errors import PROBLEM_BASE, PROBLEM_JSON, body_refused, unhandled
+from vrm.errors import (
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    VRMError,
+    body_refused,
+    problem_for,
+    unhandled,
+)
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
-async def _problem(send: Send, status: int, slug: str, title: str, detail: str) -> None:
-    body = json.dumps(
-        {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope: Scope, receive: Receive, send: Send, error: VRMError) -> None:
+    """Answer ``error`` before the body is read: the connection closes, for
+    what is left of the body would otherwise be read as the next request."""
+    response = problem_for(error, scope["method"], scope["path"])
+    response.headers["Connection"] = "close"
+    await response(scope, receive, send)
+
+
+_NUL_IN_QUERY = "a query cannot hold a NUL character"
+
+
+def _nul(scope: Scope) -> VRMError | None:
+    """A NUL in the path or the query names nothing this server holds, and
+    PostgreSQL text cannot hold one (psycopg refuses the statement, a 500):
+    refused here, in front of every route, lean or not, so that no path or
+    query parameter can carry one to the database. The path as 404 (no
+    such resource), the query as any query that fails its schema (422)
+    where answers are problem details; the OAuth endpoints answer in their
+    own format (RFC 6749 4.1.2.1, 5.2), and check their parameters before
+    any lookup."""
+    if "\x00" in scope["path"]:
+        return NotFound()
+    if b"%00" in scope.get("query_string", b"") and scope["path"].startswith(_PROBLEM_PATHS):
+        errors = [{"field": "query", "message": _NUL_IN_QUERY, "code": "nul"}]
+        return ValidationFailed(f"query: {_NUL_IN_QUERY}", errors=errors)
+    return None
 
 
 class _TooLarge(Exception):
@@ -63,11 +80,15 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        refused = _nul(scope)
+        if refused is not None:
+            await _refuse(scope, receive, send, refused)
+            return
         detail = self.detail
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _problem(send, 413, "payload-too-large", "Request body too large", detail)
+            await _refuse(scope, receive, send, PayloadTooLarge(detail))
             return
         seen = 0
         started = False
@@ -84,9 +105,7 @@ class BodyLimitMiddleware:
                     # back to the except clause below.
                     if not started:
                         started = answered = True
-                        await _problem(
-                            send, 413, "payload-too-large", "Request body too large", detail
-                        )
+                        await _refuse(scope, receive, send, PayloadTooLarge(detail))
                     raise _TooLarge
             return message
 
@@ -102,7 +121,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _problem(send, 413, "payload-too-large", "Request body too large", detail)
+                await _refuse(scope, receive, send, PayloadTooLarge(detail))
         except Exception as exc:
             if not self.guard_errors:
                 raise
@@ -133,14 +152,11 @@ class JSONOnlyMiddleware:
             # The first Content-Type, the one FastAPI reads.
             media = (Headers(scope=scope).get("content-type") or "").split(";")[0].strip()
             if has_body and media.lower() not in _JSON_TYPES:
-                await _problem(
-                    send,
-                    415,
-                    "unsupported-media-type",
-                    "Unsupported media type",
+                refused = UnsupportedMediaType(
                     "Send the body as application/json "
-                    "(PATCH also takes application/merge-patch+json).",
+                    "(PATCH also takes application/merge-patch+json)."
                 )
+                await _refuse(scope, receive, send, refused)
                 return
         await self.app(scope, receive, send)
 

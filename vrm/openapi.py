@@ -18,6 +18,9 @@ Each is an RFC 9457 problem, ``application/problem+json``, with the
 ``Problem`` schema. 405 belongs to a path rather than an operation (its
 ``Allow`` lists the path's methods) and 500 to no operation in particular,
 so neither is listed.
+
+The operations FastAPI does not see (the lean ``/v1/data`` reads and the
+OAuth endpoints) are added by vrm/openapi_lean.py.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from vrm.errors import (
     problem_answer,
 )
 from vrm.middleware import json_only
+from vrm.openapi_lean import add_lean
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -151,6 +155,8 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = build()
             document_problems(app, document)
+            # What FastAPI cannot see: the lean reads and the OAuth routes.
+            add_lean(app.routes, document)
             app.openapi_schema = document
         return app.openapi_schema
 

@@ -336,9 +336,10 @@ def test_an_unexpected_error_at_the_token_endpoint_answers_cleanly(
     r = vendor.token(grant_type="client_credentials", scope="feed:read")
     assert r.status_code == 500
     assert r.json() == {
-        "type": "about:blank",
+        "type": "urn:vrm:problem:internal",
         "title": "Internal server error",
         "status": 500,
+        "detail": "The server met an error it did not expect; it has been logged.",
         "instance": "/oauth/token",
     }
     assert "connection" not in r.headers

@@ -48,6 +48,7 @@ def test_a_token_request_over_the_body_limit_is_a_413_problem(app: FastAPI, vend
         "title": "Request body too large",
         "status": 413,
         "detail": f"Request bodies are limited to {limit} bytes.",
+        "instance": "/oauth/token",
     }
 
 

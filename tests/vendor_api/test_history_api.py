@@ -106,23 +106,35 @@ def test_incremental_reads_are_recorded_and_need_the_history_grant(
     assert r.json()["type"].endswith("insufficient-scope")
 
 
-# docs/vendors.md: any cursor we did not give out is 400 bad-request; an
-# overlong one is refused by the query's length check as 422 "Request body
-# is invalid" first (issue 14: one query model, one status).
-OVERLONG = pytest.param(
-    "x" * 300,
-    id="overlong",
-    marks=pytest.mark.xfail(strict=True, reason="an overlong cursor answers 422, docs say 400"),
-)
-
-
-@pytest.mark.parametrize("since", ["nonsense", "djEuLTE", "djEuMS5aWg", OVERLONG])
+@pytest.mark.parametrize("since", ["nonsense", "djEuLTE", "djEuMS5aWg", "x" * 200])
 def test_a_cursor_we_did_not_give_out_is_a_400_problem(
     ana: Person, vendor: Vendor, since: str
 ) -> None:
     t = tokens_for(ana, vendor, "history:read")
     r = vendor.client.get(HISTORY, params={"since": since}, headers=bearer(t["access_token"]))
     assert_problem(r, 400, "bad-request")
+
+
+def test_a_cursor_longer_than_any_we_give_out_fails_the_query_schema(
+    ana: Person, vendor: Vendor
+) -> None:
+    t = tokens_for(ana, vendor, "history:read")
+    r = vendor.client.get(HISTORY, params={"since": "x" * 201}, headers=bearer(t["access_token"]))
+    assert r.status_code == 422, r.text
+    assert r.json() == {
+        "type": "urn:vrm:problem:validation",
+        "title": "Request is invalid",
+        "status": 422,
+        "detail": "query.since: String should have at most 200 characters",
+        "instance": HISTORY,
+        "errors": [
+            {
+                "field": "query.since",
+                "message": "String should have at most 200 characters",
+                "code": "string_too_long",
+            }
+        ],
+    }
 
 
 def test_limit_out_of_range_is_refused(ana: Person, vendor: Vendor) -> None:

@@ -113,7 +113,7 @@ def test_sign_up_with_a_password_under_12_characters_is_422(client: TestClient) 
         **problem(
             422,
             "validation",
-            "Request body is invalid",
+            "Request is invalid",
             "password: String should have at least 12 characters",
             ACCOUNTS,
         ),
@@ -166,6 +166,7 @@ def test_sign_up_as_a_form_is_415(client: TestClient) -> None:
         "status": 415,
         "detail": "Send the body as application/json "
         "(PATCH also takes application/merge-patch+json).",
+        "instance": ACCOUNTS,
     }
     assert log_in(client, "ana@example.org", PASSWORD).status_code == 401
 

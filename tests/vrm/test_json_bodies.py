@@ -77,7 +77,7 @@ def test_a_non_finite_number_is_422_on_every_json_route(
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json() == {
             "type": "urn:vrm:problem:validation",
-            "title": "Request body is invalid",
+            "title": "Request is invalid",
             "status": 422,
             "detail": f"body: {message}",
             "instance": path,

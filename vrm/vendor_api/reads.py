@@ -22,9 +22,10 @@ problem details, with ``WWW-Authenticate`` on 401 and 403 (RFC 6750 3.1).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +36,7 @@ from starlette.types import Receive, Scope, Send
 from consent.oauth import tokens
 from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
-from vrm.errors import NotFound, ValidationFailed, VRMError, problem_for
+from vrm.errors import NotFound, VRMError, invalid, problem_for
 from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
 from vrm.records import service as records
@@ -61,32 +62,21 @@ def _reader(conn: Connection, vault: Vault, token: str | None) -> Reader:
     return service.reader_of(vault, service.active_token(conn, vault, token))
 
 
-def _limit(query: Mapping[str, str]) -> int | None:
-    raw = query.get("limit")
-    if raw is None:
-        return None
+class HistoryQuery(BaseModel):
+    """The query of ``/v1/data/history?since=&limit=``, validated as FastAPI
+    validates a route's query model, and refused the same way
+    (``vrm.errors.invalid``: 422 ``validation``). Other parameters are
+    ignored, as on every route."""
+
+    since: Annotated[str | None, Field(max_length=_SINCE_MAX)] = None
+    limit: Annotated[int, Field(ge=1, le=service.MAX_HISTORY_LIMIT)] = service.DEFAULT_HISTORY_LIMIT
+
+
+def history_query(query: Mapping[str, str]) -> HistoryQuery:
     try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= service.MAX_HISTORY_LIMIT:
-        message = f"limit must be a whole number from 1 to {service.MAX_HISTORY_LIMIT}"
-        raise ValidationFailed(
-            f"query.limit: {message}",
-            errors=[{"field": "query.limit", "message": message, "code": "limit"}],
-        )
-    return limit
-
-
-def _since(query: Mapping[str, str]) -> str | None:
-    since = query.get("since")
-    if since is not None and len(since) > _SINCE_MAX:
-        message = f"since is at most {_SINCE_MAX} characters"
-        raise ValidationFailed(
-            f"query.since: {message}",
-            errors=[{"field": "query.since", "message": message, "code": "since"}],
-        )
-    return since
+        return HistoryQuery.model_validate(query)
+    except ValidationError as exc:
+        raise invalid(exc.errors(), prefix=("query",)) from None
 
 
 def view(
@@ -138,15 +128,10 @@ def _history_changes(
 ) -> tuple[Response, dict[str, Any]]:
     """``/v1/data/history?since=&limit=``: the history in the order it
     changed (see events.history_changes)."""
-    limit = _limit(query)
-    since = _since(query)
+    parsed = history_query(query)
     session = Session(bind=conn)
     projection = events.history_changes(
-        session=session,
-        vault=vault,
-        reader=reader,
-        since=since,
-        limit=limit or service.DEFAULT_HISTORY_LIMIT,
+        session=session, vault=vault, reader=reader, since=parsed.since, limit=parsed.limit
     )
     access = service.access_row(reader, projection.categories, projection.fields)
     # No cache may keep it: Cache-Control: no-store, as every /v1/ answer

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.routing import Route
 
 from consent.oauth import tokens
@@ -96,17 +97,26 @@ def current_feed_vendor(request: Request, session: SessionDep, vault: VaultDep) 
     return active.vendor.id
 
 
+class FeedQuery(BaseModel):
+    """The query of ``/v1/feed``; a failure is a 422 ``validation``, as for
+    every query (vrm.errors.invalid)."""
+
+    cursor: Annotated[str | None, Field(max_length=200)] = None
+    limit: Annotated[int, Field(ge=1, le=feed.MAX_LIMIT)] = feed.DEFAULT_LIMIT
+
+
 @feed_router.get("", responses=problems(BadRequest, CursorExpired))
 def read_feed(
     vendor_id: Annotated[str, Depends(current_feed_vendor)],
     session: SessionDep,
     vault: VaultDep,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=feed.MAX_LIMIT)] = feed.DEFAULT_LIMIT,
+    query: Annotated[FeedQuery, Query()],
 ) -> Response:
     """Changes to every customer with an active grant, in order, each
     projected to its grant; snapshots where grants start, tombstones where
     they end or shrink. Resume from ``next_cursor``."""
-    page = feed.read(session=session, vault=vault, vendor_id=vendor_id, cursor=cursor, limit=limit)
+    page = feed.read(
+        session=session, vault=vault, vendor_id=vendor_id, cursor=query.cursor, limit=query.limit
+    )
     body = {"items": page.items, "next_cursor": page.next_cursor, "has_more": page.has_more}
     return Response(service.canonical_json(body), media_type="application/json")
