@@ -163,7 +163,7 @@ class JSONOnlyMiddleware:
 
 # Where answers are problem details. The OAuth endpoints keep the RFC 6749
 # and RFC 7591 error format and parse their own bodies with vrm.strictjson
-# (consent/registration.py).
+# (consent/registration/).
 _PROBLEM_PATHS = ("/api/", "/v1/")
 
 

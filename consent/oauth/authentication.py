@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
-from consent.oauth.server import Request as OAuthRequest
+from consent.oauth.requests import Request as OAuthRequest
 from vrm.accounts import sessions
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow

@@ -34,8 +34,10 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from consent.oauth.server import JSONAnswer, Server, quoted
-from consent.oauth.server import Request as OAuthRequest
+from consent.oauth.answers import JSONAnswer
+from consent.oauth.errors import quoted
+from consent.oauth.requests import Request as OAuthRequest
+from consent.oauth.server import Server
 from vrm import groupcommit
 
 # Path -> Authlib endpoint name (None: the token endpoint).

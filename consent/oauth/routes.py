@@ -27,10 +27,12 @@ from starlette.routing import Route
 from consent.grants import service as grants
 from consent.oauth import keys, tokens
 from consent.oauth.authentication import Login, current_login, must_log_in, prompts, to_login
+from consent.oauth.client_auth import ASSERTION_ALGS, TOKEN_AUTH_METHODS
 from consent.oauth.consent_form import ConsentForm, read_consent
 from consent.oauth.endpoints import PATHS, vendor_endpoint
-from consent.oauth.server import ASSERTION_ALGS, TOKEN_AUTH_METHODS, Decision, Server
-from consent.oauth.server import Request as OAuthRequest
+from consent.oauth.requests import Decision
+from consent.oauth.requests import Request as OAuthRequest
+from consent.oauth.server import Server
 from consent.oauth.userinfo import CLAIMS
 from consent.oauth.userinfo import userinfo as user_claims
 from consent.pages import (

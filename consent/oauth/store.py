@@ -364,7 +364,7 @@ def consume_code(conn: Connection, code_hash: bytes, now: datetime) -> bool:
 def spent_codes(before: datetime) -> ColumnElement[bool]:
     """The codes expired by ``before``: used or not, a code stays until then
     as the tombstone that catches its reuse (query_authorization_code in
-    consent/oauth/server.py), then goes (vrm/purge.py)."""
+    consent/oauth/grants/authorization_code.py), then goes (vrm/purge.py)."""
     return CODE.c.expires_at < before
 
 

@@ -1,4 +1,4 @@
-"""The authorization server's JSON answers (consent.oauth.server.JSONAnswer):
+"""The authorization server's JSON answers (consent.oauth.answers.JSONAnswer):
 built by hand for speed, so checked here against what Starlette's
 JSONResponse would send, and for the no-store rule (RFC 6749 5.1)."""
 
@@ -8,7 +8,7 @@ import json
 
 from starlette.responses import JSONResponse
 
-from consent.oauth.server import JSONAnswer
+from consent.oauth.answers import JSONAnswer
 
 
 def _headers(response: JSONAnswer | JSONResponse) -> dict[bytes, bytes]:

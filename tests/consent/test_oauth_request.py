@@ -1,4 +1,4 @@
-"""consent.oauth.server.Request: Authlib's OAuth2Request, with parameters
+"""consent.oauth.requests.Request: Authlib's OAuth2Request, with parameters
 from one place only, and its https check run once per origin."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from authlib.oauth2.rfc6749 import InsecureTransportError, OAuth2Request
 from starlette.datastructures import Headers
 
-from consent.oauth.server import Request
+from consent.oauth.requests import Request
 
 
 @pytest.mark.parametrize(
