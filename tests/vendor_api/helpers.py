@@ -134,3 +134,15 @@ def as_replica(document: dict[str, Any]) -> dict[str, Any]:
             continue
         held[category] = {e["id"]: e for e in value} if category == "history" else value
     return held
+
+
+# A vendor's deposit of a purchase (POST /v1/history).
+RECEIPT = {
+    "vendor": "Bertrand Books",
+    "type": "purchase",
+    "occurred_at": "2026-11-20T15:30:00Z",
+    "items": [{"name": "Ensaio sobre a Cegueira", "amount": "12.90"}],
+    "amount": "12.90",
+    "currency": "EUR",
+    "channel": "store",
+}

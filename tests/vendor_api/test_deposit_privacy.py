@@ -22,19 +22,10 @@ from sqlmodel import Session
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import bearer
-from tests.vendor_api.helpers import ME, access_events, add_event
+from tests.vendor_api.helpers import ME, RECEIPT, access_events, add_event
 from vrm.catalogue.history import HistoryEvent
 from vrm.history.deposits import DepositRecord, deposits_of
 
-RECEIPT = {
-    "vendor": "Bertrand Books",
-    "type": "purchase",
-    "occurred_at": "2026-11-20T15:30:00Z",
-    "items": [{"name": "Ensaio sobre a Cegueira", "amount": "12.90"}],
-    "amount": "12.90",
-    "currency": "EUR",
-    "channel": "store",
-}
 KEY = "order-1001"
 
 

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import assert_problem, bearer
-from tests.vendor_api.helpers import ME, access_events, add_event, read
+from tests.vendor_api.helpers import ME, RECEIPT, access_events, add_event, read
 from vrm.history.deposits import VendorDeposit
 
 HISTORY = "/v1/data/history"
@@ -155,16 +155,6 @@ def test_revoked_grant_reads_nothing_incrementally(ana: Person, vendor: Vendor) 
 
 
 # -- deposits -----------------------------------------------------------------
-
-RECEIPT = {
-    "vendor": "Bertrand Books",
-    "type": "purchase",
-    "occurred_at": "2026-11-20T15:30:00Z",
-    "items": [{"name": "Ensaio sobre a Cegueira", "amount": "12.90"}],
-    "amount": "12.90",
-    "currency": "EUR",
-    "channel": "store",
-}
 
 
 def _deposit(vendor: Vendor, token: str, body: Any, key: str | None = "order-1001") -> Any:
