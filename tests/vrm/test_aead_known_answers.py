@@ -104,6 +104,14 @@ def test_a_blob_of_no_known_shape_is_malformed(blob: bytes) -> None:
         aead.open_sealed(KEY, blob, RECORD_AAD)
 
 
+def test_a_new_counter_starts_at_zero_and_counts_each_operation() -> None:
+    stats = aead.CryptoStats()
+    assert (stats.operations, stats.seconds) == (0, 0.0)
+    stats.add(0.25)
+    stats.add(0.5)
+    assert (stats.operations, stats.seconds) == (2, 0.75)
+
+
 def test_sealing_and_opening_are_counted_for_the_benchmarks() -> None:
     aead.STATS.reset()
     assert (aead.STATS.operations, aead.STATS.seconds) == (0, 0.0)
