@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vrm.crypto import aead
 from vrm.keys.service import record_aad, wrap_aad
@@ -100,6 +101,23 @@ def test_a_value_relabelled_to_the_other_format_fails_authentication() -> None:
     ],
 )
 def test_a_blob_of_no_known_shape_is_malformed(blob: bytes) -> None:
+    with pytest.raises(aead.SealError, match="^sealed blob is malformed$"):
+        aead.open_sealed(KEY, blob, RECORD_AAD)
+
+
+@pytest.mark.parametrize(
+    "padded",
+    [
+        PLAINTEXT + b"\x80" + b"X" * 16,  # something else than zeros after the marker
+        PLAINTEXT + b"\x80" + bytes(15) + b"X",
+        PLAINTEXT + bytes(17),  # no marker
+        b"",
+    ],
+)
+def test_format_2_padding_is_a_marker_then_zeros_or_the_blob_is_malformed(padded: bytes) -> None:
+    """Authentic ciphertext whose padding is wrong (another writer's bug)
+    is refused, never opened with part of its padding left on or cut off."""
+    blob = b"\x02" + NONCE + AESGCM(KEY).encrypt(NONCE, padded, b"\x02" + RECORD_AAD)
     with pytest.raises(aead.SealError, match="^sealed blob is malformed$"):
         aead.open_sealed(KEY, blob, RECORD_AAD)
 
