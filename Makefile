@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,12 @@ BENCH ?= store
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.$(BENCH)
 
+# Mutation testing of the security-critical modules (docs/testing.md); not
+# part of make test: CPU heavy. MUTANTS narrows it, e.g. 'vrm.crypto.aead*'.
+MUTANTS ?=
+mutate: $(VENV)/.dev-installed
+	$(BIN)/mutmut run $(MUTANTS)
+	$(BIN)/python scripts/mutation_scores.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf mutants $(VENV) .pytest_cache .mypy_cache .ruff_cache
