@@ -237,6 +237,10 @@ def vendor(conn: Connection, vendor_id: str) -> Vendor | None:
     row is skipped (:class:`_Decoded`), and, within one group commit on
     SQLite, a second read of a row that cannot have changed since the first
     (vrm.groupcommit.steady_reads)."""
+    if "\x00" in vendor_id:
+        # No client id holds a NUL, and PostgreSQL text cannot: asked for
+        # one, psycopg refuses the statement (a 500 at /oauth/authorize).
+        return None
     steady = steady_reads(conn)
     key = ("vendor", vendor_id)
     if steady is not None and key in steady:

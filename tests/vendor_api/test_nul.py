@@ -6,6 +6,7 @@ databases alike."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -87,3 +88,28 @@ def test_a_nul_in_registration_metadata_is_refused(app: FastAPI) -> None:
         )
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "invalid_client_metadata"
+
+
+def test_a_nul_in_the_client_id_at_authorize_is_an_unknown_client(
+    ana: Person, vendor: Vendor
+) -> None:
+    # The error page, never a redirect (RFC 6749 4.1.2.1), exactly as for a
+    # client id that names nobody; it was a 500 on PostgreSQL.
+    params = {
+        "response_type": "code",
+        "redirect_uri": vendor.redirect_uri,
+        "scope": "profile.email:read",
+        "state": "s",
+    }
+    nul = vendor.client_id[:3] + "\x00" + vendor.client_id[3:]
+    answers = [
+        ana.client.get(
+            "/oauth/authorize", params={**params, "client_id": c}, follow_redirects=False
+        )
+        for c in (nul, "vnd_nobody")
+    ]
+    assert [r.status_code for r in answers] == [400, 400]
+    assert "location" not in answers[0].headers
+    # The same page, but for its CSP nonce, fresh in each answer.
+    same = [re.sub(r'nonce="[^"]+"', 'nonce=""', r.text) for r in answers]
+    assert same[0] == same[1]
