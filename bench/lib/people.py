@@ -55,7 +55,7 @@ PREFERENCES = {
 
 
 def canonical_json(body: object) -> bytes:
-    """As vrm.vendor_api.service.canonical_json serialises the view."""
+    """As vrm.vendor_api.projection.canonical_json serialises the view."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -21,7 +21,7 @@ from vrm.catalogue import CATEGORIES
 from vrm.groupcommit import GroupCommit
 from vrm.records import service as records
 from vrm.settings import Settings
-from vrm.vendor_api import service
+from vrm.vendor_api import accesses
 
 # -- projection ---------------------------------------------------------------
 
@@ -357,7 +357,7 @@ def test_a_read_whose_event_cannot_be_written_sends_no_data(
     def broken(*_: Any) -> None:
         raise OperationalError("INSERT INTO access_event", None, Exception("disk I/O error"))
 
-    monkeypatch.setattr(service, "add_accesses", broken)
+    monkeypatch.setattr(accesses, "add_accesses", broken)
     answers = _concurrently(app, [("/v1/data", bearer(t["access_token"]))] * 3)
     for r in answers:
         assert r.status_code == 500, r.text

@@ -19,8 +19,9 @@ from tests.conftest import Person
 from vrm.db import BUSY_TIMEOUT_SECONDS
 from vrm.groupcommit import GroupCommit, Savepoint, steady_reads
 from vrm.settings import Settings
+from vrm.vendor_api.accesses import access_row, add_accesses
+from vrm.vendor_api.edge import Reader
 from vrm.vendor_api.models import AccessEvent
-from vrm.vendor_api.service import Reader, access_row, add_accesses
 
 Work = Callable[[Connection, Savepoint], Any]
 

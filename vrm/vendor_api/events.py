@@ -22,8 +22,11 @@ from vrm.feed.models import DataChange
 from vrm.history import service as history
 from vrm.keys.pairwise import pairwise_event_id
 from vrm.keys.service import Vault
-from vrm.vendor_api import service
-from vrm.vendor_api.service import Reader
+from vrm.vendor_api import projection
+from vrm.vendor_api.edge import Reader
+
+MAX_HISTORY_LIMIT = 200
+DEFAULT_HISTORY_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -54,21 +57,21 @@ def event_change(
     except NotFound:
         return None
     if view.visible:
-        return EventChange(event=service.shared_event(vault, vendor_id, view.event))
+        return EventChange(event=projection.shared_event(vault, vendor_id, view.event))
     return EventChange(dropped=dropped) if view.shared else None
 
 
 def history_changes(
     *, session: Session, vault: Vault, reader: Reader, since: str | None, limit: int
-) -> service.Projection:
+) -> projection.Projection:
     """The customer's history events changed after ``since``, in the order
     they changed: events to add or replace, and the ids of events the vendor
     must drop (deleted, or labelled ``private`` since). Without ``since``,
     every event there is now. ``next_cursor`` resumes after this page.
     ``limit`` counts what the page holds, so its size tells nothing of
     what the vendor may not see (vrm/feed/paging.py)."""
-    if not 1 <= limit <= service.MAX_HISTORY_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {service.MAX_HISTORY_LIMIT}.")
+    if not 1 <= limit <= MAX_HISTORY_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_HISTORY_LIMIT}.")
     given = cursors.for_history(vault, reader.vendor_id, reader.grant_id)
     after = given.decode(since) if since else None
     high = changes.high_water(session)
@@ -118,4 +121,6 @@ def history_changes(
         "next_cursor": given.encode(next_position),
         "has_more": has_more,
     }
-    return service.Projection(body=body, categories=[history.CATEGORY], fields=[history.CATEGORY])
+    return projection.Projection(
+        body=body, categories=[history.CATEGORY], fields=[history.CATEGORY]
+    )

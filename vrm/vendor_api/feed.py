@@ -41,8 +41,8 @@ from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
 from vrm.records.models import DocumentRecord
-from vrm.vendor_api import events, service
-from vrm.vendor_api.service import Reader
+from vrm.vendor_api import accesses, events, projection
+from vrm.vendor_api.edge import Reader
 
 logger = logging.getLogger(__name__)
 
@@ -270,24 +270,24 @@ class _Page:
             # It ended since; its tombstone comes later in the feed.
             return None
         reads = self.reader(grant)
-        projection = service.project(
+        shown = projection.project(
             session=self.session,
             vault=self.vault,
             reader=reads.reader,
-            categories=service.readable_categories(reads.reader.accesses),
+            categories=projection.readable_categories(reads.reader.accesses),
             history_rows=self.history.get(grant.customer_id),
         )
-        data = {c: projection.body[c] for c in projection.categories}
+        data = {c: shown.body[c] for c in shown.categories}
         return _Item(
             {**self._head(item_id, "snapshot", reads), "purpose": grant.purpose, "data": data},
             reads,
-            projection.categories,
-            projection.fields,
+            shown.categories,
+            shown.fields,
         )
 
     def _change(self, entry: _Entry, change: DataChange, reads: _Reads) -> _Item | None:
         category = change.category
-        granted = service.granted_fields(reads.reader.accesses, category)
+        granted = projection.granted_fields(reads.reader.accesses, category)
         if granted is None:
             return None
         item_id = f"{change.seq}:{reads.reader.grant_id}"
@@ -364,10 +364,10 @@ def read(
     # One statement for the page's access events (one per customer and
     # grant whose data it carries): a thousand single inserts cost more
     # than the page's reads.
-    service.add_accesses(
+    accesses.add_accesses(
         session,
         [
-            service.access_row(
+            accesses.access_row(
                 reads.reader,
                 [c for c in CATEGORIES if c in reads.categories],
                 sorted(reads.fields),

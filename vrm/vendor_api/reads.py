@@ -40,8 +40,8 @@ from vrm.errors import NotFound, VRMError, invalid, problem_for
 from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
 from vrm.records import service as records
-from vrm.vendor_api import events, service
-from vrm.vendor_api.service import Reader
+from vrm.vendor_api import accesses, edge, events, projection
+from vrm.vendor_api.edge import Reader
 
 PREFIX = "/v1/data"
 _SINCE_MAX = 200
@@ -59,7 +59,7 @@ def category_of(path: str) -> str | None | bool:
 
 
 def _reader(conn: Connection, vault: Vault, token: str | None) -> Reader:
-    return service.reader_of(vault, service.active_token(conn, vault, token))
+    return edge.reader_of(vault, edge.active_token(conn, vault, token))
 
 
 class HistoryQuery(BaseModel):
@@ -69,7 +69,7 @@ class HistoryQuery(BaseModel):
     ignored, as on every route."""
 
     since: Annotated[str | None, Field(max_length=_SINCE_MAX)] = None
-    limit: Annotated[int, Field(ge=1, le=service.MAX_HISTORY_LIMIT)] = service.DEFAULT_HISTORY_LIMIT
+    limit: Annotated[int, Field(ge=1, le=events.MAX_HISTORY_LIMIT)] = events.DEFAULT_HISTORY_LIMIT
 
 
 def history_query(query: Mapping[str, str]) -> HistoryQuery:
@@ -92,16 +92,16 @@ def view(
     sent; raises VRMError for the problem-details answers."""
     reader = _reader(conn, vault, token)
     if category is None:
-        categories = service.readable_categories(reader.accesses)
+        categories = projection.readable_categories(reader.accesses)
     else:
-        service.require_category(reader, category)
+        projection.require_category(reader, category)
         categories = [category]
     if category == "history" and ("since" in query or "limit" in query):
         return _history_changes(conn, vault, reader, query)
     wanted = [c for c in categories if CATEGORIES[c].kind == "document"]
     # An ORM session only for the history, which is read through it.
     session = Session(bind=conn) if len(wanted) < len(categories) else None
-    projection = service.project(
+    shown = projection.project(
         session=session,
         vault=vault,
         reader=reader,
@@ -110,17 +110,15 @@ def view(
             conn=conn, vault=vault, customer_id=reader.customer_id, categories=wanted
         ),
     )
-    etag = projection.etag
+    etag = shown.etag
     # The vendor may keep what it read (within the grant's retention), but no
     # shared cache may; every reuse revalidates, so every use is counted.
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization"}
     not_modified = matches_if_none_match(if_none_match, etag)
-    access = service.access_row(
-        reader, projection.categories, projection.fields, not_modified=not_modified
-    )
+    access = accesses.access_row(reader, shown.categories, shown.fields, not_modified=not_modified)
     if not_modified:
         return Response(status_code=304, headers=headers), access
-    return Response(projection.json, media_type="application/json", headers=headers), access
+    return Response(shown.json, media_type="application/json", headers=headers), access
 
 
 def _history_changes(
@@ -130,13 +128,13 @@ def _history_changes(
     changed (see events.history_changes)."""
     parsed = history_query(query)
     session = Session(bind=conn)
-    projection = events.history_changes(
+    shown = events.history_changes(
         session=session, vault=vault, reader=reader, since=parsed.since, limit=parsed.limit
     )
-    access = service.access_row(reader, projection.categories, projection.fields)
+    access = accesses.access_row(reader, shown.categories, shown.fields)
     # No cache may keep it: Cache-Control: no-store, as every /v1/ answer
     # that says nothing else (vrm/headers.py).
-    return Response(projection.json, media_type="application/json"), access
+    return Response(shown.json, media_type="application/json"), access
 
 
 def _prepare(
@@ -167,7 +165,7 @@ def answer(engine: Engine, vault: Vault, scope: Scope, category: str | None) -> 
             conn.execution_options(isolation_level="REPEATABLE READ")
         response, access = _prepare(conn, vault, scope, category)
         if access is not None:
-            service.add_accesses(conn, [access])
+            accesses.add_accesses(conn, [access])
             conn.commit()
     return response
 
@@ -184,7 +182,7 @@ async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
         driver.execute("BEGIN")  # ended by the rollback as the connection closes
         response, access = _prepare(conn, state.vault, scope, category)
     if access is not None:
-        await groupcommit.of(state).run(lambda c, _: service.add_accesses(c, [access]))
+        await groupcommit.of(state).run(lambda c, _: accesses.add_accesses(c, [access]))
     return response
 
 

@@ -24,9 +24,9 @@ from vrm.db import SessionDep
 from vrm.deps import VaultDep
 from vrm.errors import BadRequest, Conflict, problems, raises
 from vrm.feed.retention import CursorExpired
-from vrm.vendor_api import feed, service
+from vrm.vendor_api import deposit, edge, feed, projection
+from vrm.vendor_api.edge import InsufficientScope, InvalidToken, Reader
 from vrm.vendor_api.reads import PREFIX, vendor_read
-from vrm.vendor_api.service import InsufficientScope, InvalidToken, Reader
 
 _NO_FEED = "The feed needs a client-credentials token with the feed:read scope."
 
@@ -35,12 +35,12 @@ feed_router = APIRouter(prefix="/v1/feed", tags=["vendor data"])
 
 
 def _active_token(request: Request, session: SessionDep, vault: VaultDep) -> tokens.ActiveToken:
-    return service.active_token(session.connection(), vault, bearer_token(request))
+    return edge.active_token(session.connection(), vault, bearer_token(request))
 
 
 @raises(InvalidToken, InsufficientScope)
 def current_reader(request: Request, session: SessionDep, vault: VaultDep) -> Reader:
-    return service.reader_of(vault, _active_token(request, session, vault))
+    return edge.reader_of(vault, _active_token(request, session, vault))
 
 
 WriterDep = Annotated[Reader, Depends(current_reader)]
@@ -80,7 +80,7 @@ def deposit_history(
     """Add a receipt or an interaction to the customer's history (needs
     ``history:write``). 201 the first time; the same Idempotency-Key and
     body again returns 200 and the same event."""
-    result = service.deposit(
+    result = deposit.deposit(
         session=session, vault=vault, reader=reader, idempotency_key=idempotency_key, event=body
     )
     return JSONResponse(
@@ -119,4 +119,4 @@ def read_feed(
         session=session, vault=vault, vendor_id=vendor_id, cursor=query.cursor, limit=query.limit
     )
     body = {"items": page.items, "next_cursor": page.next_cursor, "has_more": page.has_more}
-    return Response(service.canonical_json(body), media_type="application/json")
+    return Response(projection.canonical_json(body), media_type="application/json")

@@ -1,0 +1,74 @@
+"""The record of each vendor read and deposit: one access_event row naming
+what was returned, never values."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, insert
+from sqlmodel import Session
+
+from vrm.dbapi import Statement
+from vrm.dbtypes import utcnow
+from vrm.vendor_api.edge import Reader
+from vrm.vendor_api.models import AccessEvent
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def access_row(
+    reader: Reader,
+    categories: list[str],
+    fields: list[str],
+    *,
+    action: str = "read",
+    not_modified: bool = False,
+) -> dict[str, Any]:
+    """One read (or deposit) of one customer's data, as an access_event row:
+    names of what was returned, never values."""
+    return {
+        "id": new_event_id(),
+        "at": utcnow(),
+        "vendor_id": reader.vendor_id,
+        "grant_id": reader.grant_id,
+        "subject": reader.subject,
+        "customer_id": reader.customer_id,
+        "purpose": reader.purpose,
+        "categories": categories,
+        "fields": fields,
+        "not_modified": not_modified,
+        "action": action,
+    }
+
+
+# On the driver's cursor (vrm/dbapi.py): this runs on every read, and the
+# ORM's unit of work, or even a Core execution, cost more than the insert.
+_INSERT_ACCESS = Statement(insert(AccessEvent))
+
+
+def add_accesses(db: Session | Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert access events (from :func:`access_row`). The caller commits,
+    before answering."""
+    conn = db.connection() if isinstance(db, Session) else db
+    if len(rows) == 1:
+        _INSERT_ACCESS.execute(conn, rows[0])
+    elif rows:
+        _INSERT_ACCESS.execute_many(conn, rows)
+
+
+def add_access(
+    session: Session | Connection,
+    reader: Reader,
+    categories: list[str],
+    fields: list[str],
+    *,
+    action: str = "read",
+    not_modified: bool = False,
+) -> None:
+    add_accesses(
+        session,
+        [access_row(reader, categories, fields, action=action, not_modified=not_modified)],
+    )
