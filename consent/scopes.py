@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from vrm.catalogue import CATEGORIES
+from vrm.dbtypes import utcnow
 
 OPENID = "openid"
 # Scopes a vendor holds for itself (client credentials), naming no
@@ -339,7 +340,7 @@ def _parse_details(raw: Any) -> list[DataAccessDetail]:
         raise ScopeError(
             "every authorization detail of one request must share expiry and retention"
         )
-    if details[0].expires_at is not None and details[0].expires_at <= datetime.now(UTC):
+    if details[0].expires_at is not None and details[0].expires_at <= utcnow():
         raise ScopeError("authorization_details expires_at is in the past")
     return details
 

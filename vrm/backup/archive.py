@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from vrm.backup.sealing import (
     seal_stream,
     verify_key,
 )
+from vrm.dbtypes import utcnow
 from vrm.settings import Settings
 
 MANIFEST, DATABASE, KEYS = "manifest.json", "database.sealed", "keys.sealed"
@@ -126,7 +126,7 @@ def create(settings: Settings, key: bytes, folder: Path) -> Created:
         manifest = {
             "format": FORMAT,
             "id": backup_id,
-            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_at": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
             "database": snapshot.kind,
             "schema_revision": snapshot.revision,
             "customers": customers,

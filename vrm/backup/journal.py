@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
+from vrm.dbtypes import utcnow
 from vrm.settings import Settings
 
 # The ids the key store accepts (vrm/crypto/keystore.py).
@@ -51,7 +51,7 @@ class ErasureJournal:
         failure here leaves the customer as they were."""
         if not _ID.fullmatch(customer_id):
             raise ValueError("not a customer id")
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
         self._append(f"{stamp} {customer_id}\n".encode())
 
     def _append(self, line: bytes) -> None:

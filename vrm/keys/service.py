@@ -15,7 +15,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, bindparam
 from sqlalchemy import select as core_select
@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from vrm.catalogue import KEYED_CATEGORIES
 from vrm.crypto import aead
 from vrm.crypto.keystore import KeyMissing, KeyStore
+from vrm.dbtypes import utcnow
 from vrm.errors import IntegrityFailure, KeyUnavailable
 from vrm.keys.models import DataKey
 
@@ -98,7 +99,7 @@ class Vault:
         """Create the root key and one data key per category. The caller
         commits; if it rolls back, :meth:`shred` removes the root key."""
         root_version = self.keystore.create_root_key(customer_id)
-        now = datetime.now(UTC)
+        now = utcnow()
         for category in KEYED_CATEGORIES:
             key, row = self._new_data_key(customer_id, category, root_version, now)
             session.add(row)
