@@ -103,7 +103,7 @@ def test_a_broken_key_replaces_that_customers_feed_items_and_the_feed_goes_on(
     assert items == [_unreadable(i, problem) if i["subject"] == ana_subject else i for i in whole]
     # One item on every page: a row the vendor gets nothing of takes no place.
     assert len(cursors) == len(whole)
-    told = [r.getMessage() for r in caplog.records if r.name == "vrm.vendor_api.feed"]
+    told = [r.getMessage() for r in caplog.records if r.name == "vrm.vendor_api.feed_items"]
     line = (
         f"feed: a record of customer {ana_profile.id} cannot be read ({slug}); "
         f"vendor {vendor.client_id} got an unreadable item"

@@ -1,0 +1,251 @@
+"""The items of a vendor's feed: each log row or notice projected to the
+grant it is read under (vrm/vendor_api/feed.py assembles them into pages).
+
+A change becomes an ``upsert`` or ``delete`` of the granted fields, a
+started grant a ``snapshot`` of the granted data, an ended or narrowed one
+a ``tombstone``; a record that cannot be read becomes an ``unreadable``
+item, so one customer's broken key never stops everyone's feed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from consent.grants import service as grants
+from consent.grants.models import Grant
+from vrm.catalogue import CATEGORIES
+from vrm.errors import IntegrityFailure, KeyUnavailable
+from vrm.feed.models import DataChange, FeedNotice
+from vrm.history.models import HistoryRecord
+from vrm.keys.models import DataKey
+from vrm.keys.pairwise import pairwise_subject
+from vrm.keys.service import Vault
+from vrm.records import service as records
+from vrm.records.models import DocumentRecord
+from vrm.vendor_api import events, projection
+from vrm.vendor_api.edge import Reader
+from vrm.vendor_api.feed_entries import Entry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Reads:
+    """What one page returned of one customer under one grant."""
+
+    reader: Reader
+    categories: set[str] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Item:
+    """One item, and what of the customer's data it carries: recorded (as
+    an access, or a log line) only if the item makes it onto the page, not
+    when it was only looked at to tell whether there is more."""
+
+    body: dict[str, Any]
+    reads: Reads | None = None
+    categories: list[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    # Customer, problem slug, vendor: logged once the item is sent.
+    unreadable: tuple[str, str, str] | None = None
+
+    def record(self) -> None:
+        if self.unreadable is not None:
+            logger.error(
+                "feed: a record of customer %s cannot be read (%s); "
+                "vendor %s got an unreadable item",
+                *self.unreadable,
+            )
+        if self.reads is not None:
+            self.reads.categories.update(self.categories)
+            self.reads.fields.update(self.fields)
+
+
+class Page:
+    """Builds one page's items, caching grants, subjects and readers."""
+
+    def __init__(self, session: Session, vault: Vault, vendor_id: str) -> None:
+        self.session = session
+        self.vault = vault
+        self.vendor_id = vendor_id
+        self.grants: dict[str, Grant | None] = {}
+        self.reads: dict[str, Reads] = {}
+        self.loaded: list[Any] = []
+        self.history: dict[str, list[HistoryRecord]] = {}
+        self.prefetched: set[str] = set()
+
+    def load_grants(self, ids: set[str]) -> None:
+        if ids:
+            rows = self.session.exec(select(Grant).where(col(Grant.id).in_(ids))).all()
+            self.grants.update({g.id: g for g in rows})
+
+    def prefetch(self, entries: list[Entry]) -> None:
+        """Load the documents and data keys of a batch of entries in two
+        queries; the per-record reads below then find them in the session."""
+        starting = {
+            g.customer_id
+            for e in entries
+            if e.notice is not None
+            and e.notice.kind == "started"
+            and (g := self.grants.get(e.notice.grant_id)) is not None
+        }
+        customers = starting | {e.change.customer_id for e in entries if e.change is not None}
+        # A page is filled batch by batch: each customer's rows load once.
+        ids = sorted(customers - self.prefetched)
+        self.prefetched.update(ids)
+        starting -= set(self.history)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            # Held here: the session's identity map only keeps weak references.
+            self.loaded += self.session.exec(
+                select(DataKey).where(col(DataKey.customer_id).in_(chunk))
+            ).all()
+            self.loaded += self.session.exec(
+                select(DocumentRecord).where(col(DocumentRecord.customer_id).in_(chunk))
+            ).all()
+        # Snapshots read whole histories: one query for all of them.
+        ids = sorted(starting)
+        self.history.update({c: [] for c in ids})
+        for start in range(0, len(ids), 500):
+            rows = self.session.exec(
+                select(HistoryRecord).where(
+                    col(HistoryRecord.customer_id).in_(ids[start : start + 500])
+                )
+            ).all()
+            for row in rows:
+                self.history[row.customer_id].append(row)
+
+    def reader(self, grant: Grant) -> Reads:
+        reads = self.reads.get(grant.id)
+        if reads is None:
+            reads = Reads(
+                Reader(
+                    vendor_id=self.vendor_id,
+                    customer_id=grant.customer_id,
+                    grant_id=grant.id,
+                    purpose=grant.purpose,
+                    subject=pairwise_subject(self.vault, self.vendor_id, grant.customer_id),
+                    accesses=grants.accesses_of(grant),
+                )
+            )
+            self.reads[grant.id] = reads
+        return reads
+
+    def item(self, entry: Entry) -> Item | None:
+        """The entry's item; for a record that cannot be read (its
+        customer's key is missing or wrong) an ``unreadable`` item without
+        data in its place, so one customer never stops everyone's feed."""
+        try:
+            return self._item(entry)
+        except (KeyUnavailable, IntegrityFailure) as exc:
+            return self._unreadable(entry, exc)
+
+    def _unreadable(self, entry: Entry, exc: KeyUnavailable | IntegrityFailure) -> Item:
+        # Only a started notice or a change of an active grant reads data.
+        grant = self.grants[entry.position.grant_id or ""]
+        assert grant is not None  # noqa: S101
+        reads = self.reader(grant)
+        item_id = f"{entry.position.seq}:{grant.id}"
+        item = {**self._head(item_id, "unreadable", reads), "problem": exc.type_uri}
+        if entry.change is not None:
+            item = {**item, "skipped": "upsert", "category": entry.change.category}
+        else:
+            item = {**item, "skipped": "snapshot"}
+        return Item(item, unreadable=(grant.customer_id, exc.slug, self.vendor_id))
+
+    def _item(self, entry: Entry) -> Item | None:
+        if entry.notice is not None:
+            return self._notice(entry.notice)
+        assert entry.change is not None  # noqa: S101 - an entry is one or the other
+        grant = self.grants.get(entry.position.grant_id or "")
+        if grant is None or not grants.is_active(grant):
+            return None
+        return self._change(entry, entry.change, self.reader(grant))
+
+    def _head(self, item_id: str, kind: str, reads: Reads) -> dict[str, Any]:
+        return {
+            "id": item_id,
+            "type": kind,
+            "subject": reads.reader.subject,
+            "grant_id": reads.reader.grant_id,
+        }
+
+    def _notice(self, notice: FeedNotice) -> Item | None:
+        item_id = f"{notice.seq}:{notice.grant_id}"
+        if notice.kind == "ended":
+            subject = notice.subject
+            if subject is None and notice.customer_id is not None:
+                subject = pairwise_subject(self.vault, self.vendor_id, notice.customer_id)
+            return Item(
+                {
+                    "id": item_id,
+                    "type": "tombstone",
+                    "subject": subject,
+                    "grant_id": notice.grant_id,
+                    "reason": notice.reason,
+                    "fields": notice.fields,
+                }
+            )
+        grant = self.grants.get(notice.grant_id)
+        if grant is None or not grants.is_active(grant):
+            # It ended since; its tombstone comes later in the feed.
+            return None
+        reads = self.reader(grant)
+        shown = projection.project(
+            session=self.session,
+            vault=self.vault,
+            reader=reads.reader,
+            categories=projection.readable_categories(reads.reader.accesses),
+            history_rows=self.history.get(grant.customer_id),
+        )
+        data = {c: shown.body[c] for c in shown.categories}
+        return Item(
+            {**self._head(item_id, "snapshot", reads), "purpose": grant.purpose, "data": data},
+            reads,
+            shown.categories,
+            shown.fields,
+        )
+
+    def _change(self, entry: Entry, change: DataChange, reads: Reads) -> Item | None:
+        category = change.category
+        granted = projection.granted_fields(reads.reader.accesses, category)
+        if granted is None:
+            return None
+        item_id = f"{change.seq}:{reads.reader.grant_id}"
+        customer_id = reads.reader.customer_id
+        if CATEGORIES[category].kind != "events":
+            document = records.read_fields(
+                session=self.session, vault=self.vault, customer_id=customer_id, category=category
+            )
+            data = {f: document.get(f) for f in granted}
+            return Item(
+                {**self._head(item_id, "upsert", reads), "category": category, "data": data},
+                reads,
+                [category],
+                [f"{category}.{f}" for f in granted],
+            )
+        event = events.event_change(
+            session=self.session, vault=self.vault, vendor_id=self.vendor_id, change=change
+        )
+        if event is None:
+            return None
+        if event.event is None:
+            return Item(
+                {
+                    **self._head(item_id, "delete", reads),
+                    "category": category,
+                    "event_id": event.dropped,
+                }
+            )
+        return Item(
+            {**self._head(item_id, "upsert", reads), "category": category, "data": event.event},
+            reads,
+            [category],
+            [category],
+        )
