@@ -9,8 +9,8 @@ a hook. Every path that erases an account takes :data:`ON_ERASE`: the app
 
 from __future__ import annotations
 
-from consent.grants import service as grants
+from consent.grants import revocation
 from vrm.accounts.service import OnErase
 
 # Vendors holding the customer's data get a tombstone on their feed.
-ON_ERASE: tuple[OnErase, ...] = (grants.on_account_erased,)
+ON_ERASE: tuple[OnErase, ...] = (revocation.on_account_erased,)

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Table, and_, select, tuple_
 from sqlmodel import Session, SQLModel, col, delete
 
-from consent.grants import service as grants
+from consent.grants import revocation
 from consent.oauth import store as oauth_store
 from consent.oauth import tokens
 from consent.oauth.models import AuthorizationCode, OAuthToken
@@ -124,7 +124,7 @@ KINDS = (
         FeedNotice,
         lambda s, now: and_(
             retention.tombstones(_ago(s.retain_feed_deletions_seconds, now)),
-            ~grants.tombstones_in_use(),
+            ~revocation.tombstones_in_use(),
         ),
         walk=col(FeedNotice.seq),
         positions=True,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from consent.grants import receipts, service, vendor_copy
+from consent.grants import receipts, revocation, service, vendor_copy
 from consent.grants.models import Grant
 from consent.scopes import PURPOSES, parse_scope
 from vrm.db import SessionDep
@@ -157,7 +157,7 @@ def narrow_grant(
     """Take scopes away or bring the expiry closer; takes effect on the
     vendor's very next request."""
     grant = service.get_for_customer(session, customer.id, grant_id)
-    service.narrow(session, grant, scopes=body.scopes, expires_at=body.expires_at)
+    revocation.narrow(session, grant, scopes=body.scopes, expires_at=body.expires_at)
     session.commit()
     session.refresh(grant)
     return public(session, grant)
@@ -167,5 +167,5 @@ def narrow_grant(
 def revoke_grant(grant_id: str, customer: CurrentCustomer, session: SessionDep) -> None:
     """Withdraw consent: every token of the grant stops working at once."""
     grant = service.get_for_customer(session, customer.id, grant_id)
-    service.revoke(session, grant, by="customer")
+    revocation.revoke(session, grant, by="customer")
     session.commit()

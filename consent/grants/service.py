@@ -1,27 +1,25 @@
-"""Grant rules: create, find a covering one, narrow, shorten, revoke.
+"""Grant rules: create, find a covering one, describe, list.
 
-A grant is active while it is neither revoked nor expired. Tokens never
-outlive their grant: every token use goes through :func:`active_grant`.
+A grant is active while it is neither revoked nor expired (:func:`is_active`);
+tokens never outlive their grant, as every token use checks it. Taking
+consent back (narrow, shorten, revoke, expiry, erasure) and telling the
+vendor so is in consent/grants/revocation.py.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, select
 
 from consent.grants import vendor_copy
 from consent.grants.models import Grant, GrantChange
-from consent.oauth.models import AuthorizationCode, OAuthToken
 from consent.scopes import (
     DETAIL_TYPE,
     Access,
     DataRequest,
-    field_names,
     parse_scope,
     simplify,
     within,
@@ -30,7 +28,6 @@ from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, ValidationFailed
 from vrm.feed import changes as feed
-from vrm.feed.models import FeedNotice
 
 # A grant lasts at most this long; the customer may always choose less.
 MAX_GRANT_DAYS = 2 * 365
@@ -194,174 +191,6 @@ def changes(session: Session, grant_id: str) -> list[GrantChange]:
             .order_by(col(GrantChange.seq))
         ).all()
     )
-
-
-def revoke_tokens(session: Session, grant_id: str) -> None:
-    """Kill every token and unused code of the grant. Token checks also look
-    at the grant itself, so this is belt and braces, and it keeps
-    introspection answers simple."""
-    now = utcnow()
-    session.exec(
-        update(OAuthToken)
-        .where(col(OAuthToken.grant_id) == grant_id, col(OAuthToken.revoked_at).is_(None))
-        .values(revoked_at=now)
-    )
-    session.exec(
-        update(AuthorizationCode)
-        .where(
-            col(AuthorizationCode.grant_id) == grant_id, col(AuthorizationCode.used_at).is_(None)
-        )
-        .values(used_at=now)
-    )
-
-
-def revoke(session: Session, grant: Grant, *, by: str) -> Grant:
-    """End the grant now. Revoking twice is harmless. The caller commits."""
-    if grant.revoked_at is not None:
-        return grant
-    now = utcnow()
-    grant.revoked_at = now
-    grant.revoked_by = by
-    grant.updated_at = now
-    session.add(grant)
-    revoke_tokens(session, grant.id)
-    _record(session, grant, "revoked", by, {})
-    _tombstone(session, grant, "revoked")
-    return grant
-
-
-def narrow(
-    session: Session,
-    grant: Grant,
-    *,
-    scopes: list[str] | None,
-    expires_at: datetime | None,
-) -> Grant:
-    """Take fields or categories away, or bring the expiry closer. Anything
-    that would widen the grant is refused. The caller commits."""
-    if not is_active(grant):
-        raise ValidationFailed("Only an active grant can be changed.")
-    now = utcnow()
-    removed: set[str] = set()
-    if scopes is not None:
-        try:
-            wanted = simplify([parse_scope(s) for s in scopes])
-        except ValueError as exc:
-            raise ValidationFailed(str(exc)) from None
-        current = accesses_of(grant)
-        if within(wanted, current) != wanted:
-            raise ValidationFailed("A grant can only be narrowed; ask the vendor to request more.")
-        if not wanted and not grant.openid:
-            raise ValidationFailed("Nothing would be left; revoke the grant instead.")
-        if wanted != current:
-            _record(
-                session,
-                grant,
-                "narrowed",
-                "customer",
-                {"from": grant.scopes, "to": [a.scope for a in wanted]},
-            )
-            removed = field_names(current) - field_names(wanted)
-            grant.scopes = [a.scope for a in wanted]
-    if expires_at is not None:
-        if expires_at > grant.expires_at:
-            raise ValidationFailed("A grant's expiry can only be brought closer.")
-        if expires_at <= now:
-            raise ValidationFailed("To end a grant now, revoke it.")
-        if expires_at != grant.expires_at:
-            _record(
-                session,
-                grant,
-                "shortened",
-                "customer",
-                {"from": grant.expires_at.isoformat(), "to": expires_at.isoformat()},
-            )
-            grant.expires_at = expires_at
-    if grant.authorization_details is not None:
-        grant.authorization_details = details_for(accesses_of(grant), grant.purpose, grant)
-    grant.updated_at = now
-    session.add(grant)
-    if removed:
-        _tombstone(session, grant, "narrowed", removed)
-    return grant
-
-
-def _tombstone(
-    session: Session,
-    grant: Grant,
-    reason: str,
-    fields: set[str] | None = None,
-    *,
-    dedupe: bool = False,
-) -> int | None:
-    """Tell the vendor on its feed to delete ``fields`` (all the grant gives
-    when None). With ``dedupe``, once per grant and reason."""
-    return feed.grant_ended(
-        session,
-        vendor_id=grant.vendor_id,
-        grant_id=grant.id,
-        customer_id=grant.customer_id,
-        reason=reason,
-        fields=field_names(accesses_of(grant)) if fields is None else fields,
-        dedupe_key=f"{grant.id}:{reason}" if dedupe else None,
-    )
-
-
-def expire_due(session: Session, *, vendor_id: str) -> int:
-    """Put a tombstone on the feed for each of the vendor's grants that ran
-    out since the last call (expiry writes nothing when it happens). Safe to
-    run from two readers at once; commits. Returns how many were added."""
-    now = utcnow()
-    told = select(FeedNotice.seq).where(
-        FeedNotice.grant_id == Grant.id, FeedNotice.reason == "expired"
-    )
-    due = session.exec(
-        select(Grant).where(
-            Grant.vendor_id == vendor_id,
-            col(Grant.revoked_at).is_(None),
-            Grant.expires_at <= now,
-            ~told.exists(),
-        )
-    ).all()
-    added = 0
-    for grant in due:
-        added += _tombstone(session, grant, "expired", dedupe=True) is not None
-    session.commit()
-    return added
-
-
-def tombstones_in_use() -> ColumnElement[bool]:
-    """The tombstones :func:`expire_due` reads to tell each expiry once:
-    those of expired grants that still exist. A purge of old tombstones
-    (vrm/purge.py) keeps these, or the expiry would be told again; each
-    says no more than its grant row, and goes with it."""
-    exists = select(Grant.id).where(Grant.id == FeedNotice.grant_id).exists()
-    return and_(col(FeedNotice.reason) == "expired", exists)
-
-
-def unrevoked(session: Session, *, customer_id: str) -> list[Grant]:
-    """The customer's grants not revoked: active, or expired (whose vendor
-    may not have been told yet)."""
-    return list(
-        session.exec(
-            select(Grant).where(Grant.customer_id == customer_id, col(Grant.revoked_at).is_(None))
-        ).all()
-    )
-
-
-def on_account_erased(session: Session, customer_id: str) -> Callable[[], None]:
-    """The store's erasure hook (vrm.accounts.service.OnErase), passed in by
-    the composition (vrm/hooks.py). The grants are read now, before the
-    customer's rows go (they cascade); once they are gone, each vendor
-    holding the customer's data gets a tombstone for all the grant gave it.
-    The erasure commits."""
-    grants = unrevoked(session, customer_id=customer_id)
-
-    def tell() -> None:
-        for grant in grants:
-            _tombstone(session, grant, "account_deleted")
-
-    return tell
 
 
 def default_expiry(request: DataRequest, now: datetime | None = None) -> datetime:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
-from consent.grants import service as grants
+from consent.grants import revocation
 from consent.grants.models import Grant
 from consent.vendors.errors import InvalidClientMetadata
 from consent.vendors.metadata import (
@@ -141,7 +141,7 @@ def _end_grants(session: Session, vendor: Vendor, *, by: str) -> None:
         select(Grant).where(Grant.vendor_id == vendor.id, col(Grant.revoked_at).is_(None))
     ).all()
     for grant in active:
-        grants.revoke(session, grant, by=by)
+        revocation.revoke(session, grant, by=by)
 
 
 def check_secret(vault: Vault, vendor: Vendor, secret: str) -> bool:

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, SQLModel, col, select
 from typer.testing import CliRunner
 
-from consent.grants import service as grants
+from consent.grants import revocation
 from consent.grants.models import Grant
 from consent.oauth.models import AuthorizationCode, OAuthToken
 from tests.conftest import Person
@@ -298,11 +298,11 @@ def test_an_expiry_is_told_once_though_its_tombstone_is_old(
         grant.expires_at = utcnow() - SECOND
         session.add(grant)
         session.commit()
-        assert grants.expire_due(session, vendor_id=vendor.client_id) == 1
+        assert revocation.expire_due(session, vendor_id=vendor.client_id) == 1
     later = utcnow() + 91 * DAY
     assert run(app, settings, later)["tombstones"] == 0
     with Session(app.state.engine) as session:
-        assert grants.expire_due(session, vendor_id=vendor.client_id) == 0
+        assert revocation.expire_due(session, vendor_id=vendor.client_id) == 0
         told = session.exec(select(FeedNotice).where(FeedNotice.reason == "expired")).all()
     assert [(n.grant_id, n.kind) for n in told] == [(grant_id, "ended")]
 
