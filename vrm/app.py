@@ -20,10 +20,10 @@ from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
 from vrm.db import make_engine, start_checkpoints
-from vrm.errors import install_handlers
 from vrm.keys import server as server_keys
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware, StrictJSONMiddleware
+from vrm.problems import install_handlers
 from vrm.settings import Settings, get_settings
 from vrm.vendor_api import export as vendor_export
 from vrm.vendor_api.reads import category_of, vendor_read

@@ -18,10 +18,8 @@ from vrm.errors import (
     UnsupportedMediaType,
     ValidationFailed,
     VRMError,
-    body_refused,
-    problem_for,
-    unhandled,
 )
+from vrm.problems import body_refused, problem_for, unhandled
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -65,7 +63,7 @@ class BodyLimitMiddleware:
 
     With ``guard_errors``, also the last word on errors, for ``vrm.app.App``'s
     lean apps and for FastAPI's own stack alike: the error logged once with
-    its traceback (``vrm.errors.unhandled``) and answered with a 500 problem
+    its traceback (``vrm.problems.unhandled``) and answered with a 500 problem
     if no answer has started, and never raised on to the server, which would
     log it again and close the keep-alive connection. (One layer, not two:
     each wraps the app's send and receive on every request.)"""
@@ -175,7 +173,7 @@ class StrictJSONMiddleware:
     Infinity and ``1e999`` (stored as null, then unreadable) and raises
     errors other than JSONDecodeError on bad encodings and deep nesting
     (answered 400 ``about:blank``). Here, in front of every route, a
-    refused body gets :func:`vrm.errors.body_refused`'s answer; an accepted
+    refused body gets :func:`vrm.problems.body_refused`'s answer; an accepted
     one is passed on byte for byte, which FastAPI then parses again: the
     bytes are UTF-8 JSON without NaN or overlong numbers, which
     ``json.loads`` reads to the same value (a second parse costs less than

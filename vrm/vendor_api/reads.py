@@ -36,9 +36,10 @@ from starlette.types import Receive, Scope, Send
 from consent.oauth import tokens
 from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
-from vrm.errors import NotFound, VRMError, invalid, problem_for
+from vrm.errors import NotFound, VRMError
 from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
+from vrm.problems import invalid, problem_for
 from vrm.records import service as records
 from vrm.vendor_api import accesses, edge, events, projection
 from vrm.vendor_api.edge import Reader
