@@ -22,14 +22,12 @@ from fastapi import APIRouter, Depends, Request
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from consent.grants import service as grants
-from consent.oauth import keys, tokens
+from consent.oauth import bearer, keys
 from consent.oauth.authentication import Login, current_login, must_log_in, prompts, to_login
 from consent.oauth.client_auth import ASSERTION_ALGS, TOKEN_AUTH_METHODS
 from consent.oauth.consent_form import ConsentForm, read_consent
-from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.requests import Decision
 from consent.oauth.requests import Request as OAuthRequest
 from consent.oauth.server import Server
@@ -145,35 +143,20 @@ def jwks(vault: VaultDep) -> JSONResponse:
     )
 
 
-def bearer_token(request: Request) -> str | None:
-    """RFC 6750 2.1 only: never from the query string or the body."""
-    return tokens.bearer(request.headers.get("authorization", ""))
-
-
-def _bearer_error(status: int, error: str | None, description: str) -> JSONResponse:
-    challenge = 'Bearer realm="vrm"'
-    body: dict[str, str] = {}
-    if error:
-        challenge += f', error="{error}", error_description="{description}"'
-        body = {"error": error, "error_description": description}
-    return JSONResponse(
-        body,
-        status_code=status,
-        headers={"WWW-Authenticate": challenge},
-    )
-
-
 @router.api_route("/oauth/userinfo", methods=["GET", "POST"])
 def userinfo(request: Request, session: SessionDep, vault: VaultDep) -> JSONResponse:
-    """OIDC userinfo: the profile fields the grant allows, under a pairwise sub."""
-    token = bearer_token(request)
-    if token is None:
-        return _bearer_error(401, None, "")
-    active = tokens.check_access_token(session.connection(), vault, token)
-    if active is None or active.token.customer_id is None:
-        return _bearer_error(401, "invalid_token", "the access token is not active")
+    """OIDC userinfo: the profile fields the grant allows, under a pairwise sub.
+    Refusals in the OIDC format (consent/oauth/bearer.py)."""
+    try:
+        active = bearer.active_token(session.connection(), vault, request.headers)
+        if active.token.customer_id is None:  # client credentials: there is no user
+            raise bearer.InvalidToken(bearer.NOT_ACTIVE, token_sent=True)
+    except bearer.InvalidToken as exc:
+        if not exc.token_sent:
+            return bearer.oidc_error(401)
+        return bearer.oidc_error(401, "invalid_token", "the access token is not active")
     if not active.openid:
-        return _bearer_error(403, "insufficient_scope", "the grant does not include openid")
+        return bearer.oidc_error(403, "insufficient_scope", "the grant does not include openid")
     return JSONResponse(user_claims(session, vault, active))
 
 
@@ -357,12 +340,3 @@ async def authorize_decision(
     return await run_in_threadpool(
         server.run, session, lambda: _authorize_post(server, session, oreq, form, session_token)
     )
-
-
-# -- token, revocation, introspection ------------------------------------------
-
-# The vendor-facing hot paths are one lean ASGI app (consent/oauth/endpoints.py);
-# create_app also puts it in front of the routing for POSTs.
-router.routes.extend(
-    Route(path, vendor_endpoint, methods=["POST"], include_in_schema=False) for path in PATHS
-)
