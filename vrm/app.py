@@ -11,11 +11,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from consent.grants import export as grants_export
 from consent.grants.routes import router as grants_router
 from consent.login import router as login_router
-from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, apidocs, groupcommit, headers, hooks, openapi, purge
+from vrm import __version__, apidocs, groupcommit, headers, hooks, lean, openapi, purge
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -26,18 +25,7 @@ from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware, StrictJSONMi
 from vrm.problems import install_handlers
 from vrm.settings import Settings, get_settings
 from vrm.vendor_api import export as vendor_export
-from vrm.vendor_api.reads import category_of, vendor_read
-from vrm.vendor_api.routes import deposit_router, feed_router, read_routes
-
-
-def vendor_app(scope: Scope) -> ASGIApp | None:
-    """The lean app that answers this request, if it is a vendor's token,
-    revocation or introspection call or data read."""
-    if scope["method"] == "POST" and scope["path"] in PATHS:
-        return vendor_endpoint
-    if scope["method"] == "GET" and category_of(scope["path"]) is not False:
-        return vendor_read
-    return None
+from vrm.vendor_api.routes import deposit_router, feed_router
 
 
 class App(FastAPI):
@@ -50,7 +38,8 @@ class App(FastAPI):
     of a token request's cost, docs/performance.md#the-lean-vendor-paths)
     and go through only what they need:
     the body limit, and a 500 problem for an unexpected error. The same
-    apps are also FastAPI routes, which answer the other methods.
+    apps are also FastAPI routes, which answer the other methods: both
+    are built from one table (vrm/lean.py).
 
     Every HTTP answer, lean or routed, gets its security headers here
     (vrm/headers.py): the one seam that every path goes through."""
@@ -63,10 +52,11 @@ class App(FastAPI):
             await super().__call__(scope, receive, send)
             return
         send = headers.adding(scope["path"], send)
-        lean = vendor_app(scope)
-        if lean is not None:
+        found = lean.lean_app(scope)
+        if found is not None:
             scope["app"] = self
-            await self.wrapped[lean](scope, receive, send)
+            scope["path_params"] = found[1]
+            await self.wrapped[found[0]](scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -119,8 +109,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     # dependency graph on every request (docs/performance.md#the-routed-paths).
     install_handlers(app)
     app.wrapped = {
-        lean: BodyLimitMiddleware(lean, limit=settings.max_body_bytes, guard_errors=True)
-        for lean in (vendor_endpoint, vendor_read)
+        entry.app: BodyLimitMiddleware(entry.app, limit=settings.max_body_bytes, guard_errors=True)
+        for entry in lean.TABLE
     }
     app.add_middleware(StrictJSONMiddleware)
     app.add_middleware(JSONOnlyMiddleware)
@@ -129,14 +119,14 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     # but then re-raise, and the server would log the traceback again and
     # close the keep-alive connection.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, guard_errors=True)
-    # The OAuth router first: routes match in order, and its token and
-    # introspection endpoints are what vendors call most.
+    # The lean endpoints first: routes match in order, and they are what
+    # vendors call most.
+    app.router.routes.extend(lean.ROUTES)
     app.include_router(oauth_router)
     app.include_router(api_router)
     app.include_router(grants_router)
     app.include_router(registration_router)
     app.include_router(login_router)
-    app.router.routes.extend(read_routes)
     app.include_router(deposit_router)
     app.include_router(feed_router)
 

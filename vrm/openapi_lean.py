@@ -2,7 +2,7 @@
 
 The vendor data reads (``GET /v1/data``, vrm/vendor_api/reads.py) and the
 OAuth endpoints (the lean token, revocation and introspection app, and the
-routes of consent/oauth/routes.py and consent/registration/, which answer
+routes of consent/oauth/ and consent/registration/, which answer
 in the RFC 6749 and RFC 7591 formats rather than problem details) are not
 FastAPI operations FastAPI could document. This fragment describes them
 from the same sources the code reads: the read's query model

@@ -5,8 +5,8 @@ ASGI app rather than FastAPI routes: no dependency solving, no route search,
 no Starlette ``Request``, and the form parsed straight from the body. The
 app (``vendor_endpoint``) answers a POST to one of them ahead of FastAPI's
 middleware and routing, inside the body limit, which also answers its
-unexpected errors (``vrm.app.App``); it is also the routes of
-``consent.oauth.routes.router``, which answer 405 to the other methods.
+unexpected errors (``vrm.app.App``); the same table (vrm/lean.py) makes it
+the routes of these paths, which answer 405 to the other methods.
 
 The work runs in the app's group commit (vrm/groupcommit.py): the requests
 answered meanwhile run in one transaction, each in a savepoint of its own,

@@ -156,14 +156,6 @@ def spent(before: datetime) -> ColumnElement[bool]:
     return or_(row.revoked_at < before, and_(row.expires_at < before, refresh_over))
 
 
-def bearer(authorization: str) -> str | None:
-    """The token of an ``Authorization: Bearer`` header value, or None."""
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
-
-
 def _key(token: str, token_hash: bytes, hash_column: str) -> dict[str, Any]:
     """How the store finds a token's row: by the id it carries, or, for a
     token issued before migration 0006, by its hash."""

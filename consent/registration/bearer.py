@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from consent.oauth.routes import bearer_token
+from consent.oauth.bearer import challenge, token_of
 from consent.vendors import service as vendors
 from consent.vendors.models import Vendor
 from vrm.db import SessionDep
@@ -27,14 +27,11 @@ class InvalidBearer(Unauthenticated):
         self.presented = presented
 
     def headers(self) -> dict[str, str]:
-        challenge = 'Bearer realm="vrm"'
-        if self.presented:
-            challenge += ', error="invalid_token"'
-        return {"WWW-Authenticate": challenge}
+        return {"WWW-Authenticate": challenge("invalid_token" if self.presented else None)}
 
 
 def initial_access_token(request: Request, session: SessionDep, vault: VaultDep) -> str:
-    token = bearer_token(request)
+    token = token_of(request.headers)
     if token is None:
         raise InvalidBearer("Registration needs an initial access token.", presented=False)
     if not vendors.check_initial_access_token(session, vault, token):
@@ -51,7 +48,7 @@ class Registered:
 def registered_vendor(
     client_id: str, request: Request, session: SessionDep, vault: VaultDep
 ) -> Registered:
-    token = bearer_token(request)
+    token = token_of(request.headers)
     if token is None:
         raise InvalidBearer("This needs the registration access token.", presented=False)
     vendor = vendors.get(session, client_id)

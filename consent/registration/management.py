@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from consent.oauth.routes import ServerDep
+from consent.oauth.deps import ServerDep
 from consent.oauth.server import Server
 from consent.registration.bearer import Registered, RegisteredDep
 from consent.registration.client_metadata import (

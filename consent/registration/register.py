@@ -11,7 +11,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from consent.oauth.routes import ServerDep
+from consent.oauth.deps import ServerDep
 from consent.oauth.server import Server
 from consent.registration.bearer import InitialAccessDep
 from consent.registration.client_metadata import (

@@ -1,7 +1,7 @@
 """One status for a bad query: whichever path answers, the lean vendor read
 (vrm/vendor_api/reads.py) or a FastAPI route (the feed, the customer's
 history listing, or the router in front of the same read), the same bad
-query gets the same 422 ``validation`` problem (vrm.errors.invalid)."""
+query gets the same 422 ``validation`` problem (vrm.problems.invalid)."""
 
 from __future__ import annotations
 

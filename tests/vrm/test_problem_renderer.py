@@ -1,5 +1,5 @@
 """Every problem+json answer is rendered by one function
-(vrm.errors.problem_for), whichever part of the server gives it: the body
+(vrm.problems.problem_for), whichever part of the server gives it: the body
 limit in front of everything, FastAPI's handlers, the router, and the lean
 vendor apps. So each carries the same members and the same headers."""
 

@@ -1,56 +1,20 @@
-"""The vendor API's token edge: the Bearer token a call sends, checked, and the
-reader (vendor, customer, grant) it stands for; RFC 6750 errors otherwise."""
+"""The vendor API's token edge: the reader (vendor, customer, grant) an
+active access token stands for. The token itself is read from the request
+and checked at the one bearer edge, consent/oauth/bearer.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
-from consent.oauth.tokens import ActiveToken, check_access_token
+# The refusals are the bearer edge's (RFC 6750 3.1), named here too.
+from consent.oauth.bearer import InsufficientScope as InsufficientScope
+from consent.oauth.bearer import InvalidToken as InvalidToken
+from consent.oauth.tokens import ActiveToken
 from consent.scopes import Access
-from vrm.errors import (
-    Forbidden,
-    Unauthenticated,
-)
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 
 NO_CUSTOMER = "This token names no customer; use one from the authorization code flow."
-
-
-class InvalidToken(Unauthenticated):
-    """RFC 6750 3.1: no token, or one that is not active (unknown, expired,
-    revoked, or its grant ended)."""
-
-    slug = "invalid-token"
-
-    def __init__(self, detail: str, *, token_sent: bool) -> None:
-        super().__init__(detail)
-        self.token_sent = token_sent
-
-    def headers(self) -> dict[str, str]:
-        challenge = 'Bearer realm="vrm"'
-        if self.token_sent:
-            challenge += ', error="invalid_token"'
-        return {"WWW-Authenticate": challenge}
-
-
-class InsufficientScope(Forbidden):
-    """RFC 6750 3.1 ``insufficient_scope``: the token is good, the grant
-    does not cover what was asked."""
-
-    slug = "insufficient-scope"
-
-    def __init__(self, detail: str, *, scope: str | None = None) -> None:
-        super().__init__(detail, **({"scope": scope} if scope else {}))
-        self.scope = scope
-
-    def headers(self) -> dict[str, str]:
-        challenge = 'Bearer realm="vrm", error="insufficient_scope"'
-        if self.scope:
-            challenge += f', scope="{self.scope}"'
-        return {"WWW-Authenticate": challenge}
 
 
 @dataclass(frozen=True)
@@ -63,17 +27,6 @@ class Reader:
     purpose: str
     subject: str
     accesses: list[Access]
-
-
-def active_token(conn: Connection, vault: Vault, token: str | None) -> ActiveToken:
-    """What the Bearer token sent may do right now; InvalidToken if none was
-    sent or it is not active."""
-    if token is None:
-        raise InvalidToken("Send an access token as Authorization: Bearer.", token_sent=False)
-    active = check_access_token(conn, vault, token)
-    if active is None:
-        raise InvalidToken("The access token is not active.", token_sent=True)
-    return active
 
 
 def reader_of(vault: Vault, active: ActiveToken) -> Reader:

@@ -6,22 +6,25 @@ app rather than FastAPI routes: no dependency solving, no route search, no
 ORM session for the usual read. A read is three statements: the token with
 its vendor and grant (one join), the customer's documents, and the access
 event, which is committed before a byte of the answer is sent. On SQLite a
-read runs in the event loop in a read transaction of its own, and the access
-events of the reads answered within two turns of the loop are committed together
-(vrm/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
+read runs in the event loop in a read transaction of its own (but for
+decrypting and projecting a history, which runs in the threadpool), and the
+access events of the reads answered within two turns of the loop are
+committed together (vrm/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
 REPEATABLE READ snapshot with its own access event. Either way a read sees
 one snapshot, so it never mixes a grant that was active with data written
 after it was revoked.
 
 ``vrm.app.App`` sends a GET to these paths to :data:`vendor_read` ahead of
-FastAPI's middleware and routing; the same app is mounted as the routes of
-``vrm.vendor_api.routes.router``, which answer the other methods. Errors are
-problem details, with ``WWW-Authenticate`` on 401 and 403 (RFC 6750 3.1).
+FastAPI's middleware and routing; the same table (vrm/lean.py) makes them
+routes, which answer the other methods. The token is checked at the one
+bearer edge (consent/oauth/bearer.py). Errors are problem details, with
+``WWW-Authenticate`` on 401 and 403 (RFC 6750 3.1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -33,10 +36,10 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from consent.oauth import tokens
+from consent.oauth import bearer
 from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
-from vrm.errors import NotFound, VRMError
+from vrm.errors import VRMError
 from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
 from vrm.problems import invalid, problem_for
@@ -48,25 +51,10 @@ PREFIX = "/v1/data"
 _SINCE_MAX = 200
 
 
-def category_of(path: str) -> str | None | bool:
-    """The category a path names: None for ``/v1/data`` itself, False for a
-    path this app does not serve."""
-    if path == PREFIX:
-        return None
-    rest = path[len(PREFIX) + 1 :] if path.startswith(PREFIX + "/") else ""
-    if not rest or "/" in rest:
-        return False
-    return rest
-
-
-def _reader(conn: Connection, vault: Vault, token: str | None) -> Reader:
-    return edge.reader_of(vault, edge.active_token(conn, vault, token))
-
-
 class HistoryQuery(BaseModel):
     """The query of ``/v1/data/history?since=&limit=``, validated as FastAPI
     validates a route's query model, and refused the same way
-    (``vrm.errors.invalid``: 422 ``validation``). Other parameters are
+    (``vrm.problems.invalid``: 422 ``validation``). Other parameters are
     ignored, as on every route."""
 
     since: Annotated[str | None, Field(max_length=_SINCE_MAX)] = None
@@ -80,24 +68,49 @@ def history_query(query: Mapping[str, str]) -> HistoryQuery:
         raise invalid(exc.errors(), prefix=("query",)) from None
 
 
-def view(
-    conn: Connection,
-    vault: Vault,
-    *,
-    token: str | None,
-    category: str | None,
-    query: Mapping[str, str],
-    if_none_match: str | None,
-) -> tuple[Response, dict[str, Any]]:
-    """The answer to one read and the access event to record before it is
-    sent; raises VRMError for the problem-details answers."""
-    reader = _reader(conn, vault, token)
+@dataclass(frozen=True)
+class _Read:
+    """A read whose token and category have been checked, and what is left
+    of it: decrypting and projecting the customer's data."""
+
+    reader: Reader
+    category: str | None
+    categories: list[str]
+    query: dict[str, str]
+    if_none_match: str | None
+
+    @property
+    def heavy(self) -> bool:
+        """Whether it decrypts a history: the one part of a read whose cost
+        grows with the customer's data, so it runs off the event loop."""
+        return "history" in self.categories
+
+
+def _begin(conn: Connection, vault: Vault, scope: Scope, category: str | None) -> _Read:
+    """The read the request asks for, once its token (consent/oauth/bearer.py)
+    and category have been checked; raises VRMError otherwise."""
+    headers = Headers(scope=scope)
+    reader = edge.reader_of(vault, bearer.active_token(conn, vault, headers))
     if category is None:
         categories = projection.readable_categories(reader.accesses)
     else:
         projection.require_category(reader, category)
         categories = [category]
-    if category == "history" and ("since" in query or "limit" in query):
+    raw_query = scope.get("query_string", b"").decode("latin-1")
+    return _Read(
+        reader=reader,
+        category=category,
+        categories=categories,
+        query=dict(parse_qsl(raw_query, keep_blank_values=True)),
+        if_none_match=headers.get("if-none-match"),
+    )
+
+
+def _finish(conn: Connection, vault: Vault, read: _Read) -> tuple[Response, dict[str, Any]]:
+    """The answer to one read and the access event to record before it is
+    sent; raises VRMError for the problem-details answers."""
+    reader, categories, query = read.reader, read.categories, read.query
+    if read.category == "history" and ("since" in query or "limit" in query):
         return _history_changes(conn, vault, reader, query)
     wanted = [c for c in categories if CATEGORIES[c].kind == "document"]
     # An ORM session only for the history, which is read through it.
@@ -115,7 +128,7 @@ def view(
     # The vendor may keep what it read (within the grant's retention), but no
     # shared cache may; every reuse revalidates, so every use is counted.
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Authorization"}
-    not_modified = matches_if_none_match(if_none_match, etag)
+    not_modified = matches_if_none_match(read.if_none_match, etag)
     access = accesses.access_row(reader, shown.categories, shown.fields, not_modified=not_modified)
     if not_modified:
         return Response(status_code=304, headers=headers), access
@@ -138,22 +151,8 @@ def _history_changes(
     return Response(shown.json, media_type="application/json"), access
 
 
-def _prepare(
-    conn: Connection, vault: Vault, scope: Scope, category: str | None
-) -> tuple[Response, dict[str, Any] | None]:
-    headers = Headers(scope=scope)
-    raw_query = scope.get("query_string", b"").decode("latin-1")
-    try:
-        return view(
-            conn,
-            vault,
-            token=tokens.bearer(headers.get("authorization", "")),
-            category=category,
-            query=dict(parse_qsl(raw_query, keep_blank_values=True)),
-            if_none_match=headers.get("if-none-match"),
-        )
-    except VRMError as exc:
-        return problem_for(exc, scope["method"], scope["path"]), None
+def _problem(exc: VRMError, scope: Scope) -> tuple[Response, None]:
+    return problem_for(exc, scope["method"], scope["path"]), None
 
 
 def answer(engine: Engine, vault: Vault, scope: Scope, category: str | None) -> Response:
@@ -164,7 +163,11 @@ def answer(engine: Engine, vault: Vault, scope: Scope, category: str | None) -> 
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             conn.execution_options(isolation_level="REPEATABLE READ")
-        response, access = _prepare(conn, vault, scope, category)
+        access: dict[str, Any] | None
+        try:
+            response, access = _finish(conn, vault, _begin(conn, vault, scope, category))
+        except VRMError as exc:
+            response, access = _problem(exc, scope)
         if access is not None:
             accesses.add_accesses(conn, [access])
             conn.commit()
@@ -172,16 +175,32 @@ def answer(engine: Engine, vault: Vault, scope: Scope, category: str | None) -> 
 
 
 async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
-    """On SQLite: the read in the event loop, in a read transaction of its
-    own (one snapshot, and no write lock, so the workers of one database
-    read side by side), then its access event in the app's group commit
-    (vrm/groupcommit.py); the answer waits for that commit."""
+    """On SQLite: the read in a read transaction of its own (one snapshot,
+    and no write lock, so the workers of one database read side by side),
+    then its access event in the app's group commit (vrm/groupcommit.py);
+    the answer waits for that commit. The token check and the documents run
+    in the event loop, cheaper than two thread hops
+    (docs/performance.md#the-lean-vendor-paths); a history is decrypted and
+    projected in the threadpool, since its cost grows with the customer's
+    data and would hold every other connection meanwhile. The connection
+    moves to the thread and back, never used by two at once (the loop
+    awaits the thread, which is not abandoned on cancellation)."""
     engine: Engine = state.engine
+    vault: Vault = state.vault
     with engine.connect() as conn:
         driver = conn.connection.driver_connection
         assert driver is not None  # noqa: S101 - a checked-out connection has one
         driver.execute("BEGIN")  # ended by the rollback as the connection closes
-        response, access = _prepare(conn, state.vault, scope, category)
+        response: Response
+        access: dict[str, Any] | None
+        try:
+            read = _begin(conn, vault, scope, category)
+            if read.heavy:
+                response, access = await run_in_threadpool(_finish, conn, vault, read)
+            else:
+                response, access = _finish(conn, vault, read)
+        except VRMError as exc:
+            response, access = _problem(exc, scope)
     if access is not None:
         await groupcommit.of(state).run(lambda c, _: accesses.add_accesses(c, [access]))
     return response
@@ -193,24 +212,24 @@ class VendorRead:
     the app's, from ``scope["app"].state``."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        category = category_of(scope["path"])
+        # Set by the route, or by vrm.app.App's lean dispatch from the same
+        # route (vrm/lean.py): absent on /v1/data itself.
+        category = scope.get("path_params", {}).get("category")
         state = scope["app"].state
         response: Response
-        # Only GET comes here: vrm.app.App sends nothing else, and the routes
-        # (vrm/vendor_api/routes.py) refuse every other method, HEAD too.
-        if category is False:
-            response = problem_for(NotFound("No such resource."), scope["method"], scope["path"])
-        elif state.engine.dialect.name == "sqlite":
-            # In the event loop, as the token endpoint does: the work costs
-            # less than two thread hops (docs/performance.md#the-lean-vendor-paths).
-            response = await _inline(state, scope, category)  # type: ignore[arg-type]
+        # Only GET comes here: the table of vrm/lean.py routes nothing else,
+        # and HEAD neither.
+        if state.engine.dialect.name == "sqlite":
+            # In the event loop, as the token endpoint does, but for a
+            # history (_inline).
+            response = await _inline(state, scope, category)
         else:
             response = await run_in_threadpool(
                 answer,
                 state.engine,
                 state.vault,
                 scope,
-                category,  # type: ignore[arg-type]
+                category,
             )
         await response(scope, receive, send)
 

@@ -15,10 +15,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.routing import Route
 
-from consent.oauth import tokens
-from consent.oauth.routes import bearer_token
+from consent.oauth import bearer, tokens
 from vrm.catalogue.history import HistoryEvent
 from vrm.db import SessionDep
 from vrm.deps import VaultDep
@@ -26,7 +24,6 @@ from vrm.errors import BadRequest, Conflict, problems, raises
 from vrm.feed.retention import CursorExpired
 from vrm.vendor_api import deposit, edge, feed, projection
 from vrm.vendor_api.edge import InsufficientScope, InvalidToken, Reader
-from vrm.vendor_api.reads import PREFIX, vendor_read
 
 _NO_FEED = "The feed needs a client-credentials token with the feed:read scope."
 
@@ -35,7 +32,7 @@ feed_router = APIRouter(prefix="/v1/feed", tags=["vendor data"])
 
 
 def _active_token(request: Request, session: SessionDep, vault: VaultDep) -> tokens.ActiveToken:
-    return edge.active_token(session.connection(), vault, bearer_token(request))
+    return bearer.active_token(session.connection(), vault, request.headers)
 
 
 @raises(InvalidToken, InsufficientScope)
@@ -44,22 +41,6 @@ def current_reader(request: Request, session: SessionDep, vault: VaultDep) -> Re
 
 
 WriterDep = Annotated[Reader, Depends(current_reader)]
-
-
-def _get_only(path: str) -> Route:
-    route = Route(path, vendor_read, methods=["GET"], include_in_schema=False)
-    # Starlette adds HEAD to every GET route; a HEAD would record a read that
-    # sent no data, so it gets a 405 whose Allow offers GET alone.
-    assert route.methods is not None  # noqa: S101 - given above
-    route.methods.discard("HEAD")
-    return route
-
-
-# GET /v1/data and /v1/data/{category} (plain and incremental history) are
-# the lean ASGI app in vrm/vendor_api/reads.py; vrm.app.App also puts it in
-# front of the routing. These routes answer the other methods, and join the
-# app's own routes as they are: include_router would rebuild them, HEAD and all.
-read_routes = [_get_only(path) for path in (PREFIX, PREFIX + "/{category}")]
 
 
 @deposit_router.post(
@@ -99,7 +80,7 @@ def current_feed_vendor(request: Request, session: SessionDep, vault: VaultDep) 
 
 class FeedQuery(BaseModel):
     """The query of ``/v1/feed``; a failure is a 422 ``validation``, as for
-    every query (vrm.errors.invalid)."""
+    every query (vrm.problems.invalid)."""
 
     cursor: Annotated[str | None, Field(max_length=200)] = None
     limit: Annotated[int, Field(ge=1, le=feed.MAX_LIMIT)] = feed.DEFAULT_LIMIT
