@@ -17,15 +17,8 @@ from sqlmodel import Session, col, select, update
 from consent.grants import vendor_copy
 from consent.grants.models import Grant, GrantChange
 from consent.oauth.models import AuthorizationCode, OAuthToken
-from consent.scopes import (
-    DETAIL_TYPE,
-    Access,
-    DataRequest,
-    field_names,
-    parse_scope,
-    simplify,
-    within,
-)
+from consent.policy import Access, field_names, parse_scope, simplify, within
+from consent.scopes import DETAIL_TYPE, DataRequest
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, ValidationFailed

@@ -33,7 +33,6 @@ from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.requests import Decision
 from consent.oauth.requests import Request as OAuthRequest
 from consent.oauth.server import Server
-from consent.oauth.userinfo import CLAIMS
 from consent.oauth.userinfo import userinfo as user_claims
 from consent.pages import (
     FormError,
@@ -43,12 +42,8 @@ from consent.pages import (
     form_fields,
     render,
 )
-from consent.scopes import (
-    OPENID,
-    PURPOSES,
-    VENDOR_SCOPES,
-    all_scopes,
-)
+from consent.policy import CLAIMS, OPENID, VENDOR_SCOPES, all_scopes
+from consent.scopes import PURPOSES
 from vrm.db import SessionDep
 from vrm.dbtypes import utcnow
 from vrm.deps import SessionTokenDep, SettingsDep, VaultDep

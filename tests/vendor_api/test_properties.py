@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sqlmodel import Session, col, select, update
 
 from consent.grants.models import Grant
-from consent.scopes import field_names, parse_scope
+from consent.policy import field_names, parse_scope
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, register_vendor, tokens_for
 from tests.kit import bearer

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from consent.oauth.tokens import ActiveToken, check_access_token
-from consent.scopes import Access
+from consent.policy import Access
 from vrm.errors import (
     Forbidden,
     Unauthenticated,

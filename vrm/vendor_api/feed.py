@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
+from consent import policy
 from consent.grants import service as grants
 from consent.grants.models import Grant
 from vrm.catalogue import CATEGORIES
@@ -274,7 +275,7 @@ class _Page:
             session=self.session,
             vault=self.vault,
             reader=reads.reader,
-            categories=projection.readable_categories(reads.reader.accesses),
+            categories=policy.readable_categories(reads.reader.accesses),
             history_rows=self.history.get(grant.customer_id),
         )
         data = {c: shown.body[c] for c in shown.categories}
@@ -287,7 +288,7 @@ class _Page:
 
     def _change(self, entry: _Entry, change: DataChange, reads: _Reads) -> _Item | None:
         category = change.category
-        granted = projection.granted_fields(reads.reader.accesses, category)
+        granted = policy.fields_of(reads.reader.accesses, category)
         if granted is None:
             return None
         item_id = f"{change.seq}:{reads.reader.grant_id}"

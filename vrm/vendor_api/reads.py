@@ -33,6 +33,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from consent import policy
 from consent.oauth import tokens
 from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
@@ -92,7 +93,7 @@ def view(
     sent; raises VRMError for the problem-details answers."""
     reader = _reader(conn, vault, token)
     if category is None:
-        categories = projection.readable_categories(reader.accesses)
+        categories = policy.readable_categories(reader.accesses)
     else:
         projection.require_category(reader, category)
         categories = [category]

@@ -17,7 +17,7 @@ from consent.oauth import tokens
 from consent.oauth.authlib_models import Token
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
 from consent.oauth.context import commit, conn, rollback
-from consent.scopes import parse_scopes, scope_string, within
+from consent.policy import parse_scopes, scope_string, within
 
 if TYPE_CHECKING:
     from consent.oauth.server import Server
