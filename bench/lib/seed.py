@@ -42,7 +42,7 @@ def seed(job: tuple[dict[str, str], str, int, int, int, bool]) -> int:
 
     import vrm.models  # noqa: F401 - every table, for the foreign keys
     from consent.grants.models import Grant, GrantChange
-    from consent.scopes import parse_scopes
+    from consent.policy import parse_scopes
     from vrm.accounts.models import Customer
     from vrm.accounts.passwords import Passwords
     from vrm.accounts.service import _email_key

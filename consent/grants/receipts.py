@@ -21,7 +21,8 @@ from sqlmodel import Session
 from consent.grants import service, vendor_copy
 from consent.grants.models import Grant
 from consent.oauth import keys
-from consent.scopes import PURPOSES, parse_scope
+from consent.policy import parse_scope
+from consent.scopes import PURPOSES
 from vrm.dbtypes import utcnow
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault

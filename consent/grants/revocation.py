@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select, update
 from consent.grants.models import Grant
 from consent.grants.service import _record, accesses_of, details_for, is_active
 from consent.oauth.models import AuthorizationCode, OAuthToken
-from consent.scopes import field_names, parse_scope, simplify, within
+from consent.policy import field_names, parse_scope, simplify, within
 from vrm.dbtypes import utcnow
 from vrm.errors import ValidationFailed
 from vrm.feed import changes as feed

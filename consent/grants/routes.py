@@ -14,7 +14,8 @@ from sqlmodel import Session
 
 from consent.grants import receipts, revocation, service, vendor_copy
 from consent.grants.models import Grant
-from consent.scopes import PURPOSES, parse_scope
+from consent.policy import parse_scope
+from consent.scopes import PURPOSES
 from vrm.db import SessionDep
 from vrm.deps import CurrentCustomer, SettingsDep, VaultDep
 from vrm.errors import NotFound, problems

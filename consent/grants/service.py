@@ -16,14 +16,8 @@ from sqlmodel import Session, col, select
 
 from consent.grants import vendor_copy
 from consent.grants.models import Grant, GrantChange
-from consent.scopes import (
-    DETAIL_TYPE,
-    Access,
-    DataRequest,
-    parse_scope,
-    simplify,
-    within,
-)
+from consent.policy import Access, parse_scope, simplify, within
+from consent.scopes import DETAIL_TYPE, DataRequest
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, ValidationFailed

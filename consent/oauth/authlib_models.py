@@ -17,7 +17,7 @@ from consent.oauth.context import conn
 from consent.oauth.models import AuthorizationCode
 from consent.oauth.requests import Request
 from consent.oauth.store import TokenRow
-from consent.scopes import parse_scopes, scope_string, within
+from consent.policy import parse_scopes, scope_string, within
 from consent.vendors import service as vendors
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow

@@ -10,7 +10,7 @@ from starlette.datastructures import FormData
 
 from consent.grants import service as grants
 from consent.pages import FormError, form_fields, form_list
-from consent.scopes import Access, ScopeError, parse_scope
+from consent.policy import Access, ScopeError, parse_scope
 
 
 @dataclass

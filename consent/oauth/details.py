@@ -14,7 +14,7 @@ from authlib.oauth2 import OAuth2Error
 from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth.errors import ascii_only
-from consent.scopes import Access
+from consent.policy import Access
 from vrm import strictjson
 
 

@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse
 
 from consent.oauth import keys
 from consent.oauth.client_auth import ASSERTION_ALGS, TOKEN_AUTH_METHODS
-from consent.oauth.userinfo import CLAIMS
-from consent.scopes import OPENID, PURPOSES, VENDOR_SCOPES, all_scopes
+from consent.policy import CLAIMS, OPENID, VENDOR_SCOPES, all_scopes
+from consent.scopes import PURPOSES
 from vrm.deps import SettingsDep, VaultDep
 from vrm.settings import Settings
 

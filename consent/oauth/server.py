@@ -52,7 +52,7 @@ from consent.oauth.grants.refresh_token import RefreshGrant
 from consent.oauth.introspection import Introspection
 from consent.oauth.requests import Request
 from consent.oauth.revocation import Revocation
-from consent.scopes import parse_scopes
+from consent.policy import parse_scopes
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow
 from vrm.keys.service import Vault

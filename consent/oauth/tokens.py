@@ -11,7 +11,6 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, or_
@@ -20,14 +19,7 @@ from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth import store
 from consent.oauth.store import TokenRow
-from consent.scopes import (
-    VENDOR_SCOPES,
-    Access,
-    parse_scope,
-    parse_scopes,
-    scope_string,
-    within,
-)
+from consent.policy import VENDOR_SCOPES, Access, effective
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 
@@ -81,23 +73,6 @@ class ActiveToken:
     scope: str = ""
 
 
-@lru_cache(maxsize=4096)
-def _effective(
-    token_scope: str, grant_scopes: tuple[str, ...], grant_openid: bool
-) -> tuple[tuple[Access, ...], bool, str]:
-    """What a token may do with customer data: its own scope, cut down to
-    its grant's current scope (a narrowed grant narrows every token at
-    once), and that as a scope string. Parsing, intersecting and writing
-    the scopes cost as much as the database on a vendor read
-    (docs/performance.md#the-drivers-cursor-and-decoding); the answer
-    depends on the two scope strings and the grant's openid only."""
-    accesses, openid = parse_scopes(token_scope)
-    allowed = [parse_scope(s) for s in grant_scopes]
-    kept = within(accesses, allowed)
-    openid = openid and grant_openid
-    return tuple(kept), openid, scope_string(kept, openid)
-
-
 def _usable(
     row: TokenRow, vendor: Vendor, grant: Grant | None, now: datetime, scope: str
 ) -> ActiveToken | None:
@@ -111,8 +86,9 @@ def _usable(
         return ActiveToken(row, vendor, None, [], False, vendor_scopes, " ".join(vendor_scopes))
     if not grants.is_active(grant, now):
         return None
-    accesses, openid, effective = _effective(scope, tuple(grant.scopes), grant.openid)
-    return ActiveToken(row, vendor, grant, list(accesses), openid, (), effective)
+    # The token's scope cut down to its grant's (consent/policy.py).
+    accesses, openid, allowed = effective(scope, tuple(grant.scopes), grant.openid)
+    return ActiveToken(row, vendor, grant, list(accesses), openid, (), allowed)
 
 
 @dataclass(frozen=True)

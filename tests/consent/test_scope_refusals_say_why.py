@@ -12,16 +12,8 @@ from typing import Any
 
 import pytest
 
-from consent.scopes import (
-    OIDC_SCOPES,
-    Access,
-    DetailsError,
-    ScopeError,
-    all_scopes,
-    parse_authorization_details,
-    parse_retention,
-    parse_scope,
-)
+from consent.policy import OIDC_SCOPES, Access, ScopeError, all_scopes, parse_scope
+from consent.scopes import DetailsError, parse_authorization_details, parse_retention
 
 DETAIL = {
     "type": "urn:vrm:consent:data-access",

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from consent.scopes import (
-    Access,
-    DetailsError,
-    ScopeError,
-    data_request,
-    parse_retention,
-    parse_scope,
-    parse_scopes,
-    scope_string,
-    within,
-)
+from consent.policy import Access, ScopeError, parse_scope, parse_scopes, scope_string, within
+from consent.scopes import DetailsError, data_request, parse_retention
 
 
 @pytest.mark.parametrize(

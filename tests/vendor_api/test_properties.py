@@ -3,6 +3,12 @@ and however the vendor reads (per customer, incrementally, or through the
 feed), the vendor never receives a value outside an active grant, never a
 private event, and every value it receives is covered by an access event.
 
+And the rule of who may see a field, stated once here (:func:`_rule`, with
+:func:`_visible_events`): every path (the data API, the feed's snapshots,
+changes and tombstones, and OIDC userinfo) gives exactly the fields it
+names, the same set on each path, and the access policy
+(consent/policy.py) answers the same.
+
 Every value a customer writes is a unique marker, so "did the vendor get
 something it should not have" is a substring search over what it received.
 """
@@ -19,12 +25,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col, select, update
 
+from consent import policy
 from consent.grants.models import Grant
-from consent.scopes import field_names, parse_scope
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, register_vendor, tokens_for
 from tests.kit import bearer
 from tests.vendor_api.helpers import ME, feed_token
+from vrm.catalogue import CATEGORIES
 from vrm.dbtypes import utcnow
 from vrm.vendor_api.models import AccessEvent
 
@@ -36,15 +43,28 @@ WRITABLE = {
     "preferences.dietary": ("preferences", "dietary", lambda m: [m]),
     "preferences.accessibility": ("preferences", "accessibility", lambda m: [m]),
 }
+# The profile fields the test fills with a constant, so that every granted
+# profile field holds a value and userinfo names each one (it leaves out a
+# claim without a value, where the data API sends null).
+PROFILE_REST = {
+    "phone": "+441234567890",
+    "postal_address": {"locality": "Leeds"},
+    "birth_date": "1990-01-02",
+    "language": "en",
+}
 SCOPES = [
     "profile.given_name:read",
     "profile.email:read",
+    "email",  # OIDC Core 5.4: the profile's email
     "profile:read",
     "preferences.dietary:read",
     "preferences:read",
     "history:read",
 ]
 LABELS = ["gift", "not_for_me", "private"]
+# Each event holds an item labelled private, named by a marker of this
+# name: no vendor may ever see it, whatever the event's labels.
+PRIVATE_ITEM = "private item"
 _serial = itertools.count()
 
 
@@ -56,6 +76,12 @@ class Customer:
     fields: set[str] = field(default_factory=set)  # what the grant gives now
     active: bool = False
     events: dict[str, str] = field(default_factory=dict)  # event id -> marker
+    token_scope: str = ""  # as the token response gave it
+    grant_scopes: list[str] = field(default_factory=list)  # as the grant holds them now
+    # The tombstones the feed must carry for this grant, in order.
+    tombstones: list[tuple[str, list[str]]] = field(default_factory=list)
+    revoked: bool = False
+    expired: bool = False  # and not yet told on the feed
 
 
 @dataclass
@@ -78,19 +104,50 @@ class World:
         index, name, event_id = self.markers[m]
         c = self.customers[index]
         if not c.active or name not in c.fields:
-            return False
+            return False  # and a private item's name is in no grant
         return event_id is None or event_id not in self.private
 
 
-def _granted(scopes: list[str]) -> set[str]:
-    return field_names([parse_scope(s) for s in scopes])
+def _rule(scopes: list[str]) -> set[str]:
+    """The rule, stated once, independently of the code under test: what
+    a vendor holding these scopes may see. A field scope gives that field;
+    a category scope every field of a document category, or the history
+    whole (never its private events: :func:`_visible_events`)."""
+    names: set[str] = set()
+    for scope in scopes:
+        if scope == "email":
+            names.add("profile.email")
+            continue
+        name, _, action = scope.partition(":")
+        if scope == "openid" or action != "read":
+            continue
+        category, _, one = name.partition(".")
+        if one or CATEGORIES[category].kind == "events":
+            names.add(name)
+        else:
+            names.update(f"{category}.{f}" for f in CATEGORIES[category].fields)
+    return names
+
+
+def _policy(c: Customer) -> set[str]:
+    """What the access policy says the customer's token may see now."""
+    accesses, _, _ = policy.effective(c.token_scope, tuple(c.grant_scopes), True)
+    return policy.field_names(accesses)
+
+
+def _visible_events(world: World, c: Customer) -> set[str]:
+    """The markers of the customer's events a vendor granted history sees."""
+    return {m for event_id, m in c.events.items() if event_id not in world.private}
 
 
 def _grant(world: World, index: int, scopes: list[str]) -> None:
     c = world.customers[index]
-    t = tokens_for(c.person, world.vendor, " ".join(scopes), prompt="consent")
+    t = tokens_for(c.person, world.vendor, " ".join(["openid", *scopes]), prompt="consent")
     c.token, c.grant_id, c.active = t["access_token"], t["grant_id"], True
-    c.fields = _granted(t["scope"].split())
+    c.fields = _rule(scopes)
+    c.token_scope = t["scope"]
+    c.grant_scopes = [s for s in t["scope"].split() if s != "openid"]
+    assert _policy(c) == c.fields
 
 
 def _write(world: World, index: int, name: str) -> None:
@@ -103,7 +160,14 @@ def _write(world: World, index: int, name: str) -> None:
 def _add_event(world: World, index: int, labels: list[str]) -> None:
     c = world.customers[index]
     m = world.marker(index, "history")
-    body = {"vendor": "V", "type": "purchase", "occurred_at": "2026-11-01T10:00:00Z", "notes": m}
+    items = [{"name": "shown"}, {"name": world.marker(index, PRIVATE_ITEM), "labels": ["private"]}]
+    body = {
+        "vendor": "V",
+        "type": "purchase",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "notes": m,
+        "items": items,
+    }
     r = c.person.client.post(f"{ME}/history", json={**body, "labels": labels})
     assert r.status_code == 201, r.text
     event_id = r.json()["id"]
@@ -142,7 +206,12 @@ def _narrow(world: World, index: int, keep: list[bool]) -> None:
     wanted = [s for s, k in zip(current, keep, strict=False) if k] or current[:1]
     r = c.person.client.patch(f"{ME}/grants/{c.grant_id}", json={"scopes": wanted})
     assert r.status_code == 200, r.text
-    c.fields = _granted(r.json()["scopes"])
+    before, c.fields = c.fields, _rule(wanted)
+    c.grant_scopes = r.json()["scopes"]
+    if before - c.fields:
+        c.tombstones.append(("narrowed", sorted(before - c.fields)))
+    assert _policy(c) == c.fields
+    _agree(world, c)
 
 
 def _revoke(world: World, index: int) -> None:
@@ -150,7 +219,9 @@ def _revoke(world: World, index: int) -> None:
     if c.grant_id is None:
         return
     assert c.person.client.delete(f"{ME}/grants/{c.grant_id}").status_code == 204
-    c.active = False
+    if not c.revoked:  # expired or not: a revoked grant's expiry is never told
+        c.tombstones.append(("revoked", sorted(c.fields)))
+    c.active, c.revoked, c.expired = False, True, False
 
 
 def _expire(world: World, index: int) -> None:
@@ -164,6 +235,7 @@ def _expire(world: World, index: int) -> None:
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
         session.commit()
+    c.expired = c.expired or c.active  # told on the next feed read
     c.active = False
 
 
@@ -214,8 +286,79 @@ def _read_one(world: World, index: int, how: int) -> None:
     _check(world, before, r.text)
 
 
-def _read_feed(world: World, from_start: bool) -> None:
+def _shown(data: dict[str, Any]) -> set[str]:
+    """The field names a data API body or a feed snapshot's data holds."""
+    names: set[str] = set()
+    for category, value in data.items():
+        if category not in CATEGORIES:
+            continue  # subject, grant_id, purpose
+        if CATEGORIES[category].kind == "events":
+            names.add(category)
+        else:
+            names.update(f"{category}.{f}" for f in value)
+    return names
+
+
+def _notes(data: dict[str, Any]) -> set[str]:
+    """The markers of the events shown, each without its private item."""
+    events = data.get("history", [])
+    assert [[i["name"] for i in e["items"]] for e in events] == [["shown"]] * len(events)
+    return {e["notes"] for e in events}
+
+
+def _agree(world: World, c: Customer) -> None:
+    """The data API and userinfo give exactly the fields of the rule (and
+    of the policy), and exactly the events not labelled private."""
+    r = world.vendor.client.get("/v1/data", headers=bearer(c.token))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert _shown(body) == c.fields == _policy(c)
+    assert _notes(body) == (_visible_events(world, c) if "history" in c.fields else set())
+    r = world.vendor.client.get("/oauth/userinfo", headers=bearer(c.token))
+    assert r.status_code == 200, r.text
+    claims = set(r.json()) - {"sub"}
+    reached = {f"profile.{f}" for f, claim in policy.CLAIMS.items() if claim in claims}
+    assert len(reached) == len(claims), claims
+    assert reached == {n for n in c.fields if n.startswith("profile.")}
+
+
+def _feed_agrees(world: World, items: list[dict[str, Any]]) -> None:
+    """A whole feed, read from the start: each active grant's snapshot and
+    changes give exactly the fields of the rule, its snapshot exactly the
+    events not labelled private, and each grant's tombstones name exactly
+    what it stopped giving, in order."""
+    by_grant = {c.grant_id: c for c in world.customers if c.grant_id is not None}
+    snapshots: dict[str, set[str]] = {}
+    tombstones: dict[str, list[tuple[str, list[str]]]] = {g: [] for g in by_grant}
+    for item in items:
+        c = by_grant[item["grant_id"]]
+        if item["type"] == "tombstone":
+            tombstones[item["grant_id"]].append((item["reason"], item["fields"]))
+        elif item["type"] == "snapshot":
+            assert c.active, item
+            snapshots[item["grant_id"]] = _shown(item["data"])
+            visible = _visible_events(world, c) if "history" in c.fields else set()
+            assert _notes(item["data"]) == visible
+        elif item["type"] == "upsert" and item["category"] != "history":
+            category = item["category"]
+            assert {f"{category}.{f}" for f in item["data"]} == {
+                n for n in c.fields if n.startswith(f"{category}.")
+            }
+    for grant_id, c in by_grant.items():
+        if c.active:
+            assert snapshots[grant_id] == c.fields == _policy(c)
+        else:
+            assert grant_id not in snapshots
+        assert tombstones[grant_id] == c.tombstones
+
+
+def _read_feed(world: World, from_start: bool) -> list[dict[str, Any]]:
     cursor = None if from_start else world.feed_cursor
+    items: list[dict[str, Any]] = []
+    for c in world.customers:  # each read of the feed tells expiries first
+        if c.expired:
+            c.tombstones.append(("expired", sorted(c.fields)))
+            c.expired = False
     while True:
         before = _event_ids(world)
         params: dict[str, Any] = {"limit": 4}
@@ -225,10 +368,12 @@ def _read_feed(world: World, from_start: bool) -> None:
         assert r.status_code == 200, r.text
         _check(world, before, r.text)
         page = r.json()
+        items.extend(page["items"])
         cursor = page["next_cursor"]
         if not page["has_more"]:
             break
     world.feed_cursor = cursor
+    return items
 
 
 OPS = st.one_of(
@@ -269,6 +414,8 @@ def test_a_vendor_never_receives_more_than_its_grants_allow(
     world = World(app=app, vendor=vendor, customers=[Customer(p) for p in people])
     world.feed_token = feed_token(vendor)
     for index in range(3):
+        r = people[index].client.patch(f"{ME}/profile", json=PROFILE_REST)
+        assert r.status_code == 200, r.text
         for name in WRITABLE:
             _write(world, index, name)
         _add_event(world, index, [])
@@ -296,9 +443,13 @@ def test_a_vendor_never_receives_more_than_its_grants_allow(
             _read_one(world, *args)
         else:
             _read_feed(world, *args)
-    # Whatever happened, a final full read of everything still holds.
-    _read_feed(world, from_start=True)
+    # Whatever happened, a final full read of everything still holds, and
+    # every path gives the same fields.
+    _feed_agrees(world, _read_feed(world, from_start=True))
     for index in range(3):
         _read_one(world, index, 0)
+        c = world.customers[index]
+        if c.active:
+            _agree(world, c)
     for p in people:
         p.client.close()

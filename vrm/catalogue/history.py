@@ -7,6 +7,7 @@ a vendor does not read them as the customer's own taste.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -41,3 +42,11 @@ class HistoryEvent(Strict):
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
     notes: LongText | None = None
     labels: set[Label] = Field(default_factory=set)
+
+
+def kept_private(labels: Collection[str]) -> bool:
+    """Whether the customer labelled an event or item ``private``: theirs
+    alone. The access policy (consent/policy.py, ``visible``) makes that
+    "never shown to a vendor"; the store seals whether an event was ever
+    written without it (vrm/history/models.py, ``StoredEvent.shared``)."""
+    return "private" in labels

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from vrm.catalogue.history import HistoryEvent
+from vrm.catalogue.history import HistoryEvent, kept_private
 from vrm.dbtypes import utcnow
 from vrm.errors import (
     BadRequest,
@@ -55,11 +55,6 @@ class EventView:
     # Whether a vendor may ever have been shown it (StoredEvent.shared).
     shared: bool
 
-    @property
-    def visible(self) -> bool:
-        """Whether a vendor may see it now."""
-        return _visible(self.event)
-
 
 def _open(session: Session, vault: Vault, row: HistoryRecord) -> EventView:
     plaintext = vault.open(
@@ -84,10 +79,11 @@ def _open(session: Session, vault: Vault, row: HistoryRecord) -> EventView:
     )
 
 
-def _visible(event: HistoryEvent) -> bool:
-    """Whether a vendor may see the event at all (items labelled private
-    are cut out of what it sees, but the event itself is shared)."""
-    return "private" not in event.labels
+def _shown(event: HistoryEvent) -> bool:
+    """Whether this write of the event makes it shared (StoredEvent.shared):
+    written without the ``private`` label, which the access policy
+    (consent/policy.py, above the store) never lets a vendor see."""
+    return not kept_private(event.labels)
 
 
 def _seal(
@@ -125,7 +121,7 @@ def insert_event(
     """Add an event and put it on the change log; the caller commits. A
     vendor deposit passes the id it derived (vrm/history/deposits.py)."""
     event_id = event_id or uuid.uuid4().hex
-    stored = StoredEvent(**event.model_dump(), source=source, shared=_visible(event))
+    stored = StoredEvent(**event.model_dump(), source=source, shared=_shown(event))
     sealed = _seal(session, vault, customer_id, event_id, stored)
     now = utcnow()
     row = HistoryRecord(
@@ -190,7 +186,7 @@ def patch_event(
         stored = StoredEvent(
             **event.model_dump(),
             source=current.event.source,
-            shared=current.shared or _visible(event),
+            shared=current.shared or _shown(event),
         )
         sealed = _seal(session, vault, customer_id, event_id, stored)
         result = session.exec(

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from consent import policy
 from vrm.catalogue.history import HistoryEvent
 from vrm.errors import (
     BadRequest,
@@ -25,7 +26,7 @@ from vrm.keys.pairwise import pairwise_event_id
 from vrm.keys.service import Vault
 from vrm.vendor_api.accesses import access_row, add_accesses
 from vrm.vendor_api.edge import InsufficientScope, Reader
-from vrm.vendor_api.projection import PRIVATE, shared_event
+from vrm.vendor_api.projection import shared_event
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def deposit(
     marked ``vendor:<client_id>``. The same key with the same body returns
     the first result; with another body it is refused. What is kept of the
     key, the body and the event: vrm/history/deposits.py."""
-    if not any(a.category == history.CATEGORY and a.action == "write" for a in reader.accesses):
+    if not policy.may_write(reader.accesses, history.CATEGORY):
         raise InsufficientScope(
             "The grant does not let this vendor add to the history.", scope="history:write"
         )
@@ -123,7 +124,7 @@ def _repeat(
             "The customer has deleted the event deposited with this Idempotency-Key; "
             "it will not be added again."
         ) from None
-    if PRIVATE in view.event.labels:
+    if not policy.visible(view.event.labels):
         # The customer hid it; say no more than that it was deposited.
         return Deposit(
             event={"id": pairwise_event_id(vault, reader.vendor_id, event_id)},

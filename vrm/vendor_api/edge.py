@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from consent.oauth.bearer import InsufficientScope as InsufficientScope
 from consent.oauth.bearer import InvalidToken as InvalidToken
 from consent.oauth.tokens import ActiveToken
-from consent.scopes import Access
+from consent.policy import Access
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 

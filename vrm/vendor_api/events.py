@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from consent import policy
 from vrm.errors import BadRequest, NotFound
 from vrm.feed import changes, paging, retention
 from vrm.feed import cursor as cursors
@@ -56,7 +57,7 @@ def event_change(
         )
     except NotFound:
         return None
-    if view.visible:
+    if policy.visible(view.event.labels):
         return EventChange(event=projection.shared_event(vault, vendor_id, view.event))
     return EventChange(dropped=dropped) if view.shared else None
 

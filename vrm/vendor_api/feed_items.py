@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from consent import policy
 from consent.grants import service as grants
 from consent.grants.models import Grant
 from vrm.catalogue import CATEGORIES
@@ -201,7 +202,7 @@ class Page:
             session=self.session,
             vault=self.vault,
             reader=reads.reader,
-            categories=projection.readable_categories(reads.reader.accesses),
+            categories=policy.readable_categories(reads.reader.accesses),
             history_rows=self.history.get(grant.customer_id),
         )
         data = {c: shown.body[c] for c in shown.categories}
@@ -214,7 +215,7 @@ class Page:
 
     def _change(self, entry: Entry, change: DataChange, reads: Reads) -> Item | None:
         category = change.category
-        granted = projection.granted_fields(reads.reader.accesses, category)
+        granted = policy.fields_of(reads.reader.accesses, category)
         if granted is None:
             return None
         item_id = f"{change.seq}:{reads.reader.grant_id}"

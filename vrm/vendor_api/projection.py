@@ -2,7 +2,8 @@
 
 Projection is an allow-list: a category is read only when the grant names
 it, a document keeps only the granted fields, and history drops every event
-and item the customer labelled ``private`` whatever the grant says.
+and item the customer labelled ``private`` whatever the grant says. What is
+granted and what is private, the access policy decides (consent/policy.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from consent.scopes import Access
+from consent import policy
 from vrm.catalogue import CATEGORIES
 from vrm.errors import NotFound
 from vrm.history import service as history
@@ -26,7 +27,6 @@ from vrm.keys.service import Vault
 from vrm.records import service as records
 from vrm.vendor_api.edge import InsufficientScope, Reader
 
-PRIVATE = "private"
 # What of a stored event a vendor sees: the event as the customer wrote it,
 # without our bookkeeping (source, created_at, updated_at).
 _EVENT_FIELDS = {
@@ -64,27 +64,10 @@ def canonical_json(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def granted_fields(accesses: list[Access], category: str) -> tuple[str, ...] | None:
-    """The fields of a category the accesses may read, in catalogue order;
-    None when the category is not readable at all."""
-    reads = [a for a in accesses if a.category == category and a.action == "read"]
-    if not reads:
-        return None
-    catalogue_fields = CATEGORIES[category].fields
-    if any(a.field is None for a in reads):
-        return catalogue_fields
-    wanted = {a.field for a in reads}
-    return tuple(f for f in catalogue_fields if f in wanted)
-
-
-def readable_categories(accesses: list[Access]) -> list[str]:
-    return [c for c in CATEGORIES if granted_fields(accesses, c) is not None]
-
-
 def require_category(reader: Reader, category: str) -> None:
     if category not in CATEGORIES:
         raise NotFound(f"No data category {category!r}.")
-    if granted_fields(reader.accesses, category) is None:
+    if policy.fields_of(reader.accesses, category) is None:
         raise InsufficientScope(f"The grant does not include {category}.", scope=f"{category}:read")
 
 
@@ -92,7 +75,7 @@ def shared_event(vault: Vault, vendor_id: str, event: HistoryEventPublic) -> dic
     """An event as a vendor sees it: pairwise id, no private items, no
     bookkeeping. The caller has already dropped private events."""
     shared = event.model_dump(mode="json", include=_EVENT_FIELDS, exclude_none=True)
-    shared["items"] = [i for i in shared["items"] if PRIVATE not in i["labels"]]
+    shared["items"] = [i for i in shared["items"] if policy.visible(i["labels"])]
     for item in shared["items"]:
         item["labels"] = sorted(item["labels"])
     shared["labels"] = sorted(shared["labels"])
@@ -107,7 +90,7 @@ def _history(
     events = history.all_events(
         session=session, vault=vault, customer_id=reader.customer_id, rows=rows
     )
-    return [shared_event(vault, reader.vendor_id, e) for e in events if PRIVATE not in e.labels]
+    return [shared_event(vault, reader.vendor_id, e) for e in events if policy.visible(e.labels)]
 
 
 def _document(
@@ -152,7 +135,7 @@ def project(
     }
     returned: list[str] = []
     for category in categories:
-        fields = granted_fields(reader.accesses, category)
+        fields = policy.fields_of(reader.accesses, category)
         if fields is None:
             continue
         if CATEGORIES[category].kind == "events":

@@ -36,6 +36,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from consent import policy
 from consent.oauth import bearer
 from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
@@ -92,7 +93,7 @@ def _begin(conn: Connection, vault: Vault, scope: Scope, category: str | None) -
     headers = Headers(scope=scope)
     reader = edge.reader_of(vault, bearer.active_token(conn, vault, headers))
     if category is None:
-        categories = projection.readable_categories(reader.accesses)
+        categories = policy.readable_categories(reader.accesses)
     else:
         projection.require_category(reader, category)
         categories = [category]

@@ -30,7 +30,8 @@ from consent.oauth.errors import ascii_only, quoted
 from consent.oauth.grants.oidc import max_age, request_object_error
 from consent.oauth.models import AuthorizationCode
 from consent.oauth.requests import Request
-from consent.scopes import DetailsError, ScopeError, data_request, scope_string, within
+from consent.policy import ScopeError, scope_string, within
+from consent.scopes import DetailsError, data_request
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow
 

@@ -10,7 +10,7 @@ from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
-from consent.scopes import VENDOR_SCOPES, parse_scopes
+from consent.policy import VENDOR_SCOPES, parse_scopes
 
 
 class VendorCredentialsGrant(ClientCredentialsGrant):

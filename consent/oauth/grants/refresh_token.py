@@ -17,7 +17,7 @@ from consent.oauth import tokens
 from consent.oauth.authlib_models import Token
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
 from consent.oauth.context import commit, conn, rollback
-from consent.scopes import parse_scopes, scope_string, within
+from consent.policy import parse_scopes, scope_string, within
 
 if TYPE_CHECKING:
     from consent.oauth.server import Server
@@ -60,7 +60,7 @@ class RefreshGrant(RefreshTokenGrant):
 
     def _narrowed(self, active: tokens.ActiveToken) -> str | None:
         """The narrower scope asked for (RFC 6749 6), or None to keep the
-        refresh token's. Within what the refresh token may do by scopes.py's
+        refresh token's. Within what the refresh token may do by the policy's
         rule, so one field of a granted category is within it; scopes not
         ours are ignored (OIDC Core 3.1.2.1), and none of ours is no ask."""
         scope = self.request.payload.scope
