@@ -15,7 +15,7 @@ from consent.oauth.endpoints import PATHS, vendor_endpoint
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, apidocs, groupcommit, headers, hooks, openapi, purge
+from vrm import __version__, apidocs, headers, hooks, openapi, purge
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -25,6 +25,7 @@ from vrm.keys import server as server_keys
 from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware, StrictJSONMiddleware
 from vrm.settings import Settings, get_settings
+from vrm.storage import groupcommit
 from vrm.vendor_api import export as vendor_export
 from vrm.vendor_api.reads import category_of, vendor_read
 from vrm.vendor_api.routes import deposit_router, feed_router, read_routes

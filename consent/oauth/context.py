@@ -4,7 +4,7 @@ Authlib calls ``query_client``, ``save_token`` and the grants' hooks with
 the request only, so the transaction they work in is set here around each
 call: the ORM session of an authorization page (:func:`bound`), or the bare
 connection and savepoint of a vendor endpoint in a group commit
-(:func:`run_on`, vrm/groupcommit.py).
+(:func:`run_on`, vrm/storage/groupcommit.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ T = TypeVar("T")
 class Transactional(Protocol):
     """What commit() and rollback() act on with a bare connection: the
     connection itself, or the request's savepoint in a group commit
-    (vrm/groupcommit.py)."""
+    (vrm/storage/groupcommit.py)."""
 
     def commit(self) -> None: ...
 

@@ -5,7 +5,7 @@ and the ORM's unit of work, identity map and per-statement compilation were
 most of their cost, and then SQLAlchemy's per-execution work. Here every
 statement is built once, at import, with bound parameters, compiled once per
 dialect, and run on the driver's cursor inside the transaction of the
-:class:`~sqlalchemy.Connection` given (vrm/dbapi.py). Column types still
+:class:`~sqlalchemy.Connection` given (vrm/storage/statements.py). Column types still
 apply: UTC datetimes and JSON come back as the ORM would give them.
 
 Vendor and grant rows are handed on as instances of the table models
@@ -42,8 +42,8 @@ from consent.grants.models import Grant
 from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.vendors.models import Vendor
 from vrm.accounts.models import Customer
-from vrm.dbapi import Statement
-from vrm.groupcommit import steady_reads
+from vrm.storage.groupcommit import steady_reads
+from vrm.storage.statements import Statement
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -81,6 +81,10 @@ GRANT = _table(Grant)
 CODE = _table(AuthorizationCode)
 ASSERTION = _table(ClientAssertion)
 CUSTOMER = _table(Customer)
+# What the token, revocation and introspection endpoints write, in a group
+# commit (vrm/storage/groupcommit.py): never a vendor, grant or customer,
+# whose rows a group may read once for all its requests.
+ENDPOINT_WRITES = frozenset({TOKEN, CODE, ASSERTION})
 
 # A token with its vendor and (left join: client credentials have none) its
 # grant in one query; grant columns are labelled ``g_<name>``.
@@ -93,7 +97,7 @@ _TOKEN_FULL = (
     .select_from(TOKEN.join(VENDOR, TOKEN.c.vendor_id == VENDOR.c.id))
     .outerjoin(GRANT, TOKEN.c.grant_id == GRANT.c.id)
 )
-# On the driver's cursor (vrm/dbapi.py): every vendor call reads a token.
+# On the driver's cursor (vrm/storage/statements.py): every vendor call reads a token.
 # By the row id the token carries; tokens issued before migration 0006 by
 # their hash (only those rows are in the indexes on the hashes).
 _LEGACY = TOKEN.c.legacy.is_not(None)
@@ -236,12 +240,12 @@ def vendor(conn: Connection, vendor_id: str) -> Vendor | None:
     or new redirect URIs count at once. Only the decoding of an unchanged
     row is skipped (:class:`_Decoded`), and, within one group commit on
     SQLite, a second read of a row that cannot have changed since the first
-    (vrm.groupcommit.steady_reads)."""
+    (vrm.storage.groupcommit.steady_reads)."""
     if "\x00" in vendor_id:
         # No client id holds a NUL, and PostgreSQL text cannot: asked for
         # one, psycopg refuses the statement (a 500 at /oauth/authorize).
         return None
-    steady = steady_reads(conn)
+    steady = steady_reads(conn, VENDOR)
     key = ("vendor", vendor_id)
     if steady is not None and key in steady:
         kept: Vendor | None = steady[key]

@@ -8,7 +8,7 @@ its vendor and grant (one join), the customer's documents, and the access
 event, which is committed before a byte of the answer is sent. On SQLite a
 read runs in the event loop in a read transaction of its own, and the access
 events of the reads answered within two turns of the loop are committed together
-(vrm/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
+(vrm/storage/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
 REPEATABLE READ snapshot with its own access event. Either way a read sees
 one snapshot, so it never mixes a grant that was active with data written
 after it was revoked.
@@ -34,12 +34,12 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from consent.oauth import tokens
-from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
 from vrm.errors import NotFound, VRMError, invalid, problem_for
 from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
 from vrm.records import service as records
+from vrm.storage import groupcommit
 from vrm.vendor_api import accesses, edge, events, projection
 from vrm.vendor_api.edge import Reader
 
@@ -174,7 +174,7 @@ async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
     """On SQLite: the read in the event loop, in a read transaction of its
     own (one snapshot, and no write lock, so the workers of one database
     read side by side), then its access event in the app's group commit
-    (vrm/groupcommit.py); the answer waits for that commit."""
+    (vrm/storage/groupcommit.py); the answer waits for that commit."""
     engine: Engine = state.engine
     with engine.connect() as conn:
         driver = conn.connection.driver_connection
@@ -182,7 +182,9 @@ async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
         driver.execute("BEGIN")  # ended by the rollback as the connection closes
         response, access = _prepare(conn, state.vault, scope, category)
     if access is not None:
-        await groupcommit.of(state).run(lambda c, _: accesses.add_accesses(c, [access]))
+        await groupcommit.of(state).run(
+            accesses.WRITES, lambda tx: accesses.add_accesses(tx.conn, [access])
+        )
     return response
 
 
