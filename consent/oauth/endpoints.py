@@ -104,7 +104,8 @@ async def _grouped(state: Any, name: str | None, oreq: OAuthRequest) -> Response
     server: Server = state.oauth
 
     def work(tx: Transaction) -> Response:
-        return server.run_on(tx.conn, tx, _answer, server, name, oreq)
+        oreq.tx = tx
+        return _answer(server, name, oreq)
 
     return await groupcommit.of(state).run(store.ENDPOINT_WRITES, work)
 

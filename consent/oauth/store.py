@@ -364,6 +364,25 @@ def code(conn: Connection, code_hash: bytes) -> AuthorizationCode | None:
     return loaded(AuthorizationCode, row) if row is not None else None
 
 
+def insert_code(conn: Connection, **values: Any) -> None:
+    """A new authorization code (the authorization pages: not a hot path)."""
+    conn.execute(insert(CODE).values(**values))
+
+
+def challenge_seen(conn: Connection, vendor_id: str, challenge: str) -> bool:
+    """Whether a code of this vendor carried this PKCE challenge."""
+    found = select(CODE.c.code_hash).where(
+        CODE.c.vendor_id == vendor_id, CODE.c.code_challenge == challenge
+    )
+    return conn.execute(found.limit(1)).first() is not None
+
+
+def nonce_seen(conn: Connection, vendor_id: str | None, nonce: str) -> bool:
+    """Whether a code of this vendor carried this OIDC nonce."""
+    found = select(CODE.c.code_hash).where(CODE.c.vendor_id == vendor_id, CODE.c.nonce == nonce)
+    return conn.execute(found.limit(1)).first() is not None
+
+
 def consume_code(conn: Connection, code_hash: bytes, now: datetime) -> bool:
     """Mark the code used, atomically: True for the first exchange only."""
     return _CONSUME_CODE.execute(conn, {"h": code_hash, "now": now}) == 1
