@@ -42,7 +42,7 @@ from authlib.oauth2.rfc6749.authorization_server import _create_grant
 from starlette.responses import Response
 
 from consent.grants.models import Grant
-from consent.oauth import store, tokens
+from consent.oauth import rows, store, tokens
 from consent.oauth.answers import JSONAnswer
 from consent.oauth.authlib_models import Client, Code, Token
 from consent.oauth.client_auth import PrivateKeyJWT
@@ -93,7 +93,7 @@ class Server(AuthorizationServer):
     def client_of(self, tx: Transaction, client_id: str) -> Client | None:
         """The vendor with this client id, as Authlib's client, unless it
         is disabled (Authlib's ``query_client``, in a transaction)."""
-        vendor = store.vendor(tx.conn, client_id)
+        vendor = rows.vendor(tx.conn, client_id)
         if vendor is None or vendor.disabled_at is not None:
             return None
         return Client(vendor, self.vault)

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from consent.oauth.store import VENDOR
+from consent.oauth.rows import VENDOR
 from tests.conftest import Person
 from vrm.db import BUSY_TIMEOUT_SECONDS
 from vrm.settings import Settings

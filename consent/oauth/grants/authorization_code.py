@@ -27,7 +27,7 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc6749.hooks import hooked
 
 from consent.grants import service as grants
-from consent.oauth import store, tokens
+from consent.oauth import rows, store, tokens
 from consent.oauth.authlib_models import Client, Code
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
 from consent.oauth.details import InvalidAuthorizationDetailsError, read_details
@@ -165,7 +165,7 @@ class CodeGrant(AuthorizationCodeGrant):
         tx.commit()
         if row.expires_at <= utcnow():
             return None
-        grant = store.grant(tx.conn, row.grant_id)
+        grant = rows.grant(tx.conn, row.grant_id)
         if grant is None or not grants.is_active(grant):
             return None
         return Code(row, grant)
@@ -175,4 +175,4 @@ class CodeGrant(AuthorizationCodeGrant):
         return None
 
     def authenticate_user(self, authorization_code: Code) -> Customer | None:
-        return store.customer(self.request.tx.conn, authorization_code.row.customer_id)
+        return rows.customer(self.request.tx.conn, authorization_code.row.customer_id)
