@@ -27,11 +27,12 @@ from sqlmodel import SQLModel
 import vrm.models  # noqa: F401 - every table on the metadata
 from tests.kit import Clock, log_in
 from tests.pgserver import postgres_cluster
-from vrm import dbtypes, groupcommit, migrate
+from vrm import dbtypes, migrate
 from vrm.app import create_app
 from vrm.db import make_engine
 from vrm.keys import server as server_keys
 from vrm.settings import Settings
+from vrm.storage import groupcommit
 
 PASSWORD = "correct horse battery staple"
 

@@ -17,7 +17,7 @@ def while_locked(
     app: FastAPI, database: str, waiting: Send, meanwhile: Send
 ) -> tuple[httpx.Response, httpx.Response, bool]:
     """Sends ``waiting`` with the lock held, lets it run until the app's
-    group commit (vrm/groupcommit.py) finds the lock taken, then sends
+    group commit (vrm/storage/groupcommit.py) finds the lock taken, then sends
     ``meanwhile``; releases the lock and returns both answers, and whether
     ``waiting`` was still unanswered when ``meanwhile`` was answered."""
 

@@ -14,7 +14,7 @@ from consent.login import router as login_router
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, apidocs, groupcommit, headers, hooks, lean, openapi, purge
+from vrm import __version__, apidocs, headers, hooks, lean, openapi, purge
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -24,6 +24,7 @@ from vrm.keys.service import Vault
 from vrm.middleware import BodyLimitMiddleware, JSONOnlyMiddleware, StrictJSONMiddleware
 from vrm.problems import install_handlers
 from vrm.settings import Settings, get_settings
+from vrm.storage import groupcommit
 from vrm.vendor_api import export as vendor_export
 from vrm.vendor_api.routes import deposit_router, feed_router
 

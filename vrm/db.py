@@ -67,10 +67,10 @@ def make_engine(settings: Settings) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             # Every commit fsyncs the WAL before it returns (docstring above);
-            # the group commit (vrm/groupcommit.py) pays it once per group.
+            # the group commit (vrm/storage/groupcommit.py) pays it once per group.
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-            # Savepoints in memory: the group commit (vrm/groupcommit.py)
+            # Savepoints in memory: the group commit (vrm/storage/groupcommit.py)
             # gives each request a savepoint, and SQLite copies every page a
             # savepoint first changes into a statement journal, which past
             # 64 KiB goes to a temporary file, which cost far more per token

@@ -15,7 +15,7 @@ harmless: each batch re-checks its rows as it deletes them.
 
 Rows go in batches of :data:`BATCH`, one short transaction each, with a
 pause between (:data:`PAUSE_SECONDS`): on SQLite a transaction holds the one write lock, and the
-vendor endpoints' group commit (vrm/groupcommit.py) waits for it. A batch
+vendor endpoints' group commit (vrm/storage/groupcommit.py) waits for it. A batch
 picks its rows with a read (no lock) and deletes them by primary key,
 re-checking the rule, so the lock is held only for the deletes.
 """

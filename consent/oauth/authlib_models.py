@@ -13,7 +13,6 @@ from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth import tokens
 from consent.oauth.client_auth import SECRET_METHODS
-from consent.oauth.context import conn
 from consent.oauth.models import AuthorizationCode
 from consent.oauth.requests import Request
 from consent.oauth.store import TokenRow
@@ -134,15 +133,19 @@ class TokenLookup:
     def check_params(self, request: Request, client: Client) -> None:
         # The hint is only a hint: a server that does not find the token
         # under it searches the other types (RFC 7662 2.1, RFC 7009 2.1),
-        # and query_token searches them all anyway. Authlib refused an
+        # and find_token searches them all anyway. Authlib refused an
         # unknown hint with unsupported_token_type and 401, the status of
         # invalid_client; RFC 7009 2.2.1's unsupported_token_type is for a
         # type the server cannot revoke, and it revokes both of its types.
         if "token" not in request.form:
             raise InvalidRequestError("send the token to look up")
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        found = tokens.find_any(conn(), self.server.vault, token_string)
+    def find_token(self, request: Request, client: Client) -> Token | None:
+        """The token sent (searched under every type, whatever the hint),
+        in the request's transaction; Authlib's ``query_token`` is given
+        no request."""
+        self.check_params(request, client)
+        found = tokens.find_any(request.tx.conn, self.server.vault, request.form["token"])
         if found is None:
             return None
         return Token(found.row, found.usable(), found.kind)

@@ -33,6 +33,7 @@ from vrm.db import SessionDep
 from vrm.dbtypes import utcnow
 from vrm.deps import SessionTokenDep, SettingsDep
 from vrm.settings import Settings
+from vrm.storage.transaction import SessionTransaction
 
 router = APIRouter(include_in_schema=False)
 
@@ -155,12 +156,11 @@ async def authorize(
     settings: SettingsDep,
     session_token: SessionTokenDep,
 ) -> Response:
+    items = list(request.query_params.multi_items())
     oreq = OAuthRequest(
-        "GET", _uri(settings, request), request.headers, list(request.query_params.multi_items())
+        "GET", _uri(settings, request), request.headers, items, SessionTransaction(session)
     )
-    return await run_in_threadpool(
-        server.run, session, lambda: _authorize_get(server, session, oreq, session_token)
-    )
+    return await run_in_threadpool(_authorize_get, server, session, oreq, session_token)
 
 
 def _authorize_post(
@@ -226,7 +226,5 @@ async def authorize_decision(
     form = read_consent(raw)
     items = parse_qsl(query, keep_blank_values=True)
     uri = settings.issuer.rstrip("/") + "/oauth/authorize?" + query
-    oreq = OAuthRequest("GET", uri, request.headers, items)
-    return await run_in_threadpool(
-        server.run, session, lambda: _authorize_post(server, session, oreq, form, session_token)
-    )
+    oreq = OAuthRequest("GET", uri, request.headers, items, SessionTransaction(session))
+    return await run_in_threadpool(_authorize_post, server, session, oreq, form, session_token)

@@ -22,8 +22,8 @@ from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 
 from consent.oauth import store
-from consent.oauth.context import commit, conn, rollback
 from consent.oauth.errors import ascii_only
+from consent.oauth.requests import Request
 from vrm import strictjson
 from vrm.dbtypes import utcnow
 
@@ -94,28 +94,43 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         self.verify_claims(token.claims)
         return token.claims
 
+    def __call__(self, query_client: Any, request: Request) -> Client | None:
+        client: Client | None = super().__call__(query_client, request)
+        if client is not None:
+            # Authlib's validate_jti is given no request, so no transaction
+            # to remember the jti in: it checks the claims, and the jti is
+            # spent here, once the assertion is proven (its claims read
+            # again: they passed their signature check).
+            _, claims = self.extract_assertion(request.form["client_assertion"])
+            if not self._first_use(request, claims):
+                raise InvalidClientError(description="JWT ID is used before.")
+        return client
+
     def validate_jti(self, claims: jwt.Claims, jti: Any) -> bool:
-        # RFC 7523 3 item 7: the jti is remembered until the assertion
-        # expires, so a replayed assertion is refused.
-        now = utcnow()
         exp = claims.get("exp")
         if not isinstance(jti, str) or not isinstance(exp, int):
             return False
-        if exp - int(now.timestamp()) > ASSERTION_MAX_SECONDS:
+        if exp - int(utcnow().timestamp()) > ASSERTION_MAX_SECONDS:
             raise InvalidClientError(
                 description=f"client assertions may live at most {ASSERTION_MAX_SECONDS} s"
             )
-        db = conn()
-        store.purge_assertions(db, now)
+        return True
+
+    def _first_use(self, request: Request, claims: dict[str, Any]) -> bool:
+        # RFC 7523 3 item 7: the jti is remembered until the assertion
+        # expires, so a replayed assertion is refused.
+        tx = request.tx
+        now = utcnow()
+        store.purge_assertions(tx.conn, now)
         try:
             store.insert_assertion(
-                db,
+                tx.conn,
                 vendor_id=str(claims["sub"]),
-                jti_hash=hashlib.sha256(jti.encode()).digest(),
-                expires_at=datetime.fromtimestamp(exp, UTC),
+                jti_hash=hashlib.sha256(claims["jti"].encode()).digest(),
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
             )
-            commit()
+            tx.commit()
         except IntegrityError:
-            rollback()
+            tx.rollback()
             return False
         return True

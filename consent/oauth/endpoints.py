@@ -8,7 +8,7 @@ middleware and routing, inside the body limit, which also answers its
 unexpected errors (``vrm.app.App``); the same table (vrm/lean.py) makes it
 the routes of these paths, which answer 405 to the other methods.
 
-The work runs in the app's group commit (vrm/groupcommit.py): the requests
+The work runs in the app's group commit (vrm/storage/groupcommit.py): the requests
 answered meanwhile run in one transaction, each in a savepoint of its own,
 and each answer waits for that commit. On SQLite that is two turns of the
 event loop after the group's first request, in the loop itself (short CPU
@@ -29,16 +29,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import Connection
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from consent.oauth import store
 from consent.oauth.answers import JSONAnswer
 from consent.oauth.errors import quoted
 from consent.oauth.requests import Request as OAuthRequest
 from consent.oauth.server import Server
-from vrm import groupcommit
+from vrm.storage import groupcommit
+from vrm.storage.transaction import Transaction
 
 # Path -> Authlib endpoint name (None: the token endpoint).
 PATHS: dict[str, str | None] = {
@@ -98,14 +99,15 @@ def _answer(server: Server, name: str | None, oreq: OAuthRequest) -> Response:
 
 
 async def _grouped(state: Any, name: str | None, oreq: OAuthRequest) -> Response:
-    """The request runs in the app's group commit (vrm/groupcommit.py), with
+    """The request runs in the app's group commit (vrm/storage/groupcommit.py), with
     the others answered meanwhile, and its answer waits for their commit."""
     server: Server = state.oauth
 
-    def work(connection: Connection, savepoint: groupcommit.Savepoint) -> Response:
-        return server.run_on(connection, savepoint, _answer, server, name, oreq)
+    def work(tx: Transaction) -> Response:
+        oreq.tx = tx
+        return _answer(server, name, oreq)
 
-    return await groupcommit.of(state).run(work)
+    return await groupcommit.of(state).run(store.ENDPOINT_WRITES, work)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -17,6 +17,13 @@ from consent.oauth.requests import Request
 class Introspection(TokenLookup, IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
+    def authenticate_token(self, request: Request, client: Client) -> Token | None:
+        # Authlib's, the token looked up in the request's transaction.
+        token = self.find_token(request, client)
+        if token is not None and self.check_permission(token, client, request):
+            return token
+        return None
+
     def check_permission(self, token: Token, client: Client, request: Request) -> bool:
         # A vendor may introspect its own tokens only.
         return token.check_client(client)

@@ -6,6 +6,10 @@ token-endpoint parameter could come from the URL (OAUTH.md). Here the
 parameters come from exactly one place, the query for GET and the form for
 POST; empty values count as absent and repeated ones are noted, so the
 endpoints can refuse them (RFC 6749 3.1).
+
+The request also carries the transaction its callbacks run in
+(:attr:`Request.tx`): Authlib hands its hooks the request and nothing
+else, so that is where they find the database.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from starlette.datastructures import Headers
 from consent.grants.models import Grant
 from consent.scopes import DataRequest
 from vrm.accounts.models import Customer
+from vrm.storage.transaction import Transaction
 
 
 class _Payload(OAuth2Payload):
@@ -62,7 +67,14 @@ class Request(OAuth2Request):
     """An OAuth request whose parameters come from exactly one place: the
     query for GET, the form for POST."""
 
-    def __init__(self, method: str, uri: str, headers: Headers, items: list[tuple[str, str]]):
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: Headers,
+        items: list[tuple[str, str]],
+        tx: Transaction | None = None,
+    ):
         # As OAuth2Request.__init__, but its check that the URL is https (or
         # loopback) runs once per origin, not on each request: it read the
         # environment and parsed the URL and its IP address every time, a
@@ -75,11 +87,26 @@ class Request(OAuth2Request):
         self.uri = uri
         self.headers = headers
         self.payload = _Payload(items)
+        # Set here by the pages; by the group commit at the vendor endpoints,
+        # once the request's turn comes (consent/oauth/endpoints.py).
+        self._tx = tx
         # Set by the consent page: what the customer allowed.
         self.decision: Decision | None = None
         self.data_request: DataRequest | None = None
         # OIDC Core 3.1.2.1 max_age, in seconds, once validated.
         self.max_age: int | None = None
+
+    @property
+    def tx(self) -> Transaction:
+        """The transaction the request's callbacks run in."""
+        tx = self._tx
+        if tx is None:
+            raise RuntimeError("an OAuth request handled outside a transaction")
+        return tx
+
+    @tx.setter
+    def tx(self, tx: Transaction) -> None:
+        self._tx = tx
 
     def parameters(self) -> list[tuple[str, str]]:
         """Every parameter, repeated ones included, in order of name."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 
 from consent.oauth import store, tokens
-from consent.oauth.authlib_models import Token, TokenLookup
+from consent.oauth.authlib_models import Client, Token, TokenLookup
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
-from consent.oauth.context import commit, conn
 from consent.oauth.requests import Request
 from vrm.dbtypes import utcnow
 
@@ -15,10 +15,18 @@ from vrm.dbtypes import utcnow
 class Revocation(TokenLookup, RevocationEndpoint):
     CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
+    def authenticate_token(self, request: Request, client: Client) -> Token | None:
+        # Authlib's, the token looked up in the request's transaction.
+        token = self.find_token(request, client)
+        if token is not None and not token.check_client(client):
+            raise InvalidGrantError()
+        return token
+
     def revoke_token(self, token: Token, request: Request) -> None:
+        tx = request.tx
         if token.kind == "refresh_token":
             # RFC 7009 2.1: revoking a refresh token ends its access tokens too.
-            tokens.revoke_family(conn(), token.row.grant_id, token.row.family_id)
+            tokens.revoke_family(tx.conn, token.row.grant_id, token.row.family_id)
         else:
-            store.revoke_token(conn(), token.row.id, utcnow())
-        commit()
+            store.revoke_token(tx.conn, token.row.id, utcnow())
+        tx.commit()

@@ -1,10 +1,14 @@
 """Authlib's authorization server, fitted to Starlette and to our rules.
 
 Authlib is synchronous and has no Starlette integration. Routes read the
-request body in async code, then call :meth:`Server.run` in a worker thread
-with a database session (or, at the vendor endpoints, :meth:`Server.run_on`
-with the group commit's connection); Authlib's callbacks find the database
-through consent/oauth/context.py. Where Authlib's defaults fall short of
+request body in async code, then call the server in a worker thread (the
+pages) or in the group commit (the vendor endpoints), the request carrying
+the transaction (``Request.tx``, vrm/storage/transaction.py) every callback
+runs in. Authlib's ``query_client`` is given a client id only, so the
+entries that look a client up (:meth:`Server.authenticate_client`,
+:meth:`Server.get_authorization_grant`, the code grant's
+``validate_authorization_request``) look it up in the request's
+transaction instead (:meth:`Server.client_of`). Where Authlib's defaults fall short of
 OAuth 2.1 and RFC 9700 (see the shared OAUTH.md) the pieces registered here
 tighten them, one module per concern:
 
@@ -28,21 +32,20 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
-from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
-from sqlmodel import Session
+from authlib.oauth2.rfc6749 import ClientAuthentication, UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749.authorization_server import _create_grant
 from starlette.responses import Response
 
 from consent.grants.models import Grant
-from consent.oauth import context, store, tokens
+from consent.oauth import rows, store, tokens
 from consent.oauth.answers import JSONAnswer
 from consent.oauth.authlib_models import Client, Code, Token
 from consent.oauth.client_auth import PrivateKeyJWT
-from consent.oauth.context import commit, conn
 from consent.oauth.details import granted_details
 from consent.oauth.grants.authorization_code import CodeGrant, family_of
 from consent.oauth.grants.client_credentials import VendorCredentialsGrant
@@ -57,11 +60,10 @@ from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow
 from vrm.keys.service import Vault
 from vrm.settings import Settings
+from vrm.storage.transaction import Transaction
 
 # Authlib logs whole token dicts at DEBUG; never let them reach a log.
 logging.getLogger("authlib").setLevel(logging.INFO)
-
-T = TypeVar("T")
 
 
 def _row_id(now: datetime) -> str:
@@ -87,33 +89,56 @@ class Server(AuthorizationServer):
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
 
-    # The vendor endpoints' entry: a plain function, no bound method to
-    # make on each call.
-    run_on = staticmethod(context.run_on)
-
-    def run(self, session: Session, work: Callable[[], T]) -> T:
-        """``work()``, its callbacks on ``session`` (the authorization pages)."""
-        with context.bound(session):
-            return work()
-
     # Authlib's hooks ---------------------------------------------------
-    def get_authorization_grant(self, request: Request) -> Any:
-        try:
-            return super().get_authorization_grant(request)
-        except UnsupportedResponseTypeError as error:
-            # A JAR client (RFC 9101 5, openid-client) sends response_type
-            # only inside the request object: name what is not supported.
-            refused = request_object_error(request.payload.data)
-            if refused is None:
-                raise
-            refused.redirect_uri = error.redirect_uri
-            raise refused from None
-
-    def query_client(self, client_id: str) -> Client | None:
-        vendor = store.vendor(conn(), client_id)
+    def client_of(self, tx: Transaction, client_id: str) -> Client | None:
+        """The vendor with this client id, as Authlib's client, unless it
+        is disabled (Authlib's ``query_client``, in a transaction)."""
+        vendor = rows.vendor(tx.conn, client_id)
         if vendor is None or vendor.disabled_at is not None:
             return None
         return Client(vendor, self.vault)
+
+    def query_client(self, client_id: str) -> Client | None:
+        # Every entry of Authlib's that calls this is overridden to call
+        # client_of with the request's transaction instead.
+        raise NotImplementedError("look clients up with client_of, in the request's transaction")
+
+    def authenticate_client(
+        self, request: Request, methods: list[str], endpoint: str = "token"
+    ) -> Client:
+        # Authlib's, with the methods registered here, each handed a client
+        # lookup in this request's transaction.
+        auth = ClientAuthentication(partial(self.client_of, request.tx))
+        auth._methods = self._client_auth._methods
+        client: Client = auth(request, methods, endpoint)
+        return client
+
+    def get_authorization_grant(self, request: Request) -> Any:
+        for grant_cls, extensions in self._authorization_grants:
+            if grant_cls.check_authorization_endpoint(request):
+                return _create_grant(grant_cls, extensions, request, self)
+        # A JAR client (RFC 9101 5, openid-client) sends response_type
+        # only inside the request object: name what is not supported.
+        refused = request_object_error(request.payload.data)
+        # Redirected only to a URI registered for the client (RFC 6749
+        # 4.1.2.1), as Authlib's.
+        redirect_uri = None
+        client_id = request.payload.client_id
+        client = self.client_of(request.tx, client_id) if client_id else None
+        if client is not None:
+            asked = request.payload.redirect_uri
+            if asked:
+                redirect_uri = asked if client.check_redirect_uri(asked) else None
+            else:
+                redirect_uri = client.get_default_redirect_uri()
+        if refused is None:
+            response_type = request.payload.response_type
+            refused = UnsupportedResponseTypeError(
+                f"The response type '{response_type}' is not supported by the server.",
+                response_type,
+            )
+        refused.redirect_uri = redirect_uri
+        raise refused
 
     def _generate_token(
         self,
@@ -191,8 +216,8 @@ class Server(AuthorizationServer):
             "refresh_expires_at": refresh_end if refresh else None,
             "refresh_scope": refresh_scope if refresh else None,
         }
-        store.insert_token(conn(), **row)
-        commit()
+        store.insert_token(request.tx.conn, **row)
+        request.tx.commit()
 
     def create_oauth2_request(self, request: Request) -> Request:
         return request

@@ -1,17 +1,16 @@
-"""The authorization server's reads and writes, in SQLAlchemy Core.
+"""The authorization server's tokens, codes and client assertions, in
+SQLAlchemy Core (the vendor, grant and customer rows they refer to are read
+in consent/oauth/rows.py).
 
 The token, revocation and introspection endpoints run for every vendor call,
 and the ORM's unit of work, identity map and per-statement compilation were
 most of their cost, and then SQLAlchemy's per-execution work. Here every
 statement is built once, at import, with bound parameters, compiled once per
 dialect, and run on the driver's cursor inside the transaction of the
-:class:`~sqlalchemy.Connection` given (vrm/dbapi.py). Column types still
+:class:`~sqlalchemy.Connection` given (vrm/storage/statements.py). Column types still
 apply: UTC datetimes and JSON come back as the ORM would give them.
 
-Vendor and grant rows are handed on as instances of the table models
-(:func:`loaded`), so the rest of the code sees the same ``Vendor`` and
-``Grant`` as everywhere else; those instances belong to no session and are
-only read. A token row, read once per vendor call and never shared, is a
+A token row, read once per vendor call and never shared, is a
 :class:`TokenRow`, a named tuple of the same columns: a model instance cost
 more to make than the rest of its decoding. Changes go through the
 statements here, never through ``session.add``.
@@ -19,33 +18,24 @@ statements here, never through ``session.add``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import cache
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Table,
     bindparam,
     delete,
     insert,
     select,
     update,
 )
-from sqlalchemy.orm import configure_mappers, instrumentation
-from sqlalchemy.orm.instrumentation import ClassManager
-from sqlmodel import SQLModel
 
 from consent.grants.models import Grant
 from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
+from consent.oauth.rows import GRANT, GRANTS, VENDOR, VENDORS, loaded, table_of
 from consent.vendors.models import Vendor
-from vrm.accounts.models import Customer
-from vrm.dbapi import Statement
-from vrm.groupcommit import steady_reads
-
-M = TypeVar("M", bound=SQLModel)
+from vrm.storage.statements import Statement
 
 
 class TokenRow(NamedTuple):
@@ -69,18 +59,13 @@ class TokenRow(NamedTuple):
     refresh_scope: str | None
 
 
-def _table(model: type[SQLModel]) -> Table:
-    table = model.__table__  # type: ignore[attr-defined]
-    assert isinstance(table, Table)  # noqa: S101 - every table model has one
-    return table
-
-
-VENDOR = _table(Vendor)
-TOKEN = _table(OAuthToken)
-GRANT = _table(Grant)
-CODE = _table(AuthorizationCode)
-ASSERTION = _table(ClientAssertion)
-CUSTOMER = _table(Customer)
+TOKEN = table_of(OAuthToken)
+CODE = table_of(AuthorizationCode)
+ASSERTION = table_of(ClientAssertion)
+# What the token, revocation and introspection endpoints write, in a group
+# commit (vrm/storage/groupcommit.py): never a vendor, grant or customer,
+# whose rows a group may read once for all its requests.
+ENDPOINT_WRITES = frozenset({TOKEN, CODE, ASSERTION})
 
 # A token with its vendor and (left join: client credentials have none) its
 # grant in one query; grant columns are labelled ``g_<name>``.
@@ -93,7 +78,7 @@ _TOKEN_FULL = (
     .select_from(TOKEN.join(VENDOR, TOKEN.c.vendor_id == VENDOR.c.id))
     .outerjoin(GRANT, TOKEN.c.grant_id == GRANT.c.id)
 )
-# On the driver's cursor (vrm/dbapi.py): every vendor call reads a token.
+# On the driver's cursor (vrm/storage/statements.py): every vendor call reads a token.
 # By the row id the token carries; tokens issued before migration 0006 by
 # their hash (only those rows are in the indexes on the hashes).
 _LEGACY = TOKEN.c.legacy.is_not(None)
@@ -117,9 +102,6 @@ _VENDOR_NAMES = tuple(c.name for c in VENDOR.c)
 _GRANT_NAMES = tuple(c.name for c in GRANT.c)
 _VENDOR_AT = len(_TOKEN_NAMES)
 _GRANT_AT = _VENDOR_AT + len(_VENDOR_NAMES)
-_VENDOR_BY_ID = Statement(select(VENDOR).where(VENDOR.c.id == bindparam("id")))
-_GRANT_BY_ID = Statement(select(GRANT).where(GRANT.c.id == bindparam("id")))
-_CUSTOMER_BY_ID = Statement(select(CUSTOMER).where(CUSTOMER.c.id == bindparam("id")))
 _CODE_BY_HASH = Statement(select(CODE).where(CODE.c.code_hash == bindparam("h")))
 # A new token: every column but those a new row leaves NULL (refreshed_at,
 # revoked_at, legacy), which the table defaults.
@@ -170,101 +152,6 @@ _INSERT_ASSERTION = Statement(insert(ASSERTION))
 _PURGE_ASSERTIONS = Statement(delete(ASSERTION).where(ASSERTION.c.expires_at < bindparam("now")))
 
 
-@cache
-def _manager(model: type[SQLModel]) -> ClassManager[Any]:
-    # A worker process whose first request is a token request has not used
-    # the ORM yet, and attributes of unconfigured mappers cannot be read.
-    configure_mappers()
-    return instrumentation.manager_of_class(model)
-
-
-def loaded(model: type[M], row: Mapping[Any, Any]) -> M:
-    """An instance of ``model`` holding ``row``, as a query through a
-    session would return it but outside any session (so read only).
-    Skips model validation: the row came from the table."""
-    obj: M = _manager(model).new_instance()
-    obj.__dict__.update(row)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(row))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
-
-
-# -- vendors, customers, grants --------------------------------------------
-
-
-class _Decoded(Generic[M]):
-    """Instances of a table model by their row exactly as the database
-    returned it, so that an unchanged row is not decoded again (its JSON
-    lists and datetimes, and the instance: much of the cost of reading it,
-    docs/performance.md#the-drivers-cursor-and-decoding). Any change to the
-    row is a new key; the instance for a key is the same one every time,
-    and nothing changes a loaded instance. (SQLite
-    only: psycopg hands JSON columns back decoded, as unhashable lists, and
-    those rows are decoded every time.)"""
-
-    KEPT = 1024
-
-    def __init__(self, model: type[M], names: Sequence[str]) -> None:
-        self.model = model
-        self.names = tuple(names)
-        self._kept: dict[tuple[Any, ...], M] = {}
-
-    def get(self, raw: tuple[Any, ...], decode: Callable[[], Sequence[Any]]) -> M:
-        """The instance for ``raw``; ``decode`` gives its values converted
-        by their column types, when it is not kept yet."""
-        try:
-            found = self._kept.get(raw)
-        except TypeError:
-            return self._load(decode())
-        if found is None:
-            if len(self._kept) >= self.KEPT:
-                self._kept.clear()
-            found = self._kept[raw] = self._load(decode())
-        return found
-
-    def _load(self, values: Sequence[Any]) -> M:
-        return loaded(self.model, dict(zip(self.names, values, strict=True)))
-
-
-_VENDORS = _Decoded(Vendor, _VENDOR_NAMES)
-_GRANTS = _Decoded(Grant, _GRANT_NAMES)
-
-
-def vendor(conn: Connection, vendor_id: str) -> Vendor | None:
-    """The vendor, read on every call: a changed secret, a disabled vendor
-    or new redirect URIs count at once. Only the decoding of an unchanged
-    row is skipped (:class:`_Decoded`), and, within one group commit on
-    SQLite, a second read of a row that cannot have changed since the first
-    (vrm.groupcommit.steady_reads)."""
-    if "\x00" in vendor_id:
-        # No client id holds a NUL, and PostgreSQL text cannot: asked for
-        # one, psycopg refuses the statement (a 500 at /oauth/authorize).
-        return None
-    steady = steady_reads(conn)
-    key = ("vendor", vendor_id)
-    if steady is not None and key in steady:
-        kept: Vendor | None = steady[key]
-        return kept
-    raw = _VENDOR_BY_ID.first_raw(conn, {"id": vendor_id})
-    found = None
-    if raw is not None:
-        found = _VENDORS.get(raw, lambda: _VENDOR_BY_ID.converted(conn, raw, 0, len(raw)))
-    if steady is not None:
-        steady[key] = found
-    return found
-
-
-def customer(conn: Connection, customer_id: str) -> Customer | None:
-    row = _CUSTOMER_BY_ID.mapping(conn, {"id": customer_id})
-    return loaded(Customer, row) if row is not None else None
-
-
-def grant(conn: Connection, grant_id: str) -> Grant | None:
-    row = _GRANT_BY_ID.mapping(conn, {"id": grant_id})
-    return loaded(Grant, row) if row is not None else None
-
-
 # -- tokens -----------------------------------------------------------------
 
 
@@ -290,7 +177,7 @@ def token(
     if row is None:
         return None
     vendor_raw = row[_VENDOR_AT:_GRANT_AT]
-    vendor = _VENDORS.get(vendor_raw, lambda: statement.converted(conn, row, _VENDOR_AT, _GRANT_AT))
+    vendor = VENDORS.get(vendor_raw, lambda: statement.converted(conn, row, _VENDOR_AT, _GRANT_AT))
     return _token_and_grant(conn, statement, row, _GRANT_AT, vendor)
 
 
@@ -325,7 +212,7 @@ def _token_and_grant(
     grant_raw = row[grant_at:]
     grant: Grant | None = None
     if grant_raw[0] is not None:
-        grant = _GRANTS.get(grant_raw, lambda: statement.converted(conn, row, grant_at, len(row)))
+        grant = GRANTS.get(grant_raw, lambda: statement.converted(conn, row, grant_at, len(row)))
     return TokenRow(*token), vendor, grant
 
 
@@ -358,6 +245,25 @@ def revoke_family(conn: Connection, grant_id: str | None, family_id: str, now: d
 def code(conn: Connection, code_hash: bytes) -> AuthorizationCode | None:
     row = _CODE_BY_HASH.mapping(conn, {"h": code_hash})
     return loaded(AuthorizationCode, row) if row is not None else None
+
+
+def insert_code(conn: Connection, **values: Any) -> None:
+    """A new authorization code (the authorization pages: not a hot path)."""
+    conn.execute(insert(CODE).values(**values))
+
+
+def challenge_seen(conn: Connection, vendor_id: str, challenge: str) -> bool:
+    """Whether a code of this vendor carried this PKCE challenge."""
+    found = select(CODE.c.code_hash).where(
+        CODE.c.vendor_id == vendor_id, CODE.c.code_challenge == challenge
+    )
+    return conn.execute(found.limit(1)).first() is not None
+
+
+def nonce_seen(conn: Connection, vendor_id: str | None, nonce: str) -> bool:
+    """Whether a code of this vendor carried this OIDC nonce."""
+    found = select(CODE.c.code_hash).where(CODE.c.vendor_id == vendor_id, CODE.c.nonce == nonce)
+    return conn.execute(found.limit(1)).first() is not None
 
 
 def consume_code(conn: Connection, code_hash: bytes, now: datetime) -> bool:

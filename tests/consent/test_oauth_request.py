@@ -55,3 +55,12 @@ def test_a_request_starts_as_authlibs_own_does() -> None:
     first = Request("POST", "https://vrm.example/oauth/token", Headers(), [])
     first.client = object()
     assert Request("POST", "https://vrm.example/oauth/token", Headers(), []).client is None
+
+
+def test_a_callback_outside_a_transaction_fails_loudly() -> None:
+    """Authlib's callbacks find the database on the request (Request.tx);
+    one handed a request no transaction was given to raises rather than
+    reaching some other transaction."""
+    request = Request("POST", "https://issuer.example/oauth/token", Headers(), [])
+    with pytest.raises(RuntimeError, match="^an OAuth request handled outside a transaction$"):
+        _ = request.tx

@@ -23,8 +23,8 @@ from consent.vendors import service as vendors
 from tests.conftest import Person, assert_unhandled_500
 from tests.consent.conftest import Vendor, tokens_for
 from tests.sqlite_lock import while_locked
-from vrm.groupcommit import GroupCommit
 from vrm.settings import Settings
+from vrm.storage.groupcommit import GroupCommit
 
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])

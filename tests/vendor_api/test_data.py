@@ -18,9 +18,9 @@ from tests.kit import bearer
 from tests.sqlite_lock import while_locked
 from tests.vendor_api.helpers import ME, PROFILE, access_events, add_event, put, read
 from vrm.catalogue import CATEGORIES
-from vrm.groupcommit import GroupCommit
 from vrm.records import service as records
 from vrm.settings import Settings
+from vrm.storage.groupcommit import GroupCommit
 from vrm.vendor_api import accesses
 
 # -- projection ---------------------------------------------------------------

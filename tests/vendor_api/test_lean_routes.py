@@ -74,7 +74,7 @@ def test_a_history_is_decrypted_off_the_event_loop(
 ) -> None:
     """One large history must not hold every other connection: each event
     is opened in a thread that runs no event loop, and the read's access
-    event is still recorded (vrm/groupcommit.py)."""
+    event is still recorded (vrm/storage/groupcommit.py)."""
     add_event(ana, occurred_at="2026-11-01T10:00:00Z", notes="two books")
     token = tokens_for(ana, vendor, "history:read profile:read")["access_token"]
     opened_in_loop: list[bool] = []

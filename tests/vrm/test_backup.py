@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from tests.conftest import Person, sign_up_and_log_in
 from tests.kit import exported
 from tests.vrm.test_keys import _delete_account, _open_all, _stable, _write
-from vrm import cli, groupcommit, hooks
+from vrm import cli, hooks
 from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.app import create_app
@@ -33,6 +33,7 @@ from vrm.errors import KeyUnavailable
 from vrm.keys.models import DataKey
 from vrm.keys.service import Vault
 from vrm.settings import Settings
+from vrm.storage import groupcommit
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 

@@ -25,8 +25,8 @@ from sqlalchemy import create_engine
 
 from tests.conftest import PASSWORD, _truncate_all
 from tests.liveserver import Restartable
-from vrm import groupcommit
 from vrm.settings import Settings
+from vrm.storage import groupcommit
 
 FULL = 2  # PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
 
@@ -126,7 +126,7 @@ class Writer:
 @dataclass
 class TokenTaker:
     """A vendor taking client-credentials tokens, which the token endpoint
-    writes in a group commit (vrm/groupcommit.py), in the event loop on
+    writes in a group commit (vrm/storage/groupcommit.py), in the event loop on
     SQLite."""
 
     client: httpx.Client

@@ -93,7 +93,7 @@ def sign_up(
 
 def account_email(*, session: Session, vault: Vault, customer: Customer) -> str:
     return vault.open(
-        session,
+        session.connection(),
         customer_id=customer.id,
         category=ACCOUNT,
         record_id=customer.id,

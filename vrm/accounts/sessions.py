@@ -172,7 +172,7 @@ def _device(session: Session, vault: Vault, row: LoginSession) -> str:
     if row.device_ct is None:
         return devices.UNKNOWN
     plaintext = vault.open(
-        session,
+        session.connection(),
         customer_id=row.customer_id,
         category=ACCOUNT,
         record_id=_device_record(row.id),

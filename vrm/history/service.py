@@ -58,7 +58,7 @@ class EventView:
 
 def _open(session: Session, vault: Vault, row: HistoryRecord) -> EventView:
     plaintext = vault.open(
-        session,
+        session.connection(),
         customer_id=row.customer_id,
         category=CATEGORY,
         record_id=row.id,

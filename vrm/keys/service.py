@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,6 +56,27 @@ def record_aad(customer_id: str, category: str, record_id: str, key_version: int
 class Sealed:
     key_version: int
     ciphertext: bytes
+
+
+# Reads a data key's (root version, wrapped key) by (customer, category, version).
+_Wrapping = Callable[[tuple[str, str, int]], tuple[int, bytes] | None]
+
+
+def _in_session(session: Session) -> _Wrapping:
+    def wrapping(key: tuple[str, str, int]) -> tuple[int, bytes] | None:
+        # Through the session: it sees keys added but not yet flushed.
+        row = session.get(DataKey, key)
+        return (row.root_version, row.wrapped) if row is not None else None
+
+    return wrapping
+
+
+def _on_connection(conn: Connection) -> _Wrapping:
+    def wrapping(key: tuple[str, str, int]) -> tuple[int, bytes] | None:
+        row = conn.execute(_WRAPPED, {"c": key[0], "k": key[1], "v": key[2]}).first()
+        return (row[0], row[1]) if row is not None else None
+
+    return wrapping
 
 
 @dataclass
@@ -126,21 +148,16 @@ class Vault:
         )
 
     def _data_key(
-        self, db: Session | Connection, customer_id: str, category: str, version: int
+        self, wrapping: _Wrapping, customer_id: str, category: str, version: int
     ) -> bytes:
+        """The data key, from the cache or unwrapped from what
+        ``wrapping(cache_key)`` reads: (root version, wrapped key)."""
         cache_key = (customer_id, category, version)
         now = time.monotonic()
         hit = self._cache.get(cache_key)
         if hit is not None and hit[1] > now:
             return hit[0]
-        found: tuple[int, bytes] | None
-        if isinstance(db, Session):
-            # Through the session: it sees keys added but not yet flushed.
-            row = db.get(DataKey, (customer_id, category, version))
-            found = (row.root_version, row.wrapped) if row is not None else None
-        else:
-            hit_row = db.execute(_WRAPPED, {"c": customer_id, "k": category, "v": version}).first()
-            found = (hit_row[0], hit_row[1]) if hit_row is not None else None
+        found = wrapping(cache_key)
         if found is None:
             raise KeyUnavailable("no data key for this record")
         root_version, wrapped = found
@@ -169,7 +186,7 @@ class Vault:
     def seal(
         self, session: Session, *, customer_id: str, category: str, record_id: str, plaintext: bytes
     ) -> Sealed:
-        key = self._data_key(session, customer_id, category, DATA_KEY_VERSION)
+        key = self._data_key(_in_session(session), customer_id, category, DATA_KEY_VERSION)
         blob = aead.seal(
             key, plaintext, record_aad(customer_id, category, record_id, DATA_KEY_VERSION)
         )
@@ -177,7 +194,7 @@ class Vault:
 
     def open(
         self,
-        db: Session | Connection,
+        conn: Connection,
         *,
         customer_id: str,
         category: str,
@@ -185,7 +202,7 @@ class Vault:
         key_version: int,
         ciphertext: bytes,
     ) -> bytes:
-        key = self._data_key(db, customer_id, category, key_version)
+        key = self._data_key(_on_connection(conn), customer_id, category, key_version)
         try:
             return aead.open_sealed(
                 key, ciphertext, record_aad(customer_id, category, record_id, key_version)

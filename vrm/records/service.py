@@ -14,7 +14,6 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlmodel import Session, col
 
 from vrm.catalogue import CATEGORIES, DOCUMENT_CATEGORIES
-from vrm.dbapi import Statement
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, PreconditionFailed, ValidationFailed
 from vrm.etags import check_if_match, make_etag
@@ -22,6 +21,7 @@ from vrm.feed import changes
 from vrm.jsonmerge import merge_patch
 from vrm.keys.service import Vault
 from vrm.records.models import DocumentRecord
+from vrm.storage.statements import Statement
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +106,12 @@ def _plaintext(
     row = session.get(DocumentRecord, (customer_id, category))
     if row is None:
         raise NotFound(f"No {category} document.")
-    return row, _open(session, vault, customer_id, category, row.key_version, row.ciphertext)
+    conn = session.connection()
+    return row, _open(conn, vault, customer_id, category, row.key_version, row.ciphertext)
 
 
 def _open(
-    db: Session | Connection,
+    conn: Connection,
     vault: Vault,
     customer_id: str,
     category: str,
@@ -119,7 +120,7 @@ def _open(
 ) -> bytes:
     # A document is the one record of its category: its record id is the category.
     return vault.open(
-        db,
+        conn,
         customer_id=customer_id,
         category=category,
         record_id=category,

@@ -6,11 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, insert
-from sqlmodel import Session
+from sqlalchemy import Connection, Table, insert
 
-from vrm.dbapi import Statement
 from vrm.dbtypes import utcnow
+from vrm.storage.statements import Statement
 from vrm.vendor_api.edge import Reader
 from vrm.vendor_api.models import AccessEvent
 
@@ -44,31 +43,19 @@ def access_row(
     }
 
 
-# On the driver's cursor (vrm/dbapi.py): this runs on every read, and the
-# ORM's unit of work, or even a Core execution, cost more than the insert.
-_INSERT_ACCESS = Statement(insert(AccessEvent))
+# On the driver's cursor (vrm/storage/statements.py): this runs on every
+# read, and the ORM's unit of work, or even a Core execution, cost more than
+# the insert.
+ACCESS_EVENT: Table = AccessEvent.__table__  # type: ignore[attr-defined]
+_INSERT_ACCESS = Statement(insert(ACCESS_EVENT))
+# What recording a read in a group commit writes (vrm/storage/groupcommit.py).
+WRITES = frozenset({ACCESS_EVENT})
 
 
-def add_accesses(db: Session | Connection, rows: list[dict[str, Any]]) -> None:
+def add_accesses(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert access events (from :func:`access_row`). The caller commits,
     before answering."""
-    conn = db.connection() if isinstance(db, Session) else db
     if len(rows) == 1:
         _INSERT_ACCESS.execute(conn, rows[0])
     elif rows:
         _INSERT_ACCESS.execute_many(conn, rows)
-
-
-def add_access(
-    session: Session | Connection,
-    reader: Reader,
-    categories: list[str],
-    fields: list[str],
-    *,
-    action: str = "read",
-    not_modified: bool = False,
-) -> None:
-    add_accesses(
-        session,
-        [access_row(reader, categories, fields, action=action, not_modified=not_modified)],
-    )

@@ -85,7 +85,7 @@ def deposit(
         # Of the day only, like the record: the time of a write is the
         # time the event was created, and would name its vendor.
         access = access_row(reader, [history.CATEGORY], [history.CATEGORY], action="write")
-        add_accesses(session, [{**access, "at": deposits.start_of(record.created_on)}])
+        add_accesses(session.connection(), [{**access, "at": deposits.start_of(record.created_on)}])
         try:
             session.commit()
         except IntegrityError:

@@ -91,7 +91,7 @@ def read(
     # grant whose data it carries): a thousand single inserts cost more
     # than the page's reads.
     accesses.add_accesses(
-        session,
+        session.connection(),
         [
             accesses.access_row(
                 reads.reader,

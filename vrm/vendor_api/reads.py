@@ -9,7 +9,7 @@ event, which is committed before a byte of the answer is sent. On SQLite a
 read runs in the event loop in a read transaction of its own (but for
 decrypting and projecting a history, which runs in the threadpool), and the
 access events of the reads answered within two turns of the loop are
-committed together (vrm/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
+committed together (vrm/storage/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
 REPEATABLE READ snapshot with its own access event. Either way a read sees
 one snapshot, so it never mixes a grant that was active with data written
 after it was revoked.
@@ -38,13 +38,13 @@ from starlette.types import Receive, Scope, Send
 
 from consent import policy
 from consent.oauth import bearer
-from vrm import groupcommit
 from vrm.catalogue import CATEGORIES
 from vrm.errors import VRMError
 from vrm.etags import matches_if_none_match
 from vrm.keys.service import Vault
 from vrm.problems import invalid, problem_for
 from vrm.records import service as records
+from vrm.storage import groupcommit
 from vrm.vendor_api import accesses, edge, events, projection
 from vrm.vendor_api.edge import Reader
 
@@ -178,7 +178,7 @@ def answer(engine: Engine, vault: Vault, scope: Scope, category: str | None) -> 
 async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
     """On SQLite: the read in a read transaction of its own (one snapshot,
     and no write lock, so the workers of one database read side by side),
-    then its access event in the app's group commit (vrm/groupcommit.py);
+    then its access event in the app's group commit (vrm/storage/groupcommit.py);
     the answer waits for that commit. The token check and the documents run
     in the event loop, cheaper than two thread hops
     (docs/performance.md#the-lean-vendor-paths); a history is decrypted and
@@ -203,7 +203,9 @@ async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
         except VRMError as exc:
             response, access = _problem(exc, scope)
     if access is not None:
-        await groupcommit.of(state).run(lambda c, _: accesses.add_accesses(c, [access]))
+        await groupcommit.of(state).run(
+            accesses.WRITES, lambda tx: accesses.add_accesses(tx.conn, [access])
+        )
     return response
 
 

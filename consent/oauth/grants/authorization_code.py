@@ -16,19 +16,23 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
-from sqlmodel import select
+from authlib.oauth2.rfc6749.hooks import hooked
 
 from consent.grants import service as grants
-from consent.oauth import store, tokens
+from consent.oauth import rows, store, tokens
 from consent.oauth.authlib_models import Client, Code
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
-from consent.oauth.context import commit, conn, db
 from consent.oauth.details import InvalidAuthorizationDetailsError, read_details
 from consent.oauth.errors import ascii_only, quoted
 from consent.oauth.grants.oidc import max_age, request_object_error
-from consent.oauth.models import AuthorizationCode
 from consent.oauth.requests import Request
 from consent.policy import ScopeError, scope_string, within
 from consent.scopes import DetailsError, data_request
@@ -50,6 +54,38 @@ class CodeGrant(AuthorizationCodeGrant):
     AUTHORIZATION_CODE_LENGTH = 43
 
     server: Server
+
+    def validate_authorization_request(self) -> str:
+        """Authlib's (RFC 6749 4.1.1), the client looked up in the
+        request's transaction: Authlib's asks ``server.query_client``, which
+        is given no request (consent/oauth/server.py)."""
+        request: Request = self.request
+        client_id = request.payload.client_id
+        if client_id is None:
+            raise InvalidClientError(description="Missing 'client_id' parameter.")
+        client = self.server.client_of(request.tx, client_id)
+        if client is None:
+            raise InvalidClientError(description="The client does not exist on this server.")
+        redirect_uri: str = self.validate_authorization_redirect_uri(request, client)
+        response_type = request.payload.response_type
+        if not client.check_response_type(response_type):
+            raise UnauthorizedClientError(
+                f"The client is not authorized to use 'response_type={response_type}'",
+                redirect_uri=redirect_uri,
+            )
+        request.client = client
+        try:
+            self.validate_authorization_request_payload(redirect_uri)
+        except OAuth2Error as error:
+            error.redirect_uri = redirect_uri
+            raise
+        return redirect_uri
+
+    @hooked  # type: ignore[untyped-decorator]
+    def validate_authorization_request_payload(self, redirect_uri: str) -> None:
+        # Hooked as Authlib's: PKCE and OIDC check the request after it.
+        self.validate_requested_scope()
+        self.request.scope = self.request.client.get_allowed_scope(self.request.payload.scope)
 
     def validate_requested_scope(self) -> None:
         """Our scopes, purpose and authorization_details, checked strictly."""
@@ -74,18 +110,9 @@ class CodeGrant(AuthorizationCodeGrant):
         except ScopeError as exc:
             raise InvalidScopeError(ascii_only(str(exc))) from None
         challenge = data.get("code_challenge")
-        if challenge and self._challenge_seen(request.client.vendor.id, challenge):
+        if challenge and store.challenge_seen(request.tx.conn, request.client.vendor.id, challenge):
             # RFC 9700 2.1.1: a constant challenge is no protection at all.
             raise InvalidRequestError("code_challenge was used before: make one per request")
-
-    def _challenge_seen(self, vendor_id: str, challenge: str) -> bool:
-        found = db().exec(
-            select(AuthorizationCode.code_hash).where(
-                AuthorizationCode.vendor_id == vendor_id,
-                AuthorizationCode.code_challenge == challenge,
-            )
-        )
-        return found.first() is not None
 
     def save_authorization_code(self, code: str, request: Request) -> None:
         decision = request.decision
@@ -102,7 +129,9 @@ class CodeGrant(AuthorizationCodeGrant):
         # Authlib re-runs validation (and resets request.scope) before this
         # call, so the customer's choice comes from request.decision.
         accesses = within(asked.accesses, grants.accesses_of(grant))
-        row = AuthorizationCode(
+        tx = request.tx
+        store.insert_code(
+            tx.conn,
             code_hash=self.server.vault.token_hash(code),
             vendor_id=request.client.vendor.id,
             customer_id=decision.customer.id,
@@ -115,15 +144,14 @@ class CodeGrant(AuthorizationCodeGrant):
             auth_time=decision.auth_time,
             expires_at=now + timedelta(seconds=self.server.settings.code_ttl_seconds),
         )
-        session = db()
         # Used and expired codes stay as tombstones (reuse, nonce and
         # challenge replay are caught while they last) until vrm/purge.py
         # takes them, VRM_RETAIN_SPENT_CODES_SECONDS after they expire.
-        session.add(row)
-        session.commit()
+        tx.commit()
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
-        db = conn()
+        tx = self.request.tx
+        db = tx.conn
         code_hash = self.server.vault.token_hash(code)
         row = store.code(db, code_hash)
         if row is None or row.vendor_id != client.vendor.id:
@@ -133,12 +161,12 @@ class CodeGrant(AuthorizationCodeGrant):
             # Second use: deny, and revoke whatever the first use issued
             # (RFC 9700 4.2.4, OAuth 2.1 4.1.3).
             tokens.revoke_family(db, row.grant_id, family_of(code_hash))
-            commit()
+            tx.commit()
             return None
-        commit()
+        tx.commit()
         if row.expires_at <= utcnow():
             return None
-        grant = store.grant(conn(), row.grant_id)
+        grant = rows.grant(tx.conn, row.grant_id)
         if grant is None or not grants.is_active(grant):
             return None
         return Code(row, grant)
@@ -148,4 +176,4 @@ class CodeGrant(AuthorizationCodeGrant):
         return None
 
     def authenticate_user(self, authorization_code: Code) -> Customer | None:
-        return store.customer(conn(), authorization_code.row.customer_id)
+        return rows.customer(self.request.tx.conn, authorization_code.row.customer_id)

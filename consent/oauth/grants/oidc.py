@@ -12,11 +12,8 @@ from authlib.oidc.core import UserInfo
 from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
 from authlib.oidc.core.grants import OpenIDCode
 from joserfc.jwk import ECKey
-from sqlmodel import select
 
-from consent.oauth import keys, tokens
-from consent.oauth.context import db
-from consent.oauth.models import AuthorizationCode
+from consent.oauth import keys, store, tokens
 from consent.oauth.requests import Request
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow
@@ -55,13 +52,7 @@ class OpenIDConnect(OpenIDCode):
         self.server = server
 
     def exists_nonce(self, nonce: str, request: Request) -> bool:
-        found = db().exec(
-            select(AuthorizationCode).where(
-                AuthorizationCode.vendor_id == request.payload.client_id,
-                AuthorizationCode.nonce == nonce,
-            )
-        )
-        return found.first() is not None
+        return store.nonce_seen(request.tx.conn, request.payload.client_id, nonce)
 
     def resolve_client_private_key(self, client: Client) -> ECKey:
         return keys.signing_key(self.server.vault)

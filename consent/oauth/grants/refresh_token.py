@@ -16,7 +16,6 @@ from authlib.oauth2.rfc6749.grants import RefreshTokenGrant
 from consent.oauth import tokens
 from consent.oauth.authlib_models import Token
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
-from consent.oauth.context import commit, conn, rollback
 from consent.policy import parse_scopes, scope_string, within
 
 if TYPE_CHECKING:
@@ -31,7 +30,8 @@ class RefreshGrant(RefreshTokenGrant):
     narrowed: str | None = None
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        db = conn()
+        tx = self.request.tx
+        db = tx.conn
         vendor = self.request.client.vendor
         found = tokens.find_refresh(db, self.server.vault, refresh_token, vendor)
         if found is None:
@@ -49,9 +49,9 @@ class RefreshGrant(RefreshTokenGrant):
         if active is None or not tokens.consume_refresh(db, row):
             # Replay of a rotated (or revoked) refresh token: one of the two
             # holders is an attacker, so the whole family dies.
-            rollback()
-            tokens.revoke_family(conn(), row.grant_id, row.family_id)
-            commit()
+            tx.rollback()
+            tokens.revoke_family(tx.conn, row.grant_id, row.family_id)
+            tx.commit()
             return None
         # Not committed here: the use and the next token of the family are
         # one transaction (save_token commits). A concurrent second use

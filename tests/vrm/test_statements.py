@@ -1,4 +1,4 @@
-"""Statements on the driver's cursor (vrm/dbapi.py) read and write exactly
+"""Statements on the driver's cursor (vrm/storage/statements.py) read and write exactly
 what SQLAlchemy would, inside the transaction of the connection given."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, bindparam, insert, select, update
 
 from tests.conftest import Person
-from vrm.dbapi import Statement
+from vrm.storage.statements import Statement
 from vrm.vendor_api.models import AccessEvent
 
 TABLE = AccessEvent.__table__  # type: ignore[attr-defined]

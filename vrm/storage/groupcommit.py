@@ -6,7 +6,8 @@ access event. Committed one by one, every request cost a commit and, on
 SQLite, every page it changed (the table and each of its indexes) written to
 the WAL and later checkpointed, with fsyncs that stalled the event loop.
 
-Here a request hands its work (a function of a connection) to the group of
+Here a request hands its work (a function of a
+:class:`~vrm.storage.transaction.Transaction`, and the tables it writes) to the group of
 its event loop, a :class:`GroupCommit`. The work of the requests answered
 meanwhile runs in one transaction, each request's part in a savepoint of its
 own, on the group's one connection; each request gets its result once that
@@ -29,7 +30,8 @@ as if each had committed.
   threads each running one request spent more CPU handing the GIL to each
   other than on the requests (docs/performance.md#the-group-commit).
 
-Work calls :meth:`Savepoint.commit` where it would commit (a used
+Work runs its statements on ``transaction.conn`` and calls
+:meth:`Savepoint.commit` where it would commit (a used
 authorization code must stay used even if the request then fails) and
 :meth:`Savepoint.rollback` to undo its part since then. If a request's work
 raises, its part is rolled back and that request alone gets the exception;
@@ -42,9 +44,13 @@ read, which made every token lookup read its pages afresh
 (docs/performance.md#the-group-commit).
 
 On SQLite nothing but the group writes while it runs (it holds the write
-lock from its first statement), so a row its work only reads, such as the
-vendor each request authenticates, is read once per group
-(:func:`steady_reads`).
+lock from its first statement), so a row of a table no work of the group
+writes, such as the vendor each request authenticates, is read once per
+group (:func:`steady_reads`). That rests on each work writing only the
+tables it declared when it was submitted: a write to any other table raises
+:class:`~vrm.storage.transaction.UndeclaredWrite` (checked by compiled
+statements as they run, and by a ``before_cursor_execute`` listener on the
+group's connection for anything else SQLAlchemy runs there).
 
 When another process holds SQLite's write lock, the group does not wait in
 SQLite's busy handler (which sleeps, and would stop this process's event
@@ -63,33 +69,47 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table, event
+from sqlalchemy.engine.interfaces import ExecutionContext
 from sqlalchemy.exc import OperationalError
 
 from vrm.db import BUSY_TIMEOUT_SECONDS
+from vrm.storage.transaction import WRITES, Transaction, check_write
 
 T = TypeVar("T")
 
 
-# Key of the dict, in the group connection's info, of reads that hold for
+# Key, in the group connection's info, of the group's reads that hold for
 # the whole group (steady_reads).
-_STEADY = "vrm.groupcommit.steady"
+_STEADY = "vrm.storage.steady"
 
 
-def steady_reads(conn: Connection) -> dict[Any, Any] | None:
-    """A dict for rows read in a group that nothing can change before the
-    group commits, or None outside a group, and on PostgreSQL.
+class _Steady:
+    __slots__ = ("written", "rows")
+
+    def __init__(self, written: frozenset[Table]) -> None:
+        self.written = written  # every table the group's work declared
+        self.rows: dict[Any, Any] = {}
+
+
+def steady_reads(conn: Connection, table: Table) -> dict[Any, Any] | None:
+    """A dict for rows of ``table`` read in a group, which nothing can
+    change before the group commits; None outside a group, on PostgreSQL,
+    and when some work of the group declared it writes ``table``.
 
     On SQLite a group holds the write lock from its first statement, so no
-    other connection writes until it commits, and its work only writes
-    tokens, codes, assertions and events: a vendor read by one request of
-    the group (to authenticate it) is the same row for the next, and need
-    not be read again. On PostgreSQL other connections commit while a group
-    runs, and every request reads afresh."""
-    return conn.info.get(_STEADY)
+    other connection writes until it commits, and its work writes only the
+    tables it declared (tokens, codes, assertions, access events): a vendor
+    read by one request of the group (to authenticate it) is the same row
+    for the next, and need not be read again. On PostgreSQL other
+    connections commit while a group runs, and every request reads afresh."""
+    steady: _Steady | None = conn.info.get(_STEADY)
+    if steady is None or table in steady.written:
+        return None
+    return steady.rows
 
 
-class Savepoint:
+class Savepoint(Transaction):
     """One request's part of the group's transaction.
 
     Savepoints nest: each request, and each of its commits, opens one more,
@@ -97,11 +117,18 @@ class Savepoint:
     COMMIT ends them all. (Releasing and reopening cost two statements per
     commit instead of one.)"""
 
-    def __init__(self, cursor: Any) -> None:
+    __slots__ = ("_conn", "_cursor")
+
+    def __init__(self, conn: Connection, cursor: Any) -> None:
+        self._conn = conn
         # A cursor of the group's, used for savepoints only (a new one per
         # statement costs psycopg more: docs/performance.md#the-group-commit).
         self._cursor = cursor
         cursor.execute("SAVEPOINT request")
+
+    @property
+    def conn(self) -> Connection:
+        return self._conn
 
     def commit(self) -> None:
         """Keep what the work wrote so far, whatever happens to it next
@@ -113,14 +140,15 @@ class Savepoint:
         self._cursor.execute("ROLLBACK TO request")
 
 
-Work = Callable[[Connection, Savepoint], T]
+Work = Callable[[Transaction], T]
 
 
 class _Job(Generic[T]):
-    __slots__ = ("work", "context", "done", "result", "error")
+    __slots__ = ("work", "writes", "context", "done", "result", "error")
 
-    def __init__(self, work: Work[T], done: asyncio.Future[T]) -> None:
+    def __init__(self, writes: frozenset[Table], work: Work[T], done: asyncio.Future[T]) -> None:
         self.work = work
+        self.writes = writes
         # Run in the context of the request that handed it in, not in that
         # of the request whose turn scheduled the flush.
         self.context = contextvars.copy_context()
@@ -159,9 +187,11 @@ class GroupCommit:
         """Waiting for another process's write lock."""
         return self._busy_since is not None
 
-    def run(self, work: Work[T]) -> asyncio.Future[T]:
-        """A future for what ``work(connection, savepoint)`` returns (or
-        raises), set once the group's transaction is committed."""
+    def run(self, writes: frozenset[Table], work: Work[T]) -> asyncio.Future[T]:
+        """A future for what ``work(transaction)`` returns (or raises), set
+        once the group's transaction is committed. ``work`` writes only the
+        tables in ``writes``: any other write raises
+        :class:`~vrm.storage.transaction.UndeclaredWrite`."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             # A worker has one event loop for its life; a new one (another
@@ -170,7 +200,7 @@ class GroupCommit:
             self._loop, self._pending, self._scheduled, self._busy_since = loop, [], False, None
             self._waited = False
         done: asyncio.Future[T] = loop.create_future()
-        self._pending.append(_Job(work, done))
+        self._pending.append(_Job(writes, work, done))
         if not self._scheduled:
             # After every callback already queued: the requests of this turn.
             self._scheduled = True
@@ -186,6 +216,9 @@ class GroupCommit:
                 driver = conn.connection.driver_connection
                 assert driver is not None  # noqa: S101 - a checked-out connection has one
                 driver.execute("PRAGMA busy_timeout = 0")
+            # What work runs through SQLAlchemy (the compiled statements
+            # check themselves, vrm/storage/statements.py).
+            event.listen(conn, "before_cursor_execute", _check_declared)
             self._conn = conn
         return self._conn
 
@@ -211,20 +244,24 @@ class GroupCommit:
                 # The write lock first, or nothing: fails with SQLITE_BUSY
                 # at once while another process holds it.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-                conn.info[_STEADY] = {}
+                conn.info[_STEADY] = _Steady(frozenset().union(*(j.writes for j in batch)))
+            info = conn.info
             for job in batch:
                 job.error = job.result = None
-                savepoint = Savepoint(cursor)
+                savepoint = Savepoint(conn, cursor)
+                info[WRITES] = job.writes
                 try:
-                    job.result = job.context.run(job.work, conn, savepoint)
+                    job.result = job.context.run(job.work, savepoint)
                 except Exception as exc:
                     job.error = exc
                     savepoint.rollback()
+            info.pop(WRITES, None)
             cursor.close()
             conn.info.pop(_STEADY, None)
             self._commit(conn)
         except BaseException:
             conn.info.pop(_STEADY, None)
+            conn.info.pop(WRITES, None)
             try:
                 conn.rollback()
             except Exception:
@@ -295,6 +332,24 @@ class GroupCommit:
                 job.done.set_result(job.result)
             else:
                 job.done.set_exception(error)
+
+
+def _check_declared(
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: ExecutionContext | None,
+    executemany: bool,
+) -> None:
+    """Before SQLAlchemy runs an insert, update or delete on the group's
+    connection: its table must be one the running work declared."""
+    compiled = getattr(context, "compiled", None)
+    if compiled is None or not (context.isinsert or context.isupdate or context.isdelete):  # type: ignore[union-attr]
+        return
+    table = getattr(compiled.statement, "table", None)
+    if isinstance(table, Table):
+        check_write(conn.info, table)
 
 
 def _is_busy(exc: OperationalError) -> bool:

@@ -14,6 +14,11 @@ given, which it begins if needed, so ``conn.commit()`` commits it and closing
 the connection rolls it back. The driver's errors are raised as SQLAlchemy
 raises them (``IntegrityError`` and so on). Only statements without
 expanding parameters (``IN`` lists) are supported.
+
+A statement that writes (an insert, update or delete) checks, when it runs
+inside a group commit, that the group's work declared its table
+(vrm/storage/transaction.py): the driver's cursor bypasses SQLAlchemy's
+events, which check every other statement of the group.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Select
+from sqlalchemy import Connection, Dialect, Select, Table
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+
+from vrm.storage.transaction import check_write
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,9 @@ class _Compiled:
 class Statement:
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
+        # The table an insert, update or delete writes.
+        table = statement.table if isinstance(statement, UpdateBase) else None
+        self.writes: Table | None = table if isinstance(table, Table) else None
         self._by_dialect: dict[str, _Compiled] = {}
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
@@ -142,6 +153,8 @@ class Statement:
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run a statement that returns no rows once for each of ``rows``."""
+        if self.writes is not None:
+            check_write(conn.info, self.writes)
         compiled = self._compiled(conn.dialect)
         cursor = self._cursor(conn)
         try:
@@ -153,6 +166,8 @@ class Statement:
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Run a statement that returns no rows; the rows it changed."""
+        if self.writes is not None:
+            check_write(conn.info, self.writes)
         cursor, _ = self._run(conn, params)
         count: int = cursor.rowcount
         cursor.close()
