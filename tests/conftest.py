@@ -25,7 +25,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
 import vrm.models  # noqa: F401 - every table on the metadata
-from tests.kit import Clock, log_in
+from tests.kit import Clock, assert_problem, log_in
 from tests.pgserver import postgres_cluster
 from vrm import dbtypes, groupcommit, migrate
 from vrm.app import create_app
@@ -34,6 +34,7 @@ from vrm.keys import server as server_keys
 from vrm.settings import Settings
 
 PASSWORD = "correct horse battery staple"
+UNEXPECTED = "The server met an error it did not expect; it has been logged."
 
 # Argon2id at test strength: same algorithm, a fraction of the cost.
 FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
@@ -143,15 +144,7 @@ def assert_unhandled_500(
 ) -> None:
     """``response`` is the 500 problem for an unexpected error, which was
     logged once, with its traceback (vrm.errors.unhandled)."""
-    assert response.status_code == 500, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {
-        "type": "urn:vrm:problem:internal",
-        "title": "Internal server error",
-        "status": 500,
-        "detail": "The server met an error it did not expect; it has been logged.",
-        "instance": path,
-    }
+    assert_problem(response, 500, "internal", detail=UNEXPECTED, instance=path)
     (record,) = [rec for rec in caplog.records if rec.name == "vrm.errors"]
     assert record.getMessage() == f"unhandled error on {method} {path}"
     assert record.exc_info is not None

@@ -25,6 +25,7 @@ TITLES = {
     "bad-request": "Bad request",
     "malformed-json": "Malformed JSON",
     "unauthenticated": "Authentication required",
+    "invalid-token": "Authentication required",
     "forbidden": "Forbidden",
     "insufficient-scope": "Forbidden",
     "not-found": "Not found",
@@ -39,6 +40,7 @@ TITLES = {
     "too-many-requests": "Too many failed attempts",
     "integrity": "Stored data failed its integrity check",
     "key-unavailable": "A key needed for this data is not available",
+    "internal": "Internal server error",
 }
 
 
