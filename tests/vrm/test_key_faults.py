@@ -12,10 +12,7 @@ read as a file.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +23,7 @@ from sqlmodel import Session, select
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, register_vendor, tokens_for
-from tests.kit import assert_problem
+from tests.kit import Ran, assert_problem, vrm, vrm_script
 from vrm.accounts.models import Customer
 from vrm.app import create_app
 from vrm.keys.models import DataKey
@@ -113,19 +110,8 @@ def test_a_broken_customer_key_fails_that_customers_reads_alone(
 # -- vrm keys check and vrm customers erase ------------------------------------
 
 
-def _vrm(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
-    env["VRM_DATA_DIR"] = str(settings.data_dir)
-    if not settings.is_sqlite:
-        env["VRM_DATABASE_URL"] = settings.database_url
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "vrm"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _vrm(settings: Settings, *args: str) -> Ran:
+    return vrm(settings, *args)
 
 
 def _check_line(settings: Settings, ana: Person, fault: str) -> str:
@@ -299,7 +285,8 @@ def test_vrm_serve_refuses_to_start_without_the_blind_index_key_customers_need(
 ) -> None:
     path = _server_key(settings, "blind-index")
     path.unlink()
-    done = _vrm(settings, "serve", "--port", "1")
+    # The installed script: were the refusal to fail, a server would start.
+    done = vrm_script(settings, "serve", "--port", "1")
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == f"vrm: {_refusal(settings, 'blind-index', 'missing')}\n"
     # vrm init will not make a new one either.
