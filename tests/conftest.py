@@ -62,6 +62,18 @@ def _truncate_all(engine: Engine) -> None:
         conn.execute(text("INSERT INTO feed_clock (id, seq) VALUES (1, 0)"))
 
 
+@pytest.fixture(scope="session")
+def shared_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One ``vrm serve`` for the modules whose clients each sign up their own
+    customer and change nothing else (openid-client, Authlib, the API docs
+    page): a server start is seconds. A module that needs its own settings
+    or vendor starts its own (tests/liveserver.py)."""
+    from tests.liveserver import live_server  # it imports tests.consent.conftest
+
+    with live_server(tmp_path_factory.mktemp("live-server")) as server:
+        yield server
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
