@@ -25,7 +25,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
 import vrm.models  # noqa: F401 - every table on the metadata
-from tests.kit import Clock, log_in
+from tests.kit import Clock, assert_problem, log_in
 from tests.pgserver import postgres_cluster
 from vrm import dbtypes, migrate
 from vrm.app import create_app
@@ -35,6 +35,7 @@ from vrm.settings import Settings
 from vrm.storage import groupcommit
 
 PASSWORD = "correct horse battery staple"
+UNEXPECTED = "The server met an error it did not expect; it has been logged."
 
 # Argon2id at test strength: same algorithm, a fraction of the cost.
 FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
@@ -60,6 +61,18 @@ def _truncate_all(engine: Engine) -> None:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         # The change log's clock row is seeded by its migration.
         conn.execute(text("INSERT INTO feed_clock (id, seq) VALUES (1, 0)"))
+
+
+@pytest.fixture(scope="session")
+def shared_live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One ``vrm serve`` for the modules whose clients each sign up their own
+    customer and change nothing else (openid-client, Authlib, the API docs
+    page): a server start is seconds. A module that needs its own settings
+    or vendor starts its own (tests/liveserver.py)."""
+    from tests.liveserver import live_server  # it imports tests.consent.conftest
+
+    with live_server(tmp_path_factory.mktemp("live-server")) as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -144,15 +157,7 @@ def assert_unhandled_500(
 ) -> None:
     """``response`` is the 500 problem for an unexpected error, which was
     logged once, with its traceback (vrm.errors.unhandled)."""
-    assert response.status_code == 500, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {
-        "type": "urn:vrm:problem:internal",
-        "title": "Internal server error",
-        "status": 500,
-        "detail": "The server met an error it did not expect; it has been logged.",
-        "instance": path,
-    }
+    assert_problem(response, 500, "internal", detail=UNEXPECTED, instance=path)
     (record,) = [rec for rec in caplog.records if rec.name == "vrm.errors"]
     assert record.getMessage() == f"unhandled error on {method} {path}"
     assert record.exc_info is not None

@@ -3,17 +3,26 @@
 One home for the checks and steps many test files need, so each states the
 contract once: :func:`assert_problem` (an RFC 9457 answer, exactly),
 :func:`log_in` and :func:`bearer` (the two ways a caller authenticates),
-:func:`exported` (the customer's export) and :class:`Clock` (the time the
-whole app sees; the ``clock`` fixture in tests/conftest.py installs it).
+:func:`exported` (the customer's export), :func:`vrm` and :func:`vrm_script`
+(the operator's command) and :class:`Clock` (the time the whole app sees;
+the ``clock`` fixture in tests/conftest.py installs it).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner
+
+from vrm import cli
+from vrm.settings import Settings
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:vrm:problem:"
@@ -25,6 +34,7 @@ TITLES = {
     "bad-request": "Bad request",
     "malformed-json": "Malformed JSON",
     "unauthenticated": "Authentication required",
+    "invalid-token": "Authentication required",
     "forbidden": "Forbidden",
     "insufficient-scope": "Forbidden",
     "not-found": "Not found",
@@ -39,6 +49,7 @@ TITLES = {
     "too-many-requests": "Too many failed attempts",
     "integrity": "Stored data failed its integrity check",
     "key-unavailable": "A key needed for this data is not available",
+    "internal": "Internal server error",
 }
 
 
@@ -111,3 +122,51 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a ``vrm`` command did: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _operator_env(settings: Settings, columns: int) -> dict[str, str | None]:
+    """The operator's environment: the test's store and nothing else of VRM_*."""
+    env: dict[str, str | None] = dict.fromkeys(
+        (k for k in os.environ if k.startswith("VRM_")), None
+    )
+    env["VRM_DATA_DIR"] = str(settings.data_dir)
+    if not settings.is_sqlite:
+        env["VRM_DATABASE_URL"] = settings.database_url
+    # Rich's width when stdout is not a terminal, unless a test asks for more.
+    env["COLUMNS"] = str(columns)
+    return env
+
+
+def vrm(settings: Settings, *args: str, columns: int = 80) -> Ran:
+    """``vrm ARGS`` on the test's store, in this process (typer's runner):
+    the same code from argv to exit code as the installed script, without a
+    new interpreter importing the whole app (seconds a run)."""
+    result = CliRunner().invoke(cli.app, list(args), env=_operator_env(settings, columns))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def vrm_script(settings: Settings, *args: str, columns: int = 80) -> Ran:
+    """``vrm ARGS`` as the operator runs it: the installed script in a
+    process of its own, for the tests that prove the script itself (its
+    environment, exit code, terminal width) or start a server."""
+    merged = {**os.environ, **_operator_env(settings, columns)}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "vrm"), *args],
+        env={k: v for k, v in merged.items() if v is not None},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return Ran(done.returncode, done.stdout, done.stderr)

@@ -30,8 +30,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from typer.testing import CliRunner
 
 from tests.consent.conftest import read_form
+from vrm import cli
 
 PASSWORD = "correct horse battery staple"
 START_TIMEOUT = 30.0
@@ -103,12 +105,19 @@ def _env(data_dir: Path, issuer: str, database_url: str | None = None) -> dict[s
 
 
 def _vrm(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [vrm_command(), *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"vrm {' '.join(args)} failed ({done.returncode}): {done.stderr}")
-    return done.stdout
+    """``vrm init`` or ``vrm vendors add`` as the operator runs them before
+    ``vrm serve``, on the server's environment, in this process (typer's
+    runner): a new interpreter importing the whole app costs seconds, and
+    the installed script is proven by tests/consent/test_vendors.py. Only
+    ``vrm serve`` needs a process of its own."""
+    # Every VRM_* of env, and none of this process's own.
+    overrides = {k: env.get(k) for k in {*os.environ, *env} if k.startswith("VRM_")}
+    result = CliRunner().invoke(cli.app, list(args), env=overrides)
+    if result.exit_code != 0:
+        raise RuntimeError(
+            f"vrm {' '.join(args)} failed ({result.exit_code}): {result.stderr}"
+        ) from result.exception
+    return result.stdout
 
 
 def _tail(path: Path, lines: int = 40) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from tests.consent.conftest import (
     tokens_for,
 )
 from tests.kit import bearer
-from tests.liveserver import LiveServer, live_server
+from tests.liveserver import LiveServer
 from tests.nodejs import node_with_packages, options
 from vrm.accounts.models import LoginSession
 from vrm.dbtypes import utcnow
@@ -375,12 +374,11 @@ NODE_TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def conformance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One run of conformance.mjs against a fresh ``vrm serve``: what each
-    check saw, keyed by check."""
+def conformance(shared_live_server: LiveServer) -> dict[str, Any]:
+    """One run of conformance.mjs against ``vrm serve`` (its own customer):
+    what each check saw, keyed by check."""
     node = node_with_packages(NODE_DIR)
-    with live_server(tmp_path_factory.mktemp("conformance")) as server:
-        yield _run_conformance(node, server)
+    return _run_conformance(node, shared_live_server)
 
 
 def _run_conformance(node: str, server: LiveServer) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, start, tokens_for
 from tests.consent.test_conformance_token import oauth_error
-from tests.liveserver import Browser, LiveServer, live_server
+from tests.liveserver import Browser, LiveServer
 from tests.nodejs import node_with_packages, options
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -138,9 +137,8 @@ def test_client_credentials_ignore_unknown_scopes_and_refuse_customer_data(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("live-server")) as live:
-        yield live
+def server(shared_live_server: LiveServer) -> LiveServer:
+    return shared_live_server
 
 
 def _signin(node: str, server: LiveServer, phase: str, *args: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Person
+from tests.conftest import UNEXPECTED, Person
 from tests.consent.conftest import (
     ISSUER,
     Vendor,
@@ -26,6 +26,7 @@ from tests.consent.conftest import (
     pkce,
     tokens_for,
 )
+from tests.kit import assert_problem
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -334,14 +335,7 @@ def test_an_unexpected_error_at_the_token_endpoint_answers_cleanly(
 
     monkeypatch.setattr(type(vendor.client.app.state.oauth), "create_token_response", broken)
     r = vendor.token(grant_type="client_credentials", scope="feed:read")
-    assert r.status_code == 500
-    assert r.json() == {
-        "type": "urn:vrm:problem:internal",
-        "title": "Internal server error",
-        "status": 500,
-        "detail": "The server met an error it did not expect; it has been logged.",
-        "instance": "/oauth/token",
-    }
+    assert_problem(r, 500, "internal", detail=UNEXPECTED, instance="/oauth/token")
     assert "connection" not in r.headers
     assert [rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR"] == [
         "unhandled error on POST /oauth/token"

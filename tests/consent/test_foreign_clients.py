@@ -32,7 +32,7 @@ import pytest
 from authlib.common.security import generate_token
 from authlib.deprecate import AuthlibDeprecationWarning
 
-from tests.liveserver import Browser, Customer, LiveServer, live_server
+from tests.liveserver import Browser, Customer, LiveServer
 from tests.nodejs import node_with_packages, options
 
 # Authlib 1.9 warns once, on import, that its httpx client prefers httpx2; the
@@ -50,9 +50,8 @@ NODE_TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("live-server")) as live:
-        yield live
+def server(shared_live_server: LiveServer) -> LiveServer:
+    return shared_live_server
 
 
 # -- openid-client ------------------------------------------------------------

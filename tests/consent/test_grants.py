@@ -12,6 +12,7 @@ from sqlmodel import Session, update
 from consent.grants.models import Grant
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, authorize, decide, start, tokens_for
+from tests.kit import assert_problem
 from vrm.dbtypes import utcnow
 
 GRANTS = "/api/v1/me/grants"
@@ -147,8 +148,7 @@ def test_a_grant_cannot_be_widened(ana: Person, vendor: Vendor) -> None:
     url = f"{GRANTS}/{token['grant_id']}"
     for scopes in (["profile:read"], ["profile.email:read", "history:read"]):
         r = ana.client.patch(url, json={"scopes": scopes})
-        assert r.status_code == 422, r.text
-        assert r.headers["content-type"] == "application/problem+json"
+        assert_problem(r, 422, "validation")
     later = (utcnow() + timedelta(days=800)).isoformat()
     assert ana.client.patch(url, json={"expires_at": later}).status_code == 422
     assert ana.client.patch(url, json={"scopes": ["nonsense"]}).status_code == 422

@@ -15,7 +15,8 @@ from sqlalchemy import text
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.vendor_api.helpers import bearer, read
+from tests.kit import assert_problem, bearer
+from tests.vendor_api.helpers import read
 
 INVALID_TOKEN = 'Bearer realm="vrm", error="invalid_token"'
 
@@ -49,8 +50,7 @@ def test_a_token_whose_grant_row_is_gone_is_refused_everywhere(
     _delete_grant_keeping_its_tokens(app, t["grant_id"])
 
     r = read(vendor, t["access_token"])
-    assert r.status_code == 401, r.text
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(r, 401, "invalid-token")
     assert r.headers["www-authenticate"] == INVALID_TOKEN
 
     # Not a vendor-wide token either: the feed needs one, and refuses it.

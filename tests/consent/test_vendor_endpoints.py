@@ -22,6 +22,7 @@ from consent.oauth import store, tokens
 from consent.vendors import service as vendors
 from tests.conftest import Person, assert_unhandled_500
 from tests.consent.conftest import Vendor, tokens_for
+from tests.kit import assert_problem
 from tests.sqlite_lock import while_locked
 from vrm.settings import Settings
 from vrm.storage.groupcommit import GroupCommit
@@ -30,9 +31,8 @@ from vrm.storage.groupcommit import GroupCommit
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
 def test_other_methods_than_post_are_405_problems(vendor: Vendor, path: str) -> None:
     r = vendor.client.get(path, auth=vendor.auth)
-    assert r.status_code == 405
+    assert_problem(r, 405, "method-not-allowed")
     assert r.headers["allow"] == "POST"
-    assert r.headers["content-type"] == "application/problem+json"
 
 
 def test_a_token_request_over_the_body_limit_is_a_413_problem(app: FastAPI, vendor: Vendor) -> None:
@@ -42,14 +42,8 @@ def test_a_token_request_over_the_body_limit_is_a_413_problem(app: FastAPI, vend
         data={"grant_type": "client_credentials", "scope": "feed:read", "pad": "x" * limit},
         auth=vendor.auth,
     )
-    assert r.status_code == 413
-    assert r.json() == {
-        "type": "urn:vrm:problem:payload-too-large",
-        "title": "Request body too large",
-        "status": 413,
-        "detail": f"Request bodies are limited to {limit} bytes.",
-        "instance": "/oauth/token",
-    }
+    detail = f"Request bodies are limited to {limit} bytes."
+    assert_problem(r, 413, "payload-too-large", detail=detail, instance="/oauth/token")
 
 
 def test_a_chunked_token_request_is_read_whole(vendor: Vendor) -> None:

@@ -10,10 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +24,7 @@ from sqlmodel import Session, select
 from consent.vendors import service
 from consent.vendors.errors import InvalidClientMetadata, InvalidRedirectURI
 from consent.vendors.models import InitialAccessToken, Vendor
-from tests.kit import Clock
+from tests.kit import Clock, Ran, vrm, vrm_script
 from vrm.crypto.keystore import FileKeyStore
 from vrm.errors import Conflict, NotFound, ValidationFailed
 from vrm.keys.service import Vault
@@ -512,27 +509,19 @@ def test_issue_initial_access_token_refuses_bad_input_and_writes_nothing(
 # -- the vrm vendors command -------------------------------------------------
 
 
-def _vrm(settings: Settings, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
-    env["VRM_DATA_DIR"] = str(settings.data_dir)
-    if not settings.is_sqlite:
-        env["VRM_DATABASE_URL"] = settings.database_url
-    # Rich's width when stdout is not a terminal, unless a test asks for more.
-    env["COLUMNS"] = str(columns)
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "vrm"), "vendors", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _vrm(settings: Settings, *args: str) -> Ran:
+    return vrm(settings, "vendors", *args)
+
+
+def _vrm_script(settings: Settings, *args: str, columns: int = 80) -> Ran:
+    """The installed script, for the tests that prove it end to end."""
+    return vrm_script(settings, "vendors", *args, columns=columns)
 
 
 def test_vrm_vendors_add_json_prints_one_object_whose_secret_works(
     app: FastAPI, settings: Settings, vault: Vault
 ) -> None:
-    done = _vrm(
+    done = _vrm_script(
         settings,
         "add",
         "--name",
@@ -630,7 +619,7 @@ def test_vrm_vendors_add_with_a_bad_redirect_uri_fails_and_creates_no_vendor(
 def test_vrm_vendors_add_error_stays_on_one_line_in_a_narrow_terminal(
     app: FastAPI, settings: Settings
 ) -> None:
-    done = _vrm(
+    done = _vrm_script(
         settings, "add", "--name", "Acme", "--redirect-uri", CALLBACK, "--auth-method", "none"
     )
 
@@ -676,8 +665,8 @@ def test_vrm_vendors_list_shows_every_vendor_and_no_secret(
     assert acme_secret is not None
     assert tea_secret is not None
 
-    table = _vrm(settings, "list", columns=200)  # wide enough that no cell folds
-    as_json = _vrm(settings, "list", "--json")
+    table = _vrm_script(settings, "list", columns=200)  # wide enough that no cell folds
+    as_json = _vrm_script(settings, "list", "--json")
 
     assert table.returncode == 0, table.stderr
     assert as_json.returncode == 0, as_json.stderr

@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from httpx import Response
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.kit import bearer
+from tests.kit import assert_problem, bearer
 from tests.vendor_api.helpers import add_event, feed_page, feed_token, read_feed
 from vrm.feed.cursor import START, Cursors, Position
 
@@ -27,20 +26,11 @@ HISTORY = "/v1/data/history"
 WHEN = "2026-11-0{}T10:00:00Z"
 
 
-def _problem(path: str) -> dict[str, Any]:
-    return {
-        "type": "urn:vrm:problem:bad-request",
-        "title": "Bad request",
-        "status": 400,
-        "detail": "The cursor is not one this server gave out to you; start again without one.",
-        "instance": path,
-    }
+FORGED = "The cursor is not one this server gave out to you; start again without one."
 
 
 def _assert_refused(r: Response, path: str) -> None:
-    assert r.status_code == 400, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json() == _problem(path)
+    assert_problem(r, 400, "bad-request", detail=FORGED, instance=path)
 
 
 def _forgeries(real: str) -> list[str]:

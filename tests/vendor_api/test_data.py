@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from tests.conftest import Person, assert_unhandled_500
 from tests.consent.conftest import Vendor, tokens_for
-from tests.kit import bearer
+from tests.kit import assert_problem, bearer
 from tests.sqlite_lock import while_locked
 from tests.vendor_api.helpers import ME, PROFILE, access_events, add_event, put, read
 from vrm.catalogue import CATEGORIES
@@ -150,8 +150,7 @@ def test_revoking_the_grant_makes_the_next_read_401(
     r = ana_profile.client.delete(f"{ME}/grants/{t['grant_id']}")
     assert r.status_code == 204, r.text
     r = read(vendor, t["access_token"])
-    assert r.status_code == 401, r.text
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(r, 401, "invalid-token")
     assert r.headers["www-authenticate"] == 'Bearer realm="vrm", error="invalid_token"'
     assert "Ana" not in r.text
     assert len(access_events(app, ana_profile.id)) == 1
@@ -165,27 +164,23 @@ def test_category_not_granted_is_403_insufficient_scope(
 ) -> None:
     t = tokens_for(ana_profile, vendor, "profile.email:read")
     r = read(vendor, t["access_token"], "/v1/data/history")
-    assert r.status_code == 403, r.text
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(
+        r,
+        403,
+        "insufficient-scope",
+        detail="The grant does not include history.",
+        scope="history:read",
+    )
     assert r.headers["www-authenticate"] == (
         'Bearer realm="vrm", error="insufficient_scope", scope="history:read"'
     )
-    assert r.json() == {
-        "type": "urn:vrm:problem:insufficient-scope",
-        "title": "Forbidden",
-        "status": 403,
-        "detail": "The grant does not include history.",
-        "instance": "/v1/data/history",
-        "scope": "history:read",
-    }
     assert access_events(app, ana_profile.id) == []
 
 
 def test_unknown_category_is_404(ana: Person, vendor: Vendor) -> None:
     t = tokens_for(ana, vendor, "profile.email:read")
     r = read(vendor, t["access_token"], "/v1/data/terms")
-    assert r.status_code == 404, r.text
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(r, 404, "not-found")
 
 
 @pytest.mark.parametrize("path", ["/v1/data", "/v1/data/profile"])
@@ -217,8 +212,7 @@ def test_other_paths_read_nothing_and_record_nothing(
 
 def test_missing_token_is_401_with_a_bare_challenge(vendor: Vendor) -> None:
     r = vendor.client.get("/v1/data")
-    assert r.status_code == 401, r.text
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(r, 401, "invalid-token")
     assert r.headers["www-authenticate"] == 'Bearer realm="vrm"'
 
 
@@ -249,8 +243,7 @@ def test_client_credentials_token_is_refused_with_403(vendor: Vendor) -> None:
     r = vendor.token(grant_type="client_credentials", scope="feed:read")
     assert r.status_code == 200, r.text
     r = read(vendor, r.json()["access_token"])
-    assert r.status_code == 403, r.text
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(r, 403, "insufficient-scope")
     assert r.headers["www-authenticate"] == 'Bearer realm="vrm", error="insufficient_scope"'
 
 

@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.kit import bearer
+from tests.kit import assert_problem, bearer
 from tests.vendor_api.helpers import ME, RECEIPT, access_events, add_event
 from vrm.catalogue.history import HistoryEvent
 from vrm.history.deposits import DepositRecord, deposits_of
@@ -134,12 +134,10 @@ def test_after_the_customer_deletes_the_event_nothing_refers_to_it_and_a_retry_i
     (deposit,) = _table(app, "vendor_deposit")
     assert sorted(deposit) == ["body_hash", "created_on", "customer_id", "key_hash", "vendor_id"]
     assert _joins(deposit, event) == {}
-    r = _deposit(vendor, token)
-    assert r.status_code == 409, r.text
-    assert r.json()["type"] == "urn:vrm:problem:conflict"
-    r = _deposit(vendor, token, {**RECEIPT, "amount": "13.90"})
-    assert r.status_code == 422, r.text
-    assert r.json()["type"] == "urn:vrm:problem:idempotency-key-reused"
+    assert_problem(_deposit(vendor, token), 409, "conflict")
+    assert_problem(
+        _deposit(vendor, token, {**RECEIPT, "amount": "13.90"}), 422, "idempotency-key-reused"
+    )
     assert _table(app, "history_record") == []
 
 

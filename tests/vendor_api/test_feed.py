@@ -13,7 +13,7 @@ from sqlmodel import Session, update
 from consent.grants.models import Grant
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
-from tests.kit import bearer
+from tests.kit import assert_problem, bearer
 from tests.vendor_api.helpers import (
     ME,
     PREFERENCES,
@@ -28,6 +28,7 @@ from tests.vendor_api.helpers import (
     read,
     read_feed,
 )
+from tests.vendor_api.test_cursors import FORGED
 from vrm.dbtypes import utcnow
 
 WHEN = "2026-11-0{}T10:00:00Z"
@@ -57,8 +58,7 @@ def test_the_feed_needs_a_client_credentials_token_with_feed_read(
     assert r.status_code == 401
     customer_token = tokens_for(ana_profile, vendor, "profile:read")["access_token"]
     r = vendor.client.get("/v1/feed", headers=bearer(customer_token))
-    assert r.status_code == 403
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(r, 403, "insufficient-scope", scope="feed:read")
     assert 'scope="feed:read"' in r.headers["www-authenticate"]
     assert feed_page(vendor, feed_token(vendor))["items"] != []
 
@@ -66,8 +66,7 @@ def test_the_feed_needs_a_client_credentials_token_with_feed_read(
 @pytest.mark.parametrize("cursor", ["garbage", "djEuLTE", "djEuMS5aWg"])
 def test_a_cursor_we_did_not_give_out_is_a_400_problem(vendor: Vendor, cursor: str) -> None:
     r = vendor.client.get("/v1/feed", params={"cursor": cursor}, headers=bearer(feed_token(vendor)))
-    assert r.status_code == 400, r.text
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(r, 400, "bad-request", detail=FORGED)
 
 
 def test_limit_out_of_range_is_refused(vendor: Vendor) -> None:

@@ -4,8 +4,6 @@ copy of something it was to delete."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from fastapi import FastAPI
 from httpx import Response
@@ -13,7 +11,7 @@ from sqlmodel import Session
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.kit import bearer
+from tests.kit import assert_problem, bearer
 from tests.vendor_api.helpers import ME, add_event, feed_page, feed_token, read_feed
 from tests.vrm.test_openapi_problems import assert_documented
 from vrm import purge
@@ -26,20 +24,8 @@ from vrm.settings import Settings
 HISTORY = "/v1/data/history"
 
 
-def _expired(path: str) -> dict[str, Any]:
-    return {
-        "type": "urn:vrm:problem:cursor-expired",
-        "title": "Cursor too old; resync from the start",
-        "status": 410,
-        "detail": EXPIRED,
-        "instance": path,
-    }
-
-
 def _assert_expired(r: Response, path: str) -> None:
-    assert r.status_code == 410, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json() == _expired(path)
+    assert_problem(r, 410, "cursor-expired", detail=EXPIRED, instance=path)
 
 
 def _purge_deletions(app: FastAPI, settings: Settings) -> None:

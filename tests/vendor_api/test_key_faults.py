@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.kit import bearer
+from tests.kit import assert_problem, bearer, log_in
 from tests.vendor_api.helpers import (
     PREFERENCES,
     PROFILE,
@@ -30,6 +30,7 @@ from tests.vrm.test_key_faults import FAULTS, _break
 from vrm.settings import Settings
 
 KEY_UNAVAILABLE = "urn:vrm:problem:key-unavailable"
+ROOT_KEY_GONE = "the customer's root key is gone (erased or missing)"
 
 
 @pytest.fixture
@@ -125,15 +126,7 @@ def test_a_lost_key_fails_that_customers_data_reads_alone(
     _lose_key(settings, ana_profile)
     for path in ("/v1/data", "/v1/data/profile", "/v1/data/history"):
         r = read(vendor, ana_t["access_token"], path)
-        assert r.status_code == 500, r.text
-        assert r.headers["content-type"] == "application/problem+json"
-        assert r.json() == {
-            "type": KEY_UNAVAILABLE,
-            "title": "A key needed for this data is not available",
-            "status": 500,
-            "detail": "the customer's root key is gone (erased or missing)",
-            "instance": path,
-        }
+        assert_problem(r, 500, "key-unavailable", detail=ROOT_KEY_GONE, instance=path)
         r = read(vendor, bob_t["access_token"], path)
         assert r.status_code == 200, r.text
 
@@ -148,15 +141,7 @@ def test_a_lost_key_fails_that_customers_userinfo_alone(
     ana_t, bob_t = granted
     _lose_key(settings, ana_profile)
     r = vendor.client.get("/oauth/userinfo", headers=bearer(ana_t["access_token"]))
-    assert r.status_code == 500, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json() == {
-        "type": KEY_UNAVAILABLE,
-        "title": "A key needed for this data is not available",
-        "status": 500,
-        "detail": "the customer's root key is gone (erased or missing)",
-        "instance": "/oauth/userinfo",
-    }
+    assert_problem(r, 500, "key-unavailable", detail=ROOT_KEY_GONE, instance="/oauth/userinfo")
     r = vendor.client.get("/oauth/userinfo", headers=bearer(bob_t["access_token"]))
     assert r.status_code == 200, r.text
     assert r.json()["given_name"] == "Robert"
@@ -167,16 +152,7 @@ def test_the_customer_logging_in_is_told_of_the_key_not_of_a_wrong_password(
 ) -> None:
     # The session answer carries the login email, sealed under the lost key.
     _lose_key(settings, ana_profile)
-    r = ana_profile.client.post(
-        "/api/v1/session", json={"email": ana_profile.email, "password": ana_profile.password}
-    )
-    assert r.status_code == 500, r.text
-    assert r.json() == {
-        "type": KEY_UNAVAILABLE,
-        "title": "A key needed for this data is not available",
-        "status": 500,
-        "detail": "the customer's root key is gone (erased or missing)",
-        "instance": "/api/v1/session",
-    }
-    r = bob.client.post("/api/v1/session", json={"email": bob.email, "password": bob.password})
+    r = log_in(ana_profile.client, ana_profile.email, ana_profile.password)
+    assert_problem(r, 500, "key-unavailable", detail=ROOT_KEY_GONE, instance="/api/v1/session")
+    r = log_in(bob.client, bob.email, bob.password)
     assert r.status_code == 200, r.text

@@ -17,16 +17,7 @@ from sqlmodel import Session
 from consent.vendors import service as registration
 from tests.conftest import Person
 from tests.consent.conftest import Vendor
-
-
-def _not_found(path: str) -> dict[str, object]:
-    return {
-        "type": "urn:vrm:problem:not-found",
-        "title": "Not found",
-        "status": 404,
-        "detail": "No such resource.",
-        "instance": path,
-    }
+from tests.kit import assert_problem
 
 
 @pytest.mark.parametrize(
@@ -39,9 +30,7 @@ def _not_found(path: str) -> dict[str, object]:
 )
 def test_a_nul_in_the_path_is_a_404(ana: Person, path: str) -> None:
     r = ana.client.get(path.replace("\x00", "%00"))
-    assert r.status_code == 404, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json() == _not_found(path)
+    assert_problem(r, 404, "not-found", detail="No such resource.", instance=path)
 
 
 @pytest.mark.parametrize(
@@ -50,17 +39,16 @@ def test_a_nul_in_the_path_is_a_404(ana: Person, path: str) -> None:
 )
 def test_a_nul_in_the_query_is_a_422(ana: Person, path: str, param: str) -> None:
     r = ana.client.get(path + f"?{param}=a%00b")
-    assert r.status_code == 422, r.text
-    assert r.json() == {
-        "type": "urn:vrm:problem:validation",
-        "title": "Request is invalid",
-        "status": 422,
-        "detail": "query: a query cannot hold a NUL character",
-        "instance": path,
-        "errors": [
+    assert_problem(
+        r,
+        422,
+        "validation",
+        detail="query: a query cannot hold a NUL character",
+        instance=path,
+        errors=[
             {"field": "query", "message": "a query cannot hold a NUL character", "code": "nul"}
         ],
-    }
+    )
 
 
 def test_a_nul_in_an_oauth_form_is_an_oauth_error(vendor: Vendor) -> None:

@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.liveserver import LiveServer, live_server
+from tests.liveserver import LiveServer
 from tests.nodejs import node_with_packages
 
 BROWSER_DIR = Path(__file__).resolve().parents[1] / "consent" / "browser"
@@ -78,9 +78,8 @@ def test_docs_page_names_only_this_origin_and_has_the_strict_policy(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("apidocs-server")) as live:
-        yield live
+def server(shared_live_server: LiveServer) -> LiveServer:
+    return shared_live_server
 
 
 @pytest.fixture(scope="module")

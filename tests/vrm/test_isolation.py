@@ -23,11 +23,12 @@ from sqlmodel import Session, SQLModel
 
 from tests.conftest import Person
 from tests.consent.conftest import register_vendor, tokens_for
-from tests.kit import exported
+from tests.kit import assert_problem, exported
 from tests.vrm.test_export import comparable
 from vrm.accounts.models import LoginSession
 
 ME = "/api/v1/me"
+NOT_LOGGED_IN = "Log in first (POST /api/v1/session)."
 EVENT = f"{ME}/history/{{event_id}}"
 GRANT = f"{ME}/grants/{{grant_id}}"
 LOGIN_SESSION = f"{ME}/sessions/{{session_id}}"
@@ -340,20 +341,12 @@ def test_bob_reading_anas_event_by_id_gets_the_same_404_as_for_a_missing_id(
 ) -> None:
     event_id = ana_data.event_ids[0]
     r = bob.client.get(f"{ME}/history/{event_id}")
-    assert r.status_code == 404, r.text
-    assert r.headers["content-type"] == "application/problem+json"
+    assert_problem(r, 404, "not-found", detail="No such history event.")
     missing = bob.client.get(f"{ME}/history/{uuid.uuid4().hex}")
     assert missing.status_code == 404, missing.text
     # Nothing tells bob that the id exists for someone else.
     assert {k: v for k, v in r.json().items() if k != "instance"} == {
         k: v for k, v in missing.json().items() if k != "instance"
-    }
-    assert r.json() == {
-        "type": "urn:vrm:problem:not-found",
-        "title": "Not found",
-        "status": 404,
-        "detail": "No such history event.",
-        "instance": f"{ME}/history/{event_id}",
     }
 
 
@@ -410,22 +403,13 @@ def test_every_me_route_refuses_a_request_without_a_valid_session_with_401(
         ana_data.client_id,
         ana_data.session_id,
     )
-    answers = {}
+    refused = set()
     with TestClient(app, cookies=cookies) as stranger:
         for step in _plan(app):
             if _under_me(step.path):
                 r = stranger.request(step.method, _url(step.path, probe), **step.request(probe))
-                answers[(step.method, step.path)] = (r.status_code, r.json())
-    expected = {
-        "type": "urn:vrm:problem:unauthenticated",
-        "title": "Authentication required",
-        "status": 401,
-        "detail": "Log in first (POST /api/v1/session).",
-    }
-    assert len(answers) == len([s for s in STEPS if _under_me(s.path)])
-    assert {
-        route: (status, {k: v for k, v in body.items() if k != "instance"})
-        for route, (status, body) in answers.items()
-    } == dict.fromkeys(answers, (401, expected))
+                assert_problem(r, 401, "unauthenticated", detail=NOT_LOGGED_IN)
+                refused.add((step.method, step.path))
+    assert len(refused) == len([s for s in STEPS if _under_me(s.path)])
     # Ana's data is untouched by the attempts, her session still works.
     assert ana.client.get(f"{ME}/history/{probe.event_id}").status_code == 200

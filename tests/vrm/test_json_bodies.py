@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
 from tests.conftest import Person
+from tests.kit import assert_problem
 from vrm import strictjson
 
 PREFERENCES = "/api/v1/me/preferences"
@@ -73,16 +74,14 @@ def test_a_non_finite_number_is_422_on_every_json_route(
 ) -> None:
     for method, path in json_body_routes(app):
         r = client.request(method, path, content=body, headers={"content-type": "application/json"})
-        assert r.status_code == 422, (method, path, r.text)
-        assert r.headers["content-type"] == "application/problem+json"
-        assert r.json() == {
-            "type": "urn:vrm:problem:validation",
-            "title": "Request is invalid",
-            "status": 422,
-            "detail": f"body: {message}",
-            "instance": path,
-            "errors": [{"field": "body", "message": message, "code": "non_finite"}],
-        }, (method, path)
+        assert_problem(
+            r,
+            422,
+            "validation",
+            detail=f"body: {message}",
+            instance=path,
+            errors=[{"field": "body", "message": message, "code": "non_finite"}],
+        )
 
 
 _NOT_JSON = "The request body is not JSON this server reads: "
@@ -135,15 +134,7 @@ def test_a_body_this_server_does_not_read_as_json_is_400_malformed_json_on_every
 ) -> None:
     for method, path in json_body_routes(app):
         r = client.request(method, path, content=body, headers={"content-type": content_type})
-        assert r.status_code == 400, (method, path, r.text)
-        assert r.headers["content-type"] == "application/problem+json"
-        assert r.json() == {
-            "type": "urn:vrm:problem:malformed-json",
-            "title": "Malformed JSON",
-            "status": 400,
-            "detail": detail,
-            "instance": path,
-        }, (method, path)
+        assert_problem(r, 400, "malformed-json", detail=detail, instance=path)
 
 
 def test_a_refused_patch_leaves_the_stored_preferences_as_they_were(ana: Person) -> None:

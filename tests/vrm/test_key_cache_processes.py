@@ -21,7 +21,9 @@ from fastapi import FastAPI
 from sqlmodel import Session
 
 from tests.conftest import Person
+from tests.kit import assert_problem
 from tests.liveserver import PASSWORD, live_server
+from tests.vendor_api.test_key_faults import ROOT_KEY_GONE
 from tests.vrm.test_keys import _backup, _open, _open_all, _sealed, _shows, _write
 from vrm.crypto.keystore import FileKeyStore
 from vrm.errors import KeyUnavailable
@@ -72,8 +74,7 @@ def test_a_key_destroyed_by_another_process_stops_opening_in_a_running_server(
             r = ana.get("/api/v1/me/profile")
             if r.status_code == 200:
                 return False
-            assert r.status_code == 500, r.text
-            assert r.json()["type"] == "urn:vrm:problem:key-unavailable"
+            assert_problem(r, 500, "key-unavailable", detail=ROOT_KEY_GONE)
             return True
 
         _until_refused(refused, started)

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlmodel import Session, col, select
 
 from tests.conftest import Person, sign_up_and_log_in
+from tests.kit import assert_problem
 from vrm.accounts.models import Customer
 from vrm.catalogue import ACCOUNT
 from vrm.crypto import aead
@@ -181,13 +182,5 @@ def test_a_stored_email_with_malformed_padding_is_an_integrity_failure(
         session.add(customer)
         session.commit()
     r = ana.client.get("/api/v1/me")
-    assert r.status_code == 500, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json() == {
-        "type": "urn:vrm:problem:integrity",
-        "title": "Stored data failed its integrity check",
-        "status": 500,
-        "detail": "a stored account record failed its integrity check",
-        "instance": "/api/v1/me",
-    }
+    assert_problem(r, 500, "integrity", detail="a stored account record failed its integrity check")
     assert ana.email not in r.text

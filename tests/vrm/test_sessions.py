@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -14,30 +15,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, Person
-from tests.kit import Clock, log_in
+from tests.kit import Clock, assert_problem, log_in
 from vrm.app import create_app
 from vrm.settings import Settings
 
 SESSION = "/api/v1/session"
 ME = "/api/v1/me"
-WRONG_CREDENTIALS = {
-    "type": "urn:vrm:problem:unauthenticated",
-    "title": "Authentication required",
-    "status": 401,
-    "detail": "Email or password is wrong.",
-    "instance": SESSION,
-}
-
-
-def too_many(retry_after: int) -> dict[str, Any]:
-    return {
-        "type": "urn:vrm:problem:too-many-requests",
-        "title": "Too many failed attempts",
-        "status": 429,
-        "detail": "Too many failed attempts; try again later.",
-        "instance": SESSION,
-        "retry_after": retry_after,
-    }
+WRONG_CREDENTIALS = "Email or password is wrong."
+TOO_MANY = "Too many failed attempts; try again later."
 
 
 def sign_up(client: TestClient, email: str, password: str = PASSWORD) -> httpx.Response:
@@ -118,12 +103,11 @@ def test_wrong_password_and_unknown_email_get_identical_responses(
     with TestClient(app) as first, TestClient(app) as second:
         wrong = log_in(first, ana.email, "not the right passphrase")
         unknown = log_in(second, "nobody@example.org", "not the right passphrase")
-    assert wrong.status_code == unknown.status_code == 401, wrong.text
-    assert wrong.json() == unknown.json() == WRONG_CREDENTIALS
+    assert_problem(wrong, 401, "unauthenticated", detail=WRONG_CREDENTIALS, instance=SESSION)
+    assert wrong.json() == unknown.json()
     assert {k: v for k, v in wrong.headers.items() if k != "date"} == {
         k: v for k, v in unknown.headers.items() if k != "date"
     }
-    assert wrong.headers["content-type"] == "application/problem+json"
 
 
 def test_unknown_email_still_verifies_a_password_hash_of_equal_cost(
@@ -153,10 +137,9 @@ def test_account_is_locked_after_max_failures_even_for_the_right_password(
 ) -> None:
     fail(client, ana.email, settings.login_max_failures)
     r = log_in(client, ana.email, ana.password)
-    assert r.status_code == 429, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.headers["retry-after"] == str(settings.login_lockout_seconds)
-    assert r.json() == too_many(settings.login_lockout_seconds)
+    lockout = settings.login_lockout_seconds
+    assert_problem(r, 429, "too-many-requests", detail=TOO_MANY, retry_after=lockout)
+    assert r.headers["retry-after"] == str(lockout)
 
 
 def test_one_failure_short_of_the_limit_does_not_lock(
@@ -236,9 +219,8 @@ def test_address_is_locked_after_failures_across_different_emails(
         for email in ("a@example.org", "b@example.org", "ana@example.org"):
             fail(client, email, 1)
         r = log_in(client, "ana@example.org", PASSWORD)
-    assert r.status_code == 429, r.text
-    assert int(r.headers["retry-after"]) > 0
-    assert r.json()["type"] == "urn:vrm:problem:too-many-requests"
+    body = assert_problem(r, 429, "too-many-requests", detail=TOO_MANY, retry_after=ANY)
+    assert int(r.headers["retry-after"]) == body["retry_after"] > 0
 
 
 def test_address_lockout_leaves_other_addresses_alone(address_limited_app: FastAPI) -> None:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlmodel import Session, col, select
 
 from tests.conftest import Person
+from tests.kit import assert_problem
 from vrm.accounts.models import Customer
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
@@ -36,21 +37,9 @@ def _flip(blob: bytes, at: int) -> bytes:
     return blob[:at] + bytes([blob[at] ^ 0x01]) + blob[at + 1 :]
 
 
-def _integrity(detail: str, instance: str) -> dict[str, Any]:
-    return {
-        "type": "urn:vrm:problem:integrity",
-        "title": "Stored data failed its integrity check",
-        "status": 500,
-        "detail": detail,
-        "instance": instance,
-    }
-
-
 def _assert_integrity_failure(person: Person, path: str, detail: str, secrets: list[str]) -> None:
     r = person.client.get(path)
-    assert r.status_code == 500, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json() == _integrity(detail, path)
+    assert_problem(r, 500, "integrity", detail=detail, instance=path)
     assert [s for s in secrets if s in r.text] == []
 
 
