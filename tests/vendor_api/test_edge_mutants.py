@@ -80,6 +80,7 @@ def _active(*, customer_id: str | None = "ana", grant: bool = True) -> ActiveTok
 def test_no_token_gets_a_bare_challenge_and_a_bad_one_says_invalid_token() -> None:
     with pytest.raises(InvalidToken) as none_sent:
         edge.active_token(None, None, None)  # type: ignore[arg-type]
+    assert none_sent.value.detail == "Send an access token as Authorization: Bearer."
     # RFC 6750 3.1: no error code when the request carried no token.
     assert none_sent.value.headers() == {"WWW-Authenticate": 'Bearer realm="vrm"'}
     assert none_sent.value.status == 401
@@ -99,6 +100,7 @@ def test_an_inactive_token_is_refused_as_invalid_token(
     with pytest.raises(InvalidToken) as refused:
         edge.active_token(None, None, "vat_sent")  # type: ignore[arg-type]
     assert asked == ["vat_sent"]
+    assert refused.value.detail == "The access token is not active."
     assert refused.value.headers() == {
         "WWW-Authenticate": 'Bearer realm="vrm", error="invalid_token"'
     }
@@ -192,7 +194,13 @@ def _stored(engine: Engine) -> list[tuple[Any, ...]]:
     table = AccessEvent.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         rows = conn.execute(
-            select(table.c.vendor_id, table.c.categories, table.c.fields, table.c.action)
+            select(
+                table.c.vendor_id,
+                table.c.categories,
+                table.c.fields,
+                table.c.action,
+                table.c.not_modified,
+            )
         )
         return sorted(tuple(r) for r in rows)
 
@@ -201,7 +209,7 @@ def test_every_access_given_is_stored(engine: Engine) -> None:
     with engine.begin() as conn:
         accesses.add_accesses(conn, [])
         accesses.add_access(conn, READER, ["profile"], ["profile.email"])
-    assert _stored(engine) == [("shop", ["profile"], ["profile.email"], "read")]
+    assert _stored(engine) == [("shop", ["profile"], ["profile.email"], "read", False)]
     two = [
         accesses.access_row(
             Reader(**{**READER.__dict__, "vendor_id": v}), ["history"], ["history"], action="write"
@@ -211,15 +219,18 @@ def test_every_access_given_is_stored(engine: Engine) -> None:
     with engine.begin() as conn:
         accesses.add_accesses(conn, two)
     assert _stored(engine) == [
-        ("shop", ["profile"], ["profile.email"], "read"),
-        ("v1", ["history"], ["history"], "write"),
-        ("v2", ["history"], ["history"], "write"),
+        ("shop", ["profile"], ["profile.email"], "read", False),
+        ("v1", ["history"], ["history"], "write", False),
+        ("v2", ["history"], ["history"], "write", False),
     ]
     # Through a session, in its transaction: stored once it commits.
     with Session(engine) as session:
         accesses.add_access(session, READER, ["preferences"], [])
+        # A 304 records that the vendor learned nothing had changed.
+        accesses.add_access(session, READER, ["history"], [], action="write", not_modified=True)
         session.commit()
-    assert _stored(engine)[:2] == [
-        ("shop", ["preferences"], [], "read"),
-        ("shop", ["profile"], ["profile.email"], "read"),
+    assert _stored(engine)[:3] == [
+        ("shop", ["history"], [], "write", True),
+        ("shop", ["preferences"], [], "read", False),
+        ("shop", ["profile"], ["profile.email"], "read", False),
     ]
