@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from consent import scopes
 from consent.scopes import (
     Access,
     DataAccessDetail,
@@ -141,6 +142,7 @@ def test_field_names_are_what_a_vendor_can_hold_under_the_accesses() -> None:
     assert field_names([EMAIL, HISTORY_READ]) == {"profile.email", "history"}
     # Writing lets a vendor deposit, never hold: nothing to tell it to drop.
     assert field_names([HISTORY_WRITE]) == set()
+    assert field_names([HISTORY_WRITE, EMAIL]) == {"profile.email"}  # and on to the next
     assert field_names([]) == set()
 
 
@@ -240,6 +242,26 @@ def test_a_bad_second_detail_is_named_by_its_index() -> None:
     assert str(refused.value).startswith("authorization_details[1] actions.0: ")
     with pytest.raises(DetailsError, match="same purpose"):
         parse_authorization_details([good, {**good, "purpose": "dpv:Marketing"}])
+
+
+def test_details_expiring_the_instant_they_are_read_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    instant = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Frozen:
+            return cls.fromtimestamp(instant.timestamp(), tz)
+
+    monkeypatch.setattr(scopes, "datetime", Frozen)
+    detail = {**DETAIL, "datatypes": ["profile"], "actions": ["read"]}
+    with pytest.raises(ScopeError, match="expires_at is in the past"):
+        parse_authorization_details([{**detail, "expires_at": instant.isoformat()}])
+    later = (instant + timedelta(microseconds=1)).isoformat()
+    assert parse_authorization_details([{**detail, "expires_at": later}])[0].expires_at == (
+        instant + timedelta(microseconds=1)
+    )
 
 
 def test_a_request_takes_its_terms_from_its_details() -> None:

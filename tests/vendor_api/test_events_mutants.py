@@ -79,3 +79,20 @@ def test_a_page_holding_exactly_its_limit_is_the_last_and_says_whose_it_is(
     )
     done = _page(vendor, t["access_token"], limit=1, since=last["next_cursor"])
     assert (done["history"], done["deleted"], done["has_more"]) == ([], [], False)
+
+
+def test_a_read_holds_only_its_own_customers_events(
+    app: FastAPI, ana: Person, bob: Person, vendor: Vendor
+) -> None:
+    mine = add_event(ana, occurred_at=WHEN.format(1), notes="event 1")
+    add_event(bob, occurred_at=WHEN.format(2), notes="bob's")
+    t = tokens_for(ana, vendor, "history:read")
+    first = _page(vendor, t["access_token"], limit=10)
+    assert first["history"] == [_shared(app, vendor, mine, 1)]
+    # Bob's changes after the cursor: none of them reaches Ana's vendor,
+    # not even as an id to drop.
+    gone = add_event(bob, occurred_at=WHEN.format(3), notes="bob's too")
+    assert bob.client.delete(f"{ME}/history/{gone}").status_code == 204
+    add_event(bob, occurred_at=WHEN.format(4), notes="bob's last")
+    after = _page(vendor, t["access_token"], limit=10, since=first["next_cursor"])
+    assert (after["history"], after["deleted"], after["has_more"]) == ([], [], False)
