@@ -1,4 +1,4 @@
-"""A vendor's deposit racing another with the same Idempotency-Key
+"""A vendor's deposit as recorded, and racing another with the same Idempotency-Key
 (vrm/vendor_api/deposit.py): the loser of the race answers with the
 winner's event, or a 409 if it cannot; never a second event, never a 500.
 Each test pins a rule a surviving mutant showed nothing held in place
@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import bearer
-from tests.vendor_api.helpers import ME, RECEIPT
+from tests.vendor_api.helpers import ME, RECEIPT, access_events
 from vrm.history.deposits import VendorDeposit
 from vrm.vendor_api.models import AccessEvent
 
@@ -53,6 +53,16 @@ def _stored(app: FastAPI) -> tuple[int, int]:
         deposits = len(session.exec(select(VendorDeposit)).all())
         writes = len(session.exec(select(AccessEvent)).all())
     return deposits, writes
+
+
+def test_a_deposit_is_recorded_as_a_write_to_the_history(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    token = str(tokens_for(ana, vendor, "history:write")["access_token"])
+    assert _deposit(vendor, token).status_code == 201
+    assert [
+        (e.vendor_id, e.categories, e.fields, e.action) for e in access_events(app, ana.id)
+    ] == [(vendor.client_id, ["history"], ["history"], "write")]
 
 
 @RACE_LOST_BEFORE_COMMIT
