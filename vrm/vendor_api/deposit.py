@@ -73,24 +73,27 @@ def deposit(
         found = session.get(VendorDeposit, (reader.vendor_id, reader.customer_id, record.key_hash))
         if found is not None:
             return _repeat(session, vault, reader, found, record)
-        history.insert_event(
-            session=session,
-            vault=vault,
-            customer_id=reader.customer_id,
-            event=event,
-            source=f"vendor:{reader.vendor_id}",
-            event_id=event_id,
-        )
-        session.add(record)
-        # Of the day only, like the record: the time of a write is the
-        # time the event was created, and would name its vendor.
-        access = access_row(reader, [history.CATEGORY], [history.CATEGORY], action="write")
-        add_accesses(session.connection(), [{**access, "at": deposits.start_of(record.created_on)}])
+        # Every write in the try: the same key deposited concurrently (its
+        # event id is the same too) can surface at any flush, the change
+        # log's tick inside insert_event included, not only at the commit.
+        # The other one won.
         try:
+            history.insert_event(
+                session=session,
+                vault=vault,
+                customer_id=reader.customer_id,
+                event=event,
+                source=f"vendor:{reader.vendor_id}",
+                event_id=event_id,
+            )
+            session.add(record)
+            # Of the day only, like the record: the time of a write is the
+            # time the event was created, and would name its vendor.
+            access = access_row(reader, [history.CATEGORY], [history.CATEGORY], action="write")
+            at = deposits.start_of(record.created_on)
+            add_accesses(session.connection(), [{**access, "at": at}])
             session.commit()
         except IntegrityError:
-            # The same key deposited concurrently (its event id is the same
-            # too): the other one won.
             session.rollback()
             continue
         view = history.get_event(
