@@ -55,6 +55,18 @@ def read(vendor: Vendor, token: str, path: str = "/v1/data", **headers: str) -> 
     return vendor.client.get(path, headers={**bearer(token), **headers})
 
 
+HISTORY = "/v1/data/history"
+# An event's occurred_at on the n-th of November (n from 1 to 9).
+WHEN = "2026-11-0{}T10:00:00Z"
+
+
+def history_page(vendor: Vendor, token: str, **params: Any) -> Any:
+    """One page of /v1/data/history, which must be a 200."""
+    r = vendor.client.get(HISTORY, params=params, headers=bearer(token))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def feed_token(vendor: Vendor) -> str:
     r = vendor.token(grant_type="client_credentials", scope="feed:read")
     assert r.status_code == 200, r.text

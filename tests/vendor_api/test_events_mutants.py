@@ -13,18 +13,8 @@ from sqlmodel import Session, col, select
 from consent.grants.models import Grant
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.kit import bearer
-from tests.vendor_api.helpers import ME, add_event
+from tests.vendor_api.helpers import ME, WHEN, add_event, history_page
 from vrm.keys.pairwise import pairwise_event_id, pairwise_subject
-
-HISTORY = "/v1/data/history"
-WHEN = "2026-11-0{}T10:00:00Z"
-
-
-def _page(vendor: Vendor, token: str, **params: Any) -> Any:
-    r = vendor.client.get(HISTORY, params=params, headers=bearer(token))
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def _shared(app: FastAPI, vendor: Vendor, event_id: str, n: int) -> dict[str, Any]:
@@ -51,7 +41,7 @@ def test_a_page_holding_exactly_its_limit_is_the_last_and_says_whose_it_is(
     with Session(app.state.engine) as session:
         grant = session.exec(select(Grant).where(col(Grant.customer_id) == ana.id)).one()
 
-    page = _page(vendor, t["access_token"], limit=2)
+    page = history_page(vendor, t["access_token"], limit=2)
     assert page == {
         "subject": pairwise_subject(app.state.vault, vendor.client_id, ana.id),
         "grant_id": grant.id,
@@ -63,21 +53,21 @@ def test_a_page_holding_exactly_its_limit_is_the_last_and_says_whose_it_is(
         "has_more": False,
     }
     # The largest page there is, and the smallest.
-    assert _page(vendor, t["access_token"], limit=200)["history"] == page["history"]
-    first = _page(vendor, t["access_token"], limit=1)
+    assert history_page(vendor, t["access_token"], limit=200)["history"] == page["history"]
+    first = history_page(vendor, t["access_token"], limit=1)
     assert (first["history"], first["has_more"]) == ([_shared(app, vendor, one, 1)], True)
-    rest = _page(vendor, t["access_token"], limit=1, since=first["next_cursor"])
+    rest = history_page(vendor, t["access_token"], limit=1, since=first["next_cursor"])
     assert (rest["history"], rest["has_more"]) == ([], True)
     # The deleted event's row comes before the last event's: a vendor that
     # read from here may have heard of it, so it is told to drop it.
     assert rest["deleted"] == [pairwise_event_id(app.state.vault, vendor.client_id, gone)]
-    last = _page(vendor, t["access_token"], limit=1, since=rest["next_cursor"])
+    last = history_page(vendor, t["access_token"], limit=1, since=rest["next_cursor"])
     assert (last["history"], last["deleted"], last["has_more"]) == (
         [_shared(app, vendor, two, 4)],
         [],
         False,
     )
-    done = _page(vendor, t["access_token"], limit=1, since=last["next_cursor"])
+    done = history_page(vendor, t["access_token"], limit=1, since=last["next_cursor"])
     assert (done["history"], done["deleted"], done["has_more"]) == ([], [], False)
 
 
@@ -87,12 +77,12 @@ def test_a_read_holds_only_its_own_customers_events(
     mine = add_event(ana, occurred_at=WHEN.format(1), notes="event 1")
     add_event(bob, occurred_at=WHEN.format(2), notes="bob's")
     t = tokens_for(ana, vendor, "history:read")
-    first = _page(vendor, t["access_token"], limit=10)
+    first = history_page(vendor, t["access_token"], limit=10)
     assert first["history"] == [_shared(app, vendor, mine, 1)]
     # Bob's changes after the cursor: none of them reaches Ana's vendor,
     # not even as an id to drop.
     gone = add_event(bob, occurred_at=WHEN.format(3), notes="bob's too")
     assert bob.client.delete(f"{ME}/history/{gone}").status_code == 204
     add_event(bob, occurred_at=WHEN.format(4), notes="bob's last")
-    after = _page(vendor, t["access_token"], limit=10, since=first["next_cursor"])
+    after = history_page(vendor, t["access_token"], limit=10, since=first["next_cursor"])
     assert (after["history"], after["deleted"], after["has_more"]) == ([], [], False)

@@ -19,20 +19,11 @@ from sqlmodel import Session, col, select
 
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
-from tests.vendor_api.helpers import ME, add_event, bearer
+from tests.vendor_api.helpers import ME, WHEN, add_event, history_page
 from vrm.feed.models import DataChange, FeedClock
 from vrm.history import service as history
 from vrm.keys.pairwise import pairwise_event_id
 from vrm.vendor_api import events
-
-HISTORY = "/v1/data/history"
-WHEN = "2026-11-0{}T10:00:00Z"
-
-
-def _page(vendor: Vendor, token: str, **params: Any) -> Any:
-    r = vendor.client.get(HISTORY, params=params, headers=bearer(token))
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def _make_private_when_opened(
@@ -108,17 +99,17 @@ def test_a_label_change_during_a_read_reaches_the_vendor_on_its_next_read(
     drop it."""
     event_id = add_event(ana, occurred_at=WHEN.format(1), notes="soon private")
     t = tokens_for(ana, vendor, "history:read")
-    first = _page(vendor, t["access_token"], limit=10)
+    first = history_page(vendor, t["access_token"], limit=10)
     r = ana.client.patch(f"{ME}/history/{event_id}", json={"rating": 5})
     assert r.status_code == 200, r.text
 
     opened = _make_private_when_opened(monkeypatch, app, ana.id, event_id)
-    racing = _page(vendor, t["access_token"], since=first["next_cursor"], limit=10)
+    racing = history_page(vendor, t["access_token"], since=first["next_cursor"], limit=10)
     assert opened == [event_id]  # the label changed where it should
     assert [(e["notes"], e["labels"]) for e in racing["history"]] == [("soon private", [])]
     assert racing["deleted"] == []
 
-    after = _page(vendor, t["access_token"], since=racing["next_cursor"], limit=10)
+    after = history_page(vendor, t["access_token"], since=racing["next_cursor"], limit=10)
     assert after["history"] == []
     assert after["deleted"] == [pairwise_event_id(app.state.vault, vendor.client_id, event_id)]
     assert "soon private" not in str(after)
@@ -142,14 +133,14 @@ def test_an_event_written_at_the_high_water_mark_is_delivered(
     t = tokens_for(ana, vendor, "history:read")
     newest = add_event(ana, occurred_at=WHEN.format(1), notes="newest")
     assert _position_of(app, newest) == _high_water(app)  # the premise
-    first = _page(vendor, t["access_token"], limit=10)
+    first = history_page(vendor, t["access_token"], limit=10)
     assert [e["notes"] for e in first["history"]] == ["newest"]
 
     later = add_event(ana, occurred_at=WHEN.format(2), notes="later")
     assert _position_of(app, later) == _high_water(app)
-    page = _page(vendor, t["access_token"], since=first["next_cursor"], limit=10)
+    page = history_page(vendor, t["access_token"], since=first["next_cursor"], limit=10)
     assert [e["notes"] for e in page["history"]] == ["later"]
     assert page["deleted"] == []
     # Nothing is delivered twice: the cursor is past the mark now.
-    again = _page(vendor, t["access_token"], since=page["next_cursor"], limit=10)
+    again = history_page(vendor, t["access_token"], since=page["next_cursor"], limit=10)
     assert (again["history"], again["deleted"]) == ([], [])
