@@ -25,7 +25,7 @@ from vrm.demo import DEMO_EMAIL, load_demo
 from vrm.keys import check as key_check
 from vrm.keys import layout as key_layout
 from vrm.keys import server as server_keys
-from vrm.keys.service import Vault
+from vrm.keys.service import RETIRE_GRACE_SECONDS, Vault
 from vrm.settings import Settings
 
 app = typer.Typer(
@@ -140,14 +140,24 @@ def demo() -> None:
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(
+    grace: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds the old root key versions stay after the last rewrap, "
+            "for reads that began before it.",
+        ),
+    ] = RETIRE_GRACE_SECONDS,
+) -> None:
     """Rewrap every data key under a new root key version. Safe while the
-    server runs: old versions stay readable until rewrapping completes."""
+    server runs: old versions stay readable until rewrapping completes, and
+    --grace seconds more."""
     settings = _settings()
     store = _prepare(settings)
     engine = make_engine(settings)
     with Session(engine) as session:
-        report = Vault(store).rotate(session)
+        report = Vault(store).rotate(session, grace_seconds=grace)
     engine.dispose()
     out.print(
         f"rotated: {report.customers} customers, {report.data_keys} data keys rewrapped, "

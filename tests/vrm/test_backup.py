@@ -404,7 +404,7 @@ def test_backup_taken_while_a_key_rotation_finishes_starts_again_and_restores_re
             # which the copy needs, is destroyed.
             vault = Vault(FileKeyStore(settings.key_dir_resolved), cache_seconds=0)
             with Session(app.state.engine) as session:
-                vault.rotate(session)
+                vault.rotate(session, grace_seconds=0)
         dumps.append(1)
         return snapshot
 

@@ -323,7 +323,7 @@ def test_rotation_rewraps_every_data_key_and_destroys_the_old_root_keys(
     assert _root_key_files(settings, ana.id) == ["1.key"]
 
     with Session(app.state.engine) as session:
-        report = _fresh_vault(settings).rotate(session)
+        report = _fresh_vault(settings).rotate(session, grace_seconds=0)
 
     assert report == RotationReport(customers=2, data_keys=8, retired_versions=2)
     _assert_rotated_once(app, settings, before)
@@ -363,7 +363,8 @@ def test_reads_keep_succeeding_while_another_process_rotates_the_keys(
         try:
             for _ in range(ROTATIONS):
                 with Session(engine) as session:
-                    _fresh_vault(settings).rotate(session)
+                    # Longer than any export these readers run.
+                    _fresh_vault(settings).rotate(session, grace_seconds=0.5)
         finally:
             engine.dispose()
 
@@ -402,7 +403,7 @@ def test_vrm_keys_rotate_command_rewraps_the_keys_of_a_serving_store(
         env["VRM_DATABASE_URL"] = settings.database_url
 
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "vrm"), "keys", "rotate"],
+        [str(Path(sys.executable).parent / "vrm"), "keys", "rotate", "--grace", "0.5"],
         env=env,
         capture_output=True,
         text=True,

@@ -104,3 +104,22 @@ def test_the_root_key_cache_stays_bounded(tmp_path: Path, monkeypatch: pytest.Mo
         store.create_root_key(f"cust{n}")
         store.wrap(f"cust{n}", 1, b"k" * 32, b"")
         assert len(store._cache) <= 3
+
+
+def test_a_key_caught_mid_destruction_reads_as_missing_and_is_not_cached(tmp_path: Path) -> None:
+    # _destroy_file overwrites a key with zeros, then unlinks it: a reader in
+    # between read the zeros as the key, failed the integrity check (a 500
+    # that says tampering) and cached the zeros.
+    store = FileKeyStore(tmp_path, cache_seconds=60)
+    store.init()
+    store.create_root_key("cust1")
+    aad = aead.associated_data("test")
+    wrapped = FileKeyStore(tmp_path).wrap("cust1", 1, b"k" * 32, aad)
+    path = tmp_path / "customers" / "cust1" / "1.key"
+    key = path.read_bytes()
+    path.write_bytes(bytes(aead.KEY_BYTES))
+    with pytest.raises(KeyMissing, match="root key 1 of customer cust1 is being destroyed"):
+        store.unwrap("cust1", 1, wrapped, aad)
+    # Nothing was cached: the key back in place opens again at once.
+    path.write_bytes(key)
+    assert store.unwrap("cust1", 1, wrapped, aad) == b"k" * 32

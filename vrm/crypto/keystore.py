@@ -86,6 +86,10 @@ def _read_key(path: Path, what: str) -> bytes:
         raise KeyUnreadable(f"{what} cannot be read ({path}: {reason})") from None
     if len(key) != aead.KEY_BYTES:
         raise KeyUnreadable(f"{what} is damaged ({path}: {len(key)} bytes, not {aead.KEY_BYTES})")
+    if key == bytes(aead.KEY_BYTES):
+        # Overwritten by _destroy_file, not yet unlinked: destroyed, not a
+        # key (opening with it would look like tampering, and be cached).
+        raise KeyMissing(f"{what} is being destroyed ({path})")
     return key
 
 

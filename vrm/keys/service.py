@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 DATA_KEY_VERSION = 1
 # Bound on cached data keys (about 100 bytes each with their tuple keys).
 _CACHE_MAX_ENTRIES = 50_000
+# How long a rotation keeps the old root key versions after the last rewrap:
+# a read whose transaction began before a customer's rewrap committed still
+# sees the old rows, and must still find the key they name.
+RETIRE_GRACE_SECONDS = 5.0
 
 
 # A data key's wrapping, read on a plain Connection (the vendor read path).
@@ -222,13 +226,16 @@ class Vault:
                 del self._cache[key]
         self.keystore.destroy_customer(customer_id)
 
-    def rotate(self, session: Session) -> RotationReport:
+    def rotate(
+        self, session: Session, *, grace_seconds: float = RETIRE_GRACE_SECONDS
+    ) -> RotationReport:
         """Rewrap every data key under a new root key version, one customer
         per transaction, then retire the old versions.
 
         Readers keep working throughout: a data key row names the root
         version that wraps it, and that version stays in the key store until
-        every row has moved on.
+        every row has moved on, and ``grace_seconds`` more, for the reads
+        whose snapshot began before the rewrap committed.
         """
         customer_ids = session.exec(select(DataKey.customer_id).distinct()).all()
         rewrapped = 0
@@ -262,6 +269,8 @@ class Vault:
                 continue
             rewrapped += len(rows)
             to_retire += [(customer_id, v) for v in old_versions]
+        if to_retire:
+            time.sleep(grace_seconds)
         for customer_id, version in to_retire:
             self.keystore.retire_version(customer_id, version)
         return RotationReport(len(customer_ids), rewrapped, len(to_retire))
