@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, field_serializer
 from sqlmodel import Field, SQLModel
 
-from vrm.catalogue.history import HistoryEvent
+from vrm.catalogue.history import HistoryEvent, Label
 from vrm.dbtypes import UTCDateTime
 
 
@@ -70,6 +69,6 @@ class HistoryPage(BaseModel):
 class HistoryFilter(BaseModel):
     vendor: str | None = None
     type: str | None = None
-    label: Literal["gift", "not_for_me", "private"] | None = None
+    label: Label | None = None
     since: datetime | None = None
     until: datetime | None = None

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from pydantic import AwareDatetime
 
-from vrm.catalogue.history import EventType, HistoryEvent
+from vrm.catalogue.history import EventType, HistoryEvent, Label
 from vrm.db import SessionDep
 from vrm.deps import CurrentCustomer, VaultDep
 from vrm.errors import BadRequest, NotFound, problems
@@ -30,7 +30,7 @@ def list_history(
     vault: VaultDep,
     vendor: Annotated[str | None, Query(max_length=200)] = None,
     type: EventType | None = None,
-    label: Literal["gift", "not_for_me", "private"] | None = None,
+    label: Label | None = None,
     # Aware only: occurred_at always carries an offset, and comparing it with
     # a naive time would raise.
     since: Annotated[AwareDatetime | None, Query(description="occurred at or after")] = None,
