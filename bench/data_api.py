@@ -38,35 +38,54 @@ from bench import feed
 from bench.lib import ours
 from bench.lib.load import Run, Target, Token, measure
 from bench.lib.machine import CPU_NOTE, wait_quiet
-from bench.lib.people import PREFERENCES, PROFILE, canonical_json
+from bench.lib.people import PREFERENCES, PROFILE, canonical_json, history
 from bench.lib.solid import SolidServer
 
-SCOPE = "profile:read preferences:read"
-SOLID_RESOURCE = "vrm-view.json"
+# The two views read: a realistic customer's, with a history of 50 events,
+# and the profile-only view of a customer without one, side by side.
+VIEWS = {
+    "history": ("profile:read preferences:read history:read", 50),
+    "profile": ("profile:read preferences:read", 0),
+}
+EVENTS = 50
 
 # -- our server ------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def ours_target(workers: int) -> Iterator[tuple[Target, bytes]]:
-    """Our server with one customer who filled in everything and granted
-    SCOPE to the bench vendor; yields the target and the view's bytes."""
+def ours_target(workers: int) -> Iterator[dict[str, tuple[Target, bytes]]]:
+    """Our server with one customer per view, each of whom filled in
+    everything (and, for ``history``, added EVENTS events) and granted the
+    view's scope to the bench vendor; yields each view's target and bytes."""
     # ours.start() makes its data folder and stop() removes it.
     server = ours.start(workers)
     try:
-        yield _seed_ours(server.base_url, server.client_id, server.client_secret, server.pid)
+        yield {
+            view: seed_customer(server, scope, events) for view, (scope, events) in VIEWS.items()
+        }
     finally:
         server.stop()
 
 
-def _seed_ours(base: str, client_id: str, secret: str, pid: int) -> tuple[Target, bytes]:
-    """A customer who fills in everything and grants SCOPE through the
-    consent form; the vendor's view of them, checked to need a token."""
+def seed_customer(server: ours.Ours, scope: str, events: int) -> tuple[Target, bytes]:
+    """A customer who fills in everything, adds ``events`` history events
+    (bench.lib.people.history) and grants ``scope`` through the consent
+    form; the vendor's view of them, checked to need a token."""
+    base = server.base_url
     with httpx.Client(base_url=base) as browser:
         ours.sign_up(browser, "bench-view")
         browser.put("/api/v1/me/profile", json=PROFILE).raise_for_status()
         browser.put("/api/v1/me/preferences", json=PREFERENCES).raise_for_status()
-        first = ours.authorize(browser, client_id, secret, SCOPE)
+        for event in history(events):
+            browser.post("/api/v1/me/history", json=event).raise_for_status()
+        first = ours.authorize(browser, server.client_id, server.client_secret, scope)
+    return target_of(server, first, "/v1/data")
+
+
+def target_of(server: ours.Ours, first: dict[str, str], path: str) -> tuple[Target, bytes]:
+    """A target reading ``path`` with the tokens of one grant: the code
+    exchange's ``first`` answer, then refreshes; and the body it reads now."""
+    base, client_id, secret = server.base_url, server.client_id, server.client_secret
     refresh = [first["refresh_token"]]
     issued = [first]
 
@@ -85,11 +104,11 @@ def _seed_ours(base: str, client_id: str, secret: str, pid: int) -> tuple[Target
         return Token(answer["access_token"], time.time() + int(answer["expires_in"]))
 
     with httpx.Client(base_url=base) as vendor:
-        refused = vendor.get("/v1/data")
+        refused = vendor.get(path)
         if refused.status_code != 401:
-            raise RuntimeError(f"ours: GET /v1/data without a token gave {refused.status_code}")
-        target = Target("ours", base, "/v1/data", 0, pid, renew)
-        view = vendor.get("/v1/data", headers={"Authorization": f"Bearer {target.token.value}"})
+            raise RuntimeError(f"ours: GET {path} without a token gave {refused.status_code}")
+        target = Target("ours", base, path, 0, server.pid, renew)
+        view = vendor.get(path, headers={"Authorization": f"Bearer {target.token.value}"})
         view.raise_for_status()
     target.size = len(view.content)
     return target, view.content
@@ -99,101 +118,124 @@ def _seed_ours(base: str, client_id: str, secret: str, pid: int) -> tuple[Target
 
 
 @contextlib.contextmanager
-def solid_target(body: bytes) -> Iterator[Target]:
-    """A pod holding ``body`` as an owner-only JSON resource, read with the
-    owner's Bearer token."""
+def solid_server() -> Iterator[SolidServer]:
     server = SolidServer()
     try:
-        base = server.base_url.rstrip("/")
-        target = Target("solid", base, "", len(body), server.pid, server.token)
-        target.path = server.put(SOLID_RESOURCE, body, target.token)
-        authorized = {"Authorization": f"Bearer {target.token.value}"}
-        with httpx.Client(base_url=target.base_url) as client:
-            refused = client.get(target.path)
-            if refused.status_code != 401:
-                raise RuntimeError(f"solid: GET without a token gave {refused.status_code}")
-            read = client.get(target.path, headers=authorized)
-            read.raise_for_status()
-            if read.content != body:
-                raise RuntimeError(f"solid: read back {len(read.content)} bytes, not our body")
-        yield target
+        yield server
     finally:
         server.stop()
+
+
+def solid_target(server: SolidServer, view: str, body: bytes) -> Target:
+    """The pod's owner-only JSON resource for ``view``, holding ``body``,
+    read with the owner's Bearer token."""
+    base = server.base_url.rstrip("/")
+    target = Target("solid", base, "", len(body), server.pid, server.token)
+    target.path = server.put(f"vrm-view-{view}.json", body, target.token)
+    authorized = {"Authorization": f"Bearer {target.token.value}"}
+    with httpx.Client(base_url=target.base_url) as client:
+        refused = client.get(target.path)
+        if refused.status_code != 401:
+            raise RuntimeError(f"solid: GET without a token gave {refused.status_code}")
+        read = client.get(target.path, headers=authorized)
+        read.raise_for_status()
+        if read.content != body:
+            raise RuntimeError(f"solid: read back {len(read.content)} bytes, not our body")
+    return target
 
 
 # -- phase "reads" -----------------------------------------------------------------
 
 
 def reads(args: argparse.Namespace) -> None:
-    """Both servers up, then each concurrency level on ours and on Solid in
-    turn, so drifting background load touches both alike."""
+    """Both servers up, each view (VIEWS) on each, then each concurrency
+    level on ours and on Solid in turn, so drifting background load touches
+    both alike."""
     with contextlib.ExitStack() as stack:
-        targets: list[Target] = []
+        targets: list[tuple[str, Target]] = []
         if args.only_solid:
-            # No server of ours to ask: a view of the same shape and size.
-            body = canonical_json(
-                {
-                    "subject": "s" * 43,
-                    "grant_id": "0" * 32,
-                    "purpose": ours.PURPOSE,
-                    "profile": PROFILE,
-                    "preferences": PREFERENCES,
-                }
-            )
+            # No server of ours to ask: views of the same shape and size.
+            bodies = {view: _view_like(events) for view, (_, events) in VIEWS.items()}
         else:
             print(f"starting ours ({args.workers} uvicorn worker(s)) ...", flush=True)
-            target, body = stack.enter_context(ours_target(args.workers))
-            targets.append(target)
+            seeded = stack.enter_context(ours_target(args.workers))
+            bodies = {view: body for view, (_, body) in seeded.items()}
+            targets += [(view, target) for view, (target, _) in seeded.items()]
         if not args.only_ours:
             print("starting the Community Solid Server ...", flush=True)
-            targets.append(stack.enter_context(solid_target(body)))
-        for target in targets:
-            print(f"  {target.name}: GET {target.path} -> {target.size} bytes", flush=True)
-        runs: list[Run] = []
+            server = stack.enter_context(solid_server())
+            targets += [(view, solid_target(server, view, body)) for view, body in bodies.items()]
+        for view, target in targets:
+            print(f"  {target.name} {view}: GET {target.path} -> {target.size} bytes", flush=True)
+        runs: dict[tuple[str, str, int], Run] = {}
         for concurrency in args.concurrency:
-            for target in targets:
+            for view, target in targets:
                 wait_quiet(args.quiet_wait)
-                print(f"  {target.name}: concurrency {concurrency} ...", flush=True)
-                runs.append(measure(target, concurrency, args.warmup, args.seconds))
+                print(f"  {target.name} {view}: concurrency {concurrency} ...", flush=True)
+                run = measure(target, concurrency, args.warmup, args.seconds)
+                runs[(view, target.name, concurrency)] = run
     print_reads(runs, targets, args)
 
 
-def print_reads(runs: list[Run], targets: list[Target], args: argparse.Namespace) -> None:
+def _view_like(events: int) -> bytes:
+    """A view of the same shape and size as ours, for --only-solid."""
+    body: dict[str, object] = {
+        "subject": "s" * 43,
+        "grant_id": "0" * 32,
+        "purpose": ours.PURPOSE,
+        "profile": PROFILE,
+        "preferences": PREFERENCES,
+    }
+    if events:
+        shown = [e for e in history(events) if "private" not in e["labels"]]
+        body["history"] = [{"id": "e" * 24, **e} for e in reversed(shown)]
+    return canonical_json(body)
+
+
+def print_reads(
+    runs: dict[tuple[str, str, int], Run],
+    targets: list[tuple[str, Target]],
+    args: argparse.Namespace,
+) -> None:
     print()
     print(
         f"data API reads: {args.seconds:g} s per run after {args.warmup:g} s warm-up,"
         f" ours with {args.workers} uvicorn worker(s), Solid single process,"
         f" {os.cpu_count()} CPUs"
     )
-    for t in targets:
-        print(f"  {t.name:<6} GET {t.path}  {t.size} bytes, Bearer token")
+    for view, t in targets:
+        print(f"  {t.name:<6} {view:<8} GET {t.path}  {t.size} bytes, Bearer token")
     header = (
-        f"{'server':<8}{'conc':>5}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'errors':>8}{'srv CPU':>9}{'cli CPU':>9}{'other':>7}"
+        f"{'view':<9}{'server':<7}{'conc':>5}{'requests':>10}{'req/s':>9}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'errors':>8}{'srv CPU':>9}{'cli CPU':>9}{'other':>7}"
     )
     print(header)
     print("-" * len(header))
-    for r in runs:
+    for (view, _, _), r in runs.items():
         print(
-            f"{r.server:<8}{r.concurrency:>5}{r.ok:>10}{r.rps:>9.0f}{r.p50:>9.2f}{r.p99:>9.2f}"
-            f"{r.errors:>8}{r.server_cpu:>9.0%}{r.client_cpu:>9.0%}{r.other_cpu:>7.0%}"
+            f"{view:<9}{r.server:<7}{r.concurrency:>5}{r.ok:>10}{r.rps:>9.0f}{r.p50:>9.2f}"
+            f"{r.p99:>9.2f}{r.errors:>8}{r.server_cpu:>9.0%}{r.client_cpu:>9.0%}"
+            f"{r.other_cpu:>7.0%}"
         )
     print(CPU_NOTE)
-    for r in runs:
+    for r in runs.values():
         for sample in r.samples:
             print(f"  {r.server} c={r.concurrency} error: {sample}")
-    by = {(r.server, r.concurrency): r for r in runs}
-    pairs = [(by.get(("ours", c)), by.get(("solid", c)), c) for c in args.concurrency]
-    if not any(o and s for o, s, _ in pairs):
+    pairs = [
+        (view, c, runs.get((view, "ours", c)), runs.get((view, "solid", c)))
+        for view in VIEWS
+        for c in args.concurrency
+    ]
+    if not any(o and s for _, _, o, s in pairs):
         return
     print()
-    print(f"{'ours / solid':<14}{'req/s':>9}{'p99':>9}   goal: >= 10x req/s and <= 0.1x p99")
-    for o, s, c in pairs:
+    print(f"{'ours / solid':<20}{'req/s':>9}{'p99':>9}   goal: >= 10x req/s and <= 0.1x p99")
+    for view, c, o, s in pairs:
         if o is None or s is None or not s.rps or not s.p99:
             continue
         rps, p99 = o.rps / s.rps, o.p99 / s.p99
         met = "met" if rps >= 10 and p99 <= 0.1 else "not met"
-        print(f"{'c=' + str(c):<14}{rps:>8.2f}x{p99:>8.3f}x   {met}")
+        print(f"{view + ' c=' + str(c):<20}{rps:>8.2f}x{p99:>8.3f}x   {met}")
 
 
 # -- main ----------------------------------------------------------------------------

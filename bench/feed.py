@@ -17,7 +17,9 @@ one snapshot per customer (decrypting each customer's records, recording
 one access event each). Then ``--changed`` of the customers each change
 their email and add an event, and the client syncs again from its cursor.
 Prints items per second, customers per second and page latency (p50, p99)
-for both syncs.
+for both syncs, the server's CPU time per customer and per history event
+of the first sync (which decrypts and projects every event once), and the
+server's resident memory after it (now and at its peak).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 import httpx
 
 from bench.lib import ours, seed
-from bench.lib.machine import free_port
+from bench.lib.machine import cpu_of, free_port, memory_of, tree_pids
 
 
 def _sync(base: str, token: str, cursor: str | None, page: int) -> dict[str, Any]:
@@ -150,8 +152,18 @@ def run(args: argparse.Namespace) -> None:
         )
         r.raise_for_status()
         token = r.json()["access_token"]
+        pids = tree_pids(server.pid)
+        cpu = cpu_of(pids)
         first = _sync(base, token, None, args.page)
+        cpu = cpu_of(pids) - cpu
         _print("first sync", first)
+        events = seeded * args.events
+        rss, peak = memory_of(pids)
+        print(
+            f"{'':<14} server CPU {cpu:.1f} s, {cpu / max(1, seeded) * 1e6:.0f} us per customer"
+            + (f", {cpu / events * 1e6:.1f} us per history event" if events else "")
+            + f"; server resident {rss:.0f} MiB (peak {peak:.0f} MiB)"
+        )
 
         changed = random.Random(7).sample(range(seeded), int(seeded * args.changed))
         with ctx.Pool(len(jobs)) as pool:

@@ -88,6 +88,20 @@ def wait_quiet(limit: float) -> None:
         quiet = quiet + 1 if machine_busy() - before < 0.1 else 0
 
 
+def memory_of(pids: Iterable[int]) -> tuple[float, float]:
+    """Resident size now and at its peak (VmRSS, VmHWM), in MiB, summed over
+    ``pids``."""
+    now = peak = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    now += int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    peak += int(line.split()[1])
+    return now / 1024, peak / 1024
+
+
 def percentile(ordered: Sequence[float], q: float, empty: float = 0.0) -> float:
     """The ``q`` quantile of ``ordered`` (sorted seconds), in milliseconds."""
     if not ordered:

@@ -136,3 +136,19 @@ def event(rng: random.Random) -> dict[str, Any]:
         "notes": NOTES,
         "labels": ["private"] if rng.random() < 0.1 else [],
     }
+
+
+def history(n: int, seed: int = 15) -> list[dict[str, Any]]:
+    """``n`` events of one realistic customer, newest last: items, amounts
+    and notes on every event, ``gift`` on about one event in six and on some
+    items, and exactly one event labelled ``private`` (which no vendor ever
+    sees, so it is in the customer's history but not in a vendor's view)."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(n):
+        shown = event(rng)
+        shown["labels"] = ["gift"] if i % 6 == 3 else []
+        events.append(shown)
+    if events:
+        events[n // 2]["labels"] = ["private"]
+    return events

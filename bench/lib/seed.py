@@ -16,6 +16,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.lib import people
+
 SCOPES = "profile.email:read preferences:read history:read"
 PASSWORD = "benchmark passphrase 1"  # noqa: S105 - throwaway bench customers
 # Argon2id at test cost: the measured server never hashes a password.
@@ -47,7 +49,7 @@ def seed(job: tuple[dict[str, str], str, int, int, int, bool]) -> int:
     from vrm.accounts.passwords import Passwords
     from vrm.accounts.service import _email_key
     from vrm.catalogue import ACCOUNT
-    from vrm.catalogue.history import HistoryEvent
+    from vrm.catalogue.history import HistoryEvent, kept_private
     from vrm.catalogue.preferences import Preferences
     from vrm.catalogue.profile import Profile
     from vrm.crypto.keystore import FileKeyStore
@@ -137,18 +139,15 @@ def seed(job: tuple[dict[str, str], str, int, int, int, bool]) -> int:
                     )
                     seq += 1
                     rows.append(_change_row(DataChange, cid, category, category, seq, now))
-                for k in range(events):
+                for _ in range(events):
                     event_id = uuid.uuid4().hex
-                    event = HistoryEvent(
-                        vendor="Bench Books",
-                        type="purchase",
-                        occurred_at=now - timedelta(days=rng.randint(1, 900)),
-                        items=[{"name": f"Book {k}", "amount": "12.90"}],
-                        amount="12.90",
-                        currency="EUR",
-                        channel="online",
+                    # About 500 bytes: items, amounts, notes, a label now and then.
+                    event = HistoryEvent.model_validate(people.event(rng))
+                    stored = StoredEvent(
+                        **event.model_dump(),
+                        source="customer",
+                        shared=not kept_private(event.labels),
                     )
-                    stored = StoredEvent(**event.model_dump(), source="customer")
                     sealed = vault.seal(
                         session,
                         customer_id=cid,
