@@ -98,7 +98,11 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.vault = Vault(keystore, cache_seconds=settings.key_cache_seconds)
+    app.state.vault = Vault(
+        keystore,
+        cache_seconds=settings.key_cache_seconds,
+        derived_bytes=settings.derived_cache_mib * 1024 * 1024,
+    )
     app.state.passwords = Passwords(settings)
     app.state.oauth = OAuthServer(settings, app.state.vault)
     # What the layers above the store add to the customer's export (vrm/export).

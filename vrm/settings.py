@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # evicts them at once in this process; other processes drop them within
     # this time.
     key_cache_seconds: Annotated[float, Field(ge=0)] = 60.0
+    # What is kept decrypted in memory for records read again and again
+    # (vrm/keys/derived.py: a vendor's view of each history event), in MiB,
+    # for no longer than the keys above; 0 keeps nothing.
+    derived_cache_mib: Annotated[int, Field(ge=0, le=65536)] = 64
 
     # OAuth: authorization codes live a minute (as in oidc-provider); access
     # tokens ten minutes; a refresh token dies after this long unused, and

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -29,15 +30,16 @@ from vrm.vendor_api import events
 def _make_private_when_opened(
     monkeypatch: pytest.MonkeyPatch, app: FastAPI, customer_id: str, event_id: str
 ) -> list[str]:
-    """Label the event private, committed, just before the read opens it:
-    after the change log was read. Returns the ids opened since."""
-    original = history.get_event
+    """Label the event private, committed, just before the read reads the
+    event's row: after the change log was read. Returns the ids read since."""
+    original = history.stamps_by_id
     opened: list[str] = []
 
-    def get_event(**kw: Any) -> Any:
-        if kw["event_id"] == event_id and not opened:
+    def stamps_by_id(conn: Any, event_ids: Any) -> Any:
+        ids = list(event_ids)
+        if event_id in ids and not opened:
             with Session(app.state.engine) as other:
-                monkeypatch.setattr(history, "get_event", original)
+                monkeypatch.setattr(history, "stamps_by_id", original)
                 history.patch_event(
                     session=other,
                     vault=app.state.vault,
@@ -46,11 +48,11 @@ def _make_private_when_opened(
                     patch={"labels": ["private"]},
                     if_match=None,
                 )
-                monkeypatch.setattr(history, "get_event", get_event)
-        opened.append(kw["event_id"])
-        return original(**kw)
+                monkeypatch.setattr(history, "stamps_by_id", stamps_by_id)
+        opened.extend(ids)
+        return original(conn, ids)
 
-    monkeypatch.setattr(history, "get_event", get_event)
+    monkeypatch.setattr(history, "stamps_by_id", stamps_by_id)
     return opened
 
 
@@ -61,9 +63,9 @@ def _log_row(app: FastAPI, event_id: str) -> DataChange:
 
 def _hears(app: FastAPI, vendor: Vendor, row: DataChange) -> events.EventChange | None:
     with Session(app.state.engine) as session:
-        return events.event_change(
-            session=session, vault=app.state.vault, vendor_id=vendor.client_id, change=row
-        )
+        vault = app.state.vault
+        now = events.shown_now(session, vault, vendor.client_id, [row]).get(row.record_id)
+        return events.event_change(vault=vault, vendor_id=vendor.client_id, change=row, now=now)
 
 
 def test_the_event_as_opened_decides_not_the_log_row_read_before(
@@ -79,7 +81,7 @@ def test_the_event_as_opened_decides_not_the_log_row_read_before(
     assert before is not None
     assert before.dropped is None
     assert before.event is not None
-    assert before.event["notes"] == "shown, then private"
+    assert json.loads(before.event)["notes"] == "shown, then private"
 
     # Labelled private after its row was read: the stale row says "put",
     # the event says private, and the vendor hears only that it must drop it.

@@ -78,7 +78,7 @@ def test_a_history_is_decrypted_off_the_event_loop(
     add_event(ana, occurred_at="2026-11-01T10:00:00Z", notes="two books")
     token = tokens_for(ana, vendor, "history:read profile:read")["access_token"]
     opened_in_loop: list[bool] = []
-    real_open = history._open
+    real_open = history.open_stored
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -88,9 +88,11 @@ def test_a_history_is_decrypted_off_the_event_loop(
             opened_in_loop.append(False)
         return real_open(*args, **kwargs)
 
-    monkeypatch.setattr(history, "_open", spy)
+    monkeypatch.setattr(history, "open_stored", spy)
     reads = [("/v1/data", {}), ("/v1/data/history", {}), ("/v1/data/history", {"limit": "5"})]
     for path, params in reads:
+        # Each read opens the event: none finds it in the vault's memory.
+        app.state.vault.derived.clear()
         r = vendor.client.get(path, params=params, headers=bearer(token))
         assert r.status_code == 200, r.text
     assert opened_in_loop == [False, False, False]

@@ -7,6 +7,7 @@ nothing held in place (``make mutate``, docs/testing.md)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from consent import policy
 from consent.policy import Access, parse_scope
 from vrm.crypto.keystore import FileKeyStore
 from vrm.errors import NotFound
-from vrm.history.models import HistoryEventPublic
+from vrm.history.models import StoredEvent
 from vrm.keys.pairwise import pairwise_event_id
 from vrm.keys.service import Vault
 from vrm.vendor_api import projection
@@ -108,9 +109,9 @@ def test_a_category_must_exist_and_be_granted() -> None:
 # -- an event as a vendor sees it -------------------------------------------
 
 
-def _event(**changes: object) -> HistoryEventPublic:
+def _event(**changes: object) -> dict[str, Any]:
+    """An event as it is sealed (the JSON of a StoredEvent)."""
     fields: dict[str, object] = {
-        "id": "event-1",
         "vendor": "Livraria",
         "type": "purchase",
         "occurred_at": WHEN,
@@ -123,16 +124,15 @@ def _event(**changes: object) -> HistoryEventPublic:
         "currency": "EUR",
         "labels": {"not_for_me", "gift"},
         "source": "vendor:shop",
-        "created_at": WHEN,
-        "updated_at": WHEN,
     }
-    return HistoryEventPublic.model_validate({**fields, **changes})
+    stored = StoredEvent.model_validate({**fields, **changes})
+    return dict(json.loads(stored.model_dump_json(exclude_none=True)))
 
 
 def test_an_event_reaches_a_vendor_under_its_pairwise_id_without_private_items(
     vault: Vault,
 ) -> None:
-    shared = projection.shared_event(vault, "shop", _event())
+    shared = projection.shared_event(vault, "shop", "event-1", _event())
     assert shared == {
         "id": pairwise_event_id(vault, "shop", "event-1"),
         "vendor": "Livraria",
@@ -147,11 +147,13 @@ def test_an_event_reaches_a_vendor_under_its_pairwise_id_without_private_items(
         "labels": ["gift", "not_for_me"],
     }
     # Another vendor gets another id for the same event.
-    assert projection.shared_event(vault, "other", _event())["id"] != shared["id"]
+    assert projection.shared_event(vault, "other", "event-1", _event())["id"] != shared["id"]
 
 
 def test_an_event_without_items_or_labels_has_empty_lists(vault: Vault) -> None:
-    shared = projection.shared_event(vault, "shop", _event(items=[], labels=set(), amount=None))
+    shared = projection.shared_event(
+        vault, "shop", "event-1", _event(items=[], labels=set(), amount=None)
+    )
     assert shared == {
         "id": pairwise_event_id(vault, "shop", "event-1"),
         "vendor": "Livraria",

@@ -12,13 +12,15 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple, Protocol, TypeGuard
 
 from pydantic import ValidationError
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, bindparam, delete, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from vrm.catalogue.history import HistoryEvent, kept_private
@@ -42,9 +44,124 @@ from vrm.history.models import (
 )
 from vrm.jsonmerge import merge_patch
 from vrm.keys.service import Sealed, Vault
+from vrm.storage.statements import Statement
 
 CATEGORY = "history"
 MAX_LIMIT = 200
+
+
+class Stamped(Protocol):
+    """An event's row as far as telling one version of the event from
+    another goes: ``seq`` is never reused (not even after a delete) and
+    ``revision`` grows with every write, so together they name the exact
+    content of an event. A HistoryRecord is one, and so is a
+    :class:`Stamp` or a :class:`SealedEvent`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def seq(self) -> int | None: ...
+    @property
+    def revision(self) -> int: ...
+
+
+class Row(Stamped, Protocol):
+    """What opening an event needs of its row."""
+
+    @property
+    def key_version(self) -> int: ...
+    @property
+    def ciphertext(self) -> bytes: ...
+
+
+class Stamp(NamedTuple):
+    id: str
+    customer_id: str
+    seq: int
+    revision: int
+
+
+class SealedEvent(NamedTuple):
+    id: str
+    customer_id: str
+    seq: int
+    revision: int
+    key_version: int
+    ciphertext: bytes
+
+
+_STAMP = (
+    HistoryRecord.id,
+    HistoryRecord.customer_id,
+    HistoryRecord.seq,
+    HistoryRecord.revision,
+)
+_SEALED = (*_STAMP, HistoryRecord.key_version, HistoryRecord.ciphertext)
+_STAMPS_OF = Statement(
+    core_select(*_STAMP).where(col(HistoryRecord.customer_id) == bindparam("c"))  # type: ignore[call-overload]
+)
+
+
+def is_sealed(row: Stamped) -> TypeGuard[Row]:
+    """Whether the row carries its ciphertext."""
+    return isinstance(row, (SealedEvent, HistoryRecord))
+
+
+def stamps_of(conn: Connection, customer_id: str) -> list[Stamp]:
+    """Every event of the customer, as stamps, in no order."""
+    return [Stamp(*row) for row in _STAMPS_OF.rows(conn, {"c": customer_id})]
+
+
+def _by_id(conn: Connection, columns: Sequence[Any], event_ids: Iterable[str]) -> list[Any]:
+    ids = sorted(set(event_ids))
+    found: list[Any] = []
+    for start in range(0, len(ids), 500):
+        query = core_select(*columns).where(col(HistoryRecord.id).in_(ids[start : start + 500]))
+        found += conn.execute(query).all()
+    return found
+
+
+def stamps_by_id(conn: Connection, event_ids: Iterable[str]) -> dict[str, Stamp]:
+    """The events of these ids that exist, whoever's they are (the caller
+    checks the customer), as stamps."""
+    return {row[0]: Stamp(*row) for row in _by_id(conn, _STAMP, event_ids)}
+
+
+def sealed_by_id(conn: Connection, event_ids: Iterable[str]) -> dict[str, SealedEvent]:
+    """The events of these ids that exist, whoever's they are (the caller
+    checks the customer), sealed."""
+    return {row[0]: SealedEvent(*row) for row in _by_id(conn, _SEALED, event_ids)}
+
+
+def open_stored(conn: Connection, vault: Vault, row: Row) -> dict[str, Any]:
+    """The event as it was sealed: the JSON of a StoredEvent, validated when
+    it was written and not again (a read of many events costs what opening
+    them costs, not what validating them would)."""
+    plaintext = vault.open(
+        conn,
+        customer_id=row.customer_id,
+        category=CATEGORY,
+        record_id=row.id,
+        key_version=row.key_version,
+        ciphertext=row.ciphertext,
+    )
+    stored = json.loads(plaintext)
+    if not isinstance(stored, dict):
+        raise IntegrityFailure("a stored history record is not an event")
+    return stored
+
+
+def order_of(stored: Mapping[str, Any], event_id: str) -> tuple[datetime, str]:
+    """Where an event sorts in a history (newest first is the reverse)."""
+    return (datetime.fromisoformat(stored["occurred_at"]), event_id)
+
+
+def was_shared(stored: Mapping[str, Any]) -> bool:
+    """StoredEvent.shared of a stored event (sealed as 1 or 0; absent on an
+    event sealed before the flag existed, which reads as shared)."""
+    return bool(stored.get("shared", True))
 
 
 @dataclass
@@ -251,20 +368,50 @@ def _order_key(event: HistoryEventPublic) -> tuple[datetime, str]:
     return (event.occurred_at, event.id)
 
 
-def _matches(event: HistoryEventPublic, f: HistoryFilter) -> bool:
-    if f.vendor is not None and event.vendor.casefold() != f.vendor.strip().casefold():
+def _matches(stored: Mapping[str, Any], when: datetime, f: HistoryFilter) -> bool:
+    if f.vendor is not None and stored["vendor"].casefold() != f.vendor.strip().casefold():
         return False
-    if f.type is not None and event.type != f.type:
+    if f.type is not None and stored["type"] != f.type:
         return False
     if (
         f.label is not None
-        and f.label not in event.labels
-        and not any(f.label in item.labels for item in event.items)
+        and f.label not in stored.get("labels", ())
+        and not any(f.label in item.get("labels", ()) for item in stored.get("items", ()))
     ):
         return False
-    if f.since is not None and event.occurred_at < f.since:
+    if f.since is not None and when < f.since:
         return False
-    return not (f.until is not None and event.occurred_at >= f.until)
+    return not (f.until is not None and when >= f.until)
+
+
+def opened_events(
+    conn: Connection, vault: Vault, stamps: Sequence[Stamped]
+) -> list[tuple[tuple[datetime, str], Mapping[str, Any]]]:
+    """Each event as stored (:func:`open_stored`), with where it sorts, in
+    the stamps' order. Kept a while in the vault's memory of what it
+    decrypted (vrm/keys/derived.py) under the exact version of the event,
+    so a customer paging or filtering a long history opens each event once;
+    the mappings are shared, and never changed."""
+    keys = [(row.customer_id, "event", row.id, row.seq, row.revision) for row in stamps]
+    found = vault.derived.get_many(keys)
+    missing = [i for i, hit in enumerate(found) if hit is None]
+    if missing:
+        sealed = sealed_by_id(conn, [stamps[i].id for i in missing])
+        fresh = []
+        for i in missing:
+            row = sealed.get(stamps[i].id)
+            if row is None or (row.customer_id, row.seq, row.revision) != (
+                stamps[i].customer_id,
+                stamps[i].seq,
+                stamps[i].revision,
+            ):
+                raise ValueError(f"event {stamps[i].id} is not as its stamp says")
+            stored = open_stored(conn, vault, row)
+            found[i] = (order_of(stored, row.id), stored)
+            # Decoded, an event takes about four times its JSON.
+            fresh.append((keys[i], found[i], 4 * len(row.ciphertext)))
+        vault.derived.put_many(fresh)
+    return found
 
 
 def encode_cursor(event: HistoryEventPublic) -> str:
@@ -294,15 +441,38 @@ def list_events(
     limit: int,
 ) -> HistoryPage:
     """One page, newest first, after the cursor. A cursor stays valid while
-    events are added or deleted: it names a position, not an offset."""
+    events are added or deleted: it names a position, not an offset. Events
+    are filtered as stored; only the page's are built as models."""
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
     after = decode_cursor(cursor) if cursor else None
+    conn = session.connection()
+    events = opened_events(conn, vault, stamps_of(conn, customer_id))
     selected = [
-        e
-        for e in all_events(session=session, vault=vault, customer_id=customer_id)
-        if _matches(e, filters) and (after is None or _order_key(e) < after)
+        (order, stored)
+        for order, stored in events
+        if _matches(stored, order[0], filters) and (after is None or order < after)
     ]
+    selected.sort(key=itemgetter(0), reverse=True)
     page = selected[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(selected) > limit else None
-    return HistoryPage(items=page, next_cursor=next_cursor)
+    times = {
+        row[0]: row[1:]
+        for row in _by_id(
+            conn,
+            (HistoryRecord.id, HistoryRecord.created_at, HistoryRecord.updated_at),
+            [order[1] for order, _ in page],
+        )
+    }
+    items = [
+        HistoryEventPublic.model_validate(
+            {
+                **{k: v for k, v in stored.items() if k != "shared"},
+                "id": order[1],
+                "created_at": times[order[1]][0],
+                "updated_at": times[order[1]][1],
+            }
+        )
+        for order, stored in page
+    ]
+    next_cursor = encode_cursor(items[-1]) if len(selected) > limit else None
+    return HistoryPage(items=items, next_cursor=next_cursor)

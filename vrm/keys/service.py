@@ -27,6 +27,7 @@ from vrm.crypto import aead
 from vrm.crypto.keystore import KeyMissing, KeyStore
 from vrm.dbtypes import utcnow
 from vrm.errors import IntegrityFailure, KeyUnavailable
+from vrm.keys.derived import Derived
 from vrm.keys.models import DataKey
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 DATA_KEY_VERSION = 1
 # Bound on cached data keys (about 100 bytes each with their tuple keys).
 _CACHE_MAX_ENTRIES = 50_000
+# Default bound on what is kept decrypted (vrm/keys/derived.py).
+DERIVED_BYTES = 64 * 1024 * 1024
 # How long a rotation keeps the old root key versions after the last rewrap:
 # a read whose transaction began before a customer's rewrap committed still
 # sees the old rows, and must still find the key they name.
@@ -91,9 +94,17 @@ class RotationReport:
 
 
 class Vault:
-    def __init__(self, keystore: KeyStore, *, cache_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        keystore: KeyStore,
+        *,
+        cache_seconds: float = 60.0,
+        derived_bytes: int = DERIVED_BYTES,
+    ) -> None:
         self.keystore = keystore
         self.cache_seconds = cache_seconds
+        # What was decrypted, for records read again and again (derived.py).
+        self.derived = Derived(max_bytes=derived_bytes, seconds=cache_seconds)
         self._cache: dict[tuple[str, str, int], tuple[bytes, float]] = {}
         self._lock = threading.Lock()
         self._token_hmac: hmac.HMAC | None = None
@@ -224,6 +235,7 @@ class Vault:
         with self._lock:
             for key in [k for k in self._cache if k[0] == customer_id]:
                 del self._cache[key]
+        self.derived.forget(customer_id)
         self.keystore.destroy_customer(customer_id)
 
     def rotate(

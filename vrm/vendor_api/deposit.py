@@ -22,6 +22,7 @@ from vrm.errors import (
 from vrm.history import deposits
 from vrm.history import service as history
 from vrm.history.deposits import VendorDeposit
+from vrm.history.models import HistoryEventPublic
 from vrm.keys.pairwise import pairwise_event_id
 from vrm.keys.service import Vault
 from vrm.vendor_api.accesses import access_row, add_accesses
@@ -99,7 +100,7 @@ def deposit(
         view = history.get_event(
             session=session, vault=vault, customer_id=reader.customer_id, event_id=event_id
         )
-        return Deposit(event=shared_event(vault, reader.vendor_id, view.event), created=True)
+        return Deposit(event=_shown(vault, reader, view.event), created=True)
     raise Conflict("This Idempotency-Key is being used by another request; try again.")
 
 
@@ -133,7 +134,11 @@ def _repeat(
             event={"id": pairwise_event_id(vault, reader.vendor_id, event_id)},
             created=False,
         )
-    return Deposit(event=shared_event(vault, reader.vendor_id, view.event), created=False)
+    return Deposit(event=_shown(vault, reader, view.event), created=False)
+
+
+def _shown(vault: Vault, reader: Reader, event: HistoryEventPublic) -> dict[str, Any]:
+    return shared_event(vault, reader.vendor_id, event.id, event.model_dump(mode="json"))
 
 
 class IdempotencyKeyReused(ValidationFailed):

@@ -10,13 +10,13 @@ decide, and pages are filled with what the vendor may see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from consent import policy
-from vrm.errors import BadRequest, NotFound
+from vrm.errors import BadRequest
 from vrm.feed import changes, paging, retention
 from vrm.feed import cursor as cursors
 from vrm.feed.models import DataChange
@@ -35,31 +35,50 @@ class EventChange:
     """What one change of a history event tells a vendor: the event as it
     may see it, or the pairwise id of an event to drop."""
 
-    event: dict[str, Any] | None = None
+    event: projection.Raw | None = None
     dropped: str | None = None
 
 
 def event_change(
-    *, session: Session, vault: Vault, vendor_id: str, change: DataChange
+    *, vault: Vault, vendor_id: str, change: DataChange, now: projection.ShownEvent | None
 ) -> EventChange | None:
     """The one rule for what a vendor hears of a change-log row of a
-    history event. The log cannot say whether the event is private (see
-    vrm/feed/changes.py, touch_event): the event is opened to decide.
-    None: nothing at all, for an event private all along (no vendor was
-    ever shown it, so none hears of it, not even its id), or one deleted
+    history event, given the event as the vendor may see it now (None if it
+    is gone; see :func:`shown_now`). The log cannot say whether the event is
+    private (see vrm/feed/changes.py, touch_event): the event as it is now
+    decides. None: nothing at all, for an event private all along (no vendor
+    was ever shown it, so none hears of it, not even its id), or one deleted
     after this read began (its later position says so)."""
-    dropped = pairwise_event_id(vault, vendor_id, change.record_id)
     if change.op == changes.DELETE:
-        return EventChange(dropped=dropped)
-    try:
-        view = history.get_event(
-            session=session, vault=vault, customer_id=change.customer_id, event_id=change.record_id
-        )
-    except NotFound:
+        return EventChange(dropped=pairwise_event_id(vault, vendor_id, change.record_id))
+    if now is None:
         return None
-    if policy.visible(view.event.labels):
-        return EventChange(event=projection.shared_event(vault, vendor_id, view.event))
-    return EventChange(dropped=dropped) if view.shared else None
+    if now.json is not None:
+        return EventChange(event=now.json)
+    if now.shared:
+        return EventChange(dropped=pairwise_event_id(vault, vendor_id, change.record_id))
+    return None
+
+
+def shown_now(
+    session: Session, vault: Vault, vendor_id: str, rows: Sequence[DataChange]
+) -> dict[str, projection.ShownEvent]:
+    """The history events that the PUT rows among ``rows`` name, as the
+    vendor may see them now, by event id: two queries for them all (their
+    rows, and the ciphertext of those not in the vault's memory)."""
+    puts = {
+        r.record_id: r.customer_id
+        for r in rows
+        if r.category == history.CATEGORY and r.op == changes.PUT
+    }
+    stamps = [
+        stamp
+        for stamp in history.stamps_by_id(session.connection(), puts).values()
+        # Event ids are unique, but a log row only ever speaks for its customer.
+        if puts[stamp.id] == stamp.customer_id
+    ]
+    shown = projection.shown_events(session, vault, vendor_id, stamps)
+    return {stamp.id: now for stamp, now in zip(stamps, shown, strict=True)}
 
 
 def history_changes(
@@ -85,12 +104,18 @@ def history_changes(
         # Every event there is now: a withdrawn one is simply absent.
         query = query.where(DataChange.op == changes.PUT)
 
+    current: dict[str, projection.ShownEvent] = {}
+
     def fetch(seq: int, n: int) -> list[DataChange]:
         rows = query.where(col(DataChange.seq) > seq).order_by(col(DataChange.seq)).limit(n)
-        return list(session.exec(rows).all())
+        found = list(session.exec(rows).all())
+        current.update(shown_now(session, vault, reader.vendor_id, found))
+        return found
 
     def produce(row: DataChange) -> EventChange | None:
-        change = event_change(session=session, vault=vault, vendor_id=reader.vendor_id, change=row)
+        change = event_change(
+            vault=vault, vendor_id=reader.vendor_id, change=row, now=current.get(row.record_id)
+        )
         if change is not None and after is None and change.event is None:
             return None
         return change

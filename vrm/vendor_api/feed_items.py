@@ -21,6 +21,7 @@ from consent.grants.models import Grant
 from vrm.catalogue import CATEGORIES
 from vrm.errors import IntegrityFailure, KeyUnavailable
 from vrm.feed.models import DataChange, FeedNotice
+from vrm.history import service as history
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
 from vrm.keys.pairwise import pairwise_subject
@@ -80,6 +81,9 @@ class Page:
         self.loaded: list[Any] = []
         self.history: dict[str, list[HistoryRecord]] = {}
         self.prefetched: set[str] = set()
+        # The events that change rows name, as they are now.
+        self.events: dict[str, projection.ShownEvent] = {}
+        self.failed: dict[str, KeyUnavailable | IntegrityFailure] = {}
 
     def load_grants(self, ids: set[str]) -> None:
         if ids:
@@ -110,6 +114,17 @@ class Page:
             self.loaded += self.session.exec(
                 select(DocumentRecord).where(col(DocumentRecord.customer_id).in_(chunk))
             ).all()
+        # The history events of changes whose grant reads the history.
+        self._shown_now(
+            [
+                e.change
+                for e in entries
+                if e.change is not None
+                and e.change.category == history.CATEGORY
+                and (g := self.grants.get(e.position.grant_id or "")) is not None
+                and policy.fields_of(grants.accesses_of(g), history.CATEGORY) is not None
+            ]
+        )
         # Snapshots read whole histories: one query for all of them.
         ids = sorted(starting)
         self.history.update({c: [] for c in ids})
@@ -121,6 +136,22 @@ class Page:
             ).all()
             for row in rows:
                 self.history[row.customer_id].append(row)
+
+    def _shown_now(self, rows: list[DataChange]) -> None:
+        """The events the change rows name, as the vendor may see them now,
+        customer by customer: one whose key cannot open them gets an
+        ``unreadable`` item in their place (see :meth:`item`), not a failed
+        page."""
+        by_customer: dict[str, list[DataChange]] = {}
+        for row in rows:
+            by_customer.setdefault(row.customer_id, []).append(row)
+        for customer_id, theirs in by_customer.items():
+            try:
+                self.events.update(
+                    events.shown_now(self.session, self.vault, self.vendor_id, theirs)
+                )
+            except (KeyUnavailable, IntegrityFailure) as exc:
+                self.failed[customer_id] = exc
 
     def reader(self, grant: Grant) -> Reads:
         reads = self.reads.get(grant.id)
@@ -231,8 +262,13 @@ class Page:
                 [category],
                 [f"{category}.{f}" for f in granted],
             )
+        if customer_id in self.failed:
+            raise self.failed[customer_id]
         event = events.event_change(
-            session=self.session, vault=self.vault, vendor_id=self.vendor_id, change=change
+            vault=self.vault,
+            vendor_id=self.vendor_id,
+            change=change,
+            now=self.events.get(change.record_id),
         )
         if event is None:
             return None

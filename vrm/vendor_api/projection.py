@@ -10,37 +10,55 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
+from pydantic_core import PydanticUndefined
 from sqlmodel import Session
 
 from consent import policy
 from vrm.catalogue import CATEGORIES
+from vrm.catalogue.history import Item
 from vrm.errors import NotFound
 from vrm.history import service as history
-from vrm.history.models import HistoryEventPublic, HistoryRecord
 from vrm.keys.pairwise import pairwise_event_id
 from vrm.keys.service import Vault
 from vrm.records import service as records
 from vrm.vendor_api.edge import InsufficientScope, Reader
 
 # What of a stored event a vendor sees: the event as the customer wrote it,
-# without our bookkeeping (source, created_at, updated_at).
-_EVENT_FIELDS = {
-    "vendor",
-    "type",
-    "occurred_at",
-    "items",
-    "amount",
-    "currency",
-    "channel",
-    "rating",
-    "notes",
-    "labels",
+# without our bookkeeping (source, shared, created_at, updated_at).
+_EVENT_FIELDS = frozenset(
+    {
+        "vendor",
+        "type",
+        "occurred_at",
+        "items",
+        "amount",
+        "currency",
+        "channel",
+        "rating",
+        "notes",
+        "labels",
+    }
+)
+# An item's defaults, for an item sealed before a field had one.
+_ITEM_DEFAULTS = {
+    name: f.default
+    for name, f in Item.model_fields.items()
+    if f.default is not None and f.default is not PydanticUndefined
 }
+
+
+class Raw(bytes):
+    """A value already serialised as canonical JSON, which
+    :func:`canonical_json` puts into a body as it is."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +78,30 @@ class Projection:
         return f'"{hashlib.sha256(self.json).hexdigest()[:32]}"'
 
 
-def canonical_json(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+# A Raw value is first written as a string that starts with a NUL and a
+# secret of this process (so no customer's string can pose as one), then
+# replaced by its bytes.
+_SPLICE = "\0" + os.urandom(12).hex() + ":"
+_SPLICED = re.compile(re.escape(json.dumps(_SPLICE)[:-1]).encode() + rb'(\d+)"')
+
+
+def canonical_json(body: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes a vendor gets and their ETag
+    is of. :class:`Raw` values anywhere in ``body`` go in as they are."""
+    raws: list[bytes] = []
+
+    def splice(value: object) -> str:
+        if isinstance(value, Raw):
+            raws.append(value)
+            return f"{_SPLICE}{len(raws) - 1}"
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    text = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=splice
+    ).encode()
+    if not raws:
+        return text
+    return _SPLICED.sub(lambda m: raws[int(m[1])], text)
 
 
 def require_category(reader: Reader, category: str) -> None:
@@ -71,26 +111,102 @@ def require_category(reader: Reader, category: str) -> None:
         raise InsufficientScope(f"The grant does not include {category}.", scope=f"{category}:read")
 
 
-def shared_event(vault: Vault, vendor_id: str, event: HistoryEventPublic) -> dict[str, Any]:
-    """An event as a vendor sees it: pairwise id, no private items, no
-    bookkeeping. The caller has already dropped private events."""
-    shared = event.model_dump(mode="json", include=_EVENT_FIELDS, exclude_none=True)
-    shared["items"] = [i for i in shared["items"] if policy.visible(i["labels"])]
-    for item in shared["items"]:
-        item["labels"] = sorted(item["labels"])
-    shared["labels"] = sorted(shared["labels"])
-    return {"id": pairwise_event_id(vault, vendor_id, event.id), **shared}
+def shared_event(
+    vault: Vault, vendor_id: str, event_id: str, event: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An event as a vendor sees it, from the event as stored (its JSON):
+    pairwise id, no private items, no bookkeeping, no empty fields, labels
+    sorted. The caller has already dropped private events."""
+    shown = {k: v for k, v in event.items() if k in _EVENT_FIELDS and v is not None}
+    shown["items"] = [
+        {
+            **_ITEM_DEFAULTS,
+            **{k: v for k, v in item.items() if v is not None},
+            "labels": sorted(item.get("labels", ())),
+        }
+        for item in event.get("items", ())
+        if policy.visible(item.get("labels", ()))
+    ]
+    shown["labels"] = sorted(event.get("labels", ()))
+    return {"id": pairwise_event_id(vault, vendor_id, event_id), **shown}
+
+
+@dataclass(frozen=True, slots=True)
+class ShownEvent:
+    """One stored event as one vendor may see it now."""
+
+    order: tuple[datetime, str]  # see vrm.history.service.order_of
+    json: Raw | None  # None: the customer keeps it private
+    shared: bool  # whether a vendor may ever have been shown it
+
+
+def shown_events(
+    session: Session, vault: Vault, vendor_id: str, rows: Sequence[history.Stamped]
+) -> list[ShownEvent]:
+    """Each row's event as the vendor may see it, in the rows' order. Rows
+    without their ciphertext (stamps) are read again where it is needed.
+
+    Kept for a while in the vault's memory of what it decrypted
+    (vrm/keys/derived.py), keyed by the vendor and the exact version of the
+    event (its row's ``seq`` and ``revision``, which every write changes): an
+    event written again (relabelled, edited, re-deposited) is new to it, and
+    a deleted one is never asked for. Nothing else changes the answer: the
+    grant decides only whether the history is read at all, which is checked
+    on every read before this."""
+    keys = [
+        (row.customer_id, "vendor-event", vendor_id, row.id, row.seq, row.revision) for row in rows
+    ]
+    found: list[ShownEvent | None] = vault.derived.get_many(keys)
+    missing = [i for i, shown in enumerate(found) if shown is None]
+    if not missing:
+        return found  # type: ignore[return-value]  # no None in it
+    conn = session.connection()
+    sealed: dict[str, history.Row] = {}
+    unsealed = [rows[i].id for i in missing if not history.is_sealed(rows[i])]
+    if unsealed:
+        sealed = dict(history.sealed_by_id(conn, unsealed))
+    fresh: list[tuple[tuple[Any, ...], ShownEvent, int]] = []
+    for i in missing:
+        row = rows[i]
+        full = row if history.is_sealed(row) else sealed.get(row.id)
+        if full is None or (full.customer_id, full.seq, full.revision) != (
+            row.customer_id,
+            row.seq,
+            row.revision,
+        ):
+            # Not in this snapshot as stamped: a programming error.
+            raise ValueError(f"event {row.id} is not as its stamp says")
+        stored = history.open_stored(conn, vault, full)
+        visible = policy.visible(stored.get("labels", ()))
+        shown = ShownEvent(
+            history.order_of(stored, row.id),
+            Raw(canonical_json(shared_event(vault, vendor_id, row.id, stored)))
+            if visible
+            else None,
+            history.was_shared(stored),
+        )
+        found[i] = shown
+        fresh.append((keys[i], shown, len(shown.json or b"")))
+    vault.derived.put_many(fresh)
+    return found  # type: ignore[return-value]  # every None was filled
 
 
 def _history(
-    session: Session | None, vault: Vault, reader: Reader, rows: list[HistoryRecord] | None
-) -> list[dict[str, Any]]:
+    session: Session | None, vault: Vault, reader: Reader, rows: Sequence[history.Stamped] | None
+) -> Raw:
+    """The customer's history as the vendor may see it, newest first."""
     if session is None:
         raise ValueError("reading the history needs a session")
-    events = history.all_events(
-        session=session, vault=vault, customer_id=reader.customer_id, rows=rows
-    )
-    return [shared_event(vault, reader.vendor_id, e) for e in events if policy.visible(e.labels)]
+    if rows is None:
+        rows = history.stamps_of(session.connection(), reader.customer_id)
+    elif any(row.customer_id != reader.customer_id for row in rows):
+        raise ValueError("rows of another customer")
+    shown = [e for e in shown_events(session, vault, reader.vendor_id, rows) if e.json is not None]
+    shown.sort(key=_ORDER, reverse=True)
+    return Raw(b"[" + b",".join([e.json for e in shown if e.json is not None]) + b"]")
+
+
+_ORDER = attrgetter("order")
 
 
 def _document(
@@ -120,7 +236,7 @@ def project(
     vault: Vault,
     reader: Reader,
     categories: list[str],
-    history_rows: list[HistoryRecord] | None = None,
+    history_rows: Sequence[history.Stamped] | None = None,
     documents: Mapping[str, dict[str, Any]] | None = None,
 ) -> Projection:
     """The granted part of ``categories``, with the names of what it holds.
