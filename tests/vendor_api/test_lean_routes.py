@@ -17,6 +17,7 @@ from tests.kit import bearer
 from tests.vendor_api.helpers import access_events, add_event
 from vrm import lean
 from vrm.history import service as history
+from vrm.vendor_api import reads
 
 # What an answer is, for comparing two: all but the headers that differ by
 # the moment (date) or the connection.
@@ -97,3 +98,32 @@ def test_a_history_is_decrypted_off_the_event_loop(
         assert r.status_code == 200, r.text
     assert opened_in_loop == [False, False, False]
     assert len(access_events(app, ana.id)) == 3
+
+
+def test_a_history_already_in_the_vaults_memory_is_read_in_the_event_loop(
+    app: FastAPI, ana: Person, vendor: Vendor, monkeypatch: Any
+) -> None:
+    """Only a read that opens events leaves the loop: one whose every event
+    the vault remembers costs about what a profile does (vrm/vendor_api/reads.py)."""
+    for n in (1, 2):
+        add_event(ana, occurred_at=f"2026-11-0{n}T10:00:00Z", notes="two books")
+    token = tokens_for(ana, vendor, "history:read profile:read")["access_token"]
+    hops: list[str] = []
+    real = reads.run_in_threadpool
+
+    async def spy(func: Any, *args: Any) -> Any:
+        hops.append(func.__name__)
+        return await real(func, *args)
+
+    monkeypatch.setattr(reads, "run_in_threadpool", spy)
+    first = vendor.client.get("/v1/data", headers=bearer(token))
+    again = vendor.client.get("/v1/data", headers=bearer(token))
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.content == first.content
+    expected = ["_finish"] if app.state.engine.dialect.name == "sqlite" else ["answer", "answer"]
+    assert hops == expected
+    add_event(ana, occurred_at="2026-11-03T10:00:00Z", notes="a new one")
+    hops.clear()
+    r = vendor.client.get("/v1/data", headers=bearer(token))
+    assert len(r.json()["history"]) == 3
+    assert hops == expected[:1]

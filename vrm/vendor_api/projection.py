@@ -140,6 +140,18 @@ class ShownEvent:
     shared: bool  # whether a vendor may ever have been shown it
 
 
+def _keys(vendor_id: str, rows: Sequence[history.Stamped]) -> list[tuple[Any, ...]]:
+    return [
+        (row.customer_id, "vendor-event", vendor_id, row.id, row.seq, row.revision) for row in rows
+    ]
+
+
+def all_in_memory(vault: Vault, vendor_id: str, rows: Sequence[history.Stamped]) -> bool:
+    """Whether :func:`shown_events` would find every row's event in the
+    vault's memory, and so open none."""
+    return None not in vault.derived.get_many(_keys(vendor_id, rows))
+
+
 def shown_events(
     session: Session, vault: Vault, vendor_id: str, rows: Sequence[history.Stamped]
 ) -> list[ShownEvent]:
@@ -153,9 +165,7 @@ def shown_events(
     a deleted one is never asked for. Nothing else changes the answer: the
     grant decides only whether the history is read at all, which is checked
     on every read before this."""
-    keys = [
-        (row.customer_id, "vendor-event", vendor_id, row.id, row.seq, row.revision) for row in rows
-    ]
+    keys = _keys(vendor_id, rows)
     found: list[ShownEvent | None] = vault.derived.get_many(keys)
     missing = [i for i, shown in enumerate(found) if shown is None]
     if not missing:

@@ -5,12 +5,13 @@ Like the token endpoints (consent/oauth/endpoints.py) this is one small ASGI
 app rather than FastAPI routes: no dependency solving, no route search, no
 ORM session for the usual read. A read is three statements: the token with
 its vendor and grant (one join), the customer's documents, and the access
-event, which is committed before a byte of the answer is sent. On SQLite a
-read runs in the event loop in a read transaction of its own (but for
-decrypting and projecting a history, which runs in the threadpool), and the
-access events of the reads answered within two turns of the loop are
-committed together (vrm/storage/groupcommit.py); on PostgreSQL a read runs in the threadpool, in one
-REPEATABLE READ snapshot with its own access event. Either way a read sees
+event, which is committed before a byte of the answer is sent (and, for a
+history, the stamps of its events). On SQLite a read runs in the event loop
+in a read transaction of its own (but for opening history events not in the
+vault's memory, which runs in the threadpool), and the access events of the
+reads answered within two turns of the loop are committed together
+(vrm/storage/groupcommit.py); on PostgreSQL a read runs in the threadpool,
+in one REPEATABLE READ snapshot with its own access event. Either way a read sees
 one snapshot, so it never mixes a grant that was active with data written
 after it was revoked.
 
@@ -24,7 +25,7 @@ bearer edge (consent/oauth/bearer.py). Errors are problem details, with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -41,6 +42,7 @@ from consent.oauth import bearer
 from vrm.catalogue import CATEGORIES
 from vrm.errors import VRMError
 from vrm.etags import matches_if_none_match
+from vrm.history import service as history
 from vrm.keys.service import Vault
 from vrm.problems import invalid, problem_for
 from vrm.records import service as records
@@ -79,12 +81,28 @@ class _Read:
     categories: list[str]
     query: dict[str, str]
     if_none_match: str | None
+    # The customer's history events (stamps), once read: see _opens_events.
+    history_rows: list[history.Stamp] | None = None
 
     @property
-    def heavy(self) -> bool:
-        """Whether it decrypts a history: the one part of a read whose cost
-        grows with the customer's data, so it runs off the event loop."""
-        return "history" in self.categories
+    def pages(self) -> bool:
+        """Whether it reads the history in the order it changed."""
+        return self.category == "history" and ("since" in self.query or "limit" in self.query)
+
+
+def _opens_events(conn: Connection, vault: Vault, read: _Read) -> tuple[_Read, bool]:
+    """The read, with the customer's history events (stamps) if it shows
+    them, and whether it may have to open (decrypt) some: the one part of a
+    read whose cost grows with the customer's data, which then runs off the
+    event loop. A history whose every event is in the vault's memory
+    (vrm/keys/derived.py) costs about what a profile does, and stays."""
+    if "history" not in read.categories:
+        return read, False
+    if read.pages:
+        return read, True
+    rows = history.stamps_of(conn, read.reader.customer_id)
+    read = replace(read, history_rows=rows)
+    return read, not projection.all_in_memory(vault, read.reader.vendor_id, rows)
 
 
 def _begin(conn: Connection, vault: Vault, scope: Scope, category: str | None) -> _Read:
@@ -111,7 +129,7 @@ def _finish(conn: Connection, vault: Vault, read: _Read) -> tuple[Response, dict
     """The answer to one read and the access event to record before it is
     sent; raises VRMError for the problem-details answers."""
     reader, categories, query = read.reader, read.categories, read.query
-    if read.category == "history" and ("since" in query or "limit" in query):
+    if read.pages:
         return _history_changes(conn, vault, reader, query)
     wanted = [c for c in categories if CATEGORIES[c].kind == "document"]
     # An ORM session only for the history, which is read through it.
@@ -121,6 +139,7 @@ def _finish(conn: Connection, vault: Vault, read: _Read) -> tuple[Response, dict
         vault=vault,
         reader=reader,
         categories=categories,
+        history_rows=read.history_rows,
         documents=records.read_fields_of(
             conn=conn, vault=vault, customer_id=reader.customer_id, categories=wanted
         ),
@@ -181,9 +200,10 @@ async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
     then its access event in the app's group commit (vrm/storage/groupcommit.py);
     the answer waits for that commit. The token check and the documents run
     in the event loop, cheaper than two thread hops
-    (docs/performance.md#the-lean-vendor-paths); a history is decrypted and
-    projected in the threadpool, since its cost grows with the customer's
-    data and would hold every other connection meanwhile. The connection
+    (docs/performance.md#the-lean-vendor-paths); a history with events to
+    open (decrypt) is projected in the threadpool, since its cost grows with
+    the customer's data and would hold every other connection meanwhile,
+    and so is one read in the order it changed (see _opens_events). The connection
     moves to the thread and back, never used by two at once (the loop
     awaits the thread, which is not abandoned on cancellation)."""
     engine: Engine = state.engine
@@ -195,8 +215,8 @@ async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
         response: Response
         access: dict[str, Any] | None
         try:
-            read = _begin(conn, vault, scope, category)
-            if read.heavy:
+            read, heavy = _opens_events(conn, vault, _begin(conn, vault, scope, category))
+            if heavy:
                 response, access = await run_in_threadpool(_finish, conn, vault, read)
             else:
                 response, access = _finish(conn, vault, read)
