@@ -93,7 +93,7 @@ events = st.fixed_dictionaries(
         "currency": st.sampled_from(["EUR", "USD"]),
         "channel": st.sampled_from(["online", "store"]),
         "rating": st.integers(1, 5),
-        "notes": st.text(max_size=60),
+        "notes": st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=60),
         "labels": labels,
     },
 )
@@ -107,9 +107,10 @@ def test_the_view_from_the_stored_json_is_the_validated_models_view(
     stored = StoredEvent.model_validate({**event, "source": source})
     plaintext = stored.model_dump_json(exclude_none=True).encode()
     got = projection.shared_event(vault, "shop", "event-1", json.loads(plaintext))
-    assert projection.canonical_json(got) == projection.canonical_json(
-        _oracle(vault, "shop", "event-1", plaintext)
-    )
+    expected = projection.canonical_json(_oracle(vault, "shop", "event-1", plaintext))
+    assert projection.canonical_json(got) == expected
+    # The fast writer of an event's view writes the very same bytes.
+    assert projection.event_json(got) == expected
 
 
 def test_an_event_sealed_without_the_fields_that_have_defaults_reads_with_them(

@@ -67,9 +67,9 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = history.open_stored
 
-    def spy(conn: Any, vault: Any, row: Any) -> Any:
-        seen.append(row.id)
-        return real(conn, vault, row)
+    def spy(conn: Any, vault: Any, rows: Any) -> Any:
+        seen.extend(row.id for row in rows)
+        return real(conn, vault, rows)
 
     monkeypatch.setattr(history, "open_stored", spy)
     return seen

@@ -30,6 +30,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -119,15 +120,30 @@ def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
 def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
     started = time.perf_counter()
     try:
-        version = blob[:1]
-        if len(blob) < 1 + NONCE_BYTES + TAG_BYTES or version not in (FORMAT_V1, FORMAT_V2):
-            raise SealError("sealed blob is malformed")
-        nonce = blob[1 : 1 + NONCE_BYTES]
-        bound = aad if version == FORMAT_V1 else FORMAT_V2 + aad
-        try:
-            plaintext = AESGCM(key).decrypt(nonce, blob[1 + NONCE_BYTES :], bound)
-        except InvalidTag:
-            raise SealError("ciphertext failed authentication") from None
-        return plaintext if version == FORMAT_V1 else _unpad(plaintext)
+        return _open(AESGCM(key), blob, aad)
     finally:
         STATS.add(time.perf_counter() - started)
+
+
+def open_many(key: bytes, sealed: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
+    """Each (blob, aad) opened with one key, as :func:`open_sealed` would:
+    the key is set up once, which is much of the cost of a small record."""
+    started = time.perf_counter()
+    try:
+        cipher = AESGCM(key)
+        return [_open(cipher, blob, aad) for blob, aad in sealed]
+    finally:
+        STATS.add(time.perf_counter() - started)
+
+
+def _open(cipher: AESGCM, blob: bytes, aad: bytes) -> bytes:
+    version = blob[:1]
+    if len(blob) < 1 + NONCE_BYTES + TAG_BYTES or version not in (FORMAT_V1, FORMAT_V2):
+        raise SealError("sealed blob is malformed")
+    nonce = blob[1 : 1 + NONCE_BYTES]
+    bound = aad if version == FORMAT_V1 else FORMAT_V2 + aad
+    try:
+        plaintext = cipher.decrypt(nonce, blob[1 + NONCE_BYTES :], bound)
+    except InvalidTag:
+        raise SealError("ciphertext failed authentication") from None
+    return plaintext if version == FORMAT_V1 else _unpad(plaintext)

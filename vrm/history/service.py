@@ -18,6 +18,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple, Protocol, TypeGuard
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import Connection, bindparam, delete, update
 from sqlalchemy import select as core_select
@@ -114,12 +115,28 @@ def stamps_of(conn: Connection, customer_id: str) -> list[Stamp]:
     return [Stamp(*row) for row in _STAMPS_OF.rows(conn, {"c": customer_id})]
 
 
-def _by_id(conn: Connection, columns: Sequence[Any], event_ids: Iterable[str]) -> list[Any]:
-    ids = sorted(set(event_ids))
+def _where_in(
+    conn: Connection, columns: Sequence[Any], column: Any, values: Iterable[str]
+) -> list[Any]:
+    wanted = sorted(set(values))
     found: list[Any] = []
-    for start in range(0, len(ids), 500):
-        query = core_select(*columns).where(col(HistoryRecord.id).in_(ids[start : start + 500]))
+    for start in range(0, len(wanted), 500):
+        query = core_select(*columns).where(col(column).in_(wanted[start : start + 500]))
         found += conn.execute(query).all()
+    return found
+
+
+def _by_id(conn: Connection, columns: Sequence[Any], event_ids: Iterable[str]) -> list[Any]:
+    return _where_in(conn, columns, HistoryRecord.id, event_ids)
+
+
+def sealed_of_customers(
+    conn: Connection, customer_ids: Iterable[str]
+) -> dict[str, list[SealedEvent]]:
+    """Every event of each of these customers, sealed, in no order."""
+    found: dict[str, list[SealedEvent]] = {c: [] for c in customer_ids}
+    for row in _where_in(conn, _SEALED, HistoryRecord.customer_id, found):
+        found[row[1]].append(SealedEvent(*row))
     return found
 
 
@@ -135,22 +152,29 @@ def sealed_by_id(conn: Connection, event_ids: Iterable[str]) -> dict[str, Sealed
     return {row[0]: SealedEvent(*row) for row in _by_id(conn, _SEALED, event_ids)}
 
 
-def open_stored(conn: Connection, vault: Vault, row: Row) -> dict[str, Any]:
-    """The event as it was sealed: the JSON of a StoredEvent, validated when
-    it was written and not again (a read of many events costs what opening
-    them costs, not what validating them would)."""
-    plaintext = vault.open(
-        conn,
-        customer_id=row.customer_id,
-        category=CATEGORY,
-        record_id=row.id,
-        key_version=row.key_version,
-        ciphertext=row.ciphertext,
-    )
-    stored = json.loads(plaintext)
-    if not isinstance(stored, dict):
-        raise IntegrityFailure("a stored history record is not an event")
-    return stored
+def open_stored(conn: Connection, vault: Vault, rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """Each event as it was sealed: the JSON of a StoredEvent, validated
+    when it was written and not again (a read of many events costs what
+    opening them costs, not what validating them would). Each customer's
+    keys are set up once for all their events (vrm/keys/service.py,
+    ``open_many``)."""
+    by_customer: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_customer.setdefault(row.customer_id, []).append(i)
+    opened: list[Any] = [None] * len(rows)
+    for customer_id, indexes in by_customer.items():
+        plaintexts = vault.open_many(
+            conn,
+            customer_id=customer_id,
+            category=CATEGORY,
+            records=[(rows[i].id, rows[i].key_version, rows[i].ciphertext) for i in indexes],
+        )
+        for i, plaintext in zip(indexes, plaintexts, strict=True):
+            stored = orjson.loads(plaintext)
+            if not isinstance(stored, dict):
+                raise IntegrityFailure("a stored history record is not an event")
+            opened[i] = stored
+    return opened
 
 
 def order_of(stored: Mapping[str, Any], event_id: str) -> tuple[datetime, str]:
@@ -397,7 +421,7 @@ def opened_events(
     missing = [i for i, hit in enumerate(found) if hit is None]
     if missing:
         sealed = sealed_by_id(conn, [stamps[i].id for i in missing])
-        fresh = []
+        rows: list[Row] = []
         for i in missing:
             row = sealed.get(stamps[i].id)
             if row is None or (row.customer_id, row.seq, row.revision) != (
@@ -406,10 +430,12 @@ def opened_events(
                 stamps[i].revision,
             ):
                 raise ValueError(f"event {stamps[i].id} is not as its stamp says")
-            stored = open_stored(conn, vault, row)
-            found[i] = (order_of(stored, row.id), stored)
+            rows.append(row)
+        fresh = []
+        for i, full, stored in zip(missing, rows, open_stored(conn, vault, rows), strict=True):
+            found[i] = (order_of(stored, full.id), stored)
             # Decoded, an event takes about four times its JSON.
-            fresh.append((keys[i], found[i], 4 * len(row.ciphertext)))
+            fresh.append((keys[i], found[i], 4 * len(full.ciphertext)))
         vault.derived.put_many(fresh)
     return found
 

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -227,6 +227,40 @@ class Vault:
             raise IntegrityFailure(
                 f"a stored {category} record failed its integrity check"
             ) from None
+
+    def open_many(
+        self,
+        conn: Connection,
+        *,
+        customer_id: str,
+        category: str,
+        records: Sequence[tuple[str, int, bytes]],
+    ) -> list[bytes]:
+        """Several records of one customer and category, each (record id,
+        key version, ciphertext), opened as :meth:`open` opens one: each
+        data key is looked up and set up once for them all. One that fails
+        its integrity check fails them all."""
+        opened: dict[int, bytes] = {}
+        versions = {version for _, version, _ in records}
+        wrapping = _on_connection(conn)
+        for version in versions:
+            key = self._data_key(wrapping, customer_id, category, version)
+            theirs = [(i, r) for i, r in enumerate(records) if r[1] == version]
+            try:
+                plaintexts = aead.open_many(
+                    key,
+                    [
+                        (ciphertext, record_aad(customer_id, category, record_id, version))
+                        for _, (record_id, _, ciphertext) in theirs
+                    ],
+                )
+            except aead.SealError:
+                logger.warning("record failed to open: category=%s", category)
+                raise IntegrityFailure(
+                    f"a stored {category} record failed its integrity check"
+                ) from None
+            opened.update((i, p) for (i, _), p in zip(theirs, plaintexts, strict=True))
+        return [opened[i] for i in range(len(records))]
 
     # -- erasure and rotation -------------------------------------------
     def shred(self, customer_id: str) -> None:

@@ -22,7 +22,6 @@ from vrm.catalogue import CATEGORIES
 from vrm.errors import IntegrityFailure, KeyUnavailable
 from vrm.feed.models import DataChange, FeedNotice
 from vrm.history import service as history
-from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
@@ -79,7 +78,7 @@ class Page:
         self.grants: dict[str, Grant | None] = {}
         self.reads: dict[str, Reads] = {}
         self.loaded: list[Any] = []
-        self.history: dict[str, list[HistoryRecord]] = {}
+        self.history: dict[str, list[history.SealedEvent]] = {}
         self.prefetched: set[str] = set()
         # The events that change rows name, as they are now.
         self.events: dict[str, projection.ShownEvent] = {}
@@ -126,16 +125,7 @@ class Page:
             ]
         )
         # Snapshots read whole histories: one query for all of them.
-        ids = sorted(starting)
-        self.history.update({c: [] for c in ids})
-        for start in range(0, len(ids), 500):
-            rows = self.session.exec(
-                select(HistoryRecord).where(
-                    col(HistoryRecord.customer_id).in_(ids[start : start + 500])
-                )
-            ).all()
-            for row in rows:
-                self.history[row.customer_id].append(row)
+        self.history.update(history.sealed_of_customers(self.session.connection(), starting))
 
     def _shown_now(self, rows: list[DataChange]) -> None:
         """The events the change rows name, as the vendor may see them now,
