@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -76,8 +77,19 @@ def new_key() -> bytes:
     return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
 
 
+# What json.dumps writes as it is: printable ASCII but for the quote and
+# the backslash.
+_AS_IS = re.compile(r"[ !#-\[\]-~]*")
+
+
 def associated_data(*parts: str | int) -> bytes:
-    return json.dumps([str(p) for p in parts], separators=(",", ":")).encode()
+    """The parts as a JSON array of strings, compact. Ids, names and numbers
+    are written without json.dumps, which costs more than the AES-GCM open
+    of a small record; the bytes are the same."""
+    texts = [str(p) for p in parts]
+    if all(_AS_IS.fullmatch(t) for t in texts):
+        return ('["' + '","'.join(texts) + '"]').encode()
+    return json.dumps(texts, separators=(",", ":")).encode()
 
 
 def padded_size(length: int) -> int:

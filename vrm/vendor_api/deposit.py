@@ -138,7 +138,9 @@ def _repeat(
 
 
 def _shown(vault: Vault, reader: Reader, event: HistoryEventPublic) -> dict[str, Any]:
-    return shared_event(vault, reader.vendor_id, event.id, event.model_dump(mode="json"))
+    # As stored: without what is empty.
+    stored = event.model_dump(mode="json", exclude_none=True)
+    return shared_event(vault, reader.vendor_id, event.id, stored)
 
 
 class IdempotencyKeyReused(ValidationFailed):

@@ -124,16 +124,13 @@ def require_category(reader: Reader, category: str) -> None:
 def shared_event(
     vault: Vault, vendor_id: str, event_id: str, event: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """An event as a vendor sees it, from the event as stored (its JSON):
-    pairwise id, no private items, no bookkeeping, no empty fields, labels
-    sorted. The caller has already dropped private events."""
-    shown = {k: v for k, v in event.items() if k in _EVENT_FIELDS and v is not None}
+    """An event as a vendor sees it, from the event as stored (its JSON,
+    which leaves out what is empty): pairwise id, no private items, no
+    bookkeeping, labels sorted. The caller has already dropped private
+    events."""
+    shown = {k: v for k, v in event.items() if k in _EVENT_FIELDS}
     shown["items"] = [
-        {
-            **_ITEM_DEFAULTS,
-            **{k: v for k, v in item.items() if v is not None},
-            "labels": sorted(item.get("labels", ())),
-        }
+        {**_ITEM_DEFAULTS, **item, "labels": sorted(item.get("labels", ()))}
         for item in event.get("items", ())
         if policy.visible(item.get("labels", ()))
     ]
