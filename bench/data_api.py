@@ -71,15 +71,23 @@ def seed_customer(server: ours.Ours, scope: str, events: int) -> tuple[Target, b
     """A customer who fills in everything, adds ``events`` history events
     (bench.lib.people.history) and grants ``scope`` through the consent
     form; the vendor's view of them, checked to need a token."""
-    base = server.base_url
-    with httpx.Client(base_url=base) as browser:
-        ours.sign_up(browser, "bench-view")
-        browser.put("/api/v1/me/profile", json=PROFILE).raise_for_status()
-        browser.put("/api/v1/me/preferences", json=PREFERENCES).raise_for_status()
-        for event in history(events):
-            browser.post("/api/v1/me/history", json=event).raise_for_status()
-        first = ours.authorize(browser, server.client_id, server.client_secret, scope)
+    with httpx.Client(base_url=server.base_url) as browser:
+        first = fill_in(server, browser, "bench-view", scope, events)
     return target_of(server, first, "/v1/data")
+
+
+def fill_in(
+    server: ours.Ours, browser: httpx.Client, tag: str, scope: str, events: int
+) -> dict[str, str]:
+    """Sign ``browser`` up as a customer who fills in every field of the
+    profile and preferences and adds ``events`` history events, then grants
+    ``scope``; the token response."""
+    ours.sign_up(browser, tag)
+    browser.put("/api/v1/me/profile", json=PROFILE).raise_for_status()
+    browser.put("/api/v1/me/preferences", json=PREFERENCES).raise_for_status()
+    for event in history(events):
+        browser.post("/api/v1/me/history", json=event).raise_for_status()
+    return ours.authorize(browser, server.client_id, server.client_secret, scope)
 
 
 def target_of(server: ours.Ours, first: dict[str, str], path: str) -> tuple[Target, bytes]:

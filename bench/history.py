@@ -39,11 +39,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.data_api import seed_customer, target_of
+from bench.data_api import fill_in, seed_customer, target_of
 from bench.lib import ours
 from bench.lib.load import Run, Target, measure, measure_together
 from bench.lib.machine import CPU_NOTE, cpu_of, memory_of, percentile, tree_pids, wait_quiet
-from bench.lib.people import PREFERENCES, PROFILE, history
 
 FULL = "profile:read preferences:read history:read"
 PROFILE_ONLY = "profile:read preferences:read"
@@ -87,12 +86,7 @@ class Big:
 def large_customer(server: ours.Ours, events: int) -> Iterator[Big]:
     browser = httpx.Client(base_url=server.base_url, timeout=120)
     try:
-        ours.sign_up(browser, "bench-large")
-        browser.put("/api/v1/me/profile", json=PROFILE).raise_for_status()
-        browser.put("/api/v1/me/preferences", json=PREFERENCES).raise_for_status()
-        for event in history(events):
-            browser.post("/api/v1/me/history", json=event).raise_for_status()
-        first = ours.authorize(browser, server.client_id, server.client_secret, FULL)
+        first = fill_in(server, browser, "bench-large", FULL, events)
         whole, _ = target_of(server, first, "/v1/data")
         yield Big(browser, whole, lambda: whole.token.value)
     finally:

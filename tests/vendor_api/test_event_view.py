@@ -20,21 +20,9 @@ from hypothesis import strategies as st
 from consent import policy
 from vrm.crypto.keystore import FileKeyStore
 from vrm.history.models import HistoryEventPublic, StoredEvent
+from vrm.keys.pairwise import pairwise_event_id
 from vrm.keys.service import Vault
 from vrm.vendor_api import projection
-
-_SHOWN = {
-    "vendor",
-    "type",
-    "occurred_at",
-    "items",
-    "amount",
-    "currency",
-    "channel",
-    "rating",
-    "notes",
-    "labels",
-}
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +40,12 @@ def _oracle(vault: Vault, vendor_id: str, event_id: str, plaintext: bytes) -> di
     public = HistoryEventPublic(
         **stored.model_dump(exclude={"shared"}), id=event_id, created_at=when, updated_at=when
     )
-    shown = public.model_dump(mode="json", include=_SHOWN, exclude_none=True)
+    shown = public.model_dump(mode="json", include=set(projection.EVENT_FIELDS), exclude_none=True)
     shown["items"] = [
         {**i, "labels": sorted(i["labels"])} for i in shown["items"] if policy.visible(i["labels"])
     ]
     shown["labels"] = sorted(shown["labels"])
-    return {"id": projection.pairwise_event_id(vault, vendor_id, event_id), **shown}
+    return {"id": pairwise_event_id(vault, vendor_id, event_id), **shown}
 
 
 labels = st.sets(st.sampled_from(["gift", "not_for_me", "private"]))

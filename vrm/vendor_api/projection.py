@@ -35,7 +35,7 @@ from vrm.vendor_api.edge import InsufficientScope, Reader
 
 # What of a stored event a vendor sees: the event as the customer wrote it,
 # without our bookkeeping (source, shared, created_at, updated_at).
-_EVENT_FIELDS = frozenset(
+EVENT_FIELDS = frozenset(
     {
         "vendor",
         "type",
@@ -128,7 +128,7 @@ def shared_event(
     which leaves out what is empty): pairwise id, no private items, no
     bookkeeping, labels sorted. The caller has already dropped private
     events."""
-    shown = {k: v for k, v in event.items() if k in _EVENT_FIELDS}
+    shown = {k: v for k, v in event.items() if k in EVENT_FIELDS}
     shown["items"] = [
         {**_ITEM_DEFAULTS, **item, "labels": sorted(item.get("labels", ()))}
         for item in event.get("items", ())
