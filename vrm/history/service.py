@@ -152,6 +152,26 @@ def sealed_by_id(conn: Connection, event_ids: Iterable[str]) -> dict[str, Sealed
     return {row[0]: SealedEvent(*row) for row in _by_id(conn, _SEALED, event_ids)}
 
 
+def sealed_for(conn: Connection, stamps: Sequence[Stamped]) -> list[Row]:
+    """The sealed row of each stamp: as it is if it carries its ciphertext,
+    else read (one query for them all). ValueError if one is not as its
+    stamp says: the stamps were read in another snapshot, a programming
+    error."""
+    unsealed = [s.id for s in stamps if not is_sealed(s)]
+    read = sealed_by_id(conn, unsealed) if unsealed else {}
+    rows: list[Row] = []
+    for stamp in stamps:
+        row = stamp if is_sealed(stamp) else read.get(stamp.id)
+        if row is None or (row.customer_id, row.seq, row.revision) != (
+            stamp.customer_id,
+            stamp.seq,
+            stamp.revision,
+        ):
+            raise ValueError(f"event {stamp.id} is not as its stamp says")
+        rows.append(row)
+    return rows
+
+
 def open_stored(conn: Connection, vault: Vault, rows: Sequence[Row]) -> list[dict[str, Any]]:
     """Each event as it was sealed: the JSON of a StoredEvent, validated
     when it was written and not again (a read of many events costs what
@@ -420,17 +440,7 @@ def opened_events(
     found = vault.derived.get_many(keys)
     missing = [i for i, hit in enumerate(found) if hit is None]
     if missing:
-        sealed = sealed_by_id(conn, [stamps[i].id for i in missing])
-        rows: list[Row] = []
-        for i in missing:
-            row = sealed.get(stamps[i].id)
-            if row is None or (row.customer_id, row.seq, row.revision) != (
-                stamps[i].customer_id,
-                stamps[i].seq,
-                stamps[i].revision,
-            ):
-                raise ValueError(f"event {stamps[i].id} is not as its stamp says")
-            rows.append(row)
+        rows = sealed_for(conn, [stamps[i] for i in missing])
         fresh = []
         for i, full, stored in zip(missing, rows, open_stored(conn, vault, rows), strict=True):
             found[i] = (order_of(stored, full.id), stored)

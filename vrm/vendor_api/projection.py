@@ -179,22 +179,7 @@ def shown_events(
     if not missing:
         return found  # type: ignore[return-value]  # no None in it
     conn = session.connection()
-    sealed: dict[str, history.Row] = {}
-    unsealed = [rows[i].id for i in missing if not history.is_sealed(rows[i])]
-    if unsealed:
-        sealed = dict(history.sealed_by_id(conn, unsealed))
-    fulls: list[history.Row] = []
-    for i in missing:
-        row = rows[i]
-        full = row if history.is_sealed(row) else sealed.get(row.id)
-        if full is None or (full.customer_id, full.seq, full.revision) != (
-            row.customer_id,
-            row.seq,
-            row.revision,
-        ):
-            # Not in this snapshot as stamped: a programming error.
-            raise ValueError(f"event {row.id} is not as its stamp says")
-        fulls.append(full)
+    fulls = history.sealed_for(conn, [rows[i] for i in missing])
     fresh: list[tuple[tuple[Any, ...], ShownEvent, int]] = []
     for i, full, stored in zip(
         missing, fulls, history.open_stored(conn, vault, fulls), strict=True
@@ -211,6 +196,9 @@ def shown_events(
     return found  # type: ignore[return-value]  # every None was filled
 
 
+_ORDER = attrgetter("order")
+
+
 def _history(
     session: Session | None, vault: Vault, reader: Reader, rows: Sequence[history.Stamped] | None
 ) -> Raw:
@@ -224,9 +212,6 @@ def _history(
     shown = [e for e in shown_events(session, vault, reader.vendor_id, rows) if e.json is not None]
     shown.sort(key=_ORDER, reverse=True)
     return Raw(b"[" + b",".join([e.json for e in shown if e.json is not None]) + b"]")
-
-
-_ORDER = attrgetter("order")
 
 
 def _document(
