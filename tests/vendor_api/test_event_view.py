@@ -49,9 +49,10 @@ def _oracle(vault: Vault, vendor_id: str, event_id: str, plaintext: bytes) -> di
 
 
 labels = st.sets(st.sampled_from(["gift", "not_for_me", "private"]))
+# Names the store accepts: something left once whitespace is stripped.
 text = st.text(
     st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=30
-)
+).filter(str.strip)
 money = st.decimals(min_value=0, max_value=Decimal("99999.99"), places=2)
 offsets = st.sampled_from(
     [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))]

@@ -393,16 +393,11 @@ def all_events(
     session: Session,
     vault: Vault,
     customer_id: str,
-    rows: Sequence[HistoryRecord] | None = None,
 ) -> list[HistoryEventPublic]:
-    """Every event of the customer, newest first. A caller that loaded the
-    customer's rows already (for many customers at once) passes them."""
-    if rows is None:
-        rows = session.exec(
-            select(HistoryRecord).where(col(HistoryRecord.customer_id) == customer_id)
-        ).all()
-    elif any(row.customer_id != customer_id for row in rows):
-        raise ValueError("rows of another customer")
+    """Every event of the customer as a model, newest first (the export)."""
+    rows = session.exec(
+        select(HistoryRecord).where(col(HistoryRecord.customer_id) == customer_id)
+    ).all()
     events = [_open(session, vault, row).event for row in rows]
     events.sort(key=_order_key, reverse=True)
     return events

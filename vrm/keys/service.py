@@ -86,6 +86,13 @@ def _on_connection(conn: Connection) -> _Wrapping:
     return wrapping
 
 
+def _failed(category: str) -> IntegrityFailure:
+    """What a record that fails its integrity check raises (and logs,
+    without the record's customer or id)."""
+    logger.warning("record failed to open: category=%s", category)
+    return IntegrityFailure(f"a stored {category} record failed its integrity check")
+
+
 @dataclass
 class RotationReport:
     customers: int
@@ -223,10 +230,7 @@ class Vault:
                 key, ciphertext, record_aad(customer_id, category, record_id, key_version)
             )
         except aead.SealError:
-            logger.warning("record failed to open: category=%s", category)
-            raise IntegrityFailure(
-                f"a stored {category} record failed its integrity check"
-            ) from None
+            raise _failed(category) from None
 
     def open_many(
         self,
@@ -255,10 +259,7 @@ class Vault:
                     ],
                 )
             except aead.SealError:
-                logger.warning("record failed to open: category=%s", category)
-                raise IntegrityFailure(
-                    f"a stored {category} record failed its integrity check"
-                ) from None
+                raise _failed(category) from None
             opened.update((i, p) for (i, _), p in zip(theirs, plaintexts, strict=True))
         return [opened[i] for i in range(len(records))]
 

@@ -121,7 +121,7 @@ class Page:
                 if e.change is not None
                 and e.change.category == history.CATEGORY
                 and (g := self.grants.get(e.position.grant_id or "")) is not None
-                and policy.fields_of(grants.accesses_of(g), history.CATEGORY) is not None
+                and policy.fields_of(self.reader(g).reader.accesses, history.CATEGORY) is not None
             ]
         )
         # Snapshots read whole histories: one query for all of them.
