@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlmodel import Session, update
 
 from consent.grants.models import Grant
@@ -30,6 +31,7 @@ from tests.vendor_api.helpers import (
 )
 from tests.vendor_api.test_cursors import FORGED
 from vrm.dbtypes import utcnow
+from vrm.storage.statements import Statement
 
 WHEN = "2026-11-0{}T10:00:00Z"
 
@@ -346,3 +348,69 @@ def test_a_change_under_two_grants_comes_once_per_grant_even_across_pages(
     assert one_by_one == whole
     rest, _ = read_feed(vendor, token, page_cursors[0], limit=1)
     assert rest == whole[1:]
+
+
+def _statements_of(app: FastAPI, monkeypatch: pytest.MonkeyPatch, read: Any) -> int:
+    """How many statements ``read()`` runs, through SQLAlchemy and on the
+    driver's cursor (vrm/storage/statements.py), from a cold vault: no data
+    key and no event view in its memory, as after a restart."""
+    vault = app.state.vault
+    vault._cache.clear()  # a restart's empty data key cache
+    vault.derived.clear()
+    count = 0
+
+    def counted(*_: Any) -> None:
+        nonlocal count
+        count += 1
+
+    real_run, real_many = Statement._run, Statement.execute_many
+
+    def run(self: Statement, conn: Any, params: Any) -> Any:
+        counted()
+        return real_run(self, conn, params)
+
+    def many(self: Statement, conn: Any, rows: Any) -> None:
+        counted()
+        real_many(self, conn, rows)
+
+    with monkeypatch.context() as m:
+        m.setattr(Statement, "_run", run)
+        m.setattr(Statement, "execute_many", many)
+        event.listen(app.state.engine, "before_cursor_execute", counted)
+        try:
+            read()
+        finally:
+            event.remove(app.state.engine, "before_cursor_execute", counted)
+    return count
+
+
+def test_a_first_sync_reads_six_customers_in_the_statements_it_reads_two_in(
+    app: FastAPI, vendor: Vendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Their documents, data keys and histories are read for all of a page's
+    # customers at once (vrm/vendor_api/feed_items.py, prefetch): a page of
+    # a thousand snapshots must not cost thousands of round trips.
+    people = [sign_up_and_log_in(app, f"c{n}@example.org") for n in range(6)]
+    for n, person in enumerate(people):
+        put(person, "profile", {**PROFILE, "email": f"c{n}@example.net"})
+        put(person, "preferences", PREFERENCES)
+        add_event(person, occurred_at=WHEN.format(1), notes=f"c{n}'s")
+    token = feed_token(vendor)
+
+    def first_sync() -> list[dict[str, Any]]:
+        return read_feed(vendor, token)[0]
+
+    for person in people[:2]:
+        tokens_for(person, vendor, "profile:read preferences:read history:read")
+    two = _statements_of(app, monkeypatch, first_sync)
+    for person in people[2:]:
+        tokens_for(person, vendor, "profile:read preferences:read history:read")
+    six = _statements_of(app, monkeypatch, first_sync)
+
+    items = first_sync()
+    assert [i["type"] for i in items] == ["snapshot"] * 6
+    assert sorted(i["data"]["profile"]["email"] for i in items) == [
+        f"c{n}@example.net" for n in range(6)
+    ]
+    assert sorted(i["data"]["history"][0]["notes"] for i in items) == [f"c{n}'s" for n in range(6)]
+    assert six == two

@@ -11,6 +11,8 @@ vendor, and an erased customer leaves nothing in it.
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from tests.vendor_api.helpers import (
 )
 from vrm.history import service as history
 from vrm.keys.pairwise import pairwise_event_id
+from vrm.vendor_api import projection
 
 SCOPE = "profile:read history:read"
 
@@ -241,3 +244,37 @@ def test_an_erased_customer_leaves_nothing_in_the_vaults_memory(
     assert r.status_code == 204, r.text
     assert held_for(ana.id) == 0
     assert held_for(bob.id) == 1
+
+
+def test_a_kept_view_takes_about_its_length_in_memory() -> None:
+    # The vault's memory is bounded by the views' lengths
+    # (vrm/keys/derived.py); orjson's own bytes would each hold a 4 KiB
+    # buffer whatever their length.
+    event = {"vendor": "Bertrand Books", "type": "purchase", "occurred_at": WHEN.format(1)}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [projection.event_json({**event, "id": f"{n:024d}"}) for n in range(200)]
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    length = sum(map(len, kept))
+    assert grown < 2 * length
+
+
+def test_what_the_vault_keeps_of_a_vendors_view_is_out_of_the_collectors_sight(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    # A full collection walks every object the collector tracks: tens of
+    # thousands of kept views would be walked again and again.
+    for n in range(1, 10):
+        add_event(ana, occurred_at=WHEN.format(n), notes=f"event {n}")
+    token = tokens_for(ana, vendor, SCOPE)["access_token"]
+    first = _whole(vendor, token)
+    entries = list(app.state.vault.derived._entries.items())
+    kept = [entry for key, entry in entries if key[1] == "vendor-event"]
+    assert len(kept) == 9
+    for _ in range(3):  # each pass untracks one more level of plain tuples
+        gc.collect()
+    assert [gc.is_tracked(entry) for entry in kept] == [False] * 9
+    assert _whole(vendor, token) == first

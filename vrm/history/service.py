@@ -45,6 +45,7 @@ from vrm.history.models import (
 )
 from vrm.jsonmerge import merge_patch
 from vrm.keys.service import Sealed, Vault
+from vrm.storage.batches import batches
 from vrm.storage.statements import Statement
 
 CATEGORY = "history"
@@ -118,11 +119,9 @@ def stamps_of(conn: Connection, customer_id: str) -> list[Stamp]:
 def _where_in(
     conn: Connection, columns: Sequence[Any], column: Any, values: Iterable[str]
 ) -> list[Any]:
-    wanted = sorted(set(values))
     found: list[Any] = []
-    for start in range(0, len(wanted), 500):
-        query = core_select(*columns).where(col(column).in_(wanted[start : start + 500]))
-        found += conn.execute(query).all()
+    for batch in batches(values):
+        found += conn.execute(core_select(*columns).where(col(column).in_(batch))).all()
     return found
 
 

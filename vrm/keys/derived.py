@@ -13,6 +13,11 @@ which name the exact ciphertext the value came from (its record, key version
 and authentication tag), so a record written again, by anyone, is a
 different key: a value is never served for content it was not derived from.
 What a value may be shown to, its owner decides on every read.
+
+Values are best plain tuples of strings, numbers and right-sized bytes: the
+garbage collector stops tracking those, where it would walk a named tuple,
+a dict or an instance of a subclass of bytes on every full collection, and
+the bound counts lengths, not what an allocator rounded them up to.
 """
 
 from __future__ import annotations

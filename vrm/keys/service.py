@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +29,7 @@ from vrm.dbtypes import utcnow
 from vrm.errors import IntegrityFailure, KeyUnavailable
 from vrm.keys.derived import Derived
 from vrm.keys.models import DataKey
+from vrm.storage.batches import batches
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,14 @@ _WRAPPED = core_select(DataKey.root_version, DataKey.wrapped).where(  # type: ig
     col(DataKey.customer_id) == bindparam("c"),
     col(DataKey.category) == bindparam("k"),
     col(DataKey.version) == bindparam("v"),
+)
+
+# The wrappings of several customers' data keys of some categories.
+_WRAPPED_OF = core_select(  # type: ignore[call-overload]
+    DataKey.customer_id, DataKey.category, DataKey.version, DataKey.root_version, DataKey.wrapped
+).where(
+    col(DataKey.customer_id).in_(bindparam("cs", expanding=True)),
+    col(DataKey.category).in_(bindparam("ks", expanding=True)),
 )
 
 
@@ -196,6 +205,31 @@ class Vault:
             raise IntegrityFailure("a wrapped data key failed its integrity check") from None
         self._remember(cache_key, key, now)
         return key
+
+    def remember_keys(
+        self, conn: Connection, customer_ids: Iterable[str], categories: Collection[str]
+    ) -> None:
+        """Unwrap these customers' data keys of ``categories`` into the
+        cache, reading their wrappings in one query per few hundred
+        customers: a read of many customers (the feed's first sync) then
+        costs no query per customer and category. A key that cannot be
+        unwrapped is left out, for the read that needs it to fail as it
+        would have. Nothing, when the cache keeps nothing."""
+        if self.cache_seconds <= 0:
+            return
+        for batch in batches(customer_ids):
+            params = {"cs": batch, "ks": sorted(categories)}
+            wrappings = {
+                (customer_id, category, version): (root_version, wrapped)
+                for customer_id, category, version, root_version, wrapped in conn.execute(
+                    _WRAPPED_OF, params
+                )
+            }
+            for customer_id, category, version in wrappings:
+                try:
+                    self._data_key(wrappings.get, customer_id, category, version)
+                except (KeyUnavailable, IntegrityFailure):
+                    continue
 
     def _remember(self, cache_key: tuple[str, str, int], key: bytes, now: float) -> None:
         with self._lock:

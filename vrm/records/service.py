@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -21,6 +22,7 @@ from vrm.feed import changes
 from vrm.jsonmerge import merge_patch
 from vrm.keys.service import Vault
 from vrm.records.models import DocumentRecord
+from vrm.storage.batches import batches
 from vrm.storage.statements import Statement
 
 logger = logging.getLogger(__name__)
@@ -172,15 +174,49 @@ _DOCUMENTS = Statement(
         col(DocumentRecord.ciphertext),
     ).where(col(DocumentRecord.customer_id) == bindparam("c"))
 )
+# Several customers' sealed documents.
+_DOCUMENTS_OF = select(
+    col(DocumentRecord.customer_id),
+    col(DocumentRecord.category),
+    col(DocumentRecord.key_version),
+    col(DocumentRecord.ciphertext),
+).where(col(DocumentRecord.customer_id).in_(bindparam("cs", expanding=True)))
+
+# A customer's sealed documents: (category, key version, ciphertext) each.
+SealedDocuments = list[tuple[str, int, bytes]]
+
+
+def sealed_documents_of(
+    conn: Connection, customer_ids: Iterable[str]
+) -> dict[str, SealedDocuments]:
+    """The sealed documents of each of these customers, for
+    :func:`read_fields_of`: one query per few hundred customers."""
+    found: dict[str, SealedDocuments] = {}
+    for batch in batches(customer_ids):
+        found.update((c, []) for c in batch)
+        for customer_id, category, key_version, ciphertext in conn.execute(
+            _DOCUMENTS_OF, {"cs": batch}
+        ):
+            found[customer_id].append((category, key_version, ciphertext))
+    return found
 
 
 def read_fields_of(
-    *, conn: Connection, vault: Vault, customer_id: str, categories: list[str]
+    *,
+    conn: Connection,
+    vault: Vault,
+    customer_id: str,
+    categories: list[str],
+    sealed: SealedDocuments | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Several documents as :func:`read_fields` gives them, by category, in
-    one query on a plain connection (the vendor read path)."""
+    one query on a plain connection (the vendor read path), or from the
+    customer's ``sealed`` documents if the caller read them already (see
+    :func:`sealed_documents_of`)."""
+    if sealed is None:
+        sealed = _DOCUMENTS.rows(conn, {"c": customer_id})
     found: dict[str, dict[str, Any]] = {}
-    for category, key_version, ciphertext in _DOCUMENTS.rows(conn, {"c": customer_id}):
+    for category, key_version, ciphertext in sealed:
         if category in categories:
             plaintext = _open(conn, vault, customer_id, category, key_version, ciphertext)
             found[category] = json.loads(plaintext)

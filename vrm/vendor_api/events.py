@@ -54,7 +54,7 @@ def event_change(
     if now is None:
         return None
     if now.json is not None:
-        return EventChange(event=now.json)
+        return EventChange(event=projection.Raw(now.json))
     if now.shared:
         return EventChange(dropped=pairwise_event_id(vault, vendor_id, change.record_id))
     return None

@@ -22,11 +22,9 @@ from vrm.catalogue import CATEGORIES
 from vrm.errors import IntegrityFailure, KeyUnavailable
 from vrm.feed.models import DataChange, FeedNotice
 from vrm.history import service as history
-from vrm.keys.models import DataKey
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
-from vrm.records.models import DocumentRecord
 from vrm.vendor_api import events, projection
 from vrm.vendor_api.edge import Reader
 from vrm.vendor_api.feed_entries import Entry
@@ -77,7 +75,8 @@ class Page:
         self.vendor_id = vendor_id
         self.grants: dict[str, Grant | None] = {}
         self.reads: dict[str, Reads] = {}
-        self.loaded: list[Any] = []
+        # Each prefetched customer's sealed documents.
+        self.documents: dict[str, records.SealedDocuments] = {}
         self.history: dict[str, list[history.SealedEvent]] = {}
         self.prefetched: set[str] = set()
         # The events that change rows name, as they are now.
@@ -90,8 +89,10 @@ class Page:
             self.grants.update({g.id: g for g in rows})
 
     def prefetch(self, entries: list[Entry]) -> None:
-        """Load the documents and data keys of a batch of entries in two
-        queries; the per-record reads below then find them in the session."""
+        """Read what a batch of entries needs in a few queries, not a few
+        per customer: their customers' sealed documents, the data keys the
+        batch's grants read (unwrapped into the vault's cache), the events
+        that change rows name and the whole histories that snapshots read."""
         starting = {
             g.customer_id
             for e in entries
@@ -104,15 +105,15 @@ class Page:
         ids = sorted(customers - self.prefetched)
         self.prefetched.update(ids)
         starting -= set(self.history)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            # Held here: the session's identity map only keeps weak references.
-            self.loaded += self.session.exec(
-                select(DataKey).where(col(DataKey.customer_id).in_(chunk))
-            ).all()
-            self.loaded += self.session.exec(
-                select(DocumentRecord).where(col(DocumentRecord.customer_id).in_(chunk))
-            ).all()
+        conn = self.session.connection()
+        self.documents.update(records.sealed_documents_of(conn, ids))
+        read = {
+            category
+            for e in entries
+            if (g := self.grants.get(e.position.grant_id or "")) is not None
+            for category in policy.readable_categories(self.reader(g).reader.accesses)
+        }
+        self.vault.remember_keys(conn, ids, read)
         # The history events of changes whose grant reads the history.
         self._shown_now(
             [
@@ -125,7 +126,7 @@ class Page:
             ]
         )
         # Snapshots read whole histories: one query for all of them.
-        self.history.update(history.sealed_of_customers(self.session.connection(), starting))
+        self.history.update(history.sealed_of_customers(conn, starting))
 
     def _shown_now(self, rows: list[DataChange]) -> None:
         """The events the change rows name, as the vendor may see them now,
@@ -190,6 +191,17 @@ class Page:
             return None
         return self._change(entry, entry.change, self.reader(grant))
 
+    def _documents(self, customer_id: str, categories: list[str]) -> dict[str, dict[str, Any]]:
+        """The customer's documents of those of ``categories`` that are
+        documents, opened from what :meth:`prefetch` read."""
+        return records.read_fields_of(
+            conn=self.session.connection(),
+            vault=self.vault,
+            customer_id=customer_id,
+            categories=[c for c in categories if CATEGORIES[c].kind != "events"],
+            sealed=self.documents.get(customer_id),
+        )
+
     def _head(self, item_id: str, kind: str, reads: Reads) -> dict[str, Any]:
         return {
             "id": item_id,
@@ -219,12 +231,14 @@ class Page:
             # It ended since; its tombstone comes later in the feed.
             return None
         reads = self.reader(grant)
+        categories = policy.readable_categories(reads.reader.accesses)
         shown = projection.project(
             session=self.session,
             vault=self.vault,
             reader=reads.reader,
-            categories=policy.readable_categories(reads.reader.accesses),
+            categories=categories,
             history_rows=self.history.get(grant.customer_id),
+            documents=self._documents(grant.customer_id, categories),
         )
         data = {c: shown.body[c] for c in shown.categories}
         return Item(
@@ -242,9 +256,7 @@ class Page:
         item_id = f"{change.seq}:{reads.reader.grant_id}"
         customer_id = reads.reader.customer_id
         if CATEGORIES[category].kind != "events":
-            document = records.read_fields(
-                session=self.session, vault=self.vault, customer_id=customer_id, category=category
-            )
+            document = self._documents(customer_id, [category])[category]
             data = {f: document.get(f) for f in granted}
             return Item(
                 {**self._head(item_id, "upsert", reads), "category": category, "data": data},

@@ -110,8 +110,12 @@ def event_json(shown: dict[str, Any]) -> bytes:
     orjson writes the same bytes for what an event holds (strings, small
     integers, lists and objects; tests/vendor_api/test_event_view.py), but
     not for every float or integer a free-form document may hold, so it is
-    used for events only."""
-    return orjson.dumps(shown, option=orjson.OPT_SORT_KEYS)
+    used for events only.
+
+    A right-sized copy: orjson's own bytes keep the whole buffer it wrote
+    into (4 KiB or more, whatever the length), and the vault's memory keeps
+    tens of thousands of these (vrm/keys/derived.py counts their length)."""
+    return bytes(memoryview(orjson.dumps(shown, option=orjson.OPT_SORT_KEYS)))
 
 
 def require_category(reader: Reader, category: str) -> None:
@@ -139,12 +143,14 @@ def shared_event(
 
 
 class ShownEvent(NamedTuple):
-    """One stored event as one vendor may see it now. A tuple of atomic
-    values, which the garbage collector stops tracking: the vault may hold
-    tens of thousands (vrm/keys/derived.py)."""
+    """One stored event as one vendor may see it now. The vault's memory
+    keeps it as a plain tuple (see :func:`shown_events`)."""
 
     order: tuple[datetime, str]  # see vrm.history.service.order_of
-    json: Raw | None  # None: the customer keeps it private
+    # Its canonical JSON (plain bytes: a Raw, like any instance of a
+    # subclass, is tracked by the garbage collector); None: the customer
+    # keeps it private.
+    json: bytes | None
     shared: bool  # whether a vendor may ever have been shown it
 
 
@@ -174,24 +180,29 @@ def shown_events(
     grant decides only whether the history is read at all, which is checked
     on every read before this."""
     keys = _keys(vendor_id, rows)
-    found: list[ShownEvent | None] = vault.derived.get_many(keys)
+    # Kept as plain tuples of atomic values, which the garbage collector
+    # stops tracking (it never stops tracking a named tuple): tens of
+    # thousands of them would otherwise be walked by every full collection.
+    found: list[ShownEvent | None] = [
+        None if kept is None else ShownEvent._make(kept) for kept in vault.derived.get_many(keys)
+    ]
     missing = [i for i, shown in enumerate(found) if shown is None]
     if not missing:
         return found  # type: ignore[return-value]  # no None in it
     conn = session.connection()
     fulls = history.sealed_for(conn, [rows[i] for i in missing])
-    fresh: list[tuple[tuple[Any, ...], ShownEvent, int]] = []
+    fresh: list[tuple[tuple[Any, ...], tuple[Any, ...], int]] = []
     for i, full, stored in zip(
         missing, fulls, history.open_stored(conn, vault, fulls), strict=True
     ):
         visible = policy.visible(stored.get("labels", ()))
         shown = ShownEvent(
             history.order_of(stored, full.id),
-            Raw(event_json(shared_event(vault, vendor_id, full.id, stored))) if visible else None,
+            event_json(shared_event(vault, vendor_id, full.id, stored)) if visible else None,
             history.was_shared(stored),
         )
         found[i] = shown
-        fresh.append((keys[i], shown, len(shown.json or b"")))
+        fresh.append((keys[i], tuple(shown), len(shown.json or b"")))
     vault.derived.put_many(fresh)
     return found  # type: ignore[return-value]  # every None was filled
 
