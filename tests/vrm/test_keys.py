@@ -7,6 +7,7 @@ that succeeds after a rotation really used the rotated keys.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -39,6 +40,7 @@ from vrm.db import make_engine
 from vrm.errors import KeyUnavailable
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
+from vrm.keys.pairwise import pairwise_event_id, pairwise_subject
 from vrm.keys.service import RotationReport, Vault, wrap_aad
 from vrm.records.models import DocumentRecord
 from vrm.settings import Settings
@@ -466,3 +468,26 @@ def test_email_index_column_is_a_keyed_32_byte_hmac_not_a_plain_hash(
     # key store, not in the database.
     key = FileKeyStore(settings.key_dir_resolved).server_key("blind-index")
     assert index == hmac.new(key, b"email\0" + ana.email.encode(), hashlib.sha256).digest()
+
+
+def test_pairwise_ids_are_the_keyed_hmacs_vendors_already_hold(
+    app: FastAPI, settings: Settings
+) -> None:
+    # Vendors keep these ids: however they are computed, they must stay
+    # the HMAC-SHA256 under the server's pairwise keys, base64url without
+    # padding, 32 bytes of it for a subject and 18 for an event id.
+    keys = FileKeyStore(settings.key_dir_resolved)
+    vault = app.state.vault
+
+    def expected(key_name: str, message: bytes, size: int) -> str:
+        mac = hmac.new(keys.server_key(key_name), message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:size]).rstrip(b"=").decode()
+
+    for vendor_id, value in [("vendor-a", "customer-1"), ("vendor-b", "customer-1"), ("v", "ü")]:
+        message = f"{vendor_id}\0{value}".encode()
+        subject = pairwise_subject(vault, vendor_id, value)
+        event_id = pairwise_event_id(vault, vendor_id, value)
+        assert subject == expected("pairwise-subject", message, 32)
+        assert event_id == expected("pairwise-event", message, 18)
+        assert (len(subject), len(event_id)) == (43, 24)
+    assert pairwise_subject(vault, "vendor-a", "c") != pairwise_subject(vault, "vendor-b", "c")

@@ -9,7 +9,6 @@ and the authorization server both need it.
 from __future__ import annotations
 
 import base64
-import hmac
 
 from vrm.keys.service import Vault
 
@@ -17,8 +16,7 @@ from vrm.keys.service import Vault
 def pairwise(vault: Vault, key_name: str, vendor_id: str, value: str, size: int = 32) -> str:
     """``value`` as one vendor sees it: stable for that vendor, unlinkable
     across vendors without the server key ``key_name``."""
-    key = vault.keystore.server_key(key_name)
-    digest = hmac.digest(key, f"{vendor_id}\0{value}".encode(), "sha256")
+    digest = vault.server_mac(key_name, f"{vendor_id}\0{value}".encode())
     return base64.urlsafe_b64encode(digest[:size]).rstrip(b"=").decode()
 
 

@@ -123,7 +123,8 @@ class Vault:
         self.derived = Derived(max_bytes=derived_bytes, seconds=cache_seconds)
         self._cache: dict[tuple[str, str, int], tuple[bytes, float]] = {}
         self._lock = threading.Lock()
-        self._token_hmac: hmac.HMAC | None = None
+        # Server key name -> an HMAC keyed with it, to copy (server_mac).
+        self._keyed: dict[str, hmac.HMAC] = {}
 
     # -- blind indexes --------------------------------------------------
     def blind_index(self, purpose: str, value: str) -> bytes:
@@ -133,19 +134,22 @@ class Vault:
         key = self.keystore.server_key("blind-index")
         return hmac.new(key, f"{purpose}\0{normalised}".encode(), hashlib.sha256).digest()
 
-    def token_hash(self, token: str) -> bytes:
-        """Keyed HMAC-SHA256 of a token or secret, as stored in place of it.
+    def server_mac(self, key_name: str, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message`` under the server key ``key_name``.
         A copy of one HMAC keyed once is cheaper than keying anew
-        (docs/performance.md#the-drivers-cursor-and-decoding), and a refresh
-        hashes four (the client secret, the token spent, the
-        two issued)."""
-        keyed = self._token_hmac
+        (docs/performance.md#the-drivers-cursor-and-decoding): a refresh
+        hashes four tokens, a history read one id per event."""
+        keyed = self._keyed.get(key_name)
         if keyed is None:
-            key = self.keystore.server_key("token-hash")
-            keyed = self._token_hmac = hmac.new(key, digestmod=hashlib.sha256)
+            key = self.keystore.server_key(key_name)
+            keyed = self._keyed.setdefault(key_name, hmac.new(key, digestmod=hashlib.sha256))
         mac = keyed.copy()
-        mac.update(token.encode())
+        mac.update(message)
         return mac.digest()
+
+    def token_hash(self, token: str) -> bytes:
+        """Keyed HMAC-SHA256 of a token or secret, as stored in place of it."""
+        return self.server_mac("token-hash", token.encode())
 
     # -- customer keys --------------------------------------------------
     def create_customer_keys(self, session: Session, customer_id: str) -> None:
