@@ -8,6 +8,7 @@ category by adding a module and registering it in :data:`CATEGORIES`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel
@@ -26,8 +27,9 @@ class Category:
     schema: type[BaseModel]
     description: str
 
-    @property
+    @cached_property
     def fields(self) -> tuple[str, ...]:
+        # Asked on every read of a grant's fields (consent/policy.py).
         return tuple(self.schema.model_fields)
 
 

@@ -129,14 +129,28 @@ def _by_id(conn: Connection, columns: Sequence[Any], event_ids: Iterable[str]) -
     return _where_in(conn, columns, HistoryRecord.id, event_ids)
 
 
-def sealed_of_customers(
-    conn: Connection, customer_ids: Iterable[str]
-) -> dict[str, list[SealedEvent]]:
-    """Every event of each of these customers, sealed, in no order."""
-    found: dict[str, list[SealedEvent]] = {c: [] for c in customer_ids}
-    for row in _where_in(conn, _SEALED, HistoryRecord.customer_id, found):
-        found[row[1]].append(SealedEvent(*row))
-    return found
+class SealedHistories:
+    """The whole histories of several customers, sealed, read in one query
+    per few hundred customers (:meth:`read`) and given out customer by
+    customer (:meth:`of`). Held meanwhile as plain tuples, which the garbage
+    collector stops tracking: a page of the feed holds tens of thousands of
+    events while it is built, and as named tuples every full collection
+    would walk them all."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[tuple[Any, ...]]] = {}
+
+    def read(self, conn: Connection, customer_ids: Iterable[str]) -> None:
+        """Read the histories of those of these customers not read yet."""
+        wanted = {c for c in customer_ids if c not in self._rows}
+        self._rows.update((c, []) for c in wanted)
+        for row in _where_in(conn, _SEALED, HistoryRecord.customer_id, wanted):
+            self._rows[row[1]].append(tuple(row))
+
+    def of(self, customer_id: str) -> list[SealedEvent] | None:
+        """Every event of the customer, in no order; None if not read."""
+        rows = self._rows.get(customer_id)
+        return None if rows is None else [SealedEvent._make(row) for row in rows]
 
 
 def stamps_by_id(conn: Connection, event_ids: Iterable[str]) -> dict[str, Stamp]:

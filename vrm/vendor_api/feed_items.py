@@ -77,7 +77,7 @@ class Page:
         self.reads: dict[str, Reads] = {}
         # Each prefetched customer's sealed documents.
         self.documents: dict[str, records.SealedDocuments] = {}
-        self.history: dict[str, list[history.SealedEvent]] = {}
+        self.history = history.SealedHistories()
         self.prefetched: set[str] = set()
         # The events that change rows name, as they are now.
         self.events: dict[str, projection.ShownEvent] = {}
@@ -104,7 +104,6 @@ class Page:
         # A page is filled batch by batch: each customer's rows load once.
         ids = sorted(customers - self.prefetched)
         self.prefetched.update(ids)
-        starting -= set(self.history)
         conn = self.session.connection()
         self.documents.update(records.sealed_documents_of(conn, ids))
         read = {
@@ -126,7 +125,7 @@ class Page:
             ]
         )
         # Snapshots read whole histories: one query for all of them.
-        self.history.update(history.sealed_of_customers(conn, starting))
+        self.history.read(conn, starting)
 
     def _shown_now(self, rows: list[DataChange]) -> None:
         """The events the change rows name, as the vendor may see them now,
@@ -237,7 +236,7 @@ class Page:
             vault=self.vault,
             reader=reads.reader,
             categories=categories,
-            history_rows=self.history.get(grant.customer_id),
+            history_rows=self.history.of(grant.customer_id),
             documents=self._documents(grant.customer_id, categories),
         )
         data = {c: shown.body[c] for c in shown.categories}
