@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -40,8 +41,12 @@ class Derived:
     def __init__(self, *, max_bytes: int, seconds: float) -> None:
         self.max_bytes = max_bytes
         self.seconds = seconds
-        # key -> (expires at, value, size); a dict keeps insertion order.
-        self._entries: dict[tuple[Hashable, ...], tuple[float, Any, int]] = {}
+        # key -> (expires at, value, size), oldest first. An OrderedDict,
+        # not a dict: taking a dict's oldest key walks every slot deleted
+        # before it, so evicting one entry after another grew quadratic
+        # (36 µs an eviction at 80,000 entries; a full memory evicts one
+        # per event read).
+        self._entries: OrderedDict[tuple[Hashable, ...], tuple[float, Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -81,8 +86,7 @@ class Derived:
                 entries[key] = (expires, value, size)
                 self._bytes += size
             while self._bytes > self.max_bytes:
-                oldest = next(iter(entries))
-                self._bytes -= entries.pop(oldest)[2]
+                self._bytes -= entries.popitem(last=False)[1][2]
 
     def forget(self, customer_id: str) -> None:
         """Drop everything derived from the customer's records."""
