@@ -115,6 +115,37 @@ def test_a_broken_key_replaces_that_customers_feed_items_and_the_feed_goes_on(
         assert personal not in logged
 
 
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_page_unwrapping_its_customers_keys_at_once_leaves_a_broken_one_to_its_items(
+    app: FastAPI,
+    settings: Settings,
+    ana_profile: Person,
+    bob: Person,
+    vendor: Vendor,
+    granted: tuple[dict[str, Any], dict[str, Any]],
+    fault: str,
+) -> None:
+    # With the data key cache on, a page unwraps every key its customers
+    # need before reading any (Vault.remember_keys): ana's broken one must
+    # not stop bob's, nor be served from anywhere.
+    vault = app.state.vault
+    vault.cache_seconds = 60.0
+    ana_t, _ = granted
+    token = feed_token(vendor)
+    whole, _ = read_feed(vendor, token)
+    ana_subject = read(vendor, ana_t["access_token"]).json()["subject"]
+    key = settings.key_dir_resolved / "customers" / ana_profile.id / "1.key"
+    _break(key, fault, settings.key_dir_resolved / "customers" / bob.id / "1.key")
+    vault._cache.clear()  # as after a restart: nothing unwrapped before the fault
+    vault.derived.clear()
+    problem = "urn:vrm:problem:integrity" if fault == "another's" else KEY_UNAVAILABLE
+
+    items, _ = read_feed(vendor, token)
+
+    assert items == [_unreadable(i, problem) if i["subject"] == ana_subject else i for i in whole]
+    assert any(i["subject"] != ana_subject for i in items)
+
+
 def test_a_lost_key_fails_that_customers_data_reads_alone(
     app: FastAPI,
     settings: Settings,

@@ -32,8 +32,6 @@ deposit use case builds on it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -68,8 +66,7 @@ class VendorDeposit(SQLModel, table=True):
 
 
 def _digest(vault: Vault, *parts: str) -> bytes:
-    key = vault.keystore.server_key(SERVER_KEY)
-    return hmac.new(key, "\0".join(parts).encode(), hashlib.sha256).digest()
+    return vault.server_mac(SERVER_KEY, "\0".join(parts).encode())
 
 
 def key_hash(vault: Vault, *, vendor_id: str, customer_id: str, idempotency_key: str) -> bytes:

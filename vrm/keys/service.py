@@ -131,14 +131,15 @@ class Vault:
         """Keyed HMAC-SHA256 of a normalised value, for equality lookups
         without storing the value (emails, client addresses)."""
         normalised = unicodedata.normalize("NFKC", value).strip().casefold()
-        key = self.keystore.server_key("blind-index")
-        return hmac.new(key, f"{purpose}\0{normalised}".encode(), hashlib.sha256).digest()
+        return self.server_mac("blind-index", f"{purpose}\0{normalised}".encode())
 
     def server_mac(self, key_name: str, message: bytes) -> bytes:
         """HMAC-SHA256 of ``message`` under the server key ``key_name``.
         A copy of one HMAC keyed once is cheaper than keying anew
         (docs/performance.md#the-drivers-cursor-and-decoding): a refresh
-        hashes four tokens, a history read one id per event."""
+        hashes four tokens, a history read one id per event. Every HMAC under
+        a server key is made here (blind indexes, token hashes, pairwise ids,
+        deposit keys)."""
         keyed = self._keyed.get(key_name)
         if keyed is None:
             key = self.keystore.server_key(key_name)
