@@ -9,8 +9,11 @@ a hook. Every path that erases an account takes :data:`ON_ERASE`: the app
 
 from __future__ import annotations
 
+from consent.audit import events as audit
 from consent.grants import revocation
 from vrm.accounts.service import OnErase
 
-# Vendors holding the customer's data get a tombstone on their feed.
-ON_ERASE: tuple[OnErase, ...] = (revocation.on_account_erased,)
+# The erasure and the end of each grant go on the audit log (while the
+# customer's salt exists); vendors holding the customer's data get a
+# tombstone on their feed.
+ON_ERASE: tuple[OnErase, ...] = (audit.on_account_erased, revocation.on_account_erased)

@@ -1,5 +1,12 @@
 """Imports every table so that SQLModel.metadata knows them all (Alembic)."""
 
+from consent.audit.models import (
+    AuditCheckpoint,
+    AuditCosignature,
+    AuditEntry,
+    AuditHead,
+    AuditNode,
+)
 from consent.grants.models import Grant, GrantChange
 from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.vendors.models import InitialAccessToken, Vendor
@@ -13,6 +20,11 @@ from vrm.vendor_api.models import AccessEvent
 
 __all__ = [
     "AccessEvent",
+    "AuditCheckpoint",
+    "AuditCosignature",
+    "AuditEntry",
+    "AuditHead",
+    "AuditNode",
     "AuthorizationCode",
     "ClientAssertion",
     "Customer",

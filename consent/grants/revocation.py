@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_
 from sqlmodel import Session, col, select, update
 
+from consent.audit import events as audit
 from consent.grants.models import Grant
 from consent.grants.service import _record, accesses_of, details_for, is_active
 from consent.oauth.models import AuthorizationCode, OAuthToken
@@ -154,7 +155,9 @@ def expire_due(session: Session, *, vendor_id: str) -> int:
     ).all()
     added = 0
     for grant in due:
-        added += _tombstone(session, grant, "expired", dedupe=True) is not None
+        if _tombstone(session, grant, "expired", dedupe=True) is not None:
+            audit.consent_changed(session.connection(), grant, "expired", "expiry", {})
+            added += 1
     session.commit()
     return added
 

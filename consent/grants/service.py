@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from consent.audit import events as audit
 from consent.grants import vendor_copy
 from consent.grants.models import Grant, GrantChange
 from consent.policy import Access, parse_scope, simplify, within
@@ -73,7 +74,10 @@ def details_for(accesses: list[Access], purpose: str, grant: Grant) -> list[dict
 
 
 def _record(session: Session, grant: Grant, kind: str, by: str, detail: dict[str, Any]) -> None:
+    """The change on the grant's own history, and on the audit log in the
+    same transaction."""
     session.add(GrantChange(grant_id=grant.id, at=utcnow(), kind=kind, by=by, detail=detail))
+    audit.consent_changed(session.connection(), grant, kind, by, detail)
 
 
 def create(

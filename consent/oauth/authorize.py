@@ -20,6 +20,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from consent.audit import events as audit
 from consent.grants import service as grants
 from consent.oauth.authentication import Login, current_login, must_log_in, prompts, to_login
 from consent.oauth.consent_form import ConsentForm, read_consent
@@ -188,6 +189,14 @@ def _authorize_post(
         message = f"The form was not filled in correctly: {form.problem}."
         return _consent_page(server, oreq, login, error=message, ticked=form.ticked)
     if form.decision != "allow" or (not form.allow and not request.openid):
+        audit.consent_denied(
+            session.connection(),
+            customer_id=login.customer.id,
+            vendor_id=oreq.client.vendor.id,
+            purpose=request.purpose,
+            requested=[a.scope for a in request.accesses],
+        )
+        session.commit()
         denied = AccessDeniedError(redirect_uri=grant.redirect_uri, state=oreq.payload.state)
         return _error(denied, settings)
     now = utcnow()

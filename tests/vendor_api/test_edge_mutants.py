@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, insert, select
 from sqlmodel import Session
 
+from consent.audit.models import AuditEntry, AuditHead
 from consent.grants.models import Grant
 from consent.oauth import bearer
 from consent.oauth.store import TokenRow
 from consent.oauth.tokens import ActiveToken
 from consent.policy import parse_scope
 from consent.vendors.models import Vendor
+from vrm.accounts.models import Customer
 from vrm.crypto.keystore import FileKeyStore
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
@@ -189,7 +191,24 @@ def test_an_access_row_names_who_read_what_never_values(monkeypatch: pytest.Monk
 @pytest.fixture
 def engine() -> Iterator[Engine]:
     engine = create_engine("sqlite://")
-    AccessEvent.__table__.create(engine)  # type: ignore[attr-defined]
+    # What recording a read writes and reads: its access events, the audit
+    # log's entries and head, and the customer's audit salt.
+    for model in (Customer, AccessEvent, AuditHead, AuditEntry):
+        model.__table__.create(engine)  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(insert(AuditHead.__table__).values(id=1, size=0))  # type: ignore[attr-defined]
+        conn.execute(
+            insert(Customer.__table__).values(  # type: ignore[attr-defined]
+                id="ana",
+                email_index=b"i",
+                email_ct=b"c",
+                key_version=1,
+                password_hash="h",
+                created_at=NOW,
+                password_changed_at=NOW,
+                audit_salt=bytes(32),
+            )
+        )
     yield engine
     engine.dispose()
 
@@ -211,8 +230,10 @@ def _stored(engine: Engine) -> list[tuple[Any, ...]]:
 
 def test_every_access_given_is_stored(engine: Engine) -> None:
     with engine.begin() as conn:
-        accesses.add_accesses(conn, [])
-        accesses.add_accesses(conn, [accesses.access_row(READER, ["profile"], ["profile.email"])])
+        accesses.add_accesses(conn, [], via="data")
+        accesses.add_accesses(
+            conn, [accesses.access_row(READER, ["profile"], ["profile.email"])], via="data"
+        )
     assert _stored(engine) == [("shop", ["profile"], ["profile.email"], "read", False)]
     two = [
         accesses.access_row(
@@ -221,7 +242,7 @@ def test_every_access_given_is_stored(engine: Engine) -> None:
         for v in ("v1", "v2")
     ]
     with engine.begin() as conn:
-        accesses.add_accesses(conn, two)
+        accesses.add_accesses(conn, two, via="deposit")
     assert _stored(engine) == [
         ("shop", ["profile"], ["profile.email"], "read", False),
         ("v1", ["history"], ["history"], "write", False),
@@ -230,11 +251,11 @@ def test_every_access_given_is_stored(engine: Engine) -> None:
     # Through a session, in its transaction: stored once it commits.
     with Session(engine) as session:
         accesses.add_accesses(
-            session.connection(), [accesses.access_row(READER, ["preferences"], [])]
+            session.connection(), [accesses.access_row(READER, ["preferences"], [])], via="data"
         )
         # A 304 records that the vendor learned nothing had changed.
         row = accesses.access_row(READER, ["history"], [], action="write", not_modified=True)
-        accesses.add_accesses(session.connection(), [row])
+        accesses.add_accesses(session.connection(), [row], via="data")
         session.commit()
     assert _stored(engine)[:3] == [
         ("shop", ["history"], [], "write", True),

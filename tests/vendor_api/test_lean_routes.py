@@ -120,7 +120,9 @@ def test_a_history_already_in_the_vaults_memory_is_read_in_the_event_loop(
     again = vendor.client.get("/v1/data", headers=bearer(token))
     assert first.status_code == again.status_code == 200, again.text
     assert again.content == first.content
-    expected = ["_finish"] if app.state.engine.dialect.name == "sqlite" else ["answer", "answer"]
+    expected = (
+        ["_finish"] if app.state.engine.dialect.name == "sqlite" else ["_read_only", "_read_only"]
+    )
     assert hops == expected
     add_event(ana, occurred_at="2026-11-03T10:00:00Z", notes="a new one")
     hops.clear()

@@ -201,7 +201,12 @@ def test_erasure_leaves_rows_only_where_they_are_kept_on_purpose(
         "feed_notice": 1,
         # The client address's counter: it counts the address, not Erin.
         "login_throttle": 1,
+        # The audit log: its size, and its entries (by pseudonym, whose salt
+        # went with Erin's account: docs/audit.md).
+        "audit_head": 1,
+        "audit_entry": counts["audit_entry"],
     }
+    assert counts["audit_entry"] > 0
     with Session(app.state.engine) as session:
         token = session.exec(select(OAuthToken)).one()
     assert (token.customer_id, token.grant_id, token.scope) == (None, None, "feed:read")

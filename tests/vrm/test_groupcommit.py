@@ -64,7 +64,7 @@ def _at_once(group: GroupCommit, works: list[Work]) -> list[Any]:
 
 def _insert(customer_id: str) -> Work:
     def work(tx: Transaction) -> int:
-        add_accesses(tx.conn, [_row(customer_id)])
+        add_accesses(tx.conn, [_row(customer_id)], via="data")
         return _count_in(tx.conn)
 
     return work
@@ -84,7 +84,7 @@ def test_a_request_whose_work_fails_loses_its_part_alone(
     app: FastAPI, group: GroupCommit, ana: Person
 ) -> None:
     def fails(tx: Transaction) -> None:
-        add_accesses(tx.conn, [_row(ana.id)])
+        add_accesses(tx.conn, [_row(ana.id)], via="data")
         raise RuntimeError("broken after writing")
 
     before = _count(app)
@@ -99,9 +99,9 @@ def test_what_work_commits_stays_even_if_it_then_fails(
     app: FastAPI, group: GroupCommit, ana: Person
 ) -> None:
     def commits_then_fails(tx: Transaction) -> None:
-        add_accesses(tx.conn, [_row(ana.id)])
+        add_accesses(tx.conn, [_row(ana.id)], via="data")
         tx.commit()
-        add_accesses(tx.conn, [_row(ana.id)])
+        add_accesses(tx.conn, [_row(ana.id)], via="data")
         raise RuntimeError("broken after a commit")
 
     before = _count(app)
@@ -114,9 +114,9 @@ def test_rollback_undoes_what_work_wrote_since_its_last_commit(
     app: FastAPI, group: GroupCommit, ana: Person
 ) -> None:
     def writes_twice_keeps_one(tx: Transaction) -> int:
-        add_accesses(tx.conn, [_row(ana.id)])
+        add_accesses(tx.conn, [_row(ana.id)], via="data")
         tx.commit()
-        add_accesses(tx.conn, [_row(ana.id)])
+        add_accesses(tx.conn, [_row(ana.id)], via="data")
         tx.rollback()
         return _count_in(tx.conn)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Annotated
 
@@ -23,6 +24,10 @@ class Customer(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(sa_type=UTCDateTime)
     password_changed_at: datetime = Field(sa_type=UTCDateTime)
+    # The customer's name in the audit log and the salt of its commitments
+    # (consent/audit/entries.py): erased with the account, which leaves the
+    # log verifiable and its entries about them unlinkable to anyone.
+    audit_salt: bytes = Field(default_factory=lambda: secrets.token_bytes(32))
 
 
 class LoginSession(SQLModel, table=True):

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 
+from consent.audit import log as audit_log
+from consent.audit.entries import Event
 from vrm.dbtypes import utcnow
 from vrm.storage.statements import Statement
 from vrm.vendor_api.edge import Reader
@@ -48,14 +50,43 @@ def access_row(
 # the insert.
 ACCESS_EVENT: Table = AccessEvent.__table__  # type: ignore[attr-defined]
 _INSERT_ACCESS = Statement(insert(ACCESS_EVENT))
-# What recording a read in a group commit writes (vrm/storage/groupcommit.py).
-WRITES = frozenset({ACCESS_EVENT})
+# What recording a read in a group commit writes (vrm/storage/groupcommit.py):
+# the access events and their entries on the audit log.
+WRITES = frozenset({ACCESS_EVENT}) | audit_log.WRITES
+
+_TYPES = {"read": "data.read", "write": "data.deposited"}
 
 
-def add_accesses(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert access events (from :func:`access_row`). The caller commits,
-    before answering."""
+def add_accesses(conn: Connection, rows: list[dict[str, Any]], *, via: str) -> None:
+    """Insert access events (from :func:`access_row`), and append each to
+    the audit log; ``via`` names the way in (``data``, ``feed``,
+    ``deposit``). The caller commits, before answering."""
+    if not rows:
+        return
     if len(rows) == 1:
         _INSERT_ACCESS.execute(conn, rows[0])
-    elif rows:
+    else:
         _INSERT_ACCESS.execute_many(conn, rows)
+    audit_log.append(conn, [_entry(row, via) for row in rows])
+
+
+def _entry(row: dict[str, Any], via: str) -> Event:
+    details: dict[str, Any] = {
+        "via": via,
+        "purpose": row["purpose"],
+        "categories": row["categories"],
+        "fields": row["fields"],
+    }
+    if row["not_modified"]:
+        details["not_modified"] = True
+    return Event(
+        type=_TYPES[row["action"]],
+        at=row["at"],
+        customer_id=row["customer_id"],
+        vendor_id=row["vendor_id"],
+        grant_id=row["grant_id"],
+        details=details,
+        # The vendor's name for the customer, which only a salt-holder can
+        # match to the entry.
+        personal={"subject": row["subject"]},
+    )

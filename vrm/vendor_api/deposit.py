@@ -92,7 +92,7 @@ def deposit(
             # time the event was created, and would name its vendor.
             access = access_row(reader, [history.CATEGORY], [history.CATEGORY], action="write")
             at = deposits.start_of(record.created_on)
-            add_accesses(session.connection(), [{**access, "at": at}])
+            add_accesses(session.connection(), [{**access, "at": at}], via="deposit")
             session.commit()
         except IntegrityError:
             session.rollback()

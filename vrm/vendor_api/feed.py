@@ -87,6 +87,10 @@ def read(
     else:
         # Everything up to the high-water mark is read; resume after it.
         next_position = Position(high) if high >= after.seq else after
+    # The snapshot ends here: on PostgreSQL a REPEATABLE READ transaction
+    # cannot take its turn at the audit log's head once another append has
+    # committed since it began (vrm.db.read_snapshot).
+    session.commit()
     # One statement for the page's access events (one per customer and
     # grant whose data it carries): a thousand single inserts cost more
     # than the page's reads.
@@ -101,6 +105,7 @@ def read(
             for reads in page.reads.values()
             if reads.fields
         ],
+        via="feed",
     )
     session.commit()
     return FeedPage(items=items, next_cursor=given.encode(next_position), has_more=has_more)

@@ -11,9 +11,10 @@ in a read transaction of its own (but for opening history events not in the
 vault's memory, which runs in the threadpool), and the access events of the
 reads answered within two turns of the loop are committed together
 (vrm/storage/groupcommit.py); on PostgreSQL a read runs in the threadpool,
-in one REPEATABLE READ snapshot with its own access event. Either way a read sees
-one snapshot, so it never mixes a grant that was active with data written
-after it was revoked.
+in one REPEATABLE READ snapshot, and its access event joins the group commit
+too. Either way a read sees one snapshot, so it never mixes a grant that was
+active with data written after it was revoked, and its access event and
+audit entry (consent/audit) commit together before the answer is sent.
 
 ``vrm.app.App`` sends a GET to these paths to :data:`vendor_read` ahead of
 FastAPI's middleware and routing; the same table (vrm/lean.py) makes them
@@ -175,23 +176,44 @@ def _problem(exc: VRMError, scope: Scope) -> tuple[Response, None]:
     return problem_for(exc, scope["method"], scope["path"]), None
 
 
-def answer(engine: Engine, vault: Vault, scope: Scope, category: str | None) -> Response:
-    """One read on a connection of its own, its access event committed in
-    the read's transaction (PostgreSQL: one REPEATABLE READ snapshot, so a
-    read never mixes a grant that was active with data written after it was
-    revoked). Closing the connection rolls back whatever was not committed."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="REPEATABLE READ")
-        access: dict[str, Any] | None
-        try:
-            response, access = _finish(conn, vault, _begin(conn, vault, scope, category))
-        except VRMError as exc:
-            response, access = _problem(exc, scope)
-        if access is not None:
-            accesses.add_accesses(conn, [access])
-            conn.commit()
+def _snapshot_read(
+    conn: Connection, vault: Vault, scope: Scope, category: str | None
+) -> tuple[Response, dict[str, Any] | None]:
+    # PostgreSQL: one REPEATABLE READ snapshot, so a read never mixes a grant
+    # that was active with data written after it was revoked.
+    if conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    try:
+        return _finish(conn, vault, _begin(conn, vault, scope, category))
+    except VRMError as exc:
+        return _problem(exc, scope)
+
+
+def _read_only(
+    engine: Engine, vault: Vault, scope: Scope, category: str | None
+) -> tuple[Response, dict[str, Any] | None]:
+    with engine.connect() as conn:  # closing it ends the read's transaction
+        return _snapshot_read(conn, vault, scope, category)
+
+
+async def _in_threadpool(state: Any, scope: Scope, category: str | None) -> Response:
+    """On PostgreSQL: the read in the threadpool, in a snapshot of its own,
+    then its access event and audit entry in the app's group commit (one
+    commit for the reads answered together, and one turn each at the audit
+    log's head, where a REPEATABLE READ transaction writing it would fail
+    whenever another read wrote first). The answer waits for that commit."""
+    response, access = await run_in_threadpool(
+        _read_only, state.engine, state.vault, scope, category
+    )
+    if access is not None:
+        await _record(state, access)
     return response
+
+
+async def _record(state: Any, access: dict[str, Any]) -> None:
+    await groupcommit.of(state).run(
+        accesses.WRITES, lambda tx: accesses.add_accesses(tx.conn, [access], via="data")
+    )
 
 
 async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
@@ -223,9 +245,7 @@ async def _inline(state: Any, scope: Scope, category: str | None) -> Response:
         except VRMError as exc:
             response, access = _problem(exc, scope)
     if access is not None:
-        await groupcommit.of(state).run(
-            accesses.WRITES, lambda tx: accesses.add_accesses(tx.conn, [access])
-        )
+        await _record(state, access)
     return response
 
 
@@ -247,13 +267,7 @@ class VendorRead:
             # history (_inline).
             response = await _inline(state, scope, category)
         else:
-            response = await run_in_threadpool(
-                answer,
-                state.engine,
-                state.vault,
-                scope,
-                category,
-            )
+            response = await _in_threadpool(state, scope, category)
         await response(scope, receive, send)
 
 
