@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from consent.audit import tree as audit_tree
+from consent.audit.routes import router as audit_router
 from consent.grants import export as grants_export
 from consent.grants.routes import router as grants_router
 from consent.login import router as login_router
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpoints = start_checkpoints(engine)
         purging = purge.start(engine, settings)
+        signing = audit_tree.start(engine, settings, keystore.server_key(audit_tree.KEY_NAME))
         # What start-up made lives as long as the server: out of the garbage
         # collector's sight, a full collection walks only what requests made,
         # and no longer stalls every connection for tens of milliseconds
@@ -89,6 +92,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
         gc.unfreeze()
         if purging is not None:
             purging.stop()
+        if signing is not None:
+            signing.stop()
         if checkpoints is not None:
             checkpoints.stop()
         groupcommit.close(app.state)
@@ -112,6 +117,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     )
     app.state.passwords = Passwords(settings)
     app.state.oauth = OAuthServer(settings, app.state.vault)
+    app.state.audit_signer = audit_tree.signer(settings, keystore.server_key(audit_tree.KEY_NAME))
     # What the layers above the store add to the customer's export (vrm/export).
     app.state.export_sections = {**grants_export.SECTIONS, **vendor_export.SECTIONS}
     # And what they do when an account is erased (vrm/hooks.py).
@@ -141,6 +147,7 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.include_router(login_router)
     app.include_router(deposit_router)
     app.include_router(feed_router)
+    app.include_router(audit_router)
 
     apidocs.install(app)
     openapi.install(app)

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: Annotated[int, Field(ge=1)] = 600
     refresh_idle_seconds: Annotated[int, Field(ge=1)] = 30 * 24 * 3600
 
+    # The audit log (consent/audit, docs/audit.md): each `vrm serve` process
+    # looks this often for entries committed since the last checkpoint, and
+    # signs a new one if there are (0: never).
+    audit_checkpoint_seconds: Annotated[float, Field(ge=0)] = 2.0
+
     # Purging (vrm/purge.py; docs/operations.md, "Purging", says why each
     # default): how long each kind of row is kept once it is of no more use.
     # Every purge_interval_seconds in each `vrm serve` process (0: never;

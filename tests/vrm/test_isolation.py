@@ -222,6 +222,7 @@ def _url(path: str, probe: Probe) -> str:
         .replace("{session_id}", probe.session_id)
         .replace("{category}", "profile")
         .replace("{name}", "swagger-ui.css")  # the API docs' assets
+        .replace("{path}", "0/000")  # the audit log's first tile
     )
     assert "{" not in url, f"the walker does not know the path parameters of {path}"
     return url

@@ -58,6 +58,8 @@ SERVER_KEYS = (
     ServerKey("pairwise-event", ("consent_grant",)),
     ServerKey("signing-es256", ("consent_grant",)),
     ServerKey("deposit-key", ("vendor_deposit",)),
+    # The seed of the audit log's Ed25519 checkpoint key (consent/audit/tree.py).
+    ServerKey("audit-log", ("audit_checkpoint",)),
     # Binds form tokens to a login session: nothing stored outlives a form.
     ServerKey("csrf", ()),
 )
