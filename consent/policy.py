@@ -41,6 +41,10 @@ OPENID = "openid"
 # Scopes a vendor holds for itself (client credentials), naming no
 # customer's data: the change feed of its own grants.
 VENDOR_SCOPES = ("feed:read",)
+# An auditor's (client credentials): the audit log, never customer data.
+AUDITOR_SCOPES = ("audit:read",)
+# What each kind of client may hold for itself (consent.vendors.models.Vendor.role).
+CLIENT_SCOPES: dict[str, tuple[str, ...]] = {"vendor": VENDOR_SCOPES, "auditor": AUDITOR_SCOPES}
 Action = Literal["read", "write"]
 
 # OpenID Connect's standard scopes that ask for claims (Core 5.4), as the

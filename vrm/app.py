@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from consent.audit import auditors as audit_auditors
+from consent.audit import customer as audit_customer
 from consent.audit import tree as audit_tree
 from consent.audit.routes import router as audit_router
 from consent.grants import export as grants_export
@@ -119,7 +121,11 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.state.oauth = OAuthServer(settings, app.state.vault)
     app.state.audit_signer = audit_tree.signer(settings, keystore.server_key(audit_tree.KEY_NAME))
     # What the layers above the store add to the customer's export (vrm/export).
-    app.state.export_sections = {**grants_export.SECTIONS, **vendor_export.SECTIONS}
+    app.state.export_sections = {
+        **grants_export.SECTIONS,
+        **vendor_export.SECTIONS,
+        **audit_customer.SECTIONS,
+    }
     # And what they do when an account is erased (vrm/hooks.py).
     app.state.on_erase = hooks.ON_ERASE
     # Routes read settings from app.state (vrm.deps.app_settings), not via
@@ -148,6 +154,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.include_router(deposit_router)
     app.include_router(feed_router)
     app.include_router(audit_router)
+    app.include_router(audit_customer.router)
+    app.include_router(audit_auditors.router)
 
     apidocs.install(app)
     openapi.install(app)

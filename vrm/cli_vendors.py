@@ -172,7 +172,7 @@ def list_cmd(
     """List the vendors, disabled ones included. Shows no secret; --json
     adds every registered field."""
     with _registry() as (session, _vault):
-        vendors = service.list_vendors(session=session)
+        vendors = service.list_vendors(session=session)  # auditors: vrm auditors list
     if as_json:
         typer.echo(json.dumps([_public(v) for v in vendors]))
         return

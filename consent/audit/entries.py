@@ -59,9 +59,11 @@ TYPES = frozenset(
         # The account (vrm/accounts, vrm/export).
         "account.exported",
         "account.erased",
-        # Vendors (consent/vendors).
+        # Vendors and auditors (consent/vendors).
         "vendor.registered",
         "vendor.disabled",
+        "auditor.registered",
+        "auditor.disabled",
         # Server keys (vrm keys rotate).
         "key.rotated",
     }

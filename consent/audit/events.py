@@ -4,6 +4,7 @@ consent, token, data or account event into log entries
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sqlmodel import Session, col, select
 from consent.audit import log
 from consent.audit.entries import Event
 from consent.grants.models import Grant
+from consent.vendors.models import Vendor
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow
 
@@ -102,3 +104,129 @@ def consent_denied(
             )
         ],
     )
+
+
+def _family(family_id: str) -> str:
+    # A client-credentials token's family id is its row id, which is part of
+    # the token itself: the log names families by a hash of the id.
+    return hashlib.sha256(b"vrm token family " + family_id.encode()).hexdigest()[:32]
+
+
+def token_issued(conn: Connection, row: Mapping[str, Any], grant_type: str) -> None:
+    """A token issued at the token endpoint (``row``: the token's row, as
+    consent/oauth/server.py writes it): ``token.refreshed`` for a refresh,
+    ``token.issued`` otherwise."""
+    kind = "token.refreshed" if grant_type == "refresh_token" else "token.issued"
+    details: dict[str, Any] = {
+        "grant_type": grant_type,
+        "family": _family(row["family_id"]),
+        "scopes": sorted(row["scope"].split()),
+        "expires_at": _iso(row["expires_at"]),
+    }
+    if row["refresh_expires_at"] is not None:
+        details["refresh_expires_at"] = _iso(row["refresh_expires_at"])
+    log.append(
+        conn,
+        [
+            Event(
+                type=kind,
+                at=row["issued_at"],
+                customer_id=row["customer_id"],
+                vendor_id=row["vendor_id"],
+                grant_id=row["grant_id"],
+                details=details,
+            )
+        ],
+    )
+
+
+def token_revoked(
+    conn: Connection,
+    *,
+    vendor_id: str,
+    customer_id: str | None,
+    grant_id: str | None,
+    family_id: str,
+    whole_family: bool,
+    reason: str,
+    reused: str | None = None,
+) -> None:
+    """A token revoked (RFC 7009), or its whole family: at the vendor's
+    request (``reason``: ``vendor``) or because a refresh token or code was
+    used twice (``reason``: ``reuse``, ``reused``: which), which is logged
+    first as ``token.reuse_detected``."""
+    now = utcnow()
+    common: dict[str, Any] = {
+        "customer_id": customer_id,
+        "vendor_id": vendor_id,
+        "grant_id": grant_id,
+    }
+    events = []
+    if reused is not None:
+        events.append(
+            Event(
+                type="token.reuse_detected",
+                at=now,
+                details={"family": _family(family_id), "reused": reused},
+                **common,
+            )
+        )
+    events.append(
+        Event(
+            type="token.family_revoked" if whole_family else "token.revoked",
+            at=now,
+            details={"family": _family(family_id), "reason": reason},
+            **common,
+        )
+    )
+    log.append(conn, events)
+
+
+_ACCESS_TYPES = {"read": "data.read", "write": "data.deposited"}
+
+
+def data_access(
+    *,
+    action: str,
+    at: datetime,
+    customer_id: str,
+    vendor_id: str,
+    grant_id: str,
+    subject: str,
+    purpose: str,
+    categories: list[str],
+    fields: list[str],
+    via: str,
+    not_modified: bool = False,
+) -> Event:
+    """A vendor's read (``action`` ``read``) or deposit (``write``) of one
+    customer's data, through ``via`` (``data``, ``feed``, ``deposit``,
+    ``userinfo``): names of what was returned, never values. The subject
+    the vendor knows the customer by is committed to, not written."""
+    details: dict[str, Any] = {
+        "via": via,
+        "purpose": purpose,
+        "categories": categories,
+        "fields": fields,
+    }
+    if not_modified:
+        details["not_modified"] = True
+    return Event(
+        type=_ACCESS_TYPES[action],
+        at=at,
+        customer_id=customer_id,
+        vendor_id=vendor_id,
+        grant_id=grant_id,
+        details=details,
+        personal={"subject": subject},
+    )
+
+
+def vendor_changed(conn: Connection, vendor: Vendor, kind: str, *, by: str) -> None:
+    """A vendor registered (by the operator or by itself) or disabled; or
+    an auditor (``auditor.registered``, ``auditor.disabled``)."""
+    details: dict[str, Any] = {"by": by}
+    if kind == "registered":
+        details["name"] = vendor.name
+    event = Event(type=f"{vendor.role}.{kind}", at=utcnow(), vendor_id=vendor.id, details=details)
+    log.append(conn, [event])

@@ -1,9 +1,10 @@
 """The log's public face: its checkpoint, its tree as C2SP tlog-tiles, the
 same proofs as JSON, and the key that signs it (docs/audit.md).
 
-All of it is hashes and signatures: nothing here says who did what.
-Everything is read-only and, but the checkpoint, never changes once served,
-so it is cacheable forever. Only what a signed checkpoint covers is served:
+All of it is hashes and signatures, public: nothing here says who did
+what, but the entry bundles, which only auditors get. Everything is
+read-only and, but the checkpoint, never changes once served, so it is
+cacheable forever. Only what a signed checkpoint covers is served:
 a tile or proof beyond it would commit to nothing.
 """
 
@@ -14,10 +15,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from starlette.responses import Response
 
-from consent.audit import merkle, tiles, tree
+from consent.audit import log, merkle, tiles, tree
+from consent.audit.auditor_auth import AuditorDep
 from consent.audit.models import AuditCheckpoint
 from consent.audit.note import Signer
 from vrm.db import SessionDep
@@ -78,11 +80,40 @@ def checkpoint(session: SessionDep) -> Response:
     )
 
 
+@router.get("/audit/v1/tile/entries/{path:path}", responses=problems(NotFound))
+def entry_bundle(path: str, session: SessionDep, _auditor: AuditorDep) -> Response:
+    """The entries of a level-0 tile (C2SP tlog-tiles entry bundle:
+    ``tile/entries/<N>[.p/<W>]``), for auditors: each entry as a
+    big-endian 16-bit length and its bytes."""
+    try:
+        index, width = tiles.parse_entries_path("tile/entries/" + path)
+    except ValueError as exc:
+        raise NotFound(f"No such entry bundle: {exc}") from None
+    conn = session.connection()
+    size = _latest(conn).size
+    wanted = tiles.TILE_WIDTH if width is None else width
+    available = _tile_width(size, 0, index)
+    if available is None or available < wanted:
+        raise NotFound("No signed checkpoint covers that bundle yet.")
+    if width is None and available != tiles.TILE_WIDTH:
+        raise NotFound("That bundle is not full yet; ask for its partial width.")
+    start = index * tiles.TILE_WIDTH
+    entry = log.ENTRY
+    bodies = conn.execute(
+        select(entry.c.body)
+        .where(entry.c.idx >= start, entry.c.idx < start + wanted)
+        .order_by(entry.c.idx)
+    ).scalars()
+    return Response(
+        tiles.encode_bundle(list(bodies)),
+        media_type="application/octet-stream",
+        headers={"Cache-Control": "private, max-age=31536000, immutable"},
+    )
+
+
 @router.get("/audit/v1/tile/{path:path}", responses=problems(NotFound, ValidationFailed))
 def tile(path: str, session: SessionDep) -> Response:
     """A tile of hashes (C2SP tlog-tiles): ``tile/<L>/<N>[.p/<W>]``."""
-    if path.startswith("entries/"):
-        raise NotFound("Entry bundles are for auditors: /audit/v1/entries.")
     try:
         level, index, width = tiles.parse_tile_path("tile/" + path)
     except ValueError as exc:

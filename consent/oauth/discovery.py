@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from consent.oauth import keys
 from consent.oauth.client_auth import ASSERTION_ALGS, TOKEN_AUTH_METHODS
-from consent.policy import CLAIMS, OPENID, VENDOR_SCOPES, all_scopes
+from consent.policy import AUDITOR_SCOPES, CLAIMS, OPENID, VENDOR_SCOPES, all_scopes
 from consent.scopes import PURPOSES
 from vrm.deps import SettingsDep, VaultDep
 from vrm.settings import Settings
@@ -41,7 +41,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "jwks_uri": f"{issuer}/oauth/jwks",
         "userinfo_endpoint": f"{issuer}/oauth/userinfo",
-        "scopes_supported": [OPENID, *all_scopes(), *VENDOR_SCOPES],
+        "scopes_supported": [OPENID, *all_scopes(), *VENDOR_SCOPES, *AUDITOR_SCOPES],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": [keys.ALG],
         "claims_supported": [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 
+from consent.audit import events as audit
 from consent.oauth import store, tokens
 from consent.oauth.authlib_models import Client, Token, TokenLookup
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
@@ -24,9 +25,26 @@ class Revocation(TokenLookup, RevocationEndpoint):
 
     def revoke_token(self, token: Token, request: Request) -> None:
         tx = request.tx
+        row = token.row
         if token.kind == "refresh_token":
             # RFC 7009 2.1: revoking a refresh token ends its access tokens too.
-            tokens.revoke_family(tx.conn, token.row.grant_id, token.row.family_id)
+            tokens.revoke_family(
+                tx.conn,
+                vendor_id=row.vendor_id,
+                customer_id=row.customer_id,
+                grant_id=row.grant_id,
+                family_id=row.family_id,
+                reason="vendor",
+            )
         else:
-            store.revoke_token(tx.conn, token.row.id, utcnow())
+            store.revoke_token(tx.conn, row.id, utcnow())
+            audit.token_revoked(
+                tx.conn,
+                vendor_id=row.vendor_id,
+                customer_id=row.customer_id,
+                grant_id=row.grant_id,
+                family_id=row.family_id,
+                whole_family=False,
+                reason="vendor",
+            )
         tx.commit()

@@ -41,6 +41,7 @@ from authlib.oauth2.rfc6749 import ClientAuthentication, UnsupportedResponseType
 from authlib.oauth2.rfc6749.authorization_server import _create_grant
 from starlette.responses import Response
 
+from consent.audit import events as audit
 from consent.grants.models import Grant
 from consent.oauth import rows, store, tokens
 from consent.oauth.answers import JSONAnswer
@@ -217,6 +218,7 @@ class Server(AuthorizationServer):
             "refresh_scope": refresh_scope if refresh else None,
         }
         store.insert_token(request.tx.conn, **row)
+        audit.token_issued(request.tx.conn, row, grant_type)
         request.tx.commit()
 
     def create_oauth2_request(self, request: Request) -> Request:

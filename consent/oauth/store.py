@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 
+from consent.audit import log as audit_log
 from consent.grants.models import Grant
 from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.oauth.rows import GRANT, GRANTS, VENDOR, VENDORS, loaded, table_of
@@ -65,7 +66,8 @@ ASSERTION = table_of(ClientAssertion)
 # What the token, revocation and introspection endpoints write, in a group
 # commit (vrm/storage/groupcommit.py): never a vendor, grant or customer,
 # whose rows a group may read once for all its requests.
-ENDPOINT_WRITES = frozenset({TOKEN, CODE, ASSERTION})
+# Their entries on the audit log too (consent/audit/log.py).
+ENDPOINT_WRITES = frozenset({TOKEN, CODE, ASSERTION}) | audit_log.WRITES
 
 # A token with its vendor and (left join: client credentials have none) its
 # grant in one query; grant columns are labelled ``g_<name>``.

@@ -15,11 +15,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, or_
 
+from consent.audit import events as audit
 from consent.grants import service as grants
 from consent.grants.models import Grant
 from consent.oauth import store
 from consent.oauth.store import TokenRow
-from consent.policy import VENDOR_SCOPES, Access, effective
+from consent.policy import CLIENT_SCOPES, Access, effective
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 
@@ -66,7 +67,8 @@ class ActiveToken:
     grant: Grant | None
     accesses: list[Access]
     openid: bool
-    # Vendor-wide scopes of a client-credentials token (feed:read).
+    # The client's own scopes of a client-credentials token (feed:read for
+    # a vendor, audit:read for an auditor).
     vendor_scopes: tuple[str, ...] = ()
     # All of it as a scope string (what a token response and introspection
     # say the token may do).
@@ -82,7 +84,8 @@ def _usable(
         if row.grant_id is not None:  # its grant is gone
             return None
         # Client credentials: vendor-wide scopes, no customer data.
-        vendor_scopes = tuple(s for s in scope.split() if s in VENDOR_SCOPES)
+        own = CLIENT_SCOPES[vendor.role]
+        vendor_scopes = tuple(s for s in scope.split() if s in own)
         return ActiveToken(row, vendor, None, [], False, vendor_scopes, " ".join(vendor_scopes))
     if not grants.is_active(grant, now):
         return None
@@ -195,7 +198,28 @@ def consume_refresh(conn: Connection, row: TokenRow) -> bool:
     return store.consume_refresh(conn, row.id, utcnow())
 
 
-def revoke_family(conn: Connection, grant_id: str | None, family_id: str) -> None:
+def revoke_family(
+    conn: Connection,
+    *,
+    vendor_id: str,
+    customer_id: str | None,
+    grant_id: str | None,
+    family_id: str,
+    reason: str,
+    reused: str | None = None,
+) -> None:
     """Revoke every token of the family (all of one authorization), which
-    lives under its grant."""
+    lives under its grant, and log it (consent/audit/events.py): at the
+    vendor's request, or because ``reused`` (a refresh token or a code) was
+    used twice."""
     store.revoke_family(conn, grant_id, family_id, utcnow())
+    audit.token_revoked(
+        conn,
+        vendor_id=vendor_id,
+        customer_id=customer_id,
+        grant_id=grant_id,
+        family_id=family_id,
+        whole_family=True,
+        reason=reason,
+        reused=reused,
+    )

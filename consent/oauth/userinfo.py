@@ -26,3 +26,10 @@ def userinfo(session: Session, vault: Vault, active: tokens.ActiveToken) -> dict
         if field in profile:
             answer[claim] = profile[field]
     return answer
+
+
+def shown_fields(active: tokens.ActiveToken, answer: dict[str, Any]) -> list[str]:
+    """The profile fields :func:`userinfo` put in ``answer``, by name."""
+    return sorted(
+        f"profile.{field}" for field, claim in claims(active.accesses).items() if claim in answer
+    )

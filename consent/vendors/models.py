@@ -33,6 +33,10 @@ class Vendor(SQLModel, table=True):
     jwks: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # "operator" (vrm vendors add) or "dynamic" (RFC 7591).
     registered_by: str = Field(default="operator", max_length=16)
+    # "vendor", or "auditor" (vrm auditors add): a client that may take
+    # client-credentials tokens for the audit log and for nothing else
+    # (consent.policy.CLIENT_SCOPES).
+    role: str = Field(default="vendor", max_length=16)
     # RFC 7592 registration access token, as a keyed hash.
     registration_token_hash: bytes | None = None
     created_at: datetime = Field(sa_type=UTCDateTime)

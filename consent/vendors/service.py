@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
+from consent.audit import events as audit
 from consent.grants import revocation
 from consent.grants.models import Grant
 from consent.vendors.errors import InvalidClientMetadata
@@ -32,6 +33,7 @@ from vrm.errors import Conflict, NotFound, ValidationFailed
 from vrm.keys.service import Vault
 
 CLIENT_ID_PREFIX = "vnd_"
+AUDITOR_ID_PREFIX = "aud_"
 UNKNOWN_VENDOR = "No vendor has this client id."
 PRIVATE_KEY_JWT = "private_key_jwt"
 
@@ -77,6 +79,7 @@ def register(
     )
     vendor, secret = _new_vendor(vault, metadata, registered_by)
     session.add(vendor)
+    audit.vendor_changed(session.connection(), vendor, "registered", by=registered_by)
     session.commit()
     session.refresh(vendor)
     return vendor, secret
@@ -110,8 +113,41 @@ def get(session: Session, client_id: str) -> Vendor | None:
     return session.get(Vendor, client_id)
 
 
-def list_vendors(session: Session) -> list[Vendor]:
-    return list(session.exec(select(Vendor).order_by(col(Vendor.created_at), col(Vendor.id))).all())
+def list_vendors(session: Session, *, role: str = "vendor") -> list[Vendor]:
+    """The vendors (or, with ``role="auditor"``, the auditors), oldest first."""
+    return list(
+        session.exec(
+            select(Vendor)
+            .where(Vendor.role == role)
+            .order_by(col(Vendor.created_at), col(Vendor.id))
+        ).all()
+    )
+
+
+def register_auditor(session: Session, vault: Vault, *, name: str) -> tuple[Vendor, str]:
+    """An auditor: a confidential client that takes client-credentials
+    tokens for the audit log (``audit:read``) and for nothing else, with no
+    redirect URI, so no customer can ever be asked to grant it anything.
+    Returns it and its client secret, which exists only in this value."""
+    if not name.strip() or len(name) > 200:
+        raise InvalidClientMetadata("an auditor's name is 1 to 200 characters")
+    secret = _new_secret()
+    auditor = Vendor(
+        id=AUDITOR_ID_PREFIX + secrets.token_urlsafe(16),
+        name=name,
+        secret_hash=vault.token_hash(secret),
+        redirect_uris=[],
+        token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method name
+        grant_types=["client_credentials"],
+        registered_by="operator",
+        role="auditor",
+        created_at=utcnow(),
+    )
+    session.add(auditor)
+    audit.vendor_changed(session.connection(), auditor, "registered", by="operator")
+    session.commit()
+    session.refresh(auditor)
+    return auditor, secret
 
 
 def _existing(session: Session, client_id: str) -> Vendor:
@@ -129,6 +165,7 @@ def disable(session: Session, client_id: str) -> Vendor:
         vendor.disabled_at = utcnow()
         session.add(vendor)
         _end_grants(session, vendor, by="operator")
+        audit.vendor_changed(session.connection(), vendor, "disabled", by="operator")
         session.commit()
         session.refresh(vendor)
     return vendor
@@ -230,6 +267,7 @@ def register_dynamic(
     token = _new_secret()
     vendor.registration_token_hash = vault.token_hash(token)
     session.add(vendor)
+    audit.vendor_changed(session.connection(), vendor, "registered", by="dynamic")
     session.commit()
     session.refresh(vendor)
     return DynamicRegistration(vendor=vendor, client_secret=secret, registration_token=token)
@@ -279,6 +317,7 @@ def delete_registration(session: Session, vendor: Vendor) -> None:
     if vendor.disabled_at is None:
         vendor.disabled_at = utcnow()
         _end_grants(session, vendor, by="vendor")
+        audit.vendor_changed(session.connection(), vendor, "disabled", by="vendor")
     vendor.registration_token_hash = None
     session.add(vendor)
     session.commit()

@@ -54,15 +54,20 @@ def test_a_grant_and_a_read_are_logged_with_pseudonyms_and_field_names_only(
     assert r.status_code == 200, r.text
 
     found = _entries(app.state.engine)
-    assert [e["type"] for e in found] == ["consent.granted", "data.read"]
-    assert [e["idx"] for e in found] == [0, 1]
-    granted, read = found
+    assert [e["type"] for e in found] == [
+        "vendor.registered",
+        "consent.granted",
+        "token.issued",
+        "data.read",
+    ]
+    assert [e["idx"] for e in found] == [0, 1, 2, 3]
+    _, granted, _, read = found
     salt = _salt(app.state.engine, ana.id)
     pseudonym = entries.pseudonym(salt)
     with Session(app.state.engine) as session:
         grant = session.exec(select(Grant)).one()
     assert granted == {
-        "idx": 0,
+        "idx": 1,
         "v": 1,
         "type": "consent.granted",
         "at": granted["at"],
@@ -77,7 +82,7 @@ def test_a_grant_and_a_read_are_logged_with_pseudonyms_and_field_names_only(
     }
     subject = r.json()["sub"] if "sub" in r.json() else None
     assert read == {
-        "idx": 1,
+        "idx": 3,
         "v": 1,
         "type": "data.read",
         "at": read["at"],
@@ -119,7 +124,7 @@ def test_a_denial_narrowing_and_revocation_are_logged(
     r = ana.client.delete(f"/api/v1/me/grants/{grant_id}")
     assert r.status_code in (200, 204), r.text
 
-    found = _entries(app.state.engine)
+    found = _entries(app.state.engine)[1:]  # after the vendor's registration
     assert [e["type"] for e in found] == [
         "consent.denied",
         "consent.granted",
@@ -142,7 +147,7 @@ def test_erasure_is_logged_and_leaves_its_customer_unlinkable(
     r = ana.client.request("DELETE", "/api/v1/me", json={"password": PASSWORD})
     assert r.status_code == 204, r.text
 
-    found = _entries(app.state.engine)
+    found = _entries(app.state.engine)[1:]  # after the vendor's registration
     assert [e["type"] for e in found] == ["consent.granted", "consent.revoked", "account.erased"]
     assert found[1]["by"] == "account_deleted"
     assert {e["customer"] for e in found} == {entries.pseudonym(salt)}
@@ -176,7 +181,7 @@ def test_the_database_refuses_to_change_or_remove_an_entry(
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn, pytest.raises(DBAPIError, match="append-only"):
             conn.execute(text("TRUNCATE audit_entry"))
-    assert [e["type"] for e in _entries(engine)] == ["consent.granted"]
+    assert [e["type"] for e in _entries(engine)] == ["vendor.registered", "consent.granted"]
 
 
 def _seed_tree_rows(conn: Any) -> None:
@@ -207,7 +212,7 @@ def test_a_change_whose_entry_cannot_be_appended_is_rolled_back(
     monkeypatch.undo()
     with Session(app.state.engine) as session:
         assert session.exec(select(Grant)).all() == []
-    assert _entries(app.state.engine) == []
+    assert [e["type"] for e in _entries(app.state.engine)] == ["vendor.registered"]
 
 
 def test_an_entry_whose_change_fails_is_rolled_back_with_it(
@@ -223,7 +228,7 @@ def test_an_entry_whose_change_fails_is_rolled_back_with_it(
     auth = start(ana, vendor, "profile.email:read")
     assert decide(ana, auth).page.status_code == 500
     monkeypatch.undo()
-    assert _entries(app.state.engine) == []
+    assert [e["type"] for e in _entries(app.state.engine)] == ["vendor.registered"]
     with Session(app.state.engine) as session:
         assert session.exec(select(Grant)).all() == []
 

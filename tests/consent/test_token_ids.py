@@ -184,7 +184,14 @@ def test_a_client_credentials_token_is_a_family_of_one(app: FastAPI, vendor: Ven
     row = _row(app, one["access_token"][4:36])
     assert row.grant_id is None
     with Session(app.state.engine) as session:
-        tokens.revoke_family(session.connection(), None, row.family_id)
+        tokens.revoke_family(
+            session.connection(),
+            vendor_id=row.vendor_id,
+            customer_id=None,
+            grant_id=None,
+            family_id=row.family_id,
+            reason="vendor",
+        )
         session.commit()
     assert vendor.introspect(one["access_token"]) == {"active": False}
     assert vendor.introspect(other["access_token"])["active"] is True

@@ -117,7 +117,7 @@ def test_export_holds_exactly_what_the_customer_stored(ana: Person) -> None:
     [session] = body["sessions"]
     assert body == {
         "schema": "urn:vrm:export",
-        "schema_version": 2,
+        "schema_version": 3,
         "exported_at": body["exported_at"],
         "account": {
             "id": ana.id,
@@ -143,7 +143,10 @@ def test_export_holds_exactly_what_the_customer_stored(ana: Person) -> None:
         "pairwise_ids": [],
         "access_log": [],
         "deposits": [],
+        # The audit log's one entry about ana: this export (tests/audit).
+        "audit_log": [{"index": 0, "entry": body["audit_log"][0]["entry"]}],
     }
+    assert body["audit_log"][0]["entry"]["type"] == "account.exported"
     assert recent(body["exported_at"])
     assert recent(account["created_at"])
     # The login of the ana fixture, for the configured lifetime.

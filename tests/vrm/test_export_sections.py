@@ -151,8 +151,8 @@ def test_the_schema_is_served_without_a_session_as_it_ships(vendor: Vendor) -> N
     assert r.json() == json.loads(shipped)
     Draft202012Validator.check_schema(r.json())
     assert r.json()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert r.json()["$id"] == "urn:vrm:export:2"
-    assert r.json()["properties"]["schema_version"] == {"const": 2}
+    assert r.json()["$id"] == "urn:vrm:export:3"
+    assert r.json()["properties"]["schema_version"] == {"const": 3}
 
 
 def test_every_fixed_shape_in_the_schema_is_closed(vendor: Vendor) -> None:
@@ -361,6 +361,7 @@ def test_the_export_holds_a_value_from_every_table_that_holds_the_customers_data
     assert list(body) == [
         "schema", "schema_version", "exported_at", "account", "profile", "preferences",
         "history", "sessions", "grants", "receipts", "pairwise_ids", "access_log", "deposits",
+        "audit_log",
     ]  # fmt: skip
 
 

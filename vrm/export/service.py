@@ -5,7 +5,8 @@ The store's own sections (account, profile, preferences, history,
 sessions) are here. The layers above hand theirs in when the app is
 composed (``vrm.app.create_app``): the grants, their signed receipts and
 the pairwise ids (consent/grants/export.py), the access log and the
-deposits (vrm/vendor_api/export.py). The store imports none of them: a
+deposits (vrm/vendor_api/export.py), the audit log's entries about the
+customer (consent/audit/customer.py). The store imports none of them: a
 lower layer never imports a higher one.
 
 ``schema_version`` changes whenever a section's shape does, and with it
@@ -34,7 +35,7 @@ from vrm.records import service as records
 from vrm.settings import Settings
 
 SCHEMA = "urn:vrm:export"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_MEDIA_TYPE = "application/schema+json"
 
 
@@ -104,6 +105,8 @@ def export(
         ).public
     for name, section in {**STORE_SECTIONS, **sections}.items():
         document[name] = section(source)
+    # A section may write (the audit log records the export itself).
+    session.commit()
     return document
 
 

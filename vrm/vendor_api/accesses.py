@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 
+from consent.audit import events as audit
 from consent.audit import log as audit_log
 from consent.audit.entries import Event
 from vrm.dbtypes import utcnow
@@ -54,8 +55,6 @@ _INSERT_ACCESS = Statement(insert(ACCESS_EVENT))
 # the access events and their entries on the audit log.
 WRITES = frozenset({ACCESS_EVENT}) | audit_log.WRITES
 
-_TYPES = {"read": "data.read", "write": "data.deposited"}
-
 
 def add_accesses(conn: Connection, rows: list[dict[str, Any]], *, via: str) -> None:
     """Insert access events (from :func:`access_row`), and append each to
@@ -71,22 +70,16 @@ def add_accesses(conn: Connection, rows: list[dict[str, Any]], *, via: str) -> N
 
 
 def _entry(row: dict[str, Any], via: str) -> Event:
-    details: dict[str, Any] = {
-        "via": via,
-        "purpose": row["purpose"],
-        "categories": row["categories"],
-        "fields": row["fields"],
-    }
-    if row["not_modified"]:
-        details["not_modified"] = True
-    return Event(
-        type=_TYPES[row["action"]],
+    return audit.data_access(
+        action=row["action"],
         at=row["at"],
         customer_id=row["customer_id"],
         vendor_id=row["vendor_id"],
         grant_id=row["grant_id"],
-        details=details,
-        # The vendor's name for the customer, which only a salt-holder can
-        # match to the entry.
-        personal={"subject": row["subject"]},
+        subject=row["subject"],
+        purpose=row["purpose"],
+        categories=row["categories"],
+        fields=row["fields"],
+        via=via,
+        not_modified=row["not_modified"],
     )

@@ -160,7 +160,15 @@ class CodeGrant(AuthorizationCodeGrant):
         if not store.consume_code(db, code_hash, utcnow()):
             # Second use: deny, and revoke whatever the first use issued
             # (RFC 9700 4.2.4, OAuth 2.1 4.1.3).
-            tokens.revoke_family(db, row.grant_id, family_of(code_hash))
+            tokens.revoke_family(
+                db,
+                vendor_id=row.vendor_id,
+                customer_id=row.customer_id,
+                grant_id=row.grant_id,
+                family_id=family_of(code_hash),
+                reason="reuse",
+                reused="authorization_code",
+            )
             tx.commit()
             return None
         tx.commit()

@@ -50,7 +50,15 @@ class RefreshGrant(RefreshTokenGrant):
             # Replay of a rotated (or revoked) refresh token: one of the two
             # holders is an attacker, so the whole family dies.
             tx.rollback()
-            tokens.revoke_family(tx.conn, row.grant_id, row.family_id)
+            tokens.revoke_family(
+                tx.conn,
+                vendor_id=row.vendor_id,
+                customer_id=row.customer_id,
+                grant_id=row.grant_id,
+                family_id=row.family_id,
+                reason="reuse",
+                reused="refresh_token",
+            )
             tx.commit()
             return None
         # Not committed here: the use and the next token of the family are
