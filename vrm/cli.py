@@ -17,6 +17,7 @@ from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.accounts.passwords import Passwords
 from vrm.backup.cli import backup_app
+from vrm.cli_audit import audit_app
 from vrm.cli_auditors import auditors_app
 from vrm.cli_vendors import vendors_app
 from vrm.crypto.keystore import FileKeyStore
@@ -40,6 +41,7 @@ customers_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
 app.add_typer(customers_app, name="customers")
 app.add_typer(vendors_app, name="vendors")
 app.add_typer(auditors_app, name="auditors")
+app.add_typer(audit_app, name="audit")
 app.add_typer(backup_app, name="backup")
 out = Console()
 err = Console(stderr=True)

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # looks this often for entries committed since the last checkpoint, and
     # signs a new one if there are (0: never).
     audit_checkpoint_seconds: Annotated[float, Field(ge=0)] = 2.0
+    # Witnesses (C2SP tlog-witness) asked to cosign each new checkpoint:
+    # each "<url> <verifier key>", e.g. from `vrm audit witness`.
+    audit_witnesses: list[str] = []
 
     # Purging (vrm/purge.py; docs/operations.md, "Purging", says why each
     # default): how long each kind of row is kept once it is of no more use.

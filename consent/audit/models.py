@@ -16,6 +16,9 @@ from sqlmodel import Field, SQLModel
 
 from vrm.dbtypes import UTCDateTime
 
+# The tables whose rows the database refuses to change or delete.
+APPEND_ONLY = ("audit_entry", "audit_node", "audit_checkpoint", "audit_cosignature")
+
 
 class AuditHead(SQLModel, table=True):
     """The one row holding the log's size. An appender adds to it first, so

@@ -15,17 +15,22 @@ arrive (:func:`start`).
 
 from __future__ import annotations
 
+import logging
 import threading
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import Connection, Engine, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from consent.audit import log
 from consent.audit.checkpoint import Checkpoint
-from consent.audit.merkle import EMPTY_ROOT, root
+from consent.audit.cosignature import CosignatureVerifier
+from consent.audit.merkle import EMPTY_ROOT, consistency_proof_from, root
 from consent.audit.models import AuditCheckpoint, AuditCosignature, AuditNode
 from consent.audit.note import Signer, sign_note
+from consent.audit.witness import Post, Refused, http_post, submit
 from vrm.dbtypes import utcnow
 from vrm.schedule import Every
 from vrm.settings import Settings
@@ -33,6 +38,8 @@ from vrm.settings import Settings
 NODE: Table = AuditNode.__table__  # type: ignore[attr-defined]
 CHECKPOINT: Table = AuditCheckpoint.__table__  # type: ignore[attr-defined]
 COSIGNATURE: Table = AuditCosignature.__table__  # type: ignore[attr-defined]
+
+logger = logging.getLogger(__name__)
 
 TILE_HEIGHT = 8
 WIDTH = 1 << TILE_HEIGHT  # hashes in a full tile, and children of a stored node
@@ -180,15 +187,86 @@ def sign_checkpoint(engine: Engine, note_signer: Signer) -> AuditCheckpoint | No
     return made
 
 
+@dataclass(frozen=True)
+class WitnessAt:
+    """A witness the server asks for cosignatures: where, and its key."""
+
+    url: str
+    key: CosignatureVerifier
+
+
+def witnesses(settings: Settings) -> list[WitnessAt]:
+    """``VRM_AUDIT_WITNESSES``: each ``<url> <verifier key>``."""
+    found = []
+    for item in settings.audit_witnesses:
+        url, _, key = item.strip().partition(" ")
+        found.append(WitnessAt(url, CosignatureVerifier.parse(key.strip())))
+    return found
+
+
+def collect_cosignatures(engine: Engine, asked: list[WitnessAt], post: Post) -> int:
+    """Ask each witness to cosign the latest checkpoint, from the size it
+    last cosigned, and keep its cosignature; how many were added. A witness
+    that refuses (a history it cannot reconcile) is logged, naming it."""
+    added = 0
+    with engine.connect() as conn:
+        last = latest(conn)
+        if last is None:
+            return 0
+        for witness in asked:
+            held = conn.execute(
+                select(func.max(COSIGNATURE.c.size)).where(
+                    COSIGNATURE.c.witness == witness.key.name
+                )
+            ).scalar_one_or_none()
+            if held is not None and held >= last.size:
+                continue
+            try:
+                signature = submit(
+                    post,
+                    witness.url,
+                    witness.key,
+                    last.note,
+                    last.size,
+                    held or 0,
+                    lambda old, new: consistency_proof_from(StoredHashes(conn, new), old, new),
+                )
+            except Refused as exc:
+                logger.warning(
+                    "witness %s refused checkpoint %s: %s", witness.key.name, last.size, exc
+                )
+                continue
+            except httpx.HTTPError as exc:
+                logger.warning("witness %s unreachable (%s)", witness.key.name, type(exc).__name__)
+                continue
+            conn.execute(
+                insert(COSIGNATURE).values(
+                    size=last.size,
+                    witness=witness.key.name,
+                    line=signature.line.rstrip("\n"),
+                    received_at=utcnow(),
+                )
+            )
+            conn.commit()
+            added += 1
+    return added
+
+
 def start(engine: Engine, settings: Settings, seed: bytes) -> Every | None:
     """Sign new checkpoints in the background while the server runs, every
-    ``audit_checkpoint_seconds`` (None when that is 0)."""
+    ``audit_checkpoint_seconds`` (None when that is 0), and have the
+    configured witnesses cosign them."""
     if not settings.audit_checkpoint_seconds:
         return None
     note_signer = signer(settings, seed)
+    asked = witnesses(settings)
+    client = httpx.Client(timeout=5.0)
+    post = http_post(client)
 
     def run(_stopping: threading.Event) -> None:
         sign_checkpoint(engine, note_signer)
+        if asked:
+            collect_cosignatures(engine, asked, post)
 
     every = Every(
         "audit checkpoints",
