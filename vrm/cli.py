@@ -161,7 +161,7 @@ def keys_rotate(
     store = _prepare(settings)
     engine = make_engine(settings)
     with Session(engine) as session:
-        report = Vault(store).rotate(session, grace_seconds=grace)
+        report = Vault(store).rotate(session, grace_seconds=grace, on_rewrap=hooks.ON_REWRAP)
     engine.dispose()
     out.print(
         f"rotated: {report.customers} customers, {report.data_keys} data keys rewrapped, "

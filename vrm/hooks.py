@@ -12,8 +12,13 @@ from __future__ import annotations
 from consent.audit import events as audit
 from consent.grants import revocation
 from vrm.accounts.service import OnErase
+from vrm.keys.service import OnRewrap
 
 # The erasure and the end of each grant go on the audit log (while the
 # customer's salt exists); vendors holding the customer's data get a
 # tombstone on their feed.
 ON_ERASE: tuple[OnErase, ...] = (audit.on_account_erased, revocation.on_account_erased)
+
+# Each customer's rewrap under a new root key (vrm keys rotate) goes on the
+# audit log, in the rewrap's transaction.
+ON_REWRAP: OnRewrap = audit.key_rotated

@@ -230,3 +230,15 @@ def vendor_changed(conn: Connection, vendor: Vendor, kind: str, *, by: str) -> N
         details["name"] = vendor.name
     event = Event(type=f"{vendor.role}.{kind}", at=utcnow(), vendor_id=vendor.id, details=details)
     log.append(conn, [event])
+
+
+def key_rotated(session: Session, customer_id: str, root_version: int, data_keys: int) -> None:
+    """A customer's data keys rewrapped under a new root key version (``vrm
+    keys rotate``; vrm.keys.service.OnRewrap, in the rewrap's transaction)."""
+    event = Event(
+        type="key.rotated",
+        at=utcnow(),
+        customer_id=customer_id,
+        details={"root_version": root_version, "data_keys": data_keys},
+    )
+    log.append(session.connection(), [event])

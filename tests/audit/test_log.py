@@ -22,9 +22,10 @@ from consent.audit.models import AuditEntry
 from consent.grants.models import Grant
 from tests.conftest import PASSWORD, Person
 from tests.consent.conftest import Vendor, authorize, decide, start, tokens_for
-from tests.kit import bearer
+from tests.kit import bearer, exported, vrm
 from vrm.accounts.models import Customer
 from vrm.dbtypes import utcnow
+from vrm.settings import Settings
 
 
 def _entries(engine: Engine) -> list[dict[str, Any]]:
@@ -321,3 +322,19 @@ def test_a_commitment_opens_only_with_its_salt_and_values() -> None:
     assert entries.commitment(bytes(32), personal) != committed
     assert entries.commitment(salt, {**personal, "subject": "s2"}) != committed
     assert entries.pseudonym(salt) != entries.pseudonym(bytes(32))
+
+
+def test_a_key_rotation_logs_each_customers_rewrap(
+    app: FastAPI, settings: Settings, ana: Person, bob: Person
+) -> None:
+    ran = vrm(settings, "keys", "rotate", "--grace", "0")
+    assert ran.returncode == 0, ran.stderr
+    rotated = [e for e in _entries(app.state.engine) if e["type"] == "key.rotated"]
+    salts = {_salt(app.state.engine, p.id) for p in (ana, bob)}
+    assert sorted(e["customer"] for e in rotated) == sorted(entries.pseudonym(s) for s in salts)
+    # Each account has four data keys: account, profile, preferences, history.
+    assert {(e["root_version"], e["data_keys"]) for e in rotated} == {(2, 4)}
+    # In the customer's own log and export too.
+    r = ana.client.get("/api/v1/me/access-log", params={"type": "key"})
+    assert [i["entry"]["type"] for i in r.json()["items"]] == ["key.rotated"]
+    assert exported(ana.client).json()["audit_log"][0]["entry"]["type"] == "key.rotated"

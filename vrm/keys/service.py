@@ -109,6 +109,11 @@ class RotationReport:
     retired_versions: int
 
 
+# Told of each customer's rewrap by Vault.rotate, in its transaction:
+# (session, customer id, new root key version, data keys rewrapped).
+OnRewrap = Callable[[Session, str, int, int], None]
+
+
 class Vault:
     def __init__(
         self,
@@ -313,10 +318,16 @@ class Vault:
         self.keystore.destroy_customer(customer_id)
 
     def rotate(
-        self, session: Session, *, grace_seconds: float = RETIRE_GRACE_SECONDS
+        self,
+        session: Session,
+        *,
+        grace_seconds: float = RETIRE_GRACE_SECONDS,
+        on_rewrap: OnRewrap | None = None,
     ) -> RotationReport:
         """Rewrap every data key under a new root key version, one customer
-        per transaction, then retire the old versions.
+        per transaction, then retire the old versions. ``on_rewrap`` (the
+        audit log's, vrm/hooks.py) is told of each customer's rewrap in its
+        transaction.
 
         Readers keep working throughout: a data key row names the root
         version that wraps it, and that version stays in the key store until
@@ -348,6 +359,8 @@ class Vault:
                     )
                     row.root_version = new_version
                     session.add(row)
+                if on_rewrap is not None:
+                    on_rewrap(session, customer_id, new_version, len(rows))
                 session.commit()
             except KeyMissing:
                 # Erased while we worked: its rows are going anyway.
