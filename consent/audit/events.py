@@ -106,7 +106,7 @@ def consent_denied(
     )
 
 
-def _family(family_id: str) -> str:
+def family_hash(family_id: str) -> str:
     # A client-credentials token's family id is its row id, which is part of
     # the token itself: the log names families by a hash of the id.
     return hashlib.sha256(b"vrm token family " + family_id.encode()).hexdigest()[:32]
@@ -119,7 +119,7 @@ def token_issued(conn: Connection, row: Mapping[str, Any], grant_type: str) -> N
     kind = "token.refreshed" if grant_type == "refresh_token" else "token.issued"
     details: dict[str, Any] = {
         "grant_type": grant_type,
-        "family": _family(row["family_id"]),
+        "family": family_hash(row["family_id"]),
         "scopes": sorted(row["scope"].split()),
         "expires_at": _iso(row["expires_at"]),
     }
@@ -167,7 +167,7 @@ def token_revoked(
             Event(
                 type="token.reuse_detected",
                 at=now,
-                details={"family": _family(family_id), "reused": reused},
+                details={"family": family_hash(family_id), "reused": reused},
                 **common,
             )
         )
@@ -175,7 +175,7 @@ def token_revoked(
         Event(
             type="token.family_revoked" if whole_family else "token.revoked",
             at=now,
-            details={"family": _family(family_id), "reason": reason},
+            details={"family": family_hash(family_id), "reason": reason},
             **common,
         )
     )
