@@ -47,6 +47,7 @@ class AnaData:
     grant_id: str
     client_id: str
     session_id: str
+    entry_index: int
 
 
 @pytest.fixture
@@ -103,6 +104,7 @@ def ana_data(app: FastAPI, ana: Person) -> AnaData:
     with Session(app.state.engine) as db:
         login = db.get(LoginSession, app.state.vault.token_hash(ana.client.cookies["vrm_session"]))
         assert login is not None
+    granted = ana.client.get(f"{ME}/access-log", params={"type": "consent.granted"})
     return AnaData(
         markers=[*markers, notes, item, ana.email],
         event_ids=event_ids,
@@ -110,6 +112,7 @@ def ana_data(app: FastAPI, ana: Person) -> AnaData:
         grant_id=grant_id,
         client_id=shop.client_id,
         session_id=login.id,
+        entry_index=granted.json()["items"][0]["index"],
     )
 
 
@@ -128,6 +131,8 @@ class Probe:
     # The vendor ana granted: bob pokes at its registration too.
     client_id: str = ""
     session_id: str = ""
+    # An audit log entry about ana (her grant's).
+    entry_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,10 @@ STEPS = [
     Step("PATCH", GRANT, 404, lambda p: {"json": {"scopes": ["profile.email:read"]}}),
     Step("DELETE", GRANT, 404),
     Step("GET", f"{ME}/sessions", 200),
+    # Bob's audit log, filtered by ana's vendor, holds nothing of hers; her
+    # entry's receipt is no more found for him than a missing one.
+    Step("GET", f"{ME}/access-log", 200, lambda p: {"params": {"vendor": p.client_id}}),
+    Step("GET", f"{ME}/access-log/{{index}}/receipt", 404),
     Step("DELETE", LOGIN_SESSION, 404),
     Step("GET", "/healthz", 200),
     # Bob tries to register ana's email; he is told it is taken, nothing more.
@@ -220,6 +229,7 @@ def _url(path: str, probe: Probe) -> str:
         .replace("{grant_id}", probe.grant_id)
         .replace("{client_id}", probe.client_id)
         .replace("{session_id}", probe.session_id)
+        .replace("{index}", str(probe.entry_index))
         .replace("{category}", "profile")
         .replace("{name}", "swagger-ui.css")  # the API docs' assets
         .replace("{path}", "0/000")  # the audit log's first tile
@@ -276,6 +286,7 @@ def test_bob_walking_every_route_gets_the_expected_answers(
         ana_data.grant_id,
         ana_data.client_id,
         ana_data.session_id,
+        ana_data.entry_index,
     )
     seen = _walk(app, bob.client, probe)
     unexpected = [
@@ -297,6 +308,7 @@ def test_bob_walking_every_route_never_sees_anas_values(
         ana_data.grant_id,
         ana_data.client_id,
         ana_data.session_id,
+        ana_data.entry_index,
     )
     seen = _walk(app, bob.client, probe)
     leaks = [
@@ -328,6 +340,7 @@ def test_bob_walking_every_route_leaves_anas_data_byte_for_byte_unchanged(
             ana_data.grant_id,
             ana_data.client_id,
             ana_data.session_id,
+            ana_data.entry_index,
         ),
     )
 
@@ -403,6 +416,7 @@ def test_every_me_route_refuses_a_request_without_a_valid_session_with_401(
         ana_data.grant_id,
         ana_data.client_id,
         ana_data.session_id,
+        ana_data.entry_index,
     )
     refused = set()
     with TestClient(app, cookies=cookies) as stranger:
