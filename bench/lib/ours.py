@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -181,6 +181,8 @@ class Ours:
     stop: Callable[[], None]
     pid: int
     browser: httpx.Client  # a signed-in bench customer
+    # The server's environment, for `vrm` commands on its store.
+    env: dict[str, str] = field(default_factory=dict)
 
     def refresh_tokens(self, n: int) -> list[str]:
         """``n`` refresh tokens, each of a grant of its own (``prompt=consent``
@@ -226,4 +228,5 @@ def start(workers: int, database_url: str = "") -> Ours:
         stop,
         server.pid,
         browser,
+        env,
     )

@@ -114,6 +114,7 @@ def test_register_stores_the_cleaned_metadata_and_returns_a_secret_once(
         "grant_types": ["authorization_code", "refresh_token"],
         "jwks": None,
         "registered_by": "operator",
+        "role": "vendor",
         "registration_token_hash": None,
         "disabled_at": None,
     }
