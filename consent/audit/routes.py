@@ -126,7 +126,7 @@ def tile(path: str, session: SessionDep) -> Response:
         raise NotFound("No signed checkpoint covers that tile yet.")
     if width is None and available != tiles.TILE_WIDTH:
         raise NotFound("That tile is not full yet; ask for its partial width.")
-    hashes = tiles.tile_hashes(level, index, wanted, tree.StoredHashes(conn, size))
+    hashes = tree.StoredHashes(conn, size).tile(level, index, wanted)
     return Response(
         tiles.encode_tile(hashes),
         media_type="application/octet-stream",

@@ -97,6 +97,13 @@ class StoredHashes:
             for i in range(start, end)
         ]
 
+    def tile(self, level: int, index: int, width: int) -> list[bytes]:
+        """The hashes of the level-``level`` tile ``index`` (C2SP
+        tlog-tiles), its first ``width``: leaf hashes at level 0, stored
+        nodes above, each read in one statement."""
+        start = index * WIDTH
+        return self.nodes(level, start, start + width)
+
     def subtree(self, start: int, end: int) -> bytes:
         """The hash of the subtree over leaves ``start`` to ``end - 1``: the
         leaves of a complete subtree, or the right edge of the tree (RFC

@@ -261,3 +261,20 @@ def test_an_incremental_bundle_verifies_from_its_start(
     ran = vrm(settings, "audit", "export", str(tmp_path / "next"))
     assert ran.returncode == 1
     assert ran.stderr == f"vrm: {tmp_path / 'next'} is not empty\n"
+
+
+def test_worker_processes_check_what_one_process_does(
+    settings: Settings, app: FastAPI, ana: Person, vendor: Vendor, tmp_path: Path
+) -> None:
+    """Large bundles are checked by one worker per CPU: the same report,
+    and the same failures, as in one process."""
+    _life(ana, vendor, reads=4)
+    folder = _bundle_of(settings, app, tmp_path, "b")
+    alone = bundle.verify(folder, workers=1)
+    assert bundle.verify(folder, workers=2) == alone
+    with app.state.engine.connect() as conn:
+        size = log.size(conn)
+    path = folder / tiles.entries_path(0, size)
+    bodies = tiles.decode_bundle(path.read_bytes(), size)
+    path.write_bytes(tiles.encode_bundle([*bodies[:-1], bodies[-1].replace(b"data", b"dada")]))
+    _fails(folder, f"entry {size - 1}: its bytes", workers=2)

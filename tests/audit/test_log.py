@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
@@ -338,3 +341,25 @@ def test_a_key_rotation_logs_each_customers_rewrap(
     r = ana.client.get("/api/v1/me/access-log", params={"type": "key"})
     assert [i["entry"]["type"] for i in r.json()["items"]] == ["key.rotated"]
     assert exported(ana.client).json()["audit_log"][0]["entry"]["type"] == "key.rotated"
+
+
+@hypothesis_settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.dictionaries(
+        st.text(st.characters(max_codepoint=127), max_size=8),
+        st.one_of(
+            st.text(),
+            st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1),
+            st.booleans(),
+            st.none(),
+            st.lists(st.text(), max_size=3),
+        ),
+        max_size=6,
+    )
+)
+def test_canonical_entries_are_what_the_standard_library_writes(value: dict[str, Any]) -> None:
+    """The entries' bytes are RFC 8785's for what they hold: the standard
+    library's sorted, compact, unescaped JSON gives the same bytes, so a
+    verifier elsewhere can re-encode with its own library."""
+    again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert entries.canonical(value) == again.encode()
