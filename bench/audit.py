@@ -72,12 +72,16 @@ def server(source: Path | None, database_url: str) -> Iterator[ours.Ours]:
     database is emptied first: each server has keys of its own."""
     if database_url:
         _empty(database_url)
-    saved = os.environ.get("PYTHONPATH")
+    saved, here = os.environ.get("PYTHONPATH"), Path.cwd()
     if source is not None:
+        # First on the path of `vrm` (PYTHONPATH) and of uvicorn (which puts
+        # its working folder before it).
         os.environ["PYTHONPATH"] = str(source)
+        os.chdir(source)
     try:
         started = ours.start(1, database_url)
     finally:
+        os.chdir(here)
         if saved is None:
             os.environ.pop("PYTHONPATH", None)
         else:

@@ -113,15 +113,16 @@ def timestamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def body(event: Event, salt: bytes | None) -> bytes:
-    """The entry's bytes: the leaf the Merkle tree hashes."""
+def body(event: Event, salt: bytes | None, pseudonym_: str | None = None) -> bytes:
+    """The entry's bytes: the leaf the Merkle tree hashes. ``pseudonym_``
+    is the salt's :func:`pseudonym`, when the caller has it already."""
     if event.type not in TYPES:
         raise EntryError(f"unknown entry type {event.type!r}")
     entry: dict[str, Any] = {"v": VERSION, "type": event.type, "at": timestamp(event.at)}
     if event.customer_id is not None:
         if salt is None:
             raise EntryError("an entry about a customer needs their salt")
-        entry["customer"] = pseudonym(salt)
+        entry["customer"] = pseudonym_ or pseudonym(salt)
         personal = {"customer_id": event.customer_id, **event.personal}
         entry["commitment"] = commitment(salt, personal)
     elif event.personal:

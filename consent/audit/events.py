@@ -85,7 +85,7 @@ def on_account_erased(session: Session, customer_id: str) -> Callable[[], None]:
         ]
         events.append(Event(type="account.erased", at=now, customer_id=customer_id))
         log.append(session.connection(), events)
-    return lambda: None
+    return lambda: log.SALTS.forget(customer_id)
 
 
 def consent_denied(

@@ -13,6 +13,9 @@ Work in a group commit (vrm/storage/groupcommit.py) that appends declares
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
@@ -22,6 +25,7 @@ from consent.audit.entries import EntryError, Event
 from consent.audit.merkle import leaf_hash
 from consent.audit.models import AuditEntry, AuditHead
 from vrm.accounts.models import Customer
+from vrm.storage import groupcommit
 from vrm.storage.batches import batches
 from vrm.storage.statements import Statement
 
@@ -44,8 +48,46 @@ _INSERT = Statement(insert(ENTRY))
 _SALT = Statement(select(_CUSTOMER.c.audit_salt).where(_CUSTOMER.c.id == bindparam("id")))
 
 
-def _salt_of_one(conn: Connection, customer_ids: set[str]) -> dict[str, bytes]:
-    (customer_id,) = customer_ids
+class _Salts:
+    """Customers' audit salts and pseudonyms, kept in this process for a
+    minute (as the vault keeps keys, ``VRM_KEY_CACHE_SECONDS``' default), up
+    to :attr:`SIZE` of them: every vendor read appends an entry about its
+    customer, and reading the salt each time cost a statement. An erasure
+    in this process forgets the customer's at once; in another, nothing is
+    appended about an erased customer (no grant, token or session is left)
+    and the salt goes within the minute."""
+
+    SECONDS = 60.0
+    SIZE = 100_000
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[str, tuple[float, bytes, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, customer_id: str) -> tuple[bytes, str] | None:
+        found = self._kept.get(customer_id)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1], found[2]
+
+    def put(self, customer_id: str, salt: bytes) -> tuple[bytes, str]:
+        named = salt, entries.pseudonym(salt)
+        with self._lock:
+            self._kept[customer_id] = (time.monotonic() + self.SECONDS, *named)
+            self._kept.move_to_end(customer_id)
+            while len(self._kept) > self.SIZE:
+                self._kept.popitem(last=False)
+        return named
+
+    def forget(self, customer_id: str) -> None:
+        with self._lock:
+            self._kept.pop(customer_id, None)
+
+
+SALTS = _Salts()
+
+
+def _salt_of_one(conn: Connection, customer_id: str) -> dict[str, bytes]:
     row = _SALT.first(conn, {"id": customer_id})
     if row is None:
         raise EntryError("no such customer to log an entry about")
@@ -67,22 +109,53 @@ def salts_of(conn: Connection, customer_ids: set[str]) -> dict[str, bytes]:
     return found
 
 
-def append(conn: Connection, events: Sequence[Event]) -> int:
+def _named(conn: Connection, customer_ids: set[str]) -> dict[str, tuple[bytes, str]]:
+    """Each customer's salt and pseudonym, from :data:`SALTS` or read."""
+    named: dict[str, tuple[bytes, str]] = {}
+    missing: set[str] = set()
+    for customer_id in customer_ids:
+        found = SALTS.get(customer_id)
+        if found is None:
+            missing.add(customer_id)
+        else:
+            named[customer_id] = found
+    if missing:
+        read = _salt_of_one(conn, *missing) if len(missing) == 1 else salts_of(conn, missing)
+        for customer_id, salt in read.items():
+            named[customer_id] = SALTS.put(customer_id, salt)
+    return named
+
+
+def append(conn: Connection, events: Sequence[Event]) -> int | None:
     """Append an entry for each event, in order; the index of the first.
-    The caller commits, with the change the events record."""
+    The caller commits, with the change the events record. In a group
+    commit the entries join the group's (vrm.storage.groupcommit.defer),
+    written together as it commits: None then."""
     if not events:
         raise EntryError("nothing to append")
+    if groupcommit.defer(conn, _append_deferred, events):
+        return None
+    return _append(conn, events)
+
+
+def _append_deferred(conn: Connection, groups: list[Sequence[Event]]) -> None:
+    _append(conn, [event for events in groups for event in events])
+
+
+def _append(conn: Connection, events: Sequence[Event]) -> int:
     about = {event.customer_id for event in events if event.customer_id is not None}
-    salts = _salt_of_one(conn, about) if len(about) == 1 else salts_of(conn, about)
+    named = _named(conn, about) if about else {}
     rows = []
     for event in events:
-        salt = salts[event.customer_id] if event.customer_id is not None else None
-        body = entries.body(event, salt)
+        salt, pseudonym = (
+            named[event.customer_id] if event.customer_id is not None else (None, None)
+        )
+        body = entries.body(event, salt, pseudonym)
         rows.append(
             {
                 "at": event.at,
                 "type": event.type,
-                "customer": entries.pseudonym(salt) if salt is not None else None,
+                "customer": pseudonym,
                 "vendor_id": event.vendor_id,
                 "body": body,
                 "leaf_hash": leaf_hash(body),

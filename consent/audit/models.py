@@ -44,8 +44,8 @@ class AuditEntry(SQLModel, table=True):
     )
 
     idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    at: datetime = Field(sa_type=UTCDateTime, index=True)
-    type: str = Field(max_length=32, index=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    type: str = Field(max_length=32)
     customer: str | None = Field(default=None, max_length=32)
     vendor_id: str | None = Field(default=None, max_length=64)
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

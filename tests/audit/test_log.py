@@ -160,6 +160,8 @@ def test_erasure_is_logged_and_leaves_its_customer_unlinkable(
     with app.state.engine.connect() as conn:
         salts = conn.execute(text("SELECT audit_salt FROM customer")).scalars().all()
     assert salt not in salts
+    # Nor does this process keep it.
+    assert log.SALTS.get(ana.id) is None
 
 
 def test_the_database_refuses_to_change_or_remove_an_entry(

@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Connection, bindparam, func, select, update
 
+from consent.audit.models import AuditEntry
 from consent.oauth.rows import VENDOR
 from tests.conftest import Person
 from vrm.db import BUSY_TIMEOUT_SECONDS
@@ -42,8 +43,13 @@ def _row(customer_id: str, purpose: str = "dpv:ServiceProvision") -> dict[str, A
 
 
 def _count(app: FastAPI) -> int:
+    """The access events committed, each with its audit log entry: the
+    entries join the group and go (or stay) with their work's part."""
     with app.state.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(AccessEvent)).scalar_one())
+        events = int(conn.execute(select(func.count()).select_from(AccessEvent)).scalar_one())
+        entries = conn.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+    assert entries == events
+    return events
 
 
 def _count_in(conn: Connection) -> int:
@@ -337,3 +343,19 @@ def test_a_table_some_work_of_the_group_writes_is_read_afresh(
     # Access events are written by the group (WRITES): never steady. Vendors
     # are, on SQLite only.
     assert _at_once(group, [steady]) == [(not settings.is_sqlite, True)]
+
+
+def test_a_group_whose_deferred_entries_cannot_be_written_loses_every_part(
+    app: FastAPI, group: GroupCommit, ana: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from consent.audit import log
+
+    def full(conn: Connection, events: Any) -> int:
+        raise RuntimeError("the log's disk is full")
+
+    before = _count(app)
+    monkeypatch.setattr(log, "_append", full)
+    results = _at_once(group, [_insert(ana.id) for _ in range(3)])
+    monkeypatch.undo()
+    assert [str(r) for r in results] == ["the log's disk is full"] * 3
+    assert _count(app) == before
