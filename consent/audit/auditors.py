@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, Select, or_, select
 from sqlmodel import col
 
 from consent.audit import entries, log, questions
 from consent.audit.auditor_auth import AuditorDep
-from consent.audit.customer import FAMILIES, LoggedEntry
+from consent.audit.customer import LoggedEntry, cursor_of, filtered
 from consent.audit.events import family_hash
 from consent.grants.models import Grant
 from consent.oauth.models import OAuthToken
@@ -53,26 +53,17 @@ def list_entries(
     ``customer`` (a pseudonym), ``purpose``, and period (``since``
     inclusive, ``until`` exclusive)."""
     entry = log.ENTRY
-    query = select(entry.c.idx, entry.c.body)
-    if type is not None:
-        if type in entries.TYPES:
-            query = query.where(entry.c.type == type)
-        elif type in FAMILIES:
-            query = query.where(entry.c.type.startswith(type + "."))
-        else:
-            raise ValidationFailed(f"type must be one of {', '.join(sorted(FAMILIES))} or a type.")
-    if vendor is not None:
-        query = query.where(entry.c.vendor_id == vendor)
-    if customer is not None:
-        query = query.where(entry.c.customer == customer)
-    if since is not None:
-        query = query.where(entry.c.at >= since)
-    if until is not None:
-        query = query.where(entry.c.at < until)
-    if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 19:
-            raise ValidationFailed("cursor is not one this server gave out.")
-        query = query.where(entry.c.idx >= int(cursor))
+    query: Select[Any] = filtered(
+        select(entry.c.idx, entry.c.body),
+        kind=type,
+        vendor=vendor,
+        customer=customer,
+        since=since,
+        until=until,
+    )
+    start = cursor_of(cursor)
+    if start is not None:
+        query = query.where(entry.c.idx >= start)
     # The purpose is a member of the body only: filtered here, a page at a
     # time, so a page may hold fewer than ``limit`` entries.
     rows = session.connection().execute(query.order_by(entry.c.idx).limit(limit + 1)).all()

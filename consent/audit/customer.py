@@ -70,10 +70,29 @@ def _query(
     until: datetime | None,
     before: int | None,
 ) -> Select[Any]:
+    """The customer's entries, newest first, filtered."""
     entry = log.ENTRY
-    query = select(entry.c.idx, entry.c.body).where(entry.c.customer == pseudonym)
-    if vendor is not None:
-        query = query.where(entry.c.vendor_id == vendor)
+    mine = select(entry.c.idx, entry.c.body).where(entry.c.customer == pseudonym)
+    query: Select[Any] = filtered(mine, kind=kind, vendor=vendor, since=since, until=until)
+    if before is not None:
+        query = query.where(entry.c.idx < before)
+    return query.order_by(entry.c.idx.desc())
+
+
+def filtered(
+    query: Any,
+    *,
+    kind: str | None = None,
+    vendor: str | None = None,
+    customer: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Any:
+    """``query`` (a Select) of entries, kept to a ``kind`` (a family such as ``data``,
+    or a whole type), a vendor, a customer's pseudonym and a period (since
+    inclusive, until exclusive): the filters of the customer's access log
+    and of the auditors' entries."""
+    entry = log.ENTRY
     if kind is not None:
         if kind in entries.TYPES:
             query = query.where(entry.c.type == kind)
@@ -81,16 +100,19 @@ def _query(
             query = query.where(entry.c.type.startswith(kind + "."))
         else:
             raise ValidationFailed(f"type must be one of {', '.join(sorted(FAMILIES))} or a type.")
+    if vendor is not None:
+        query = query.where(entry.c.vendor_id == vendor)
+    if customer is not None:
+        query = query.where(entry.c.customer == customer)
     if since is not None:
         query = query.where(entry.c.at >= since)
     if until is not None:
         query = query.where(entry.c.at < until)
-    if before is not None:
-        query = query.where(entry.c.idx < before)
-    return query.order_by(entry.c.idx.desc())
+    return query
 
 
-def _cursor(cursor: str | None) -> int | None:
+def cursor_of(cursor: str | None) -> int | None:
+    """The entry index a cursor this server gave out names."""
     if cursor is None:
         return None
     if not cursor.isdigit() or len(cursor) > 19:
@@ -120,7 +142,7 @@ def access_log(
         kind=type,
         since=since,
         until=until,
-        before=_cursor(cursor),
+        before=cursor_of(cursor),
     )
     rows = session.connection().execute(query.limit(limit + 1)).all()
     items = [LoggedEntry(index=idx, entry=entries.parse(body)) for idx, body in rows[:limit]]

@@ -10,16 +10,14 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from consent.audit import bundle, log, tiles, tree
-from consent.audit.entries import Event
-from consent.audit.models import APPEND_ONLY
 from consent.audit.note import Signer, sign_note
+from tests.audit.kit import grow, plant_read, rewrite_history
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import bearer, vrm
-from vrm.dbtypes import utcnow
 from vrm.settings import Settings
 
 
@@ -126,22 +124,6 @@ def test_a_tampered_bundle_is_caught_and_named(
     _fails(resigned, "pinned checkpoint: .*no known key", pin=checkpoint.encode())
 
 
-def _rewrite_history(engine: Engine, keep: int) -> None:
-    """What an operator with the database in hand could do: drop the log
-    after entry ``keep`` and its checkpoints, past the triggers."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
-        else:
-            for table in APPEND_ONLY:
-                for action in ("update", "delete"):
-                    conn.execute(text(f"DROP TRIGGER {table}_no_{action}"))
-        conn.execute(text("DELETE FROM audit_entry WHERE idx >= :k"), {"k": keep})
-        conn.execute(text("DELETE FROM audit_node"))
-        conn.execute(text("DELETE FROM audit_checkpoint"))
-        conn.execute(text("UPDATE audit_head SET size = :k"), {"k": keep})
-
-
 def test_a_rolled_back_or_forked_log_is_caught_by_a_pinned_checkpoint(
     settings: Settings, app: FastAPI, ana: Person, vendor: Vendor, tmp_path: Path
 ) -> None:
@@ -154,7 +136,7 @@ def test_a_rolled_back_or_forked_log_is_caught_by_a_pinned_checkpoint(
         size = log.size(conn)
 
     # An older database restored: fewer entries than the pinned checkpoint.
-    _rewrite_history(engine, size - 2)
+    rewrite_history(engine, size - 2)
     older = _bundle_of(settings, app, tmp_path, "older")
     bundle.verify(older)  # signed, and consistent with itself
     code, _, err = _verify(settings, older, "--pin", str(pin))
@@ -165,11 +147,7 @@ def test_a_rolled_back_or_forked_log_is_caught_by_a_pinned_checkpoint(
     )
 
     # Then re-grown with other entries: a fork.
-    with engine.begin() as conn:
-        log.append(
-            conn,
-            [Event(type="vendor.registered", at=utcnow(), vendor_id=f"v{i}") for i in range(5)],
-        )
+    grow(engine, 5)
     forked = _bundle_of(settings, app, tmp_path, "forked")
     bundle.verify(forked)
     code, _, err = _verify(settings, forked, "--pin", str(pin))
@@ -186,26 +164,13 @@ def test_a_read_outside_its_grant_is_caught(
     _life(ana, vendor, reads=1)
     grant_id = ana.client.get("/api/v1/me/grants").json()["items"][0]["id"]
     # An entry claiming a read of a field the grant never gave.
-    with app.state.engine.begin() as conn:
-        log.append(
-            conn,
-            [
-                Event(
-                    type="data.read",
-                    at=utcnow(),
-                    customer_id=ana.id,
-                    vendor_id=vendor.client_id,
-                    grant_id=grant_id,
-                    details={
-                        "via": "data",
-                        "purpose": "dpv:ServiceProvision",
-                        "categories": ["profile"],
-                        "fields": ["profile.email", "profile.phone"],
-                    },
-                    personal={"subject": "s"},
-                )
-            ],
-        )
+    plant_read(
+        app.state.engine,
+        customer_id=ana.id,
+        vendor_id=vendor.client_id,
+        grant_id=grant_id,
+        fields=["profile.email", "profile.phone"],
+    )
     folder = _bundle_of(settings, app, tmp_path, "outside")
     code, _, err = _verify(settings, folder)
     assert code == 1
@@ -219,26 +184,13 @@ def test_a_read_after_its_grant_was_revoked_is_caught(
     _life(ana, vendor, reads=1)
     grant_id = ana.client.get("/api/v1/me/grants").json()["items"][0]["id"]
     assert ana.client.delete(f"/api/v1/me/grants/{grant_id}").status_code == 204
-    with app.state.engine.begin() as conn:
-        log.append(
-            conn,
-            [
-                Event(
-                    type="data.read",
-                    at=utcnow(),
-                    customer_id=ana.id,
-                    vendor_id=vendor.client_id,
-                    grant_id=grant_id,
-                    details={
-                        "via": "data",
-                        "purpose": "dpv:ServiceProvision",
-                        "categories": ["profile"],
-                        "fields": ["profile.email"],
-                    },
-                    personal={"subject": "s"},
-                )
-            ],
-        )
+    plant_read(
+        app.state.engine,
+        customer_id=ana.id,
+        vendor_id=vendor.client_id,
+        grant_id=grant_id,
+        fields=["profile.email"],
+    )
     _fails(_bundle_of(settings, app, tmp_path, "late"), "after the grant ended at entry")
 
 

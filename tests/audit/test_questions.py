@@ -14,8 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from consent.audit import log
-from consent.audit.entries import Event
+from tests.audit.kit import plant_read
 from tests.conftest import Person
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import assert_problem, bearer, vrm
@@ -48,32 +47,6 @@ def _ask(client: TestClient, token: str, question: str, **params: Any) -> dict[s
 def _read(vendor: Vendor, token: str, path: str = "/v1/data") -> None:
     r = vendor.client.get(path, headers=bearer(token))
     assert r.status_code == 200, r.text
-
-
-def _plant_read(app: FastAPI, ana: Person, vendor: Vendor, grant: str, fields: list[str]) -> int:
-    """A read entry the server never made: what a vendor reading past its
-    grant through some other door would leave if it were logged."""
-    category = fields[0].split(".")[0]
-    with app.state.engine.begin() as conn:
-        return log.append(
-            conn,
-            [
-                Event(
-                    type="data.read",
-                    at=utcnow(),
-                    customer_id=ana.id,
-                    vendor_id=vendor.client_id,
-                    grant_id=grant,
-                    details={
-                        "via": "data",
-                        "purpose": "dpv:ServiceProvision",
-                        "categories": [category],
-                        "fields": fields,
-                    },
-                    personal={"subject": "s"},
-                )
-            ],
-        )
 
 
 def test_the_questions_of_a_clean_history_and_of_a_faulty_one(
@@ -115,7 +88,13 @@ def test_the_questions_of_a_clean_history_and_of_a_faulty_one(
 
     # The faults: a read of a field the narrowing took away, and tokens of
     # the revoked grant brought back to life.
-    planted = _plant_read(app, ana, vendor, grant, ["preferences.communication"])
+    planted = plant_read(
+        app.state.engine,
+        customer_id=ana.id,
+        vendor_id=v,
+        grant_id=grant,
+        fields=["preferences.communication"],
+    )
     faulty = _ask(client, auditor_token, "purpose-limitation", vendor=v)
     assert [x["index"] for x in faulty["violations"]] == [planted]
     assert "after the grant ended" in faulty["violations"][0]["problem"]

@@ -16,17 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from consent.audit import bundle, log, tree
+from consent.audit import bundle, tree
 from consent.audit.cosignature import CosignatureSigner
-from consent.audit.entries import Event
 from consent.audit.merkle import consistency_proof_from
-from consent.audit.models import APPEND_ONLY
 from consent.audit.note import Signer, open_note, sign_note
 from consent.audit.witness import Refused, Witness, http_post, submit
+from tests.audit.kit import grow, rewrite_history
 from tests.kit import vrm
-from vrm.dbtypes import utcnow
 from vrm.settings import Settings
 
 WITNESS = "witness.example/w1"
@@ -47,14 +45,6 @@ def _in_process(witness: Witness):  # type: ignore[no-untyped-def]
     return post
 
 
-def _grow(engine: Engine, count: int) -> None:
-    with engine.begin() as conn:
-        log.append(
-            conn,
-            [Event(type="vendor.registered", at=utcnow(), vendor_id=f"v{i}") for i in range(count)],
-        )
-
-
 def _collect(app: FastAPI, witness: Witness) -> int:
     asked = [tree.WitnessAt("https://w.example", witness.signer.verifier())]
     return tree.collect_cosignatures(app.state.engine, asked, _in_process(witness))
@@ -63,11 +53,11 @@ def _collect(app: FastAPI, witness: Witness) -> int:
 def test_the_server_serves_checkpoints_cosigned_by_its_witness(
     app: FastAPI, client: httpx.Client, witness: Witness
 ) -> None:
-    _grow(app.state.engine, 300)
+    grow(app.state.engine, 300)
     tree.sign_checkpoint(app.state.engine, app.state.audit_signer)
     assert _collect(app, witness) == 1
     assert _collect(app, witness) == 0  # already cosigned
-    _grow(app.state.engine, 5)
+    grow(app.state.engine, 5)
     tree.sign_checkpoint(app.state.engine, app.state.audit_signer)
     assert _collect(app, witness) == 1  # from 300, with a consistency proof
     assert witness.latest(tree.origin(app.state.settings))[0] == 305  # type: ignore[index]
@@ -76,21 +66,6 @@ def test_the_server_serves_checkpoints_cosigned_by_its_witness(
     opened = open_note(note, [app.state.audit_signer.verifier(), witness.signer.verifier()])
     assert [s.name for s in opened.verified] == [tree.origin(app.state.settings), WITNESS]
     assert witness.signer.verifier().verified_timestamp(opened) is not None
-
-
-def _rewrite(engine: Engine, keep: int) -> None:
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
-        else:
-            for table in APPEND_ONLY:
-                for action in ("update", "delete"):
-                    conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{action}"))
-        conn.execute(text("DELETE FROM audit_entry WHERE idx >= :k"), {"k": keep})
-        conn.execute(text("DELETE FROM audit_node"))
-        conn.execute(text("DELETE FROM audit_checkpoint"))
-        conn.execute(text("DELETE FROM audit_cosignature"))
-        conn.execute(text("UPDATE audit_head SET size = :k"), {"k": keep})
 
 
 def _checkpoint(app: FastAPI) -> tuple[str, int]:
@@ -115,23 +90,23 @@ def _submit(app: FastAPI, witness: Witness, note: str, size: int, old: int) -> N
 
 def test_a_witness_refuses_every_other_history(app: FastAPI, witness: Witness) -> None:
     engine: Engine = app.state.engine
-    _grow(engine, 10)
+    grow(engine, 10)
     note, size = _checkpoint(app)
     _submit(app, witness, note, size, 0)
 
     # A rewritten entry, re-signed: the same size, another root.
-    _rewrite(engine, 9)
-    _grow(engine, 1)
+    rewrite_history(engine, 9)
+    grow(engine, 1)
     note, size = _checkpoint(app)
     with pytest.raises(Refused, match="holds 10 entries and refuses 10"):
         _submit(app, witness, note, size, 10)
     # Grown from the rewrite: a fork, whose proof from 10 cannot verify.
-    _grow(engine, 4)
+    grow(engine, 4)
     note, size = _checkpoint(app)
     with pytest.raises(Refused, match="answered 422: the checkpoint does not extend 10"):
         _submit(app, witness, note, size, 10)
     # An older database restored: fewer entries than the witness holds.
-    _rewrite(engine, 6)
+    rewrite_history(engine, 6)
     note, size = _checkpoint(app)
     with pytest.raises(Refused, match="holds 10 entries and refuses 6"):
         _submit(app, witness, note, size, 0)
@@ -149,7 +124,7 @@ def test_a_witness_refuses_every_other_history(app: FastAPI, witness: Witness) -
 def test_a_witness_answers_malformed_requests_as_the_spec_says(
     app: FastAPI, witness: Witness
 ) -> None:
-    _grow(app.state.engine, 3)
+    grow(app.state.engine, 3)
     note, _ = _checkpoint(app)
     for body, status in (
         (b"old 01\n\n" + note.encode(), 400),
@@ -199,7 +174,7 @@ def test_vrm_audit_witness_cosigns_over_http(
             except httpx.TransportError:
                 assert time.monotonic() < deadline, (tmp_path / "witness.log").read_text()
                 time.sleep(0.1)
-        _grow(app.state.engine, 3)
+        grow(app.state.engine, 3)
         tree.sign_checkpoint(app.state.engine, app.state.audit_signer)
         settings = app.state.settings.model_copy(
             update={"audit_witnesses": [f"http://127.0.0.1:{port} {key.stdout.strip()}"]}
@@ -221,7 +196,7 @@ def test_vrm_audit_witness_cosigns_over_http(
 def test_a_bundle_checks_the_witnesses_it_is_told_to(
     app: FastAPI, settings: Settings, witness: Witness, tmp_path: Path
 ) -> None:
-    _grow(app.state.engine, 4)
+    grow(app.state.engine, 4)
     tree.sign_checkpoint(app.state.engine, app.state.audit_signer)
     assert _collect(app, witness) == 1
     ran = vrm(settings, "audit", "export", str(tmp_path / "b"))
