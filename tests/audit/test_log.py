@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -365,3 +369,61 @@ def test_canonical_entries_are_what_the_standard_library_writes(value: dict[str,
     verifier elsewhere can re-encode with its own library."""
     again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert entries.canonical(value) == again.encode()
+
+
+_REVOKE_THEN_HANG = """
+import sys, time
+from sqlmodel import Session
+from consent.grants.models import Grant
+from consent.grants import revocation
+from vrm.db import make_engine
+from vrm.settings import Settings
+
+engine = make_engine(Settings())
+with Session(engine) as session:
+    grant = session.get(Grant, sys.argv[1])
+    revocation.revoke(session, grant, by="customer")
+    session.flush()
+    print("written, not committed", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_crash_between_the_change_and_its_commit_leaves_neither(
+    app: FastAPI, settings: Settings, ana: Person, vendor: Vendor
+) -> None:
+    authorize(ana, vendor, "profile.email:read")
+    grant_id = ana.client.get("/api/v1/me/grants").json()["items"][0]["id"]
+    engine: Engine = app.state.engine
+    with engine.connect() as conn:
+        size = log.size(conn)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
+    env["VRM_DATA_DIR"] = str(settings.data_dir)
+    if not settings.is_sqlite:
+        env["VRM_DATABASE_URL"] = settings.database_url
+    child = subprocess.Popen(
+        [sys.executable, "-c", _REVOKE_THEN_HANG, grant_id],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "written, not committed\n"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    with Session(engine) as session:
+        grant = session.get(Grant, grant_id)
+        assert grant is not None
+        assert grant.revoked_at is None
+    with engine.connect() as conn:
+        assert log.size(conn) == size
+    assert [e["type"] for e in _entries(engine)][-1] == "consent.granted"
+    # The next change takes the next index: no gap where the crash was.
+    r = ana.client.delete(f"/api/v1/me/grants/{grant_id}")
+    assert r.status_code == 204, r.text
+    assert [e["idx"] for e in _entries(engine)] == list(range(size + 1))
