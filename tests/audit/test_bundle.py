@@ -215,6 +215,8 @@ def test_an_incremental_bundle_verifies_from_its_start(
     assert ran.stderr == f"vrm: {tmp_path / 'next'} is not empty\n"
 
 
+# Checking a bundle reads files only: one database is enough.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_worker_processes_check_what_one_process_does(
     settings: Settings, app: FastAPI, ana: Person, vendor: Vendor, tmp_path: Path
 ) -> None:

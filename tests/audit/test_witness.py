@@ -148,6 +148,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The witness and its HTTP are the same whatever database the log is in.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_vrm_audit_witness_cosigns_over_http(
     app: FastAPI, client: httpx.Client, tmp_path: Path
 ) -> None:
