@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -38,6 +38,7 @@ from consent.audit.cosignature import CosignatureSigner
 from consent.audit.note import NoteError, Signer
 from consent.audit.witness import Witness
 from consent.audit.witness import app as witness_app
+from vrm.cli_vendors import _fail
 from vrm.db import make_engine
 
 audit_app = typer.Typer(
@@ -45,13 +46,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 out = Console()
-
-
-def _fail(message: str) -> NoReturn:
-    from vrm import cli
-
-    cli.err.print(f"vrm: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 @contextmanager

@@ -102,7 +102,7 @@ def export(
             path = tiles.tile_path(level, index, None if width == tiles.TILE_WIDTH else width)
             _write(out / path, tiles.encode_tile(source.tile(level, index, width)))
             progress("tiles", done, len(hash_tiles))
-        bundles = [b for b in tiles.bundles_for(size) if (b[0] + 1) * tiles.TILE_WIDTH > first]
+        bundles = _bundles_from(size, first)
         entry = log.ENTRY
         for done, (index, width) in enumerate(bundles, 1):
             start = index * tiles.TILE_WIDTH
@@ -116,6 +116,12 @@ def export(
             _write(out / path, tiles.encode_bundle(list(bodies)))
             progress("entries", done, len(bundles))
     return Exported(size=size, since=first, entries=size - first, tiles=len(hash_tiles))
+
+
+def _bundles_from(size: int, since: int) -> list[tuple[int, int]]:
+    """The entry bundles (index, width) of a tree of ``size`` that hold
+    entry ``since`` or later."""
+    return [b for b in tiles.bundles_for(size) if (b[0] + 1) * tiles.TILE_WIDTH > since]
 
 
 # -- verify --------------------------------------------------------------------
@@ -276,14 +282,14 @@ PARALLEL_FROM = 65536
 # processes: ("given", grant, scopes, purpose, expires_at), ("ended", grant)
 # or ("access", grant, type, vendor, at, purpose, fields).
 Fact = tuple[Any, ...]
-_GIVEN = frozenset({"consent.granted", "consent.narrowed", "consent.shortened"})
-_ENDED = frozenset({"consent.revoked", "consent.expired"})
-_ACCESS = frozenset({"data.read", "data.deposited"})
+GIVEN = frozenset({"consent.granted", "consent.narrowed", "consent.shortened"})
+ENDED = frozenset({"consent.revoked", "consent.expired"})
+ACCESS = frozenset({"data.read", "data.deposited"})
 
 
 def fact_of(entry: dict[str, Any]) -> Fact | None:
     kind = entry["type"]
-    if kind in _ACCESS:
+    if kind in ACCESS:
         return (
             "access",
             entry["grant"],
@@ -293,7 +299,7 @@ def fact_of(entry: dict[str, Any]) -> Fact | None:
             entry["purpose"],
             tuple(entry["fields"]),
         )
-    if kind in _GIVEN:
+    if kind in GIVEN:
         return (
             "given",
             entry["grant"],
@@ -301,7 +307,7 @@ def fact_of(entry: dict[str, Any]) -> Fact | None:
             entry["purpose"],
             entry["expires_at"],
         )
-    if kind in _ENDED:
+    if kind in ENDED:
         return ("ended", entry["grant"])
     return None
 
@@ -410,7 +416,7 @@ def _check_bundles(
             except entries.EntryError as exc:
                 raise VerifyError(f"entry {position}: {exc}") from None
             kind = entry["type"]
-            if kind in _GIVEN or kind in _ENDED:
+            if kind in GIVEN or kind in ENDED:
                 if pending is None or pending[0] != position:
                     raise VerifyError(f"entry {position}: a consent entry not found as such")
                 grants.take(*pending)
@@ -419,7 +425,7 @@ def _check_bundles(
                 continue
             counts[kind] = counts.get(kind, 0) + 1
             done.entries += 1
-            if kind in _ACCESS:
+            if kind in ACCESS:
                 seen = grants.take(position, fact_of(entry))  # type: ignore[arg-type]
                 done.accesses += seen or 0
                 done.unchecked_accesses += 1 - (seen or 0)
@@ -439,9 +445,10 @@ def _check_entries(
     :func:`verify`); the grants' consent entries first, from all of them.
     ``meanwhile`` (the tree's checks) runs first in this process, or while
     the workers work."""
-    items = [(index, width, hashes[(0, index)]) for index, width in tiles.bundles_for(size)]
-    consents = consent_facts(bundle, items)
-    items = [item for item in items if (item[0] + 1) * tiles.TILE_WIDTH > since]
+    consents = consent_facts(
+        bundle, [(index, width, b"") for index, width in tiles.bundles_for(size)]
+    )
+    items = [(index, width, hashes[(0, index)]) for index, width in _bundles_from(size, since)]
     if workers is None:
         workers = (os.cpu_count() or 1) if size - since >= PARALLEL_FROM else 1
     # Several chunks per worker, so that the workers finish together.

@@ -24,17 +24,22 @@ def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def consent_changed(
-    conn: Connection, grant: Grant, kind: str, by: str, detail: Mapping[str, Any]
-) -> None:
-    """A grant given, narrowed, shortened, revoked or expired
-    (consent/grants), with what it allows after the change."""
-    details: dict[str, Any] = {
+def _grant_details(grant: Grant, by: str) -> dict[str, Any]:
+    """What every consent entry says of its grant."""
+    return {
         "by": by,
         "purpose": grant.purpose,
         "scopes": sorted(grant.scopes),
         "expires_at": _iso(grant.expires_at),
     }
+
+
+def consent_changed(
+    conn: Connection, grant: Grant, kind: str, by: str, detail: Mapping[str, Any]
+) -> None:
+    """A grant given, narrowed, shortened, revoked or expired
+    (consent/grants), with what it allows after the change."""
+    details = _grant_details(grant, by)
     if kind == "narrowed":
         details["from_scopes"] = sorted(detail["from"])
         details["scopes"] = sorted(detail["to"])
@@ -74,12 +79,7 @@ def on_account_erased(session: Session, customer_id: str) -> Callable[[], None]:
                 customer_id=customer_id,
                 vendor_id=grant.vendor_id,
                 grant_id=grant.id,
-                details={
-                    "by": "account_deleted",
-                    "purpose": grant.purpose,
-                    "scopes": sorted(grant.scopes),
-                    "expires_at": _iso(grant.expires_at),
-                },
+                details=_grant_details(grant, "account_deleted"),
             )
             for grant in live
         ]

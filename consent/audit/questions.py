@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from consent.audit.bundle import Grants, VerifyError
+from consent.audit.bundle import ENDED, GIVEN, Grants, VerifyError
 from consent.policy import field_names, parse_scope
 
 Entries = Iterable[tuple[int, dict[str, Any]]]
-
-_GIVEN = ("consent.granted", "consent.narrowed", "consent.shortened")
-_ENDED = ("consent.revoked", "consent.expired")
+WITHDRAWN = ENDED | {"consent.narrowed"}
 
 
 @dataclass
@@ -42,7 +40,7 @@ def grants_held(entries: Entries, at: datetime) -> list[HeldGrant]:
         if datetime.fromisoformat(entry["at"]) > at:
             break
         kind = entry["type"]
-        if kind in _GIVEN:
+        if kind in GIVEN:
             grant = held.get(entry["grant"])
             if grant is None:
                 grant = held[entry["grant"]] = HeldGrant(
@@ -50,7 +48,7 @@ def grants_held(entries: Entries, at: datetime) -> list[HeldGrant]:
                 )
             grant.scopes, grant.expires_at = list(entry["scopes"]), entry["expires_at"]
             grant.entries.append(index)
-        elif kind in _ENDED:
+        elif kind in ENDED:
             held.pop(entry["grant"], None)
     return [g for g in held.values() if datetime.fromisoformat(g.expires_at) > at]
 
@@ -109,7 +107,7 @@ def withdrawals(entries: Entries) -> list[Withdrawal]:
     lost: dict[str, list[tuple[Withdrawal, set[str] | None]]] = {}
     for index, entry in entries:
         kind = entry["type"]
-        if kind in (*_ENDED, "consent.narrowed"):
+        if kind in WITHDRAWN:
             withdrawal = Withdrawal(index, kind, entry["grant"], entry["vendor"], entry["at"])
             found.append(withdrawal)
             removed = None

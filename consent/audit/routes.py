@@ -90,13 +90,7 @@ def entry_bundle(path: str, session: SessionDep, _auditor: AuditorDep) -> Respon
     except ValueError as exc:
         raise NotFound(f"No such entry bundle: {exc}") from None
     conn = session.connection()
-    size = _latest(conn).size
-    wanted = tiles.TILE_WIDTH if width is None else width
-    available = _tile_width(size, 0, index)
-    if available is None or available < wanted:
-        raise NotFound("No signed checkpoint covers that bundle yet.")
-    if width is None and available != tiles.TILE_WIDTH:
-        raise NotFound("That bundle is not full yet; ask for its partial width.")
+    wanted = _covered(_latest(conn).size, 0, index, width)
     start = index * tiles.TILE_WIDTH
     entry = log.ENTRY
     bodies = conn.execute(
@@ -120,12 +114,7 @@ def tile(path: str, session: SessionDep) -> Response:
         raise NotFound(f"No such tile: {exc}") from None
     conn = session.connection()
     size = _latest(conn).size
-    wanted = tiles.TILE_WIDTH if width is None else width
-    available = _tile_width(size, level, index)
-    if available is None or available < wanted:
-        raise NotFound("No signed checkpoint covers that tile yet.")
-    if width is None and available != tiles.TILE_WIDTH:
-        raise NotFound("That tile is not full yet; ask for its partial width.")
+    wanted = _covered(size, level, index, width)
     hashes = tree.StoredHashes(conn, size).tile(level, index, wanted)
     return Response(
         tiles.encode_tile(hashes),
@@ -134,14 +123,16 @@ def tile(path: str, session: SessionDep) -> Response:
     )
 
 
-def _tile_width(size: int, level: int, index: int) -> int | None:
-    """How many hashes the level-``level`` tile ``index`` holds in a tree
-    of ``size`` (None: none yet)."""
-    per_hash: int = tiles.TILE_WIDTH**level  # leaves under one hash of the tile
-    below: int = size // per_hash - index * tiles.TILE_WIDTH
-    if below <= 0:
-        return None
-    return min(below, tiles.TILE_WIDTH)
+def _covered(size: int, level: int, index: int, width: int | None) -> int:
+    """The width asked for (None: a full tile), if the latest checkpoint's
+    tree of ``size`` covers it; NotFound otherwise."""
+    available = tiles.width_of(size, level, index)
+    wanted = tiles.TILE_WIDTH if width is None else width
+    if available < wanted:
+        raise NotFound("No signed checkpoint covers that tile yet.")
+    if width is None and available != tiles.TILE_WIDTH:
+        raise NotFound("That tile is not full yet; ask for its partial width.")
+    return wanted
 
 
 class InclusionProof(BaseModel):

@@ -280,7 +280,7 @@ def _perfect_subtrees(size: int, tiles: Tiles) -> list[bytes]:
         level, count = height // TILE_HEIGHT, 1 << (height % TILE_HEIGHT)
         first = start >> (TILE_HEIGHT * level)
         index, offset = divmod(first, TILE_WIDTH)
-        hashes = _tile(tiles, level, index, _width_of(size, level, index))
+        hashes = _tile(tiles, level, index, width_of(size, level, index))
         subtrees.append(root(hashes[offset : offset + count]))
         start += 1 << height
     return subtrees
@@ -294,9 +294,13 @@ def _fold_right(subtrees: list[bytes]) -> bytes:
     return result
 
 
-def _width_of(size: int, level: int, index: int) -> int:
+def width_of(size: int, level: int, index: int) -> int:
+    """How many hashes the level-``level`` tile ``index`` holds in a tree
+    of ``size`` leaves: 256, fewer for the rightmost, 0 beyond it."""
     full, partial = divmod(size >> (TILE_HEIGHT * level), TILE_WIDTH)
-    return TILE_WIDTH if index < full else partial
+    if index < full:
+        return TILE_WIDTH
+    return partial if index == full else 0
 
 
 def _encode_index(index: int) -> str:
