@@ -35,7 +35,7 @@ typecheck: $(VENV)/.dev-installed
 pytest: $(VENV)/.dev-installed
 	scripts/ensure-postgres.sh
 	scripts/ensure-chromium.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test: lint typecheck pytest
 
