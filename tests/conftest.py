@@ -39,9 +39,10 @@ UNEXPECTED = "The server met an error it did not expect; it has been logged."
 
 # Argon2id at test strength: same algorithm, a fraction of the cost.
 FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
-# The audit log's checkpoints are signed when a test asks (tests/audit), not
-# by a thread whose statements would mix with those a test counts.
-TEST_SETTINGS = {**FAST_HASH, "audit_checkpoint_seconds": 0}
+# The audit log's checkpoints are signed, and notices pushed, when a test
+# asks (tests/audit, tests/notices), not by threads whose statements would
+# mix with those a test counts.
+TEST_SETTINGS = {**FAST_HASH, "audit_checkpoint_seconds": 0, "notice_interval_seconds": 0}
 
 
 @pytest.fixture(scope="session")

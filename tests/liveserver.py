@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -67,6 +67,9 @@ class LiveServer:
     data_dir: Path
     vendor: RegisteredVendor
     log: Path
+    # The VRM_* environment its `vrm` commands run with (for a `vrm worker`
+    # beside it).
+    env: dict[str, str] = field(default_factory=dict)
 
     def new_customer(self, label: str = "customer") -> Customer:
         """Sign up a customer nobody else uses, through the public API."""
@@ -161,29 +164,34 @@ def live_server(
     data_dir: Path,
     vendor_name: str = "Foreign Client Tests",
     settings: dict[str, str] | None = None,
+    notify_uri: str | None = None,
 ) -> Iterator[LiveServer]:
     """Start ``vrm serve`` on data_dir (created if needed) with one vendor
     whose redirect URI is a loopback callback nobody listens on: clients
-    read the code from the redirect and never fetch it. ``settings`` are
-    further ``VRM_*`` variables for every ``vrm`` command."""
+    read the code from the redirect and never fetch it (and whose revocation
+    notices go to ``notify_uri``, if given). ``settings`` are further
+    ``VRM_*`` variables for every ``vrm`` command."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**_env(data_dir, url), **(settings or {})}
     _vrm(env, "init")
-    vendor = _add_vendor(env, vendor_name)
+    vendor = _add_vendor(env, vendor_name, notify_uri)
     log = data_dir / "server.log"
     process = _serve(env, port, log)
     try:
         _wait_healthy(process, url, log)
-        yield LiveServer(url=url, data_dir=data_dir, vendor=vendor, log=log)
+        yield LiveServer(url=url, data_dir=data_dir, vendor=vendor, log=log, env=env)
     finally:
         _stop(process)
 
 
-def _add_vendor(env: dict[str, str], name: str) -> RegisteredVendor:
+def _add_vendor(env: dict[str, str], name: str, notify_uri: str | None = None) -> RegisteredVendor:
     redirect_uri = f"http://127.0.0.1:{free_port()}/cb"
-    out = _vrm(env, "vendors", "add", "--name", name, "--redirect-uri", redirect_uri, "--json")
+    extra = ("--notify-uri", notify_uri) if notify_uri is not None else ()
+    out = _vrm(
+        env, "vendors", "add", "--name", name, "--redirect-uri", redirect_uri, *extra, "--json"
+    )
     registered = json.loads(out.strip().splitlines()[-1])
     return RegisteredVendor(
         client_id=registered["client_id"],

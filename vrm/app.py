@@ -19,7 +19,7 @@ from consent.login import router as login_router
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
-from vrm import __version__, apidocs, headers, hooks, lean, openapi, purge
+from vrm import __version__, apidocs, background, headers, hooks, lean, openapi
 from vrm.accounts.passwords import Passwords
 from vrm.api import api_router
 from vrm.crypto.keystore import FileKeyStore, KeyStore
@@ -83,8 +83,11 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         checkpoints = start_checkpoints(engine)
-        purging = purge.start(engine, settings)
-        signing = audit_tree.start(engine, settings, keystore.server_key(audit_tree.KEY_NAME))
+        jobs = (
+            background.start(engine, settings, keystore, app.state.vault)
+            if settings.background_jobs
+            else None
+        )
         # What start-up made lives as long as the server: out of the garbage
         # collector's sight, a full collection walks only what requests made,
         # and no longer stalls every connection for tens of milliseconds
@@ -92,10 +95,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
         gc.freeze()
         yield
         gc.unfreeze()
-        if purging is not None:
-            purging.stop()
-        if signing is not None:
-            signing.stop()
+        if jobs is not None:
+            jobs.stop()
         if checkpoints is not None:
             checkpoints.stop()
         groupcommit.close(app.state)

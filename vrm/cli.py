@@ -19,6 +19,7 @@ from vrm.accounts.passwords import Passwords
 from vrm.backup.cli import backup_app
 from vrm.cli_audit import audit_app
 from vrm.cli_auditors import auditors_app
+from vrm.cli_notices import notices_app
 from vrm.cli_vendors import vendors_app
 from vrm.crypto.keystore import FileKeyStore
 from vrm.db import make_engine
@@ -42,6 +43,7 @@ app.add_typer(customers_app, name="customers")
 app.add_typer(vendors_app, name="vendors")
 app.add_typer(auditors_app, name="auditors")
 app.add_typer(audit_app, name="audit")
+app.add_typer(notices_app, name="notices")
 app.add_typer(backup_app, name="backup")
 out = Console()
 err = Console(stderr=True)
@@ -124,6 +126,34 @@ def serve(
         log_level="info",
         access_log=False,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run the background work (purge, audit checkpoints, expiry and
+    revocation notices) without serving HTTP, until stopped (Ctrl-C or
+    SIGTERM). For deployments whose servers set VRM_BACKGROUND_JOBS=false;
+    several may run at once."""
+    import signal
+    import threading
+
+    from vrm import background
+
+    settings = _settings()
+    store = _prepare(settings)
+    engine = make_engine(settings)
+    vault = Vault(store, cache_seconds=settings.key_cache_seconds)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    jobs = background.start(engine, settings, store, vault)
+    out.print(f"worker running {len(jobs.jobs)} background jobs; stop with Ctrl-C")
+    try:
+        stopping.wait()
+    finally:
+        jobs.stop()
+        engine.dispose()
+    out.print("worker stopped")
 
 
 @app.command()

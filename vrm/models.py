@@ -8,6 +8,7 @@ from consent.audit.models import (
     AuditNode,
 )
 from consent.grants.models import Grant, GrantChange
+from consent.notices.models import VendorNotice
 from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
 from consent.vendors.models import InitialAccessToken, Vendor
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
@@ -42,4 +43,5 @@ __all__ = [
     "OAuthToken",
     "Vendor",
     "VendorDeposit",
+    "VendorNotice",
 ]

@@ -34,6 +34,7 @@ from sqlalchemy import ColumnElement, Engine, Table, and_, select, tuple_
 from sqlmodel import Session, SQLModel, col, delete
 
 from consent.grants import revocation
+from consent.notices import outbox
 from consent.oauth import store as oauth_store
 from consent.oauth import tokens
 from consent.oauth.models import AuthorizationCode, OAuthToken
@@ -125,6 +126,7 @@ KINDS = (
         lambda s, now: and_(
             retention.tombstones(_ago(s.retain_feed_deletions_seconds, now)),
             ~revocation.tombstones_in_use(),
+            ~outbox.undelivered(),
         ),
         walk=col(FeedNotice.seq),
         positions=True,

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     # each "<url> <verifier key>", e.g. from `vrm audit witness`.
     audit_witnesses: list[str] = []
 
+    # Revocation notices (consent/notices, docs/notices.md): how often the
+    # background work ends expired grants and pushes due notices (0: never;
+    # run `vrm worker` instead), and how long it waits for a vendor's answer.
+    notice_interval_seconds: Annotated[float, Field(ge=0)] = 1.0
+    notice_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # Whether `vrm serve` runs the background work (purge, checkpoints,
+    # notices) itself: the embedded default. A deployment with several
+    # servers sets it false in them and runs `vrm worker` beside them.
+    background_jobs: bool = True
+
     # Purging (vrm/purge.py; docs/operations.md, "Purging", says why each
     # default): how long each kind of row is kept once it is of no more use.
     # Every purge_interval_seconds in each `vrm serve` process (0: never;

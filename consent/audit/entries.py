@@ -67,6 +67,10 @@ TYPES = frozenset(
         "auditor.disabled",
         # Server keys (vrm keys rotate).
         "key.rotated",
+        # Revocation notices pushed to vendors (consent/notices): every
+        # attempt, and the one the vendor acknowledged.
+        "notice.attempted",
+        "notice.acknowledged",
     }
 )
 

@@ -242,3 +242,40 @@ def key_rotated(session: Session, customer_id: str, root_version: int, data_keys
         details={"root_version": root_version, "data_keys": data_keys},
     )
     log.append(session.connection(), [event])
+
+
+def notice_attempted(
+    conn: Connection,
+    *,
+    at: datetime,
+    vendor_id: str,
+    customer_id: str | None,
+    grant_id: str,
+    jti: str,
+    reason: str,
+    attempt: int,
+    outcome: str,
+    acknowledged: bool,
+    parked: bool,
+) -> None:
+    """One attempt to push a revocation notice (consent/notices): the one
+    the vendor acknowledged is ``notice.acknowledged``, the others
+    ``notice.attempted``; ``parked`` when it was the last. ``customer_id``
+    is None once the account is erased: the entry then names nobody."""
+    details: dict[str, Any] = {
+        "notice": jti,
+        "reason": reason,
+        "attempt": attempt,
+        "outcome": outcome,
+    }
+    if parked:
+        details["parked"] = True
+    event = Event(
+        type="notice.acknowledged" if acknowledged else "notice.attempted",
+        at=at,
+        customer_id=customer_id,
+        vendor_id=vendor_id,
+        grant_id=grant_id,
+        details=details,
+    )
+    log.append(conn, [event])

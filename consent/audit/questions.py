@@ -93,15 +93,33 @@ class Withdrawal:
     vendor: str
     at: str
     reads_after: list[int] = field(default_factory=list)
-    # The time until the vendor acknowledged the notice (revocation
-    # notices are issue 17: always None until then).
+    # The time until the vendor acknowledged its revocation notice
+    # (consent/notices): None while it has not, or takes no notices.
     acknowledged_after_seconds: float | None = None
+
+
+# What a notice's reason says was withdrawn (an erasure revokes each grant).
+_NOTICE_OF = {
+    "revoked": "consent.revoked",
+    "account_deleted": "consent.revoked",
+    "narrowed": "consent.narrowed",
+    "expired": "consent.expired",
+}
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    start = datetime.fromisoformat(earlier.replace("Z", "+00:00"))
+    end = datetime.fromisoformat(later.replace("Z", "+00:00"))
+    return (end - start).total_seconds()
 
 
 def withdrawals(entries: Entries) -> list[Withdrawal]:
     """Every withdrawal (revoked, expired, narrowed) with each later read
     of what it withdrew: all the grant gave, or for a narrowing the fields
-    it took away (by the consent policy's rule, consent.policy.field_names)."""
+    it took away (by the consent policy's rule, consent.policy.field_names);
+    and how long the vendor took to acknowledge its notice of it: each
+    ``notice.acknowledged`` answers the grant's earliest withdrawal of its
+    kind not yet answered."""
     found: list[Withdrawal] = []
     # Each grant's withdrawals so far, with what each took (None: all).
     lost: dict[str, list[tuple[Withdrawal, set[str] | None]]] = {}
@@ -118,6 +136,13 @@ def withdrawals(entries: Entries) -> list[Withdrawal]:
             for withdrawal, removed in lost.get(entry["grant"], ()):
                 if removed is None or removed & set(entry["fields"]):
                     withdrawal.reads_after.append(index)
+        elif kind == "notice.acknowledged":
+            answered = _NOTICE_OF.get(entry["reason"])
+            for withdrawal, _ in lost.get(entry["grant"], ()):
+                if withdrawal.type == answered and withdrawal.acknowledged_after_seconds is None:
+                    seconds = _seconds_between(withdrawal.at, entry["at"])
+                    withdrawal.acknowledged_after_seconds = seconds
+                    break
     return found
 
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select, update
 from consent.audit import events as audit
 from consent.grants.models import Grant
 from consent.grants.service import _record, accesses_of, details_for, is_active
+from consent.notices import outbox
 from consent.oauth.models import AuthorizationCode, OAuthToken
 from consent.policy import field_names, parse_scope, simplify, within
 from vrm.dbtypes import utcnow
@@ -125,8 +126,9 @@ def _tombstone(
     dedupe: bool = False,
 ) -> int | None:
     """Tell the vendor on its feed to delete ``fields`` (all the grant gives
-    when None). With ``dedupe``, once per grant and reason."""
-    return feed.grant_ended(
+    when None), and push it a notice if it takes them (consent/notices).
+    With ``dedupe``, once per grant and reason."""
+    seq = feed.grant_ended(
         session,
         vendor_id=grant.vendor_id,
         grant_id=grant.id,
@@ -135,24 +137,32 @@ def _tombstone(
         fields=field_names(accesses_of(grant)) if fields is None else fields,
         dedupe_key=f"{grant.id}:{reason}" if dedupe else None,
     )
+    if seq is not None:
+        outbox.enqueue(session, grant.vendor_id, seq)
+    return seq
 
 
-def expire_due(session: Session, *, vendor_id: str) -> int:
-    """Put a tombstone on the feed for each of the vendor's grants that ran
-    out since the last call (expiry writes nothing when it happens). Safe to
-    run from two readers at once; commits. Returns how many were added."""
+def expire_due(
+    session: Session, *, vendor_id: str | None = None, since: datetime | None = None
+) -> int:
+    """Put a tombstone on the feed for each grant that ran out (of one
+    vendor, or of all), and expired after ``since`` if given: expiry writes
+    nothing when it happens. The background work calls this every few
+    seconds (consent/notices/worker.py), a vendor's feed before each read.
+    Safe to run from two places at once; commits. Returns how many were
+    added."""
     now = utcnow()
     told = select(FeedNotice.seq).where(
         FeedNotice.grant_id == Grant.id, FeedNotice.reason == "expired"
     )
-    due = session.exec(
-        select(Grant).where(
-            Grant.vendor_id == vendor_id,
-            col(Grant.revoked_at).is_(None),
-            Grant.expires_at <= now,
-            ~told.exists(),
-        )
-    ).all()
+    query = select(Grant).where(
+        col(Grant.revoked_at).is_(None), Grant.expires_at <= now, ~told.exists()
+    )
+    if vendor_id is not None:
+        query = query.where(Grant.vendor_id == vendor_id)
+    if since is not None:
+        query = query.where(Grant.expires_at > since)
+    due = session.exec(query).all()
     added = 0
     for grant in due:
         if _tombstone(session, grant, "expired", dedupe=True) is not None:

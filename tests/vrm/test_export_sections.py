@@ -325,6 +325,7 @@ NOT_EXPORTED = {
     "data_key": "wrapped key material: no data about the customer, and a key must not leave",
     "data_change": "the change log's position of each record exported above: bookkeeping",
     "feed_notice": "what each vendor is told of a grant's start or end: the grant's changes",
+    "vendor_notice": "where the push of each feed_notice stands; its attempts are in audit_log",
     "oauth_token": "credentials, kept as keyed hashes; what was done with them is access_log",
     "authorization_code": "one-minute single-use credentials, kept as keyed hashes",
 }
