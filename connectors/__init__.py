@@ -1,1 +1,19 @@
-"""Vendor side: OAuth client, sync engine and CRM sinks (later issues)."""
+"""The vendor's connector (``vrm-connector``): it runs beside the vendor's
+CRM and talks to the store over HTTP only, never importing the server's
+packages (the import contract in pyproject.toml says so).
+
+- :mod:`connectors.config`: the connector's TOML configuration;
+- :mod:`connectors.store`: the store's HTTP API, as a client-credentials
+  OAuth client (Authlib's httpx client), with retries;
+- :mod:`connectors.mapping`: store fields to sink fields;
+- :mod:`connectors.sinks`: where the data goes (the :class:`Sink` protocol,
+  and each sink);
+- :mod:`connectors.notices`: checking the store's revocation notices;
+- :mod:`connectors.listen`: the RFC 8935 receiver that purges what a
+  notice names;
+- :mod:`connectors.state`: what the connector remembers (notices seen,
+  counts);
+- :mod:`connectors.cli`: the ``vrm-connector`` command.
+
+See docs/connectors.md.
+"""

@@ -1,0 +1,200 @@
+"""``vrm-connector``: the vendor's connector to a VRM store."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connectors import config as configuration
+from connectors.config import Config, ConfigError
+from connectors.sinks.open import mapping_of, open_sink
+from connectors.sinks.sql import SinkError
+from connectors.state import State
+from connectors.store import Store, StoreError
+
+app = typer.Typer(
+    help="Keep a vendor's CRM in step with what customers granted on a VRM store.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="The configuration file.")]
+DEFAULT_CONFIG = Path("vrm-connector.toml")
+DEFAULT_SECRET_ENV = "VRM_CONNECTOR_SECRET"  # noqa: S105 - a variable's name
+
+
+def _fail(message: str) -> NoReturn:
+    for line in message.splitlines():
+        err.print(f"vrm-connector: {line}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _load(path: Path) -> Config:
+    try:
+        return configuration.load(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def check(config: Config) -> list[str]:
+    """What stops this configuration from working, one line each: the
+    secret, the store, the client, the mapping, the sink."""
+    problems: list[str] = []
+    try:
+        secret = config.client_secret()
+    except ConfigError as exc:
+        return [str(exc)]
+    store = Store(config.store_url, config.client_id, secret)
+    try:
+        issuer = store.issuer
+        if issuer != config.store_url:
+            problems.append(f"store_url: the store calls itself {issuer}")
+        store.fetch_token()
+    except StoreError as exc:
+        problems.append(f"store_url: {exc}")
+    finally:
+        store.close()
+    try:
+        mapping_of(config)
+    except ValueError as exc:
+        problems.append(str(exc))
+        return problems
+    try:
+        open_sink(config).close()
+    except SinkError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+@app.command()
+def init(
+    store_url: Annotated[str, typer.Option(help="The store's URL (its issuer).")],
+    client_id: Annotated[str, typer.Option(help="The vendor's client id (vnd_...).")],
+    sink: Annotated[str, typer.Option(help="sql, csv or jsonl.")] = "sql",
+    sink_url: Annotated[
+        str | None,
+        typer.Option(help="sql: a SQLAlchemy URL (postgresql+psycopg://..., sqlite:///...)."),
+    ] = None,
+    sink_path: Annotated[Path | None, typer.Option(help="csv, jsonl: a folder.")] = None,
+    secret_env: Annotated[
+        str | None, typer.Option(help="The variable holding the client secret.")
+    ] = None,
+    secret_file: Annotated[
+        Path | None, typer.Option(help="A file holding the client secret (mode 0600).")
+    ] = None,
+    config_path: ConfigPath = DEFAULT_CONFIG,
+    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Write a configuration file, then check it against the store: each
+    problem on a line of its own, and exit 1 if there is any. The secret is
+    never written: name a variable (default VRM_CONNECTOR_SECRET) or a
+    file."""
+    if config_path.exists() and not force:
+        _fail(f"{config_path} exists; --force replaces it")
+    if secret_env is not None and secret_file is not None:
+        _fail("give --secret-env or --secret-file, not both")
+    if secret_env is None and secret_file is None:
+        secret_env = DEFAULT_SECRET_ENV
+    data = {
+        "store_url": store_url,
+        "client_id": client_id,
+        "secret_env": secret_env,
+        "secret_file": None if secret_file is None else str(secret_file),
+        "sink": {
+            "kind": sink,
+            "url": sink_url,
+            "path": None if sink_path is None else str(sink_path),
+        },
+    }
+    data["sink"] = {k: v for k, v in data["sink"].items() if v is not None}  # type: ignore[union-attr]
+    problems = configuration.problems_of({k: v for k, v in data.items() if v is not None})
+    if problems:
+        _fail("\n".join(problems))
+    config = Config.model_validate({k: v for k, v in data.items() if v is not None})
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(configuration.dump(config))
+    out.print(f"wrote {config_path}")
+    problems = check(_load(config_path))
+    if problems:
+        _fail("\n".join(problems))
+    out.print("checked: the store knows this client, and the sink opens")
+
+
+@app.command("check")
+def check_cmd(config_path: ConfigPath = DEFAULT_CONFIG) -> None:
+    """Check the configuration against the store and the sink."""
+    problems = check(_load(config_path))
+    if problems:
+        _fail("\n".join(problems))
+    out.print("ok")
+
+
+@app.command()
+def listen(
+    config_path: ConfigPath = DEFAULT_CONFIG,
+    host: Annotated[str | None, typer.Option(help="Address (listen.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (listen.port).")] = None,
+) -> None:
+    """Receive the store's revocation notices (RFC 8935) and purge what each
+    names from the sink. Register this address as the vendor's notify_uri."""
+    import uvicorn
+
+    from connectors import listen as receiver
+
+    config = _load(config_path)
+    try:
+        store = Store(config.store_url, config.client_id, config.client_secret())
+        store.keys()  # the store answers, and publishes its keys
+        sink = open_sink(config)
+    except (ConfigError, StoreError, SinkError) as exc:
+        _fail(str(exc))
+    state = State(config.state_dir)
+    asgi = receiver.app(store, sink, mapping_of(config), state, config.listen.max_age_seconds)
+    host = host or config.listen.host
+    port = port if port is not None else config.listen.port
+    out.print(f"listening for notices on http://{host}:{port}/")
+    try:
+        uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        sink.close()
+        store.close()
+
+
+@app.command()
+def status(
+    config_path: ConfigPath = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What the connector did: notices received, purged, refused, replayed;
+    the last notices applied."""
+    config = _load(config_path)
+    state = State(config.state_dir)
+    counts = state.counts()
+    last = state.notices(10)
+    if as_json:
+        typer.echo(json.dumps({"counts": counts, "last_notices": last}))
+        return
+    for name in ("notices_received", "notices_purged", "notices_refused", "notices_replayed"):
+        out.print(f"{name.replace('_', ' ')}: {counts.get(name, 0)}")
+    if last:
+        table = Table(title="last notices applied")
+        for column in ("when", "reason", "fields"):
+            table.add_column(column, overflow="fold")
+        for notice in last:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(notice["purged_at"]))
+            table.add_row(when, notice["reason"], ", ".join(notice["fields"]))
+        out.print(table)
+
+
+def main() -> None:
+    app()

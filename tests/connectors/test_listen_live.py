@@ -1,0 +1,148 @@
+"""End to end, real processes: ``vrm serve`` pushes its notices to
+``vrm-connector listen``, which purges a narrowed field and then the whole
+contact from its sql sink; the store's log has each acknowledgement."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+
+from connectors.mapping import DEFAULT, FieldMap
+from connectors.sinks.sql import SQLSink
+from tests.liveserver import Browser, LiveServer, _vrm, free_port, live_server
+
+WAIT = 20.0
+
+
+def _connector_command() -> str:
+    return str(Path(sys.executable).parent / "vrm-connector")
+
+
+@contextmanager
+def _listening(config: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
+    env["VRM_CONNECTOR_SECRET"] = "not needed to listen"
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [_connector_command(), "listen", "-c", str(config), "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+
+
+def _until(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _consent(server: LiveServer, browser: Browser, scope: str) -> tuple[str, str]:
+    """The grant id and the pairwise subject, as the vendor gets them."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    query = {
+        "response_type": "code",
+        "client_id": server.vendor.client_id,
+        "redirect_uri": server.vendor.redirect_uri,
+        "scope": scope,
+        "state": "s",
+        "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+        "purpose": "dpv:ServiceProvision",
+    }
+    location = browser.authorize(f"{server.url}/oauth/authorize?{urlencode(query)}")
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    auth = (server.vendor.client_id, server.vendor.client_secret)
+    token = httpx.post(
+        f"{server.url}/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": server.vendor.redirect_uri,
+            "code_verifier": verifier,
+        },
+        auth=auth,
+    ).json()
+    info = httpx.post(
+        f"{server.url}/oauth/introspect", data={"token": token["access_token"]}, auth=auth
+    ).json()
+    return token["grant_id"], info["sub"]
+
+
+def test_the_store_s_notices_purge_the_vendor_s_sink(tmp_path: Path) -> None:
+    port = free_port()
+    crm = f"sqlite:///{tmp_path / 'crm.db'}"
+    with live_server(tmp_path / "var", notify_uri=f"http://127.0.0.1:{port}/notices") as server:
+        config = tmp_path / "vrm-connector.toml"
+        config.write_text(
+            f'store_url = "{server.url}"\nclient_id = "{server.vendor.client_id}"\n'
+            'secret_env = "VRM_CONNECTOR_SECRET"\n\n'
+            f'[sink]\nkind = "sql"\nurl = "{crm}"\n'
+        )
+        customer = server.new_customer()
+        browser = Browser(server, customer)
+        sink = SQLSink(crm, FieldMap(DEFAULT))
+        try:
+            with _listening(config, port, tmp_path / "connector.log"):
+                grant, subject = _consent(server, browser, "profile.email:read preferences:read")
+                # What a sync would have put there (the sync is not built yet).
+                sink.upsert(subject, {"email": customer.email, "preferences": {"dietary": []}})
+                grants = f"{server.url}/api/v1/me/grants/{grant}"
+                r = browser.http.patch(grants, json={"scopes": ["preferences:read"]})
+                assert r.status_code == 200, r.text
+
+                def email_gone() -> bool:
+                    found = sink.find(subject)
+                    return found is not None and found["email"] is None
+
+                _until(email_gone)
+                assert sink.find(subject) == {
+                    **dict.fromkeys(FieldMap(DEFAULT).sink_fields),
+                    "preferences": {"dietary": []},
+                }
+                assert browser.http.delete(grants).status_code == 204
+                _until(lambda: sink.find(subject) is None)
+        finally:
+            browser.close()
+            sink.close()
+        listed = json.loads(_vrm(server.env, "notices", "list", "--json"))
+        assert [n["state"] for n in listed] == ["delivered", "delivered"]
+    env = {**os.environ, "VRM_CONNECTOR_SECRET": "x"}
+    status = subprocess.run(
+        [_connector_command(), "status", "-c", str(config), "--json"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    counts = json.loads(status.stdout)["counts"]
+    assert counts["notices_purged"] == 2
+    assert counts.get("notices_refused", 0) == 0
