@@ -56,6 +56,11 @@ class Config(Strict):
     # Empty: the sink's default mapping.
     mapping: dict[str, str] = Field(default_factory=dict)
     listen: ListenConfig = Field(default_factory=ListenConfig)
+    # Feed items asked for per page (the store allows 1 to 1000).
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
+    # Pages per dlt load: the cursor is saved after each load, so fewer
+    # pages mean less read again after a crash, and more commits.
+    pages_per_load: Annotated[int, Field(ge=1)] = 20
     # Where the connector keeps its state (notices seen, counts); relative
     # paths are relative to the config file.
     state_dir: Path = Path("vrm-connector-state")

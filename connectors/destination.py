@@ -1,0 +1,91 @@
+"""A sink as a dlt destination: each batch of ops (connectors/ops.py)
+applied to the sink in order.
+
+dlt calls the destination once per batch of one table, in the order the
+ops were extracted. Runs of upserts (or of puts) go to the sink together;
+every other op is applied where it stands, so a field deleted after an
+upsert stays deleted. A batch applied and then applied again (a run killed
+mid-load, resumed by dlt) leaves the sink as once: upserts and deletes are
+idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import dlt
+
+from connectors.ops import CONTACTS, EVENTS
+from connectors.sinks import Event, Sink
+
+BATCH = 1000
+
+
+def _apply_contacts(sink: Sink, ops: Sequence[Mapping[str, Any]]) -> None:
+    run: list[tuple[str, Mapping[str, Any]]] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        many = getattr(sink, "upsert_many", None)
+        if many is not None:
+            many(list(run))
+        else:
+            for subject, fields in run:
+                sink.upsert(subject, fields)
+        run.clear()
+
+    for op in ops:
+        if op["op"] == "upsert":
+            run.append((op["subject"], op["fields"]))
+            continue
+        flush()
+        if op["op"] == "delete_fields":
+            sink.delete_fields(op["subject"], list(op["fields"]))
+    flush()
+
+
+def _apply_events(sink: Sink, ops: Sequence[Mapping[str, Any]]) -> None:
+    run: list[Event] = []
+
+    def flush() -> None:
+        if run:
+            sink.upsert_events(list(run))
+            run.clear()
+
+    for op in ops:
+        if op["op"] == "put":
+            run.append(Event(op["subject"], op["event_id"], op["data"]))
+            continue
+        flush()
+        if op["op"] == "delete":
+            sink.delete_events(op["subject"], [op["event_id"]])
+        elif op["op"] == "delete_all":
+            sink.delete_events(op["subject"])
+    flush()
+
+
+def to_sink(sink: Sink, on_applied: Callable[[str, int], None] | None = None) -> Any:
+    """A dlt destination that applies ops to ``sink``."""
+
+    @dlt.destination(
+        name="vrm_sink",
+        batch_size=BATCH,
+        loader_file_format="typed-jsonl",
+        naming_convention="direct",
+        skip_dlt_columns_and_tables=True,
+        max_table_nesting=0,
+    )
+    def apply(items: Any, table: Any) -> None:
+        name = table["name"]
+        if name == CONTACTS:
+            _apply_contacts(sink, items)
+        elif name == EVENTS:
+            _apply_events(sink, items)
+        else:
+            return
+        if on_applied is not None:
+            on_applied(name, len(items))
+
+    return apply()

@@ -1,0 +1,64 @@
+"""The connector against the store: in process (the store's app behind an
+httpx transport, on SQLite and PostgreSQL) or as real processes
+(tests/liveserver.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from starlette.testclient import TestClient
+
+from connectors.config import Config
+from connectors.sinks.open import mapping_of, open_sink
+from connectors.sinks.sql import SQLSink
+from connectors.state import State
+from connectors.store import Store
+from tests.consent.conftest import Vendor, register_vendor
+
+ISSUER = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def vendor(app: FastAPI) -> Vendor:
+    return register_vendor(app)
+
+
+class Connected:
+    """A connector's parts, configured as a vendor would, its store the
+    test's app."""
+
+    def __init__(self, app: FastAPI, vendor: Vendor, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = Config.model_validate(
+            {
+                "store_url": ISSUER,
+                "client_id": vendor.client_id,
+                "secret": vendor.client_secret,
+                "sink": {"kind": "sql", "url": f"sqlite:///{folder / 'crm.db'}"},
+                "state_dir": str(folder / "state"),
+            }
+        )
+        self._http = TestClient(app)
+        self.store = Store(
+            ISSUER, vendor.client_id, vendor.client_secret, transport=self._http._transport
+        )
+        sink = open_sink(self.config)
+        assert isinstance(sink, SQLSink)
+        self.sink: SQLSink = sink
+        self.mapping = mapping_of(self.config)
+        self.state = State(self.config.state_dir)
+
+    def close(self) -> None:
+        self.sink.close()
+        self.store.close()
+        self._http.close()
+
+
+@pytest.fixture
+def connected(app: FastAPI, vendor: Vendor, tmp_path: Path) -> Iterator[Connected]:
+    c = Connected(app, vendor, tmp_path / "vendor")
+    yield c
+    c.close()
