@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    the product with demo data on the embedded default (SQLite, ./var)
-#   make test   linters (ruff, mypy, the layer contract) and the whole suite (SQLite and PostgreSQL)
+#   make test   linters (ruff, mypy, the layer contract) and the whole suite (SQLite and PostgreSQL,
+#               and BottleCRM, the real CRM the connector is tested against)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -35,6 +36,7 @@ typecheck: $(VENV)/.dev-installed
 pytest: $(VENV)/.dev-installed
 	scripts/ensure-postgres.sh
 	scripts/ensure-chromium.sh
+	scripts/ensure-bottlecrm.sh
 	$(BIN)/pytest -n 2
 
 test: lint typecheck pytest
