@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SINKS = ("sql", "csv", "jsonl")
+SINKS = ("sql", "csv", "jsonl", "bottlecrm")
 
 
 class ConfigError(ValueError):
@@ -28,9 +28,13 @@ class Strict(BaseModel):
 
 
 class SinkConfig(Strict):
-    kind: Literal["sql", "csv", "jsonl"]
-    # sql: a SQLAlchemy URL; csv and jsonl: a folder.
+    kind: Literal["sql", "csv", "jsonl", "bottlecrm"]
+    # sql: a SQLAlchemy URL; bottlecrm: its base URL; csv and jsonl: a folder.
     url: str | None = None
+    # bottlecrm: the variable holding its personal access token, and the
+    # contacts' custom field that holds the subject.
+    token_env: str | None = None
+    subject_field: str = "vrm_subject"
     path: Path | None = None
     # sql: the tables, created if missing.
     contacts_table: str = "vrm_contacts"

@@ -49,5 +49,8 @@ class Sink(Protocol):
     def events_of(self, subject: str) -> list[Event]:
         """The subject's events, by id."""
 
+    def subjects(self) -> list[str]:
+        """Every subject the sink holds a contact of."""
+
     def close(self) -> None:
         """Release what the sink holds (connections, files)."""

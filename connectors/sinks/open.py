@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from connectors.config import Config
-from connectors.mapping import DEFAULT, FieldMap
+from connectors.mapping import DEFAULTS, FieldMap
+from connectors.sinks import Sink
+from connectors.sinks.bottlecrm import BottleCRMError, BottleCRMSink
 from connectors.sinks.sql import SinkError, SQLSink
 
 
 def mapping_of(config: Config) -> FieldMap:
-    return FieldMap(config.mapping or DEFAULT)
+    return FieldMap(config.mapping or DEFAULTS[config.sink.kind])
 
 
-def open_sink(config: Config) -> SQLSink:
+def open_sink(config: Config) -> Sink:
     mapping = mapping_of(config)
     sink = config.sink
     if sink.kind == "sql":
@@ -28,4 +30,17 @@ def open_sink(config: Config) -> SQLSink:
             raise
         except Exception as exc:
             raise SinkError(f"sink.url: cannot open the database ({type(exc).__name__})") from None
+    if sink.kind == "bottlecrm":
+        if not sink.url or not sink.token_env:
+            raise SinkError("sink: the bottlecrm sink needs url and token_env")
+        try:
+            crm = BottleCRMSink.from_env(sink.url, sink.token_env, sink.subject_field)
+        except BottleCRMError as exc:
+            raise SinkError(str(exc)) from None
+        try:
+            crm.ids()  # it answers, and the token may read contacts
+        except BottleCRMError as exc:
+            crm.close()
+            raise SinkError(str(exc)) from None
+        return crm
     raise SinkError(f"sink.kind: the {sink.kind} sink is not built yet")

@@ -4,6 +4,7 @@ httpx transport, on SQLite and PostgreSQL) or as real processes
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +17,24 @@ from connectors.sinks.open import mapping_of, open_sink
 from connectors.sinks.sql import SQLSink
 from connectors.state import State
 from connectors.store import Store
+from tests.connectors.bottlecrm import ENSURE, BottleCRM, bottlecrm_server, venv_exists
 from tests.consent.conftest import Vendor, register_vendor
 
 ISSUER = "http://127.0.0.1:8000"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture
+def crm(tmp_path: Path) -> Iterator[BottleCRM]:
+    """A BottleCRM of the test's own (tests/connectors/bottlecrm.py). CI must
+    run it: there a missing install fails the test; elsewhere it skips."""
+    if not venv_exists() and not _in_ci():
+        pytest.skip(f"BottleCRM is not installed; run {ENSURE} to run this test")
+    with bottlecrm_server(tmp_path / "bottlecrm") as server:
+        yield server
 
 
 @pytest.fixture

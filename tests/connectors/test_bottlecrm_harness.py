@@ -4,31 +4,16 @@ deleted through the REST API (tests/connectors/BOTTLECRM.md)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.connectors.bottlecrm import ENSURE, BottleCRM, bottlecrm_server, venv_exists
+from tests.connectors.bottlecrm import BottleCRM
 
 PAGE = 100
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-@pytest.fixture
-def crm(tmp_path: Path) -> Iterator[BottleCRM]:
-    # CI must run the harness: there a missing install fails the test below.
-    if not venv_exists() and not _in_ci():
-        pytest.skip(f"BottleCRM is not installed; run {ENSURE} to run this test")
-    with bottlecrm_server(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture
