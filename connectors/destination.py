@@ -85,6 +85,9 @@ def to_sink(sink: Sink, on_applied: Callable[[str, int], None] | None = None) ->
             _apply_events(sink, items)
         else:
             return
+        commit = getattr(sink, "commit", None)
+        if commit is not None:  # the file sinks write their files whole
+            commit()
         if on_applied is not None:
             on_applied(name, len(items))
 

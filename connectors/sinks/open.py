@@ -6,6 +6,7 @@ from connectors.config import Config
 from connectors.mapping import DEFAULTS, FieldMap
 from connectors.sinks import Sink
 from connectors.sinks.bottlecrm import BottleCRMError, BottleCRMSink
+from connectors.sinks.files import FileSink
 from connectors.sinks.sql import SinkError, SQLSink
 
 
@@ -43,4 +44,11 @@ def open_sink(config: Config) -> Sink:
             crm.close()
             raise SinkError(str(exc)) from None
         return crm
-    raise SinkError(f"sink.kind: the {sink.kind} sink is not built yet")
+    if sink.kind in ("csv", "jsonl"):
+        if sink.path is None:
+            raise SinkError(f"sink.path: the {sink.kind} sink needs a folder")
+        try:
+            return FileSink(sink.path, mapping, sink.kind)
+        except (OSError, ValueError) as exc:
+            raise SinkError(f"sink.path: cannot use {sink.path} ({type(exc).__name__})") from None
+    raise SinkError(f"sink.kind: no sink is called {sink.kind}")
