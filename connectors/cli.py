@@ -170,6 +170,84 @@ def listen(
         store.close()
 
 
+def _token_store(config: Config, *, required: bool) -> Any:
+    """The customers' token store, or None when none is configured and
+    none is ``required``."""
+    from connectors.tokens import TokenStore, TokenStoreError, load_key
+
+    if config.token_key_env is None and config.token_key_file is None and not required:
+        return None
+    try:
+        return TokenStore(config.state_dir, load_key(config.token_key_env, config.token_key_file))
+    except TokenStoreError as exc:
+        _fail(str(exc))
+
+
+@app.command("new-token-key")
+def new_token_key() -> None:
+    """Print a new key for the customers' token store (32 bytes,
+    base64url): put it in the variable token_key_env names, or a 0600 file
+    token_key_file names."""
+    from connectors.tokens import new_key
+
+    typer.echo(new_key())
+
+
+@app.command()
+def authorize(
+    config_path: ConfigPath = DEFAULT_CONFIG,
+    scope: Annotated[str | None, typer.Option(help="Scopes to ask for (authorize.scope).")] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="The purpose, a DPV term (authorize.purpose).")
+    ] = None,
+    paste: Annotated[bool, typer.Option(help="Paste the address the browser was sent to.")] = False,
+    browser: Annotated[bool, typer.Option(help="Open the URL in a browser.")] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the answer.")] = 300,
+) -> None:
+    """One customer's consent, by the authorization code flow with PKCE:
+    prints the URL to send them to, receives the answer on the loopback
+    redirect_uri (or by --paste), and keeps their tokens in the encrypted
+    token store."""
+    from connectors import authorize as flow
+
+    config = _load(config_path)
+    held = _token_store(config, required=True)
+    try:
+        secret = config.client_secret()
+        store = Store(config.store_url, config.client_id, secret)
+    except ConfigError as exc:
+        _fail(str(exc))
+    redirect_uri = config.authorize.redirect_uri
+
+    def show(url: str) -> None:
+        out.print("Send the customer to:", highlight=False)
+        typer.echo(url)
+        if browser:
+            flow.open_in_browser(url)
+
+    def receive() -> str:
+        if paste:
+            return str(typer.prompt("The address the browser was sent to"))
+        return flow.wait_for_callback(redirect_uri, timeout)
+
+    try:
+        token = flow.authorize(
+            store,
+            secret,
+            redirect_uri=redirect_uri,
+            scope=scope or config.authorize.scope,
+            purpose=purpose or config.authorize.purpose,
+            receive=receive,
+            show=show,
+        )
+    except (flow.AuthorizeError, StoreError) as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    held.put(token)
+    out.print(f"authorized: grant {token.grant_id} ({token.scope}); tokens kept encrypted")
+
+
 @app.command()
 def sync(
     config_path: ConfigPath = DEFAULT_CONFIG,
@@ -192,9 +270,13 @@ def sync(
         _fail(str(exc))
     state = State(config.state_dir)
     mapping = mapping_of(config)
+    held = _token_store(config, required=False)
     try:
         while True:
-            done = _sync_once(syncing, config, store, sink, mapping, state, as_json)
+            try:
+                done = _sync_once(syncing, config, store, sink, mapping, state, as_json, held)
+            except Exception as exc:
+                _fail(_why(exc))
             if as_json:
                 typer.echo(json.dumps(done))
             else:
@@ -205,11 +287,27 @@ def sync(
             if not follow:
                 return
             time.sleep(interval)
-    except StoreError as exc:
-        _fail(str(exc))
     finally:
         sink.close()
         store.close()
+
+
+def _why(exc: BaseException) -> str:
+    """A failed sync as one line: the connector's own errors in their words
+    (dlt wraps what a step raised), anything else by its class."""
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from connectors.tokens import TokenStoreError
+
+    while isinstance(exc, PipelineStepFailed) and exc.exception is not None:
+        exc = exc.exception
+    known = (StoreError, SinkError, TokenStoreError, ConfigError, RuntimeError)
+    cause = exc
+    while not isinstance(cause, known) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, known) and type(cause).__module__.startswith("connectors."):
+        return str(cause).splitlines()[0]
+    return f"the sync failed ({type(exc).__name__})"
 
 
 def _sync_once(
@@ -220,13 +318,14 @@ def _sync_once(
     mapping: Any,
     state: State,
     quiet: bool,
+    held: Any,
 ) -> dict[str, Any]:
     """One sync until the feed has nothing more, with a progress display on
     a terminal (items and rate: the feed does not say how many remain),
     plain lines per page otherwise, nothing with --json."""
     limit = config.page_size
     if quiet:
-        done = syncing.run(config, store, sink, mapping, state, limit=limit)
+        done = syncing.run(config, store, sink, mapping, state, limit=limit, held=held)
     elif out.is_terminal:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -245,6 +344,7 @@ def _sync_once(
                 mapping,
                 state,
                 limit=limit,
+                held=held,
                 on_page=lambda p: bar.update(task, completed=p.items, rate=p.rate),
             )
     else:
@@ -255,6 +355,7 @@ def _sync_once(
             mapping,
             state,
             limit=limit,
+            held=held,
             on_page=lambda p: out.print(f"{p.items} items, {p.rate:.0f}/s"),
         )
     return {

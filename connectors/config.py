@@ -49,6 +49,14 @@ class ListenConfig(Strict):
     max_age_seconds: Annotated[int, Field(gt=0)] = 600
 
 
+class AuthorizeConfig(Strict):
+    # Registered with the store for this vendor; a loopback address lets
+    # `authorize` receive the answer itself.
+    redirect_uri: str = "http://127.0.0.1:8788/callback"
+    scope: str = "profile:read preferences:read history:read"
+    purpose: str = "dpv:ServiceProvision"
+
+
 class Config(Strict):
     store_url: str
     client_id: str
@@ -60,6 +68,11 @@ class Config(Strict):
     # Empty: the sink's default mapping.
     mapping: dict[str, str] = Field(default_factory=dict)
     listen: ListenConfig = Field(default_factory=ListenConfig)
+    authorize: AuthorizeConfig = Field(default_factory=AuthorizeConfig)
+    # The key of the customers' token store (connectors/tokens.py): a
+    # variable or a private file holding 32 bytes, base64url.
+    token_key_env: str | None = None
+    token_key_file: Path | None = None
     # Feed items asked for per page (the store allows 1 to 1000).
     page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
     # Pages per dlt load: the cursor is saved after each load, so fewer
@@ -128,6 +141,8 @@ def load(path: Path) -> Config:
         config.state_dir = base / config.state_dir
     if config.secret_file is not None and not config.secret_file.is_absolute():
         config.secret_file = base / config.secret_file
+    if config.token_key_file is not None and not config.token_key_file.is_absolute():
+        config.token_key_file = base / config.token_key_file
     if config.sink.path is not None and not config.sink.path.is_absolute():
         config.sink.path = base / config.sink.path
     return config

@@ -20,6 +20,8 @@ import httpx
 from authlib.deprecate import AuthlibDeprecationWarning
 from joserfc.jwk import KeySet
 
+from connectors.tokens import Held
+
 with warnings.catch_warnings():
     # Authlib 1.9 warns, on import, that its httpx client prefers httpx2;
     # httpx is what the rest of the project uses. (Importing
@@ -74,6 +76,8 @@ class Store:
     ) -> None:
         self.url = url.rstrip("/")
         self.client_id = client_id
+        self._secret = client_secret
+        self._transport = transport
         self._sleep = sleep
         self.http = httpx.Client(timeout=30, transport=transport, follow_redirects=False)
         self._oauth = OAuth2Client(
@@ -133,6 +137,63 @@ class Store:
             raise StoreError(f"the store refused the client: {exc.error}") from None
         except httpx.TransportError as exc:
             raise StoreError(f"the store does not answer ({type(exc).__name__})") from None
+
+    def customer_data(self, held: Held) -> dict[str, Any] | None:
+        """``GET /v1/data`` with one customer's token, refreshing it (in
+        ``held``) when it has expired or is refused; None once the grant
+        has ended (the refresh token is refused too). The body says
+        ``_refreshed`` when the tokens changed."""
+        refreshed = False
+        if held.expires_at < time.time() + 30:
+            if not self._refresh(held):
+                return None
+            refreshed = True
+        for attempt in range(2):
+            r = with_retries(lambda: self._read_data(held.access_token), self._sleep)
+            if r.status_code == 401 and attempt == 0:
+                if not self._refresh(held):
+                    return None
+                refreshed = True
+                continue
+            if r.status_code == 401:
+                return None
+            if r.status_code != 200:
+                raise StoreError(f"a customer's data answered {r.status_code}")
+            body: dict[str, Any] = r.json()
+            body["_refreshed"] = refreshed
+            return body
+        return None
+
+    def _read_data(self, access_token: str) -> httpx.Response:
+        return self.http.get(
+            f"{self.url}/v1/data", headers={"Authorization": f"Bearer {access_token}"}
+        )
+
+    def _refresh(self, held: Held) -> bool:
+        if not held.refresh_token:
+            return False
+        client = OAuth2Client(
+            client_id=self.client_id,
+            client_secret=self._secret,
+            token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method's name
+            timeout=30,
+            transport=self._transport,
+            follow_redirects=False,
+        )
+        try:
+            token = client.refresh_token(
+                self.metadata()["token_endpoint"], refresh_token=held.refresh_token
+            )
+        except OAuthError as exc:
+            if exc.error == "invalid_grant":
+                return False
+            raise StoreError(f"the store refused a refresh: {exc.error}") from None
+        finally:
+            client.close()
+        held.access_token = str(token["access_token"])
+        held.refresh_token = token.get("refresh_token") or held.refresh_token
+        held.expires_at = float(token.get("expires_at") or time.time() + int(token["expires_in"]))
+        return True
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         """``GET path`` with the feed token, fetched (again) as needed."""

@@ -27,6 +27,7 @@ from connectors.sinks import Sink
 from connectors.source import CURSOR, PAGE, pages
 from connectors.state import State
 from connectors.store import Store
+from connectors.tokens import TokenStore
 
 PIPELINE = "vrm_connector"
 
@@ -54,6 +55,7 @@ def _source(
     pages_per_load: int,
     progress: Progress,
     on_page: Callable[[], None],
+    held: TokenStore | None = None,
 ) -> Any:
     @dlt.source(name="vrm", max_table_nesting=0)
     def vrm_sink_ops() -> Any:
@@ -75,9 +77,40 @@ def _source(
                 if read >= pages_per_load:
                     return
 
-        return sink_ops
+        if held is None:
+            return sink_ops
+
+        @dlt.resource(name="held_ops", write_disposition="append")
+        def held_ops() -> Iterator[Any]:
+            for item in customer_reads(store, held):
+                for op in ops_of(item, mapping):
+                    table = op.pop("_table")
+                    progress.ops += 1
+                    yield dlt.mark.with_table_name(op, table)
+
+        return sink_ops, held_ops
 
     return vrm_sink_ops()
+
+
+def customer_reads(store: Store, held: TokenStore) -> Iterator[dict[str, Any]]:
+    """What each customer whose tokens the connector holds grants now
+    (``GET /v1/data`` with their token, refreshed as needed), as a feed
+    snapshot. A grant that ended drops its tokens: the feed's tombstone
+    takes its data out of the sink."""
+    tokens = held.read()
+    changed = False
+    for subject, token in sorted(tokens.items()):
+        body = store.customer_data(token)
+        if body is None:
+            del tokens[subject]
+            changed = True
+            continue
+        changed = changed or body.pop("_refreshed", False)
+        data = {k: v for k, v in body.items() if k not in ("subject", "grant_id", "purpose")}
+        yield {"type": "snapshot", "subject": subject, "grant_id": token.grant_id, "data": data}
+    if changed:
+        held.write(tokens)
 
 
 def pipeline_of(config: Config, sink: Sink) -> Any:
@@ -97,6 +130,7 @@ def run(
     *,
     limit: int = PAGE,
     on_page: Callable[[Progress], None] = lambda _p: None,
+    held: TokenStore | None = None,
 ) -> Progress:
     """Sync until the feed has nothing more now. Each dlt run's load is
     committed before the next reads on."""
@@ -116,6 +150,11 @@ def run(
             if saved is not None:
                 state.put("cursor", saved)
             state.put("synced_at", str(time.time()))
+        if held is not None and held.read():
+            # Then each customer whose tokens the connector holds, as they
+            # grant now: a load of its own, after the feed's.
+            source = _source(store, mapping, limit, 0, progress, lambda: None, held)
+            pipeline.run(source.with_resources("held_ops"))
     except Exception:
         state.count("errors")
         raise
