@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing
 import random
 import statistics
 import tempfile
@@ -121,23 +120,9 @@ def run(args: argparse.Namespace) -> None:
         vendor = ours.init(env, "Bench", "https://vendor.example/cb")
 
         t0 = time.perf_counter()
-        procs = max(1, args.seed_procs)
-        share = -(-args.customers // procs)
-        jobs = [
-            (
-                env,
-                vendor["client_id"],
-                i * share,
-                min(share, args.customers - i * share),
-                args.events,
-                not args.sqlite,
-            )
-            for i in range(procs)
-            if i * share < args.customers
-        ]
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(len(jobs)) as pool:
-            seeded = sum(pool.map(seed.seed, jobs))
+        seeded = seed.seed_in_processes(
+            env, vendor["client_id"], args.customers, args.events, args.seed_procs, not args.sqlite
+        )
         print(
             f"seeded {seeded} customers ({args.events} events each) in "
             f"{time.perf_counter() - t0:.0f} s on {'SQLite' if args.sqlite else 'PostgreSQL'}"
@@ -166,8 +151,7 @@ def run(args: argparse.Namespace) -> None:
         )
 
         changed = random.Random(7).sample(range(seeded), int(seeded * args.changed))
-        with ctx.Pool(len(jobs)) as pool:
-            pool.map(seed.change, [(env, changed[i::procs]) for i in range(procs)])
+        seed.change_in_processes(env, changed, args.seed_procs)
         again = _sync(base, token, first["cursor"], args.page)
         _print("incremental", again)
 

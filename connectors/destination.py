@@ -47,22 +47,41 @@ def _apply_contacts(sink: Sink, ops: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _apply_events(sink: Sink, ops: Sequence[Mapping[str, Any]]) -> None:
-    run: list[Event] = []
+    # A run: the subjects whose events all go, then the events put. A
+    # snapshot is "delete all of s, then put s's events", so a first sync's
+    # batch is one run: one delete for all its subjects, one upsert for all
+    # their events. A delete of a subject whose event the run already puts
+    # ends the run first, so nothing put is deleted after.
+    cleared: list[str] = []
+    put: list[Event] = []
+    put_subjects: set[str] = set()
 
     def flush() -> None:
-        if run:
-            sink.upsert_events(list(run))
-            run.clear()
+        if cleared:
+            many = getattr(sink, "delete_events_of", None)
+            if many is not None:
+                many(list(cleared))
+            else:
+                for subject in cleared:
+                    sink.delete_events(subject)
+        if put:
+            sink.upsert_events(list(put))
+        cleared.clear()
+        put.clear()
+        put_subjects.clear()
 
     for op in ops:
-        if op["op"] == "put":
-            run.append(Event(op["subject"], op["event_id"], op["data"]))
-            continue
-        flush()
-        if op["op"] == "delete":
-            sink.delete_events(op["subject"], [op["event_id"]])
-        elif op["op"] == "delete_all":
-            sink.delete_events(op["subject"])
+        kind, subject = op["op"], op["subject"]
+        if kind == "put":
+            put.append(Event(subject, op["event_id"], op["data"]))
+            put_subjects.add(subject)
+        elif kind == "delete_all":
+            if subject in put_subjects:
+                flush()
+            cleared.append(subject)
+        elif kind == "delete":
+            flush()
+            sink.delete_events(subject, [op["event_id"]])
     flush()
 
 

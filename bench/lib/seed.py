@@ -28,6 +28,33 @@ FAST_HASH = {
 }
 
 
+def seed_in_processes(
+    env: dict[str, str], vendor_id: str, customers: int, events: int, procs: int, postgres: bool
+) -> int:
+    """:func:`seed` ``customers`` customers in ``procs`` spawned processes;
+    how many were seeded."""
+    import multiprocessing
+
+    procs = max(1, procs)
+    share = -(-customers // procs)
+    jobs = [
+        (env, vendor_id, i * share, min(share, customers - i * share), events, postgres)
+        for i in range(procs)
+        if i * share < customers
+    ]
+    with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
+        return sum(pool.map(seed, jobs))
+
+
+def change_in_processes(env: dict[str, str], changed: list[int], procs: int) -> None:
+    """:func:`change` those customers, in ``procs`` spawned processes."""
+    import multiprocessing
+
+    procs = max(1, procs)
+    with multiprocessing.get_context("spawn").Pool(procs) as pool:
+        pool.map(change, [(env, changed[i::procs]) for i in range(procs)])
+
+
 def seed(job: tuple[dict[str, str], str, int, int, int, bool]) -> int:
     """Seed customers [start, start + count) in this process, in batches.
 

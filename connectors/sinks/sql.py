@@ -183,6 +183,13 @@ class SQLSink:
         with self.engine.begin() as conn:
             conn.execute(delete(self.events).where(where))
 
+    def delete_events_of(self, subjects: Sequence[str]) -> None:
+        """Every event of these subjects, a few hundred per statement."""
+        with self.engine.begin() as conn:
+            for start in range(0, len(subjects), 500):
+                chunk = list(subjects[start : start + 500])
+                conn.execute(delete(self.events).where(self.events.c.subject.in_(chunk)))
+
     def events_of(self, subject: str) -> list[Event]:
         with self.engine.connect() as conn:
             rows = conn.execute(
