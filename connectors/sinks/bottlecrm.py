@@ -6,7 +6,9 @@ field (``subject_field``, ``vrm_subject`` by default, defined on the org's
 contacts by the operator or by this sink when its token may). The sink finds
 a contact by that field exactly: it reads the org's contacts once, a page
 at a time, and keeps the subject -> contact id map up to date as it writes
-(BottleCRM's own custom-field filter needs PostgreSQL under it).
+(BottleCRM's own custom-field filter needs PostgreSQL under it). A delete
+or a find that misses reads the map again: a ``listen`` beside a ``sync``
+must see the contacts the sync created.
 
 Sink fields: ``first_name``, ``last_name``, ``email``, ``phone``, and
 ``address`` (a postal address object, spread over BottleCRM's address
@@ -92,8 +94,19 @@ class BottleCRMSink:
             pass
         raise BottleCRMError(f"BottleCRM refused to {doing} ({response.status_code}){detail}")
 
+    def _known(self, subject: str) -> str | None:
+        """The subject's contact id; on a miss, read the map again first:
+        another process (a sync beside this ``listen``) may have created
+        it since."""
+        found = self.ids().get(subject)
+        if found is None:
+            self._ids = None
+            found = self.ids().get(subject)
+        return found
+
     def ids(self) -> dict[str, str]:
-        """Subject -> contact id, read once from the org's contacts."""
+        """Subject -> contact id, read once from the org's contacts (and
+        again on a miss by a delete or a find)."""
         if self._ids is None:
             found: dict[str, str] = {}
             offset = 0
@@ -143,7 +156,7 @@ class BottleCRMSink:
             self.upsert(subject, fields)
 
     def _contact(self, subject: str) -> dict[str, Any] | None:
-        contact = self.ids().get(subject)
+        contact = self._known(subject)
         if contact is None:
             return None
         r = self._send("GET", f"/api/contacts/{contact}/")
@@ -168,7 +181,7 @@ class BottleCRMSink:
         return out
 
     def delete_fields(self, subject: str, fields: Sequence[str]) -> None:
-        contact = self.ids().get(subject)
+        contact = self._known(subject)
         if contact is None:
             return
         body = self._body(dict.fromkeys(f for f in fields if f in FIELDS))
@@ -180,9 +193,10 @@ class BottleCRMSink:
             self.delete_subject(subject)
 
     def delete_subject(self, subject: str) -> None:
-        contact = self.ids().pop(subject, None)
+        contact = self._known(subject)
         if contact is None:
             return
+        self.ids().pop(subject, None)
         r = self._send("DELETE", f"/api/contacts/{contact}/")
         if r.status_code != 404:
             self._checked(r, "delete a contact")
