@@ -47,9 +47,14 @@ def _wait(attempt: int, retry_after: str | None) -> float:
 
 
 def with_retries(
-    send: Callable[[], httpx.Response], sleep: Callable[[float], None] = time.sleep
+    send: Callable[[], httpx.Response],
+    sleep: Callable[[float], None] = time.sleep,
+    *,
+    also: Callable[[httpx.Response], bool] | None = None,
 ) -> httpx.Response:
-    """``send()`` until it is answered with neither 429 nor a 5xx."""
+    """``send()`` until it is answered with neither 429 nor a 5xx, nor an
+    answer ``also`` says is worth trying again (a peer's own way of saying
+    "too many requests", such as Salesforce's 403 REQUEST_LIMIT_EXCEEDED)."""
     for attempt in range(ATTEMPTS):
         try:
             response = send()
@@ -58,7 +63,8 @@ def with_retries(
                 raise StoreError(f"the store does not answer ({type(exc).__name__})") from None
             sleep(_wait(attempt, None))
             continue
-        if response.status_code not in RETRIED or attempt == ATTEMPTS - 1:
+        retried = response.status_code in RETRIED or (also is not None and also(response))
+        if not retried or attempt == ATTEMPTS - 1:
             return response
         sleep(_wait(attempt, response.headers.get("retry-after")))
     raise AssertionError("unreachable")
