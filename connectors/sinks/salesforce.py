@@ -230,6 +230,8 @@ class SalesforceSink:
         """The records a SOQL query finds, page after page."""
         body = self._json(self._send("GET", f"{self.api}/query", params={"q": soql}), "query")
         while True:
+            if not isinstance(body, dict):
+                raise SalesforceError("Salesforce's answer to a query is not a query result")
             yield from (r for r in body.get("records") or [] if isinstance(r, dict))
             following = body.get("nextRecordsUrl")
             if body.get("done", True) or not following:
@@ -237,7 +239,7 @@ class SalesforceSink:
             # Relative to the instance, under the API: anything else would
             # take the token somewhere else.
             page = httpx.URL(str(following))
-            if page.is_absolute_url or not page.path.startswith(f"{self.api}/query/"):
+            if page.scheme or page.host or not page.path.startswith(f"{self.api}/query/"):
                 raise SalesforceError("Salesforce answered a query with a strange nextRecordsUrl")
             body = self._json(self._send("GET", str(following)), "query")
 

@@ -181,8 +181,11 @@ def test_a_query_is_paged_through_next_records_url(sleeps: list[float]) -> None:
     assert all(r.url.path.startswith(f"{API}/query/01g") and not r.url.query for r in following)
 
 
+@pytest.mark.parametrize(
+    "elsewhere", ["https://evil.example/q", "//evil.example/services/data/v62.0/query/x"]
+)
 def test_a_next_records_url_elsewhere_is_refused_and_the_token_stays_home(
-    sink: SalesforceSink, org: FakeSalesforce
+    sink: SalesforceSink, org: FakeSalesforce, elsewhere: str
 ) -> None:
     page = {
         "totalSize": 3,
