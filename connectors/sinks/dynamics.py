@@ -4,8 +4,13 @@ through its Web API (OData 4.0 at ``[org]/api/data/v9.2/``).
 Each subject is one contact whose alternate key column ``subject_column``
 (``vrm_subject`` by default) holds the pairwise subject. The operator adds
 that text column to the contact table and defines an alternate key on it
-alone before the first sync. The sink names every contact by that key in
-the URL, so it never needs the contact's id.
+alone before the first sync. The store's subjects are 43 characters of
+base64url, so the column must be at least that long. The sink names every
+contact by that key in the URL, so it never needs the contact's id.
+Dataverse compares strings without regard to case (filter-rows), so two
+subjects differing only in case would name one contact. The subjects are
+256-bit MACs, and case-folded they still carry about 220 bits, so in
+practice that never happens.
 
 Sink fields are contact columns: ``firstname``, ``lastname``,
 ``emailaddress1``, ``telephone1``, and ``address1``, a postal address
