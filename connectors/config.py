@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SINKS = ("sql", "csv", "jsonl", "bottlecrm")
+SINKS = ("sql", "csv", "jsonl", "bottlecrm", "hubspot", "salesforce", "dynamics")
 
 
 class ConfigError(ValueError):
@@ -28,13 +28,15 @@ class Strict(BaseModel):
 
 
 class SinkConfig(Strict):
-    kind: Literal["sql", "csv", "jsonl", "bottlecrm"]
-    # sql: a SQLAlchemy URL; bottlecrm: its base URL; csv and jsonl: a folder.
+    kind: Literal["sql", "csv", "jsonl", "bottlecrm", "hubspot", "salesforce", "dynamics"]
+    # sql: a SQLAlchemy URL; a CRM: its base URL (HubSpot's API, the
+    # Salesforce instance, the Dataverse organization); csv and jsonl: a
+    # folder.
     url: str | None = None
-    # bottlecrm: the variable holding its personal access token, and the
-    # contacts' custom field that holds the subject.
+    # A CRM: the variable holding its access token, and the contacts' field
+    # that holds the subject (each CRM's own default when unset).
     token_env: str | None = None
-    subject_field: str = "vrm_subject"
+    subject_field: str | None = None
     path: Path | None = None
     # sql: the tables, created if missing.
     contacts_table: str = "vrm_contacts"

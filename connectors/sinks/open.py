@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
+import os
+
 from connectors.config import Config
 from connectors.mapping import DEFAULTS, FieldMap
 from connectors.sinks import Sink
 from connectors.sinks.bottlecrm import BottleCRMError, BottleCRMSink
+from connectors.sinks.dynamics import DYNAMICS, DynamicsError, DynamicsSink
 from connectors.sinks.files import FileSink
+from connectors.sinks.hubspot import HUBSPOT, HubSpotError, HubSpotSink
+from connectors.sinks.salesforce import SALESFORCE, SalesforceError, SalesforceSink
 from connectors.sinks.sql import SinkError, SQLSink
+
+CRM_DEFAULTS = {"hubspot": HUBSPOT, "salesforce": SALESFORCE, "dynamics": DYNAMICS}
 
 
 def mapping_of(config: Config) -> FieldMap:
-    return FieldMap(config.mapping or DEFAULTS[config.sink.kind])
+    kind = config.sink.kind
+    return FieldMap(config.mapping or CRM_DEFAULTS.get(kind) or DEFAULTS[kind])
+
+
+def _token(env: str | None, kind: str) -> str:
+    if not env:
+        raise SinkError(f"sink.token_env: the {kind} sink needs the variable holding its token")
+    token = os.environ.get(env)
+    if not token:
+        raise SinkError(f"sink.token_env: the variable {env} is not set")
+    return token
+
+
+def _crm(config: Config) -> Sink:
+    """A hosted CRM's sink (tested against fakes of their documented APIs:
+    docs/connectors.md)."""
+    sink = config.sink
+    token = _token(sink.token_env, sink.kind)
+    if sink.kind == "hubspot":
+        return HubSpotSink(
+            token,
+            base_url=sink.url or "https://api.hubapi.com",
+            subject_property=sink.subject_field or "vrm_subject",
+        )
+    if not sink.url:
+        raise SinkError(f"sink.url: the {sink.kind} sink needs its URL")
+    if sink.kind == "salesforce":
+        return SalesforceSink(sink.url, token, subject_field=sink.subject_field or "Vrm_Subject__c")
+    return DynamicsSink(sink.url, token, subject_column=sink.subject_field or "vrm_subject")
 
 
 def open_sink(config: Config) -> Sink:
@@ -35,7 +70,9 @@ def open_sink(config: Config) -> Sink:
         if not sink.url or not sink.token_env:
             raise SinkError("sink: the bottlecrm sink needs url and token_env")
         try:
-            crm = BottleCRMSink.from_env(sink.url, sink.token_env, sink.subject_field)
+            crm = BottleCRMSink.from_env(
+                sink.url, sink.token_env, sink.subject_field or "vrm_subject"
+            )
         except BottleCRMError as exc:
             raise SinkError(str(exc)) from None
         try:
@@ -51,4 +88,9 @@ def open_sink(config: Config) -> Sink:
             return FileSink(sink.path, mapping, sink.kind)
         except (OSError, ValueError) as exc:
             raise SinkError(f"sink.path: cannot use {sink.path} ({type(exc).__name__})") from None
+    if sink.kind in CRM_DEFAULTS:
+        try:
+            return _crm(config)
+        except (HubSpotError, SalesforceError, DynamicsError) as exc:
+            raise SinkError(str(exc)) from None
     raise SinkError(f"sink.kind: no sink is called {sink.kind}")
