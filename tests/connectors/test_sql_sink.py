@@ -131,3 +131,33 @@ def test_a_tombstone_names_the_sink_fields_under_it_and_over_it() -> None:
     # A field of a category mapped whole takes the whole document.
     assert mapping.to_delete(["preferences.shopping"]) == ["preferences"]
     assert mapping.to_delete(["history"]) == []
+
+
+# Text COPY must escape: quotes, a backslash, a tab, a newline.
+QUOTED = 'it\'s "ok"\\ \t\n'
+
+
+def test_a_batch_naming_a_subject_twice_ends_as_applying_it_in_order(sink: SQLSink) -> None:
+    # Large enough for PostgreSQL's COPY path; the same subject twice, in
+    # two shapes, and an event put twice.
+    rows: list[tuple[str, dict[str, object]]] = [
+        (f"s{i}", {"email": f"{i}@example.org"}) for i in range(150)
+    ]
+    rows.insert(10, ("s7", {"email": "first@example.org", "given_name": "Seven"}))
+    rows.append(("s7", {"email": "last@example.org"}))
+    rows.append(("s8", {"preferences": {"dietary": ["vegan"], "quote": QUOTED}}))
+    sink.upsert_many(rows)
+    seven = sink.find("s7")
+    assert seven is not None
+    assert (seven["email"], seven["given_name"]) == ("last@example.org", "Seven")
+    eight = sink.find("s8")
+    assert eight is not None
+    assert eight["preferences"] == {"dietary": ["vegan"], "quote": QUOTED}
+    assert eight["email"] == "8@example.org"
+    events = [Event(f"s{i}", "e", {"type": "purchase", "n": i}) for i in range(120)]
+    events.append(Event("s3", "e", {"type": "return"}))
+    sink.upsert_events(events)
+    sink.upsert_events(events)  # again: the same end
+    [three] = sink.events_of("s3")
+    assert three.data == {"type": "return"}
+    assert len(sink.subjects()) == 150
