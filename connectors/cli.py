@@ -404,6 +404,7 @@ def status(
         "errors",
         "notices_received",
         "notices_purged",
+        "notices_noted",
         "notices_refused",
         "notices_replayed",
     ):

@@ -3,10 +3,11 @@ revocation notices.
 
 For each ``POST``: check the notice (connectors/notices.py), purge what
 it names from the sink, record the purge (connectors/state.py), and only
-then answer 202. A notice refused gets 400 with its RFC 8935 error code
-and purges nothing. A notice applied before (the same ``jti``: a replay,
-or the store trying again after a lost 202) purges nothing again and is
-answered 202.
+then answer 202. A notice that a grant was shortened purges nothing yet:
+it is recorded, and the grant's expiry sends its own notice when due. A
+notice refused gets 400 with its RFC 8935 error code and purges nothing.
+A notice applied before (the same ``jti``: a replay, or the store trying
+again after a lost 202) purges nothing again and is answered 202.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def app(store: Store, sink: Sink, mapping: FieldMap, state: State, max_age: int)
         state.count("notices_received")
         if state.applied(notice.jti):
             state.count("notices_replayed")
+            return Response(status_code=202)
+        if not notice.now:
+            # A grant shortened: what it gives goes when it expires, and
+            # the expiry's own notice says so then.
+            state.record_purge(notice, received_at, purged=False)
             return Response(status_code=202)
         purge(sink, mapping, notice)
         state.record_purge(notice, received_at)

@@ -49,6 +49,14 @@ class Notice:
     reason: str
     fields: list[str]
     event_timestamp: int
+    # A grant shortened: delete ``fields`` by then (its expiry's own notice
+    # comes then); None: delete them now.
+    expires_at: int | None = None
+
+    @property
+    def now(self) -> bool:
+        """Whether the notice asks for the deletion now."""
+        return self.expires_at is None
 
 
 def verify(
@@ -129,7 +137,13 @@ def _notice(claims: dict[str, Any], issuer: str) -> Notice:
         or not isinstance(at, int)
     ):
         raise Refused("invalid_request", "the event lacks grant_id, reason, fields or its time")
-    if event.get("required_action") != "delete_copies":
+    action = event.get("required_action")
+    expires_at = event.get("expires_at")
+    if action == "delete_copies_at_expiry":
+        if not isinstance(expires_at, int) or isinstance(expires_at, bool):
+            raise Refused("invalid_request", "delete_copies_at_expiry needs expires_at")
+        return Notice(jti, subject, grant_id, reason, list(fields), at, expires_at)
+    if action != "delete_copies":
         raise Refused("invalid_request", "required_action must be delete_copies")
     return Notice(jti, subject, grant_id, reason, list(fields), at)
 

@@ -66,8 +66,9 @@ class State:
             found = conn.execute("SELECT 1 FROM notice WHERE jti = ?", (jti,)).fetchone()
         return found is not None
 
-    def record_purge(self, notice: Notice, received_at: float) -> bool:
-        """Record that the notice was applied; False if it already was."""
+    def record_purge(self, notice: Notice, received_at: float, *, purged: bool = True) -> bool:
+        """Record that the notice was applied (``purged``: its deletion
+        done, not only noted); False if it already was."""
         with self._lock, self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -86,7 +87,7 @@ class State:
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK")
                 return False
-            _add(conn, "notices_purged", 1)
+            _add(conn, "notices_purged" if purged else "notices_noted", 1)
             conn.execute("COMMIT")
         return True
 

@@ -108,6 +108,15 @@ def narrow(
                 {"from": grant.expires_at.isoformat(), "to": expires_at.isoformat()},
             )
             grant.expires_at = expires_at
+            shortened = feed.grant_shortened(
+                session,
+                vendor_id=grant.vendor_id,
+                grant_id=grant.id,
+                customer_id=grant.customer_id,
+                fields=field_names(accesses_of(grant)),
+                expires_at=expires_at,
+            )
+            outbox.enqueue(session, grant.vendor_id, shortened)
     if grant.authorization_details is not None:
         grant.authorization_details = details_for(accesses_of(grant), grant.purpose, grant)
     grant.updated_at = now

@@ -130,6 +130,7 @@ def claim(session: Session, vault: Vault, now: datetime, limit: int) -> list[Cla
             fields=list(tombstone.fields),
             at=tombstone.at,
             initiating_entity=_initiating_entity(tombstone.reason, revoked_by),
+            expires_at=tombstone.expires_at,
         )
         claimed.append(
             Claimed(

@@ -11,7 +11,8 @@ The event (docs/notices.md):
 ``grant_id``
     The grant that ended or shrank.
 ``reason``
-    ``revoked``, ``narrowed``, ``expired`` or ``account_deleted``.
+    ``revoked``, ``narrowed``, ``expired``, ``account_deleted``, or
+    ``shortened`` (the grant now ends sooner: see ``expires_at``).
 ``categories``, ``fields``
     What the vendor must delete: the fields as the feed's tombstone names
     them (``profile.email``, ``history``), and their categories.
@@ -21,7 +22,11 @@ The event (docs/notices.md):
     ``user`` (the customer), ``admin`` (the operator disabled the vendor),
     ``policy`` (expiry).
 ``required_action``
-    ``delete_copies``.
+    ``delete_copies``; for ``shortened``, ``delete_copies_at_expiry``.
+``expires_at``
+    For ``shortened`` only: the grant's new end (seconds since the epoch),
+    by which the vendor must have deleted ``fields``. The expiry's own
+    notice comes then.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ TYP = "secevent+jwt"
 MEDIA_TYPE = "application/secevent+jwt"
 EVENT_PATH = "/event-type/consent-withdrawn"
 REQUIRED_ACTION = "delete_copies"
+AT_EXPIRY = "delete_copies_at_expiry"
 
 
 def event_type(issuer: str) -> str:
@@ -60,6 +66,7 @@ class Withdrawal:
     fields: list[str]
     at: datetime
     initiating_entity: str
+    expires_at: datetime | None = None
 
 
 def claims(issuer: str, withdrawal: Withdrawal, now: datetime) -> dict[str, Any]:
@@ -72,6 +79,9 @@ def claims(issuer: str, withdrawal: Withdrawal, now: datetime) -> dict[str, Any]
         "initiating_entity": withdrawal.initiating_entity,
         "required_action": REQUIRED_ACTION,
     }
+    if withdrawal.expires_at is not None:
+        event["expires_at"] = int(withdrawal.expires_at.timestamp())
+        event["required_action"] = AT_EXPIRY
     return {
         "iss": issuer,
         "aud": withdrawal.client_id,

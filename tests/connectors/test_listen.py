@@ -153,3 +153,27 @@ def test_another_media_type_is_refused(connector: Connector) -> None:
     assert r.status_code == 400
     assert r.json()["err"] == "invalid_request"
     assert connector.sink.find("subject-1") is not None
+
+
+def test_a_shortened_grant_purges_nothing_yet(connector: Connector) -> None:
+    event = {
+        "grant_id": "g1",
+        "reason": "shortened",
+        "categories": ["profile"],
+        "fields": ["profile.email"],
+        "event_timestamp": int(time.time()),
+        "initiating_entity": "user",
+        "required_action": "delete_copies_at_expiry",
+        "expires_at": int(time.time()) + 86400,
+    }
+    token = _notice(["profile.email"], jti="short", events={STORE + EVENT_PATH: event})
+    assert connector.post(token).status_code == 202
+    found = connector.sink.find("subject-1")
+    assert found is not None
+    assert found["email"] == "ana@example.org"
+    assert connector.state.counts()["notices_noted"] == 1
+    without = dict(event)
+    del without["expires_at"]
+    r = connector.post(_notice(["profile.email"], jti="bad", events={STORE + EVENT_PATH: without}))
+    assert r.status_code == 400
+    assert r.json()["err"] == "invalid_request"

@@ -350,3 +350,29 @@ def test_the_purge_keeps_a_tombstone_until_its_notice_is_delivered(
         session.commit()
     purge.purge(app.state.engine, settings, later)
     assert outbox_rows(app) == []
+
+
+def test_a_shortened_grant_tells_the_vendor_its_new_end(
+    app: FastAPI, ana: Person, vendor: Vendor, receiver: Receiver
+) -> None:
+    from datetime import UTC, datetime
+
+    token = tokens_for(ana, vendor, SCOPE)
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    r = ana.client.patch(f"{GRANTS}/{token['grant_id']}", json={"expires_at": soon.isoformat()})
+    assert r.status_code == 200, r.text
+    run_once(app)
+    [got] = receiver.received
+    _, claims = verified(vendor.client, got.body.decode())
+    event = claims["events"][EVENT]
+    assert event["reason"] == "shortened"
+    assert event["expires_at"] == int(soon.timestamp())
+    assert event["required_action"] == "delete_copies_at_expiry"
+    assert "profile.email" in event["fields"]
+    [entry] = entries(app, "notice.acknowledged")
+    assert entry["reason"] == "shortened"
+    # Not a feed item: the expiry's tombstone comes when it is due.
+    from tests.vendor_api.helpers import feed_token, read_feed
+
+    items, _ = read_feed(vendor, feed_token(vendor))
+    assert [i["type"] for i in items] == ["snapshot"]

@@ -5,6 +5,7 @@ why the position must be taken last)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -168,6 +169,35 @@ def grant_ended(
             fields=names,
             dedupe_key=dedupe_key,
             at=utcnow(),
+        )
+    )
+    return seq
+
+
+def grant_shortened(
+    session: Session,
+    *,
+    vendor_id: str,
+    grant_id: str,
+    customer_id: str,
+    fields: Iterable[str],
+    expires_at: datetime,
+) -> int:
+    """The grant now ends at ``expires_at``: the vendor keeps ``fields``
+    until then. Not a feed item (the expiry's tombstone comes when it is
+    due); a revocation notice reads it (consent/notices)."""
+    seq = tick(session)
+    session.add(
+        FeedNotice(
+            seq=seq,
+            vendor_id=vendor_id,
+            grant_id=grant_id,
+            kind="shortened",
+            reason="shortened",
+            customer_id=customer_id,
+            fields=sorted(set(fields)),
+            at=utcnow(),
+            expires_at=expires_at,
         )
     )
     return seq

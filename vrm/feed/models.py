@@ -70,9 +70,10 @@ class FeedNotice(SQLModel, table=True):
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     vendor_id: str = Field(foreign_key="vendor.id", ondelete="CASCADE", max_length=64)
     grant_id: str = Field(index=True, max_length=32)
-    # started | ended
+    # started | ended | shortened (not on the feed: it only tells a
+    # revocation notice of the grant's new expiry, consent/notices)
     kind: str = Field(max_length=16)
-    # For ended: revoked | narrowed | expired | account_deleted
+    # For ended: revoked | narrowed | expired | account_deleted; shortened
     reason: str | None = Field(default=None, max_length=32)
     # Until the account is erased; then None and ``subject`` is set.
     customer_id: str | None = Field(default=None, index=True, max_length=32)
@@ -82,3 +83,5 @@ class FeedNotice(SQLModel, table=True):
     # Makes a notice that two readers might both write (an expiry) land once.
     dedupe_key: str | None = Field(default=None, unique=True, max_length=64)
     at: datetime = Field(sa_type=UTCDateTime)
+    # For shortened: the grant's new expiry.
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -52,7 +52,7 @@ def deletions(before: datetime) -> ColumnElement[bool]:
 
 def tombstones(before: datetime) -> ColumnElement[bool]:
     """The tombstones written before ``before``."""
-    return and_(col(FeedNotice.kind) == "ended", col(FeedNotice.at) < before)
+    return and_(col(FeedNotice.kind).in_(("ended", "shortened")), col(FeedNotice.at) < before)
 
 
 def raise_horizon(session: Session, seq: int) -> None:

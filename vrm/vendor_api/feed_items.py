@@ -211,6 +211,8 @@ class Page:
 
     def _notice(self, notice: FeedNotice) -> Item | None:
         item_id = f"{notice.seq}:{notice.grant_id}"
+        if notice.kind == "shortened":
+            return None  # for revocation notices only: the expiry comes later
         if notice.kind == "ended":
             subject = notice.subject
             if subject is None and notice.customer_id is not None:
