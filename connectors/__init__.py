@@ -17,3 +17,10 @@ packages (the import contract in pyproject.toml says so).
 
 See docs/connectors.md.
 """
+
+import os
+
+# dlt reports anonymous usage to its makers unless told not to. A vendor's
+# connector tells no third party what it syncs: off, unless the vendor's
+# environment says otherwise (docs/connectors.md).
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -323,40 +324,41 @@ def _sync_once(
     """One sync until the feed has nothing more, with a progress display on
     a terminal (items and rate: the feed does not say how many remain),
     plain lines per page otherwise, nothing with --json."""
-    limit = config.page_size
+    progress = None
     if quiet:
-        done = syncing.run(config, store, sink, mapping, state, limit=limit, held=held)
+
+        def on_page(p: Any) -> None:
+            return None
     elif out.is_terminal:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        columns = (
+        progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.completed} items"),
             TextColumn("{task.fields[rate]:.0f}/s"),
             TimeElapsedColumn(),
+            console=out,
+            transient=True,
         )
-        with Progress(*columns, console=out, transient=True) as bar:
-            task = bar.add_task("sync", total=None, rate=0.0)
-            done = syncing.run(
-                config,
-                store,
-                sink,
-                mapping,
-                state,
-                limit=limit,
-                held=held,
-                on_page=lambda p: bar.update(task, completed=p.items, rate=p.rate),
-            )
+        task = progress.add_task("sync", total=None, rate=0.0)
+
+        def on_page(p: Any) -> None:
+            progress.update(task, completed=p.items, rate=p.rate)
     else:
+
+        def on_page(p: Any) -> None:
+            out.print(f"{p.items} items, {p.rate:.0f}/s")
+
+    with progress or contextlib.nullcontext():
         done = syncing.run(
             config,
             store,
             sink,
             mapping,
             state,
-            limit=limit,
+            limit=config.page_size,
             held=held,
-            on_page=lambda p: out.print(f"{p.items} items, {p.rate:.0f}/s"),
+            on_page=on_page,
         )
     return {
         "items": done.items,

@@ -54,3 +54,18 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Release what the sink holds (connections, files)."""
+
+
+class NoHistory:
+    """For the sinks of CRMs with no place for a customer's purchase
+    history (the CRMs' contacts): they hold no events, as a field the
+    mapping does not name is dropped."""
+
+    def upsert_events(self, events: Sequence[Event]) -> None:
+        return None
+
+    def delete_events(self, subject: str, event_ids: Sequence[str] | None = None) -> None:
+        return None
+
+    def events_of(self, subject: str) -> list[Event]:
+        return []

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from connectors.sinks import Event
+from connectors.sinks import NoHistory
 from connectors.store import with_retries
 
 NOT_SHARED = "(not shared)"
@@ -46,7 +46,7 @@ class BottleCRMError(RuntimeError):
     """BottleCRM refused a write (one line, with its own words)."""
 
 
-class BottleCRMSink:
+class BottleCRMSink(NoHistory):
     def __init__(
         self,
         base_url: str,
@@ -203,13 +203,3 @@ class BottleCRMSink:
 
     def subjects(self) -> list[str]:
         return sorted(self.ids())
-
-    # BottleCRM has no place for purchase history: none is held.
-    def upsert_events(self, events: Sequence[Event]) -> None:
-        return None
-
-    def delete_events(self, subject: str, event_ids: Sequence[str] | None = None) -> None:
-        return None
-
-    def events_of(self, subject: str) -> list[Event]:
-        return []

@@ -77,7 +77,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from connectors.sinks import Event
+from connectors.sinks import NoHistory
 from connectors.store import StoreError, with_retries
 
 API = "/api/data/v9.2"
@@ -127,7 +127,7 @@ def key_literal(value: str) -> str:
     return "'" + quote(value.replace("'", "''"), safe="'") + "'"
 
 
-class DynamicsSink:
+class DynamicsSink(NoHistory):
     def __init__(
         self,
         org_url: str,
@@ -303,16 +303,6 @@ class DynamicsSink:
             if url is not None and not (isinstance(url, str) and url.startswith(self.api + "/")):
                 raise DynamicsError("Dataverse's @odata.nextLink leaves its Web API")
         return sorted(found)
-
-    # Dataverse contacts have no place for purchase history: none is held.
-    def upsert_events(self, events: Sequence[Event]) -> None:
-        return None
-
-    def delete_events(self, subject: str, event_ids: Sequence[str] | None = None) -> None:
-        return None
-
-    def events_of(self, subject: str) -> list[Event]:
-        return []
 
 
 def _fields(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -66,7 +66,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from connectors.sinks import Event
+from connectors.sinks import NoHistory
 from connectors.store import StoreError, with_retries
 
 CONTACTS = "/crm/v3/objects/contacts"
@@ -116,7 +116,7 @@ def _text(name: str, value: Any) -> str:
     raise HubSpotError(f"the field {name} is not text ({type(value).__name__})")
 
 
-class HubSpotSink:
+class HubSpotSink(NoHistory):
     def __init__(
         self,
         token: str,
@@ -333,13 +333,3 @@ class HubSpotSink:
         contact = self._read([subject]).get(subject)
         if contact is not None:
             self._archive([contact["id"]])
-
-    # HubSpot contacts hold no purchase history here: none is held.
-    def upsert_events(self, events: Sequence[Event]) -> None:
-        return None
-
-    def delete_events(self, subject: str, event_ids: Sequence[str] | None = None) -> None:
-        return None
-
-    def events_of(self, subject: str) -> list[Event]:
-        return []

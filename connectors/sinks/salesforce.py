@@ -69,7 +69,7 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.sinks import Event
+from connectors.sinks import NoHistory
 from connectors.store import StoreError, with_retries
 
 NOT_SHARED = "(not shared)"
@@ -146,7 +146,7 @@ def _lacks_last_name(errors: Sequence[Mapping[str, Any]]) -> bool:
     )
 
 
-class SalesforceSink:
+class SalesforceSink(NoHistory):
     def __init__(
         self,
         instance_url: str,
@@ -386,13 +386,3 @@ class SalesforceSink:
         soql = f"SELECT {field} FROM {CONTACT} WHERE {field} != null"  # noqa: S608
         found = (r.get(self.subject_field) for r in self._query(soql))
         return sorted({s for s in found if isinstance(s, str) and s})
-
-    # Salesforce has no place here for purchase history: none is held.
-    def upsert_events(self, events: Sequence[Event]) -> None:
-        return None
-
-    def delete_events(self, subject: str, event_ids: Sequence[str] | None = None) -> None:
-        return None
-
-    def events_of(self, subject: str) -> list[Event]:
-        return []

@@ -84,3 +84,14 @@ def test_no_answer_at_all_is_one_line() -> None:
     waits: list[float] = []
     with pytest.raises(StoreError, match=r"the store does not answer \(ConnectError\)"):
         _store(down, waits).metadata()
+
+
+def test_the_connector_turns_dlt_s_usage_reports_off() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RUNTIME__DLTHUB_TELEMETRY"}
+    code = "import connectors.sync, dlt; print(dlt.config.get('runtime.dlthub_telemetry'))"
+    ran = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert ran.stdout.strip() == "False", ran.stderr
