@@ -32,7 +32,10 @@ def seed_in_processes(
     env: dict[str, str], vendor_id: str, customers: int, events: int, procs: int, postgres: bool
 ) -> int:
     """:func:`seed` ``customers`` customers in ``procs`` spawned processes;
-    how many were seeded."""
+    how many were seeded. Then, on PostgreSQL, ``ANALYZE``: autovacuum
+    would within a minute of a bulk load, and without it the planner's
+    estimates of the fresh tables were off by hundreds of times (the feed's
+    page query took 2-3 s instead of milliseconds: docs/performance.md)."""
     import multiprocessing
 
     procs = max(1, procs)
@@ -43,7 +46,14 @@ def seed_in_processes(
         if i * share < customers
     ]
     with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
-        return sum(pool.map(seed, jobs))
+        seeded = sum(pool.map(seed, jobs))
+    if postgres:
+        import psycopg
+
+        url = env["VRM_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+    return seeded
 
 
 def change_in_processes(env: dict[str, str], changed: list[int], procs: int) -> None:
