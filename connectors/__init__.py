@@ -6,6 +6,12 @@ packages (the import contract in pyproject.toml says so).
 - :mod:`connectors.store`: the store's HTTP API, as a client-credentials
   OAuth client (Authlib's httpx client), with retries;
 - :mod:`connectors.mapping`: store fields to sink fields;
+- :mod:`connectors.source`: the feed as a public dlt source, and its pages;
+- :mod:`connectors.ops`, :mod:`connectors.destination`,
+  :mod:`connectors.sync`: ``vrm-connector sync`` on dlt (feed items as sink
+  ops, applied by a dlt destination, the cursor saved after the load);
+- :mod:`connectors.authorize`, :mod:`connectors.tokens`: one customer's
+  consent by the code flow with PKCE, and the sealed token store;
 - :mod:`connectors.sinks`: where the data goes (the :class:`Sink` protocol,
   and each sink);
 - :mod:`connectors.notices`: checking the store's revocation notices;

@@ -15,23 +15,17 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from authlib.deprecate import AuthlibDeprecationWarning
 
-from connectors.store import Store, StoreError
+from connectors.config import LOOPBACK_HOSTS
+from connectors.store import OAuth2Client, OAuthError, Store, StoreError
 from connectors.tokens import Held
 
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", category=AuthlibDeprecationWarning, message=".*httpx2")
-    from authlib.integrations.httpx_client import OAuth2Client, OAuthError
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PAGE = b"""<!doctype html><meta charset="utf-8"><title>Done</title>
 <p>The connector has the answer. You can close this window.</p>"""
 
@@ -44,7 +38,7 @@ def wait_for_callback(redirect_uri: str, timeout: float) -> str:
     """Serve the loopback ``redirect_uri`` for one request (its path only)
     and return the full address the browser was sent to."""
     parts = urlsplit(redirect_uri)
-    if parts.scheme != "http" or parts.hostname not in LOOPBACK or parts.port is None:
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS or parts.port is None:
         raise AuthorizeError("redirect_uri is not a loopback address with a port: use --paste")
     got: list[str] = []
 

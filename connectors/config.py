@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SINKS = ("sql", "csv", "jsonl", "bottlecrm", "hubspot", "salesforce", "dynamics")
+# Hosts the connector may reach over plain http (everything else: https).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class ConfigError(ValueError):
@@ -88,7 +89,7 @@ class Config(Strict):
     @classmethod
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
-        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        loopback = parts.hostname in LOOPBACK_HOSTS
         if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
             raise ValueError("store_url must be https (http only on a loopback host)")
         return value.rstrip("/")

@@ -24,16 +24,6 @@ DEFAULT: dict[str, str] = {
     "preferences": "preferences",
 }
 
-# The bottlecrm sink's: its contact fields.
-BOTTLECRM: dict[str, str] = {
-    "profile.given_name": "first_name",
-    "profile.family_name": "last_name",
-    "profile.email": "email",
-    "profile.phone": "phone",
-    "profile.postal_address": "address",
-}
-DEFAULTS = {"sql": DEFAULT, "csv": DEFAULT, "jsonl": DEFAULT, "bottlecrm": BOTTLECRM}
-
 # Categories whose data is a document of fields; history is events.
 DOCUMENTS = ("profile", "preferences")
 HISTORY = "history"

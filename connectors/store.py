@@ -29,6 +29,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=AuthlibDeprecationWarning, message=".*httpx2")
     from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
+# Authlib's client, imported once here (connectors/authorize.py uses it too).
+__all__ = ["OAuth2Client", "OAuthError", "Store", "StoreError", "with_retries"]
+
 ATTEMPTS = 6
 FIRST_WAIT = 0.5
 LONGEST_WAIT = 30.0
@@ -147,26 +150,20 @@ class Store:
     def customer_data(self, held: Held) -> dict[str, Any] | None:
         """``GET /v1/data`` with one customer's token, refreshing it (in
         ``held``) when it has expired or is refused; None once the grant
-        has ended (the refresh token is refused too). The body says
-        ``_refreshed`` when the tokens changed."""
-        refreshed = False
-        if held.expires_at < time.time() + 30:
-            if not self._refresh(held):
-                return None
-            refreshed = True
+        has ended (the refresh token is refused too)."""
+        if held.expires_at < time.time() + 30 and not self._refresh(held):
+            return None
         for attempt in range(2):
             r = with_retries(lambda: self._read_data(held.access_token), self._sleep)
             if r.status_code == 401 and attempt == 0:
                 if not self._refresh(held):
                     return None
-                refreshed = True
                 continue
             if r.status_code == 401:
                 return None
             if r.status_code != 200:
                 raise StoreError(f"a customer's data answered {r.status_code}")
             body: dict[str, Any] = r.json()
-            body["_refreshed"] = refreshed
             return body
         return None
 

@@ -101,12 +101,13 @@ def customer_reads(store: Store, held: TokenStore) -> Iterator[dict[str, Any]]:
     tokens = held.read()
     changed = False
     for subject, token in sorted(tokens.items()):
+        before = token.access_token
         body = store.customer_data(token)
         if body is None:
             del tokens[subject]
             changed = True
             continue
-        changed = changed or body.pop("_refreshed", False)
+        changed = changed or token.access_token != before  # refreshed
         data = {k: v for k, v in body.items() if k not in ("subject", "grant_id", "purpose")}
         yield {"type": "snapshot", "subject": subject, "grant_id": token.grant_id, "data": data}
     if changed:

@@ -30,6 +30,14 @@ from connectors.sinks import NoHistory
 from connectors.store import with_retries
 
 NOT_SHARED = "(not shared)"
+# The store's fields to this sink's, by default.
+BOTTLECRM: dict[str, str] = {
+    "profile.given_name": "first_name",
+    "profile.family_name": "last_name",
+    "profile.email": "email",
+    "profile.phone": "phone",
+    "profile.postal_address": "address",
+}
 PAGE = 500
 FIELDS = ("first_name", "last_name", "email", "phone", "address")
 # BottleCRM's fields for the parts of a postal address.

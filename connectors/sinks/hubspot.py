@@ -74,8 +74,7 @@ BATCH = 100  # inputs per batch request (HubSpot's limit)
 SEARCH_PAGE = 200  # results per search page (HubSpot's limit)
 SEARCH_WINDOW = 10_000  # results one search query reaches (HubSpot's limit)
 
-# The store's fields to the sink's, by default. Kept here rather than in
-# connectors/mapping.py's DEFAULTS until the sink is a configurable kind.
+# The store's fields to the sink's, by default (connectors/sinks/open.py).
 HUBSPOT: dict[str, str] = {
     "profile.given_name": "firstname",
     "profile.family_name": "lastname",

@@ -5,21 +5,30 @@ from __future__ import annotations
 import os
 
 from connectors.config import Config
-from connectors.mapping import DEFAULTS, FieldMap
+from connectors.mapping import DEFAULT, FieldMap
 from connectors.sinks import Sink
-from connectors.sinks.bottlecrm import BottleCRMError, BottleCRMSink
+from connectors.sinks.bottlecrm import BOTTLECRM, BottleCRMError, BottleCRMSink
 from connectors.sinks.dynamics import DYNAMICS, DynamicsError, DynamicsSink
 from connectors.sinks.files import FileSink
 from connectors.sinks.hubspot import HUBSPOT, HubSpotError, HubSpotSink
 from connectors.sinks.salesforce import SALESFORCE, SalesforceError, SalesforceSink
 from connectors.sinks.sql import SinkError, SQLSink
 
-CRM_DEFAULTS = {"hubspot": HUBSPOT, "salesforce": SALESFORCE, "dynamics": DYNAMICS}
+# Each sink's default mapping (a configuration's [mapping] replaces it).
+DEFAULTS = {
+    "sql": DEFAULT,
+    "csv": DEFAULT,
+    "jsonl": DEFAULT,
+    "bottlecrm": BOTTLECRM,
+    "hubspot": HUBSPOT,
+    "salesforce": SALESFORCE,
+    "dynamics": DYNAMICS,
+}
+HOSTED = ("hubspot", "salesforce", "dynamics")
 
 
 def mapping_of(config: Config) -> FieldMap:
-    kind = config.sink.kind
-    return FieldMap(config.mapping or CRM_DEFAULTS.get(kind) or DEFAULTS[kind])
+    return FieldMap(config.mapping or DEFAULTS[config.sink.kind])
 
 
 def _token(env: str | None, kind: str) -> str:
@@ -88,7 +97,7 @@ def open_sink(config: Config) -> Sink:
             return FileSink(sink.path, mapping, sink.kind)
         except (OSError, ValueError) as exc:
             raise SinkError(f"sink.path: cannot use {sink.path} ({type(exc).__name__})") from None
-    if sink.kind in CRM_DEFAULTS:
+    if sink.kind in HOSTED:
         try:
             return _crm(config)
         except (HubSpotError, SalesforceError, DynamicsError) as exc:

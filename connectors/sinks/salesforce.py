@@ -69,6 +69,7 @@ from urllib.parse import quote
 
 import httpx
 
+from connectors.config import LOOPBACK_HOSTS
 from connectors.sinks import NoHistory
 from connectors.store import StoreError, with_retries
 
@@ -109,7 +110,6 @@ _SOQL_ESCAPES = str.maketrans(
         "\f": "\\f",
     }
 )
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class SalesforceError(RuntimeError):
@@ -158,7 +158,7 @@ class SalesforceSink(NoHistory):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         url = httpx.URL(instance_url)
-        if url.scheme != "https" and not (url.scheme == "http" and url.host in _LOOPBACK):
+        if url.scheme != "https" and not (url.scheme == "http" and url.host in LOOPBACK_HOSTS):
             raise SalesforceError("instance_url: the token goes to Salesforce over https only")
         if not _VERSION.match(api_version):
             raise SalesforceError(f"api_version: {api_version!r} is not like 'v62.0'")

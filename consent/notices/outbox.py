@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select, update
 
 from consent.audit import events as audit
@@ -219,7 +219,7 @@ def undelivered() -> ColumnElement[bool]:
         select(VendorNotice.seq)
         .where(
             col(VendorNotice.seq) == FeedNotice.seq,
-            or_(col(VendorNotice.state) == PENDING, col(VendorNotice.state) == PARKED),
+            col(VendorNotice.state) != DELIVERED,
         )
         .exists()
     )

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
@@ -21,6 +22,18 @@ from tests.connectors.bottlecrm import ENSURE, BottleCRM, bottlecrm_server, venv
 from tests.consent.conftest import Vendor, register_vendor
 
 ISSUER = "http://127.0.0.1:8000"
+
+
+@pytest.fixture(scope="session")
+def crm_postgres_url(postgres_url: str) -> str:
+    """A database of the vendor's own beside the store's, in the test
+    PostgreSQL cluster: the sinks' tables must not land in the store's
+    database, whose schema tests/vrm/test_migrations.py compares with the
+    models."""
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE vrm_crm_test")
+    return postgres_url.rsplit("/", 1)[0] + "/vrm_crm_test"
 
 
 def _in_ci() -> bool:

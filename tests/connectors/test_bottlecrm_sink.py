@@ -14,8 +14,8 @@ from fastapi import FastAPI
 
 from connectors import sync
 from connectors.config import Config
-from connectors.mapping import BOTTLECRM, FieldMap
-from connectors.sinks.bottlecrm import NOT_SHARED, BottleCRMError, BottleCRMSink
+from connectors.mapping import FieldMap
+from connectors.sinks.bottlecrm import BOTTLECRM, NOT_SHARED, BottleCRMError, BottleCRMSink
 from connectors.sinks.open import open_sink
 from connectors.state import State
 from tests.conftest import Person

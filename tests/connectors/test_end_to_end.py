@@ -34,7 +34,7 @@ def _contacts(crm: BottleCRM) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_consent_sync_narrow_and_revoke_across_both_sinks(
-    tmp_path: Path, crm: BottleCRM, postgres_url: str
+    tmp_path: Path, crm: BottleCRM, crm_postgres_url: str
 ) -> None:
     port = free_port()
     table = f"e2e_{time.time_ns()}"
@@ -51,7 +51,8 @@ def test_consent_sync_narrow_and_revoke_across_both_sinks(
         to_pg = tmp_path / "pg.toml"
         to_pg.write_text(
             common + 'state_dir = "pg-state"\n\n[sink]\nkind = "sql"\n'
-            f'url = "{postgres_url}"\ncontacts_table = "{table}_c"\nevents_table = "{table}_e"\n'
+            f'url = "{crm_postgres_url}"\n'
+            f'contacts_table = "{table}_c"\nevents_table = "{table}_e"\n'
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("VRM_")}
         env["VRM_CONNECTOR_SECRET"] = server.vendor.client_secret
@@ -69,7 +70,10 @@ def test_consent_sync_narrow_and_revoke_across_both_sinks(
         customer = server.new_customer()
         browser = Browser(server, customer)
         pg = SQLSink(
-            postgres_url, FieldMap(DEFAULT), contacts_table=f"{table}_c", events_table=f"{table}_e"
+            crm_postgres_url,
+            FieldMap(DEFAULT),
+            contacts_table=f"{table}_c",
+            events_table=f"{table}_e",
         )
         os.environ["BOTTLECRM_TOKEN"] = crm.token  # for _listening's environment
         try:

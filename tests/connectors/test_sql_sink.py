@@ -20,7 +20,7 @@ from connectors.sinks.sql import SinkError, SQLSink
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'crm.db'}"
-    return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("crm_postgres_url"))
 
 
 @pytest.fixture
