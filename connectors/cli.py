@@ -260,7 +260,10 @@ def sync(
 ) -> None:
     """Read the store's feed from the saved cursor into the sink: each item
     mapped, applied, and only then the cursor saved. Safe to kill and run
-    again: nothing is lost and nothing is held twice."""
+    again: nothing is lost and nothing is held twice. SIGTERM or Ctrl-C
+    stops it at the next safe point (a second one at once)."""
+    from dlt.common.runtime import signals
+
     from connectors import sync as syncing
 
     config = _load(config_path)
@@ -272,25 +275,42 @@ def sync(
     state = State(config.state_dir)
     mapping = mapping_of(config)
     held = _token_store(config, required=False)
-    try:
-        while True:
-            try:
-                done = _sync_once(syncing, config, store, sink, mapping, state, as_json, held)
-            except Exception as exc:
-                _fail(_why(exc))
-            if as_json:
-                typer.echo(json.dumps(done))
-            else:
-                out.print(
-                    f"synced {done['items']} items ({done['items_per_second']:.0f}/s), "
-                    f"{done['ops']} changes to the sink"
-                )
-            if not follow:
-                return
-            time.sleep(interval)
-    finally:
-        sink.close()
-        store.close()
+    # dlt's own signal handling, held across syncs: a signal that arrives
+    # while dlt runs is not forgotten when the run ends (dlt forgets it
+    # once its outermost run returns), and wakes the wait between syncs.
+    with signals.intercepted_signals():
+        try:
+            while True:
+                try:
+                    done = _sync_once(syncing, config, store, sink, mapping, state, as_json, held)
+                except Exception as exc:
+                    if signals.was_signal_received():
+                        _stopped(mid_sync=True)
+                    _fail(_why(exc))
+                if as_json:
+                    typer.echo(json.dumps(done))
+                else:
+                    out.print(
+                        f"synced {done['items']} items ({done['items_per_second']:.0f}/s), "
+                        f"{done['ops']} changes to the sink"
+                    )
+                if not follow:
+                    return
+                signals.sleep(interval)
+                if signals.was_signal_received():
+                    _stopped(mid_sync=False)
+        finally:
+            sink.close()
+            store.close()
+
+
+def _stopped(*, mid_sync: bool) -> NoReturn:
+    """Stopped by SIGTERM or SIGINT: between syncs a clean exit; during one,
+    what was loaded stays loaded and the next sync goes on from there."""
+    if mid_sync:
+        _fail("stopped during a sync; the next sync goes on from the last load")
+    err.print("vrm-connector: stopped", markup=False, highlight=False)
+    raise typer.Exit(0)
 
 
 def _why(exc: BaseException) -> str:
