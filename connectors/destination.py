@@ -1,8 +1,11 @@
 """A sink as a dlt destination: each batch of ops (connectors/ops.py)
 applied to the sink in order.
 
-dlt calls the destination once per batch of one table, in the order the
-ops were extracted. Runs of upserts (or of puts) go to the sink together;
+dlt calls the destination once per batch of one table (an Arrow record
+batch of :func:`connectors.ops.tables_of`'s rows), in the order the ops
+were extracted, one batch at a time: a sink is not written for calls from
+two threads at once (the file sinks rewrite their files from dicts the
+other table's batch would be changing). Runs of upserts (or of puts) go to the sink together;
 every other op is applied where it stands, so a field deleted after an
 upsert stays deleted. A batch applied and then applied again (a run killed
 mid-load, resumed by dlt) leaves the sink as once: upserts and deletes are
@@ -16,7 +19,7 @@ from typing import Any
 
 import dlt
 
-from connectors.ops import CONTACTS, EVENTS
+from connectors.ops import CONTACTS, EVENTS, ops_from
 from connectors.sinks import Event, Sink
 
 BATCH = 1000
@@ -91,7 +94,8 @@ def to_sink(sink: Sink, on_applied: Callable[[str, int], None] | None = None) ->
     @dlt.destination(
         name="vrm_sink",
         batch_size=BATCH,
-        loader_file_format="typed-jsonl",
+        loader_file_format="parquet",
+        loader_parallelism_strategy="sequential",
         naming_convention="direct",
         skip_dlt_columns_and_tables=True,
         max_table_nesting=0,
@@ -99,9 +103,9 @@ def to_sink(sink: Sink, on_applied: Callable[[str, int], None] | None = None) ->
     def apply(items: Any, table: Any) -> None:
         name = table["name"]
         if name == CONTACTS:
-            _apply_contacts(sink, items)
+            _apply_contacts(sink, ops_from(name, items))
         elif name == EVENTS:
-            _apply_events(sink, items)
+            _apply_events(sink, ops_from(name, items))
         else:
             return
         commit = getattr(sink, "commit", None)

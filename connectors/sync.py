@@ -2,9 +2,11 @@
 
 One dlt pipeline per connector (its working folder under the state
 folder). Each run reads up to ``pages_per_load`` pages of the feed from
-the cursor the last loaded run left, turns each item into sink ops
+the cursor the last loaded run left, turns each page into sink ops
 (connectors/ops.py) and loads them into the sink (connectors/destination.py);
 dlt saves the new cursor with the load, after the sink has applied every op.
+Meanwhile a thread reads the next pages (connectors/source.py ``ReadAhead``),
+held in memory until a run takes them from the cursor dlt saved.
 A run killed at any point leaves the cursor where the last complete load
 put it: the next run first finishes any package dlt had extracted but not
 loaded, then reads on. Items applied twice leave the sink as once.
@@ -22,9 +24,9 @@ import dlt
 from connectors.config import Config
 from connectors.destination import to_sink
 from connectors.mapping import FieldMap
-from connectors.ops import ops_of
+from connectors.ops import tables_of
 from connectors.sinks import Sink
-from connectors.source import CURSOR, PAGE, pages
+from connectors.source import CURSOR, PAGE, ReadAhead
 from connectors.state import State
 from connectors.store import Store
 from connectors.tokens import TokenStore
@@ -50,8 +52,8 @@ class Progress:
 
 def _source(
     store: Store,
+    ahead: ReadAhead,
     mapping: FieldMap,
-    limit: int,
     pages_per_load: int,
     progress: Progress,
     on_page: Callable[[], None],
@@ -63,12 +65,10 @@ def _source(
         def sink_ops() -> Iterator[Any]:
             state = dlt.current.resource_state()
             read = 0
-            for items, cursor, more in pages(store, state.get(CURSOR), limit):
-                for item in items:
-                    for op in ops_of(item, mapping):
-                        table = op.pop("_table")
-                        progress.ops += 1
-                        yield dlt.mark.with_table_name(op, table)
+            for items, cursor, more in ahead.pages(state.get(CURSOR)):
+                for table, ops in tables_of(items, mapping).items():
+                    progress.ops += ops.num_rows
+                    yield dlt.mark.with_table_name(ops, table)
                 state[CURSOR] = cursor
                 progress.items += len(items)
                 progress.more = more
@@ -82,11 +82,9 @@ def _source(
 
         @dlt.resource(name="held_ops", write_disposition="append")
         def held_ops() -> Iterator[Any]:
-            for item in customer_reads(store, held):
-                for op in ops_of(item, mapping):
-                    table = op.pop("_table")
-                    progress.ops += 1
-                    yield dlt.mark.with_table_name(op, table)
+            for table, ops in tables_of(customer_reads(store, held), mapping).items():
+                progress.ops += ops.num_rows
+                yield dlt.mark.with_table_name(ops, table)
 
         return sink_ops, held_ops
 
@@ -134,14 +132,15 @@ def run(
     held: TokenStore | None = None,
 ) -> Progress:
     """Sync until the feed has nothing more now. Each dlt run's load is
-    committed before the next reads on."""
+    committed before the next run takes pages (read ahead meanwhile)."""
     progress = Progress()
     pipeline = pipeline_of(config, sink)
+    ahead = ReadAhead(store, limit)
     try:
         while progress.more:
             before = progress.items
             source = _source(
-                store, mapping, limit, config.pages_per_load, progress, lambda: on_page(progress)
+                store, ahead, mapping, config.pages_per_load, progress, lambda: on_page(progress)
             )
             pipeline.run(source)
             progress.runs += 1
@@ -151,12 +150,15 @@ def run(
             if saved is not None:
                 state.put("cursor", saved)
             state.put("synced_at", str(time.time()))
+        ahead.close()  # it read the last page: the store is free for what follows
         if held is not None and held.read():
             # Then each customer whose tokens the connector holds, as they
             # grant now: a load of its own, after the feed's.
-            source = _source(store, mapping, limit, 0, progress, lambda: None, held)
+            source = _source(store, ahead, mapping, 0, progress, lambda: None, held)
             pipeline.run(source.with_resources("held_ops"))
     except Exception:
         state.count("errors")
         raise
+    finally:
+        ahead.close()
     return progress
