@@ -289,13 +289,12 @@ def test_a_hanging_endpoint_holds_up_only_its_own_notice(
     second = tokens_for(ana, other_vendor, SCOPE)
     ana.client.delete(f"{GRANTS}/{first['grant_id']}")
     ana.client.delete(f"{GRANTS}/{second['grant_id']}")
-    started = time.monotonic()
     run_once(app, timeout=0.5)
-    took = time.monotonic() - started
     by_vendor = {n.vendor_id: n for n in outbox_rows(app)}
     assert by_vendor[other_vendor.client_id].state == DELIVERED
+    # Given up at the timeout, before the vendor's answer three seconds on
+    # (no timed assertion: the outcome says it).
     assert by_vendor[vendor.client_id].outcome == "timeout"
-    assert took < 2.5  # the timeout, not the vendor's three seconds
 
 
 def test_only_https_or_loopback_endpoints_are_posted_to() -> None:
@@ -376,3 +375,26 @@ def test_a_shortened_grant_tells_the_vendor_its_new_end(
 
     items, _ = read_feed(vendor, feed_token(vendor))
     assert [i["type"] for i in items] == ["snapshot"]
+
+
+def test_a_notice_goes_only_to_its_own_vendor(
+    app: FastAPI, ana: Person, vendor: Vendor, other_vendor: Vendor, receiver: Receiver
+) -> None:
+    """Ana granted two vendors; revoking one tells that one only, and what
+    it is told names its own pairwise subject, never the other's."""
+    mine = tokens_for(ana, vendor, SCOPE)
+    theirs = tokens_for(ana, other_vendor, SCOPE)
+    assert ana.client.delete(f"{GRANTS}/{mine['grant_id']}").status_code == 204
+    assert run_once(app) == 1
+    assert receiver.at("/other") == []
+    [got] = receiver.at("/notices")
+    _, claims = verified(vendor.client, got.body.decode())
+    assert claims["aud"] == vendor.client_id
+    [event] = claims["events"].values()
+    assert event["grant_id"] == mine["grant_id"]
+    other_subject = pairwise_subject(app.state.vault, other_vendor.client_id, ana.id)
+    assert claims["sub_id"]["id"] != other_subject
+    assert other_subject not in got.body.decode()
+    assert theirs["grant_id"] not in got.body.decode()
+    # The other vendor's grant lives on: nothing queued for it.
+    assert [n.vendor_id for n in outbox_rows(app)] == [vendor.client_id]
