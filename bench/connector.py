@@ -16,14 +16,16 @@ sync`` runs it) syncs the feed into its ``sql`` sink on PostgreSQL:
 - **after changes**: ``--changed`` of the customers change their email and
   add an event, and the connector syncs from its cursor.
 
-Each prints items per second end to end (the store's feed, dlt, the sink)
-and the share of the time the sink took. After the first sync the store
-holds what it decrypted in memory; the bench then reads the same pages and
-drops them (**feed, warm**: the store's share), and resyncs from zero into
-tables of its own (**resync, warm**: the connector's own ceiling). Then the **sink's apply rate**:
-the rows the first sync wrote (contacts and history events), applied again
-through the sink into empty tables, against a plain ``COPY`` of the same
-rows into tables of the same shape; both in rows per second, and the ratio.
+Each prints items per second end to end (the store's feed, dlt, the sink),
+the share of the time the sink took, and the CPU each item cost the store's
+server, PostgreSQL (the store's database and the CRM's) and the connector.
+After the first sync the store holds what it decrypted in memory; the bench
+then reads the same pages and drops them (**feed, warm**: the store's
+share), and resyncs from zero into tables of its own (**resync, warm**).
+Then the **sink's apply rate**: the rows the first sync wrote (contacts
+and history events), applied again through the sink into empty tables,
+against a plain ``COPY`` of the same rows into tables of the same shape;
+both in rows per second, and the ratio.
 
 Left out: the vendor's CRM on another machine (here it shares the two
 cores with the store, its database and the connector), TLS, and
@@ -44,10 +46,35 @@ from typing import Any
 import psycopg
 
 from bench.lib import ours, seed
-from bench.lib.machine import free_port
+from bench.lib.machine import free_port, tree_cpu
 
 
-def _sync(config: Any, store: Any, sink: Any, mapping: Any, state: Any) -> dict[str, float]:
+class Cpu:
+    """CPU seconds used so far by the store's server, the PostgreSQL cluster
+    (the store's database and the CRM's) and this process (the connector)."""
+
+    def __init__(self, server_pid: int, postmaster_pid: int) -> None:
+        self.server_pid, self.postmaster_pid = server_pid, postmaster_pid
+
+    def now(self) -> dict[str, float]:
+        return {
+            "store": tree_cpu(self.server_pid, set()),
+            "postgres": tree_cpu(self.postmaster_pid, set()),
+            "connector": time.process_time(),
+        }
+
+
+def _postmaster(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None  # noqa: S101
+    stat = Path(f"/proc/{row[0]}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def _sync(
+    config: Any, store: Any, sink: Any, mapping: Any, state: Any, cpu: Cpu
+) -> dict[str, float]:
     from connectors import sync
 
     applying = [0.0]
@@ -64,11 +91,20 @@ def _sync(config: Any, store: Any, sink: Any, mapping: Any, state: Any) -> dict[
         return run
 
     sink.upsert_many, sink.upsert_events = timed(upsert_many), timed(upsert_events)
+    before = cpu.now()
     t0 = time.perf_counter()
     done = sync.run(config, store, sink, mapping, state, limit=config.page_size)
     took = time.perf_counter() - t0
+    after = cpu.now()
     sink.upsert_many, sink.upsert_events = upsert_many, upsert_events
-    return {"items": done.items, "ops": done.ops, "seconds": took, "sink_seconds": applying[0]}
+    used = {f"cpu_{k}": after[k] - before[k] for k in before}
+    return {
+        "items": done.items,
+        "ops": done.ops,
+        "seconds": took,
+        "sink_seconds": applying[0],
+        **used,
+    }
 
 
 def _print(label: str, s: dict[str, float]) -> None:
@@ -76,6 +112,12 @@ def _print(label: str, s: dict[str, float]) -> None:
         f"{label:<14} {s['items']:>8.0f} items in {s['seconds']:6.1f} s: "
         f"{s['items'] / s['seconds']:7.0f} items/s end to end, "
         f"{s['ops']:.0f} sink ops, the sink {100 * s['sink_seconds'] / s['seconds']:.0f}% of it"
+    )
+    per = {k[4:]: 1e6 * v / s["items"] for k, v in s.items() if k.startswith("cpu_")}
+    print(
+        f"{'':<14} CPU per item: "
+        + ", ".join(f"{k} {v:.0f} us" for k, v in per.items())
+        + f"; {sum(per.values()):.0f} us in all"
     )
 
 
@@ -195,7 +237,8 @@ def run(args: argparse.Namespace) -> None:
         sink = open_sink(config)
         state = State(config.state_dir)
         mapping = mapping_of(config)
-        first = _sync(config, store, sink, mapping, state)
+        cpu = Cpu(server.pid, _postmaster(plain))
+        first = _sync(config, store, sink, mapping, state, cpu)
         _print("first sync", first)
         # Each side alone, now that the store has what it decrypted in
         # memory (VRM_DERIVED_CACHE_MIB): the same pages read and dropped,
@@ -215,12 +258,12 @@ def run(args: argparse.Namespace) -> None:
             }
         )
         warm_sink = open_sink(again_config)
-        warm = _sync(again_config, store, warm_sink, mapping, State(again_config.state_dir))
+        warm = _sync(again_config, store, warm_sink, mapping, State(again_config.state_dir), cpu)
         warm_sink.close()
         _print("resync, warm", warm)
         changed = random.Random(7).sample(range(seeded), int(seeded * args.changed))
         seed.change_in_processes(env, changed, args.seed_procs)
-        again = _sync(config, store, sink, mapping, state)
+        again = _sync(config, store, sink, mapping, state, cpu)
         _print("after changes", again)
         sink.close()
         store.close()
