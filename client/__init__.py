@@ -1,1 +1,60 @@
-"""Customer side: web pages, vrm-me CLI and Python SDK (later issues)."""
+"""Customer side: the Python SDK (web pages and the vrm-me CLI come later).
+
+``VRMClient`` and ``AsyncVRMClient`` speak the customer API over HTTP only
+(never importing the server: lint-imports holds it); docs/client.md shows
+them in use. Every failure is a :class:`VRMError` (client/errors.py).
+"""
+
+from client.aio import AsyncVRMClient
+from client.calls import AccessLogFilter, HistoryFilter
+from client.errors import VRMError, VRMTransportError
+from client.models import (
+    Account,
+    AuditReceipt,
+    Budget,
+    Communication,
+    Event,
+    Grant,
+    GrantChange,
+    Item,
+    LogEntry,
+    LoginSession,
+    NewEvent,
+    Page,
+    PostalAddress,
+    Preferences,
+    Profile,
+    QuietHours,
+    Shopping,
+    VendorAsConsented,
+    VendorSummary,
+)
+from client.sync import VRMClient
+
+__all__ = [
+    "AccessLogFilter",
+    "Account",
+    "AsyncVRMClient",
+    "AuditReceipt",
+    "Budget",
+    "Communication",
+    "Event",
+    "Grant",
+    "GrantChange",
+    "HistoryFilter",
+    "Item",
+    "LogEntry",
+    "LoginSession",
+    "NewEvent",
+    "Page",
+    "PostalAddress",
+    "Preferences",
+    "Profile",
+    "QuietHours",
+    "Shopping",
+    "VRMClient",
+    "VRMError",
+    "VRMTransportError",
+    "VendorAsConsented",
+    "VendorSummary",
+]

@@ -1,0 +1,343 @@
+"""Each request of the customer API, described once.
+
+A function here says what one operation sends (method, path, query, body,
+headers) and how its answer is read; it sends nothing. :class:`client.VRMClient`
+and :class:`client.AsyncVRMClient` each send a :class:`Call` their own way
+(``httpx.Client.send`` or ``await httpx.AsyncClient.send``), so the two
+clients are thin and cannot drift apart on what a request is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from client.errors import VRMError
+from client.models import (
+    Account,
+    AuditReceipt,
+    Event,
+    EventType,
+    Grant,
+    Label,
+    LogEntry,
+    LoginSession,
+    NewEvent,
+    Page,
+    Preferences,
+    Profile,
+    Tagged,
+    _Items,
+)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+API = "/api/v1"
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request, and how to read its 2xx answer into a ``T``."""
+
+    method: str
+    path: str
+    read: Callable[[httpx.Response], T]
+    body: Any = None
+    content_type: str = JSON
+    params: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        headers = dict(self.headers)
+        content = None
+        if self.body is not None:
+            headers["Content-Type"] = self.content_type
+            content = json.dumps(to_jsonable_python(self.body), ensure_ascii=False).encode()
+        return http.build_request(
+            self.method, self.path, params=self.params, headers=headers, content=content
+        )
+
+    def answer(self, response: httpx.Response) -> T:
+        """The answer read, or :class:`VRMError` with its problem details."""
+        if not response.is_success:
+            raise VRMError.from_response(response)
+        return self.read(response)
+
+
+def _model(model: type[M]) -> Callable[[httpx.Response], M]:
+    return lambda r: model.model_validate_json(r.content)
+
+
+def _tagged(model: type[M]) -> Callable[[httpx.Response], M]:
+    def read(response: httpx.Response) -> M:
+        value = model.model_validate_json(response.content)
+        if isinstance(value, Tagged):
+            value._etag = response.headers.get("etag")
+        return value
+
+    return read
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
+
+
+def _if_match(etag: str | None) -> dict[str, str]:
+    return {"If-Match": etag} if etag is not None else {}
+
+
+def _segment(value: str) -> str:
+    # An id goes into the path as one segment, whatever it holds.
+    return quote(value, safe="")
+
+
+def _query(**values: str | int | datetime | None) -> dict[str, str]:
+    query: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        query[name] = value.isoformat() if isinstance(value, datetime) else str(value)
+    return query
+
+
+def _document(model: BaseModel) -> dict[str, Any]:
+    # Members left unset stay out of the body; the server reads them as empty.
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+# Account and session
+
+
+def sign_up(email: str, password: str) -> Call[Account]:
+    return Call(
+        "POST", f"{API}/accounts", _model(Account), body={"email": email, "password": password}
+    )
+
+
+def log_in(email: str, password: str) -> Call[Account]:
+    return Call(
+        "POST", f"{API}/session", _model(Account), body={"email": email, "password": password}
+    )
+
+
+def log_out() -> Call[None]:
+    return Call("DELETE", f"{API}/session", _nothing)
+
+
+def me() -> Call[Account]:
+    return Call("GET", f"{API}/me", _model(Account))
+
+
+def change_password(current_password: str, new_password: str) -> Call[None]:
+    body = {"current_password": current_password, "new_password": new_password}
+    return Call("PUT", f"{API}/me/password", _nothing, body=body)
+
+
+def delete_account(password: str) -> Call[None]:
+    return Call("DELETE", f"{API}/me", _nothing, body={"password": password})
+
+
+def sessions() -> Call[list[LoginSession]]:
+    return Call("GET", f"{API}/me/sessions", lambda r: _model(_Items[LoginSession])(r).items)
+
+
+def end_session(session_id: str) -> Call[None]:
+    return Call("DELETE", f"{API}/me/sessions/{_segment(session_id)}", _nothing)
+
+
+# Profile and preferences
+
+
+def read_profile() -> Call[Profile]:
+    return Call("GET", f"{API}/me/profile", _tagged(Profile))
+
+
+def replace_profile(profile: Profile, if_match: str | None) -> Call[Profile]:
+    return Call(
+        "PUT",
+        f"{API}/me/profile",
+        _tagged(Profile),
+        body=_document(profile),
+        headers=_if_match(if_match),
+    )
+
+
+def patch_profile(patch: Mapping[str, Any], if_match: str | None) -> Call[Profile]:
+    return Call(
+        "PATCH",
+        f"{API}/me/profile",
+        _tagged(Profile),
+        body=dict(patch),
+        content_type=MERGE_PATCH,
+        headers=_if_match(if_match),
+    )
+
+
+def read_preferences() -> Call[Preferences]:
+    return Call("GET", f"{API}/me/preferences", _tagged(Preferences))
+
+
+def replace_preferences(preferences: Preferences, if_match: str | None) -> Call[Preferences]:
+    return Call(
+        "PUT",
+        f"{API}/me/preferences",
+        _tagged(Preferences),
+        body=_document(preferences),
+        headers=_if_match(if_match),
+    )
+
+
+def patch_preferences(patch: Mapping[str, Any], if_match: str | None) -> Call[Preferences]:
+    return Call(
+        "PATCH",
+        f"{API}/me/preferences",
+        _tagged(Preferences),
+        body=dict(patch),
+        content_type=MERGE_PATCH,
+        headers=_if_match(if_match),
+    )
+
+
+# History
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """What ``GET /me/history`` keeps: ``vendor`` (exact, case-insensitive),
+    ``type``, ``label``, ``since`` (inclusive), ``until`` (exclusive)."""
+
+    vendor: str | None = None
+    type: EventType | None = None
+    label: Label | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def history_page(
+    filters: HistoryFilter, cursor: str | None, limit: int | None
+) -> Call[Page[Event]]:
+    params = _query(
+        vendor=filters.vendor,
+        type=filters.type,
+        label=filters.label,
+        since=filters.since,
+        until=filters.until,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Call("GET", f"{API}/me/history", _model(Page[Event]), params=params)
+
+
+def add_event(event: NewEvent) -> Call[Event]:
+    return Call("POST", f"{API}/me/history", _tagged(Event), body=_document(event))
+
+
+def read_event(event_id: str) -> Call[Event]:
+    return Call("GET", f"{API}/me/history/{_segment(event_id)}", _tagged(Event))
+
+
+def patch_event(event_id: str, patch: Mapping[str, Any], if_match: str | None) -> Call[Event]:
+    return Call(
+        "PATCH",
+        f"{API}/me/history/{_segment(event_id)}",
+        _tagged(Event),
+        body=dict(patch),
+        content_type=MERGE_PATCH,
+        headers=_if_match(if_match),
+    )
+
+
+def delete_event(event_id: str) -> Call[None]:
+    return Call("DELETE", f"{API}/me/history/{_segment(event_id)}", _nothing)
+
+
+# Grants
+
+
+def grants() -> Call[list[Grant]]:
+    return Call("GET", f"{API}/me/grants", lambda r: _model(_Items[Grant])(r).items)
+
+
+def read_grant(grant_id: str) -> Call[Grant]:
+    return Call("GET", f"{API}/me/grants/{_segment(grant_id)}", _model(Grant))
+
+
+def change_grant(
+    grant_id: str, scopes: list[str] | None, expires_at: datetime | None
+) -> Call[Grant]:
+    body: dict[str, Any] = {}
+    if scopes is not None:
+        body["scopes"] = scopes
+    if expires_at is not None:
+        body["expires_at"] = expires_at.isoformat()
+    return Call("PATCH", f"{API}/me/grants/{_segment(grant_id)}", _model(Grant), body=body)
+
+
+def revoke_grant(grant_id: str) -> Call[None]:
+    return Call("DELETE", f"{API}/me/grants/{_segment(grant_id)}", _nothing)
+
+
+def grant_receipt(grant_id: str) -> Call[str]:
+    return Call("GET", f"{API}/me/grants/{_segment(grant_id)}/receipt", lambda r: r.text)
+
+
+# Access log
+
+
+@dataclass(frozen=True)
+class AccessLogFilter:
+    """What ``GET /me/access-log`` keeps: ``vendor`` (client id), ``type``
+    (a family such as ``data`` or ``consent``, or a whole type such as
+    ``data.read``), ``since`` (inclusive), ``until`` (exclusive)."""
+
+    vendor: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def access_log_page(
+    filters: AccessLogFilter, cursor: str | None, limit: int | None
+) -> Call[Page[LogEntry]]:
+    params = _query(
+        vendor=filters.vendor,
+        type=filters.type,
+        since=filters.since,
+        until=filters.until,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Call("GET", f"{API}/me/access-log", _model(Page[LogEntry]), params=params)
+
+
+def access_receipt(index: int) -> Call[AuditReceipt]:
+    return Call("GET", f"{API}/me/access-log/{index}/receipt", _model(AuditReceipt))
+
+
+# Export
+
+
+def export() -> Call[dict[str, Any]]:
+    return Call("GET", f"{API}/me/export", _json_object)
+
+
+def export_schema() -> Call[dict[str, Any]]:
+    return Call("GET", f"{API}/export/schema", _json_object)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    value = response.json()
+    if not isinstance(value, dict):
+        raise VRMError("The server answered something other than a JSON object.")
+    return value
