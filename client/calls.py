@@ -72,7 +72,16 @@ class Call(Generic[T]):
         """The answer read, or :class:`VRMError` with its problem details."""
         if not response.is_success:
             raise VRMError.from_response(response)
-        return self.read(response)
+        try:
+            return self.read(response)
+        except ValueError as error:
+            # pydantic's ValidationError and json's decoding errors. Only the
+            # first line: the rest quotes the values, which are personal.
+            raise VRMError(
+                f"The answer to {self.method} {self.path} is not what the SDK expects: "
+                f"{str(error).splitlines()[0]}",
+                status=response.status_code,
+            ) from error
 
 
 def _model(model: type[M]) -> Callable[[httpx.Response], M]:

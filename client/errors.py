@@ -5,10 +5,13 @@
     details the server sent (``type``, ``title``, ``status``, ``detail``,
     ``instance``, and any extra members in ``extra``, such as ``errors`` on
     a 422 or ``current_etag`` on a 412).
+    A 2xx answer the SDK cannot read (not the JSON the API publishes)
+    raises it too, with the status and no problem details.
 ``VRMTransportError(VRMError)``
-    The server could not be reached or did not answer in time; ``status``
-    is None. Its message is one line naming the request, never its body,
-    so a password or session cookie never ends up in a log.
+    The server could not be reached or did not answer in time (any
+    ``httpx.RequestError``); ``status`` is None. Its message is one line
+    naming the request, never its body, so a password or session cookie
+    never ends up in a log.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class VRMTransportError(VRMError):
     broken off. The httpx exception is its ``__cause__``."""
 
     @classmethod
-    def wrap(cls, method: str, url: str, error: httpx.TransportError) -> VRMTransportError:
+    def wrap(cls, method: str, url: str, error: httpx.RequestError) -> VRMTransportError:
         """``method url failed: reason`` on one line. The SDK's URLs carry no
         query with a credential in it, and no header or body is named, so no
         password, cookie or token gets into the message."""

@@ -74,7 +74,7 @@ class VRMClient:
         request = call.request(self._http)
         try:
             response = self._http.send(request)
-        except httpx.TransportError as error:
+        except httpx.RequestError as error:
             url = str(request.url.copy_with(query=None))
             raise VRMTransportError.wrap(call.method, url, error) from error
         return call.answer(response)

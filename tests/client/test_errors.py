@@ -118,3 +118,16 @@ def test_writes_are_json_and_patches_merge_patch() -> None:
         )
     ]
     assert patched.etag == '"1-a"'
+
+
+def test_an_answer_the_sdk_cannot_read_is_a_vrm_error_without_its_values() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": "acc_1", "email": "secret@example.org"})
+
+    with VRMClient(BASE, transport=httpx.MockTransport(answer)) as sdk:
+        with pytest.raises(VRMError) as failed:
+            sdk.me()
+    assert str(failed.value) == (
+        "200 The answer to GET /api/v1/me is not what the SDK expects: "
+        "1 validation error for Account"
+    )
