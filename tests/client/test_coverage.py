@@ -1,16 +1,26 @@
 """Every operation of the customer API in the served OpenAPI document has
 its call in client/calls.py, and every call names an operation there: a
 route added to the server without the SDK, or a path mistyped in the SDK,
-fails here."""
+fails here. And the two clients offer the same methods."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from datetime import UTC, datetime
 
 import httpx
 
-from client import AccessLogFilter, HistoryFilter, NewEvent, Preferences, Profile, calls
+from client import (
+    AccessLogFilter,
+    AsyncVRMClient,
+    HistoryFilter,
+    NewEvent,
+    Preferences,
+    Profile,
+    VRMClient,
+    calls,
+)
 from client.calls import Call
 from tests.liveserver import LiveServer
 
@@ -66,3 +76,15 @@ def test_the_sdk_covers_every_customer_operation_and_no_other(server: LiveServer
     }
     sent = {(call.method, _template(call.path)) for call in EVERY_CALL}
     assert sent == served
+
+
+def _methods(cls: type) -> dict[str, list[tuple[str, object]]]:
+    return {
+        name: [(p.name, p.default) for p in inspect.signature(method).parameters.values()]
+        for name, method in vars(cls).items()
+        if callable(method) and not name.startswith("_")
+    }
+
+
+def test_the_async_client_offers_every_method_of_the_blocking_one() -> None:
+    assert _methods(AsyncVRMClient) == _methods(VRMClient)
