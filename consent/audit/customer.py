@@ -22,7 +22,7 @@ from vrm.accounts.models import Customer
 from vrm.db import SessionDep
 from vrm.dbtypes import utcnow
 from vrm.deps import CurrentCustomer, VaultDep
-from vrm.errors import Conflict, NotFound, ValidationFailed, problems
+from vrm.errors import BadRequest, Conflict, NotFound, ValidationFailed, problems
 from vrm.export.service import Section, Source
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
@@ -116,11 +116,11 @@ def cursor_of(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     if not cursor.isdigit() or len(cursor) > 19:
-        raise ValidationFailed("cursor is not one this server gave out.")
+        raise BadRequest("The cursor is not one this server gave out.")
     return int(cursor)
 
 
-@router.get("/access-log", responses=problems(ValidationFailed))
+@router.get("/access-log", responses=problems(BadRequest, ValidationFailed))
 def access_log(
     customer: CurrentCustomer,
     session: SessionDep,
