@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, Text, bindparam, cast, insert, select, update
 
 from tests.conftest import Person
-from vrm.storage.statements import Statement
+from vrm.storage.statements import ManyRows, Statement
 from vrm.vendor_api.models import AccessEvent
 
 TABLE = AccessEvent.__table__  # type: ignore[attr-defined]
 INSERT = Statement(insert(TABLE))
+MANY = ManyRows(TABLE)
 BY_CUSTOMER = Statement(select(TABLE).where(TABLE.c.customer_id == bindparam("c")))
 MARK = Statement(
     update(TABLE).where(TABLE.c.customer_id == bindparam("c")).values(not_modified=True)
@@ -87,3 +88,27 @@ def test_expanding_parameters_are_refused(app: FastAPI) -> None:
     statement = Statement(select(TABLE).where(TABLE.c.id.in_(bindparam("ids", expanding=True))))
     with _engine(app).connect() as conn, pytest.raises(ValueError, match="expanding"):
         statement.rows(conn, {"ids": ["a"]})
+
+
+def test_many_rows_store_what_sqlalchemys_insert_stores(app: FastAPI, ana: Person) -> None:
+    # One unnest on PostgreSQL, executemany elsewhere: either way the rows,
+    # and the JSON columns' text, are SQLAlchemy's.
+    engine = _engine(app)
+    ours = [_row(ana.id, n) for n in (1, 2, 3)]
+    theirs = [{**_row(ana.id, n), "id": f"other{n:027d}"} for n in (1, 2, 3)]
+    ours[1] = {**ours[1], "categories": [], "not_modified": True, "action": "write"}
+    theirs[1] = {**theirs[1], "categories": [], "not_modified": True, "action": "write"}
+    with engine.connect() as conn:
+        MANY.insert(conn, ours)
+        conn.execute(insert(TABLE), theirs)
+        conn.commit()
+    columns = [c for c in TABLE.c if c.name != "id"]
+    as_text = [cast(c, Text) for c in TABLE.c if c.name in {"categories", "fields"}]
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(TABLE.c.id, *columns, *as_text).order_by(TABLE.c.at, TABLE.c.id)
+        ).all()
+    assert [r[0][:5] for r in stored] == ["event", "other"] * 3
+    assert [tuple(r[1:]) for r in stored[0::2]] == [tuple(r[1:]) for r in stored[1::2]]
+    assert stored[2].categories == []
+    assert stored[2].not_modified is True

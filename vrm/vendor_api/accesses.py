@@ -12,7 +12,7 @@ from consent.audit import events as audit
 from consent.audit import log as audit_log
 from consent.audit.entries import Event
 from vrm.dbtypes import utcnow
-from vrm.storage.statements import Statement
+from vrm.storage.statements import ManyRows, Statement
 from vrm.vendor_api.edge import Reader
 from vrm.vendor_api.models import AccessEvent
 
@@ -51,6 +51,7 @@ def access_row(
 # the insert.
 ACCESS_EVENT: Table = AccessEvent.__table__  # type: ignore[attr-defined]
 _INSERT_ACCESS = Statement(insert(ACCESS_EVENT))
+_INSERT_ACCESSES = ManyRows(ACCESS_EVENT)
 # What recording a read in a group commit writes (vrm/storage/groupcommit.py):
 # the access events and their entries on the audit log.
 WRITES = frozenset({ACCESS_EVENT}) | audit_log.WRITES
@@ -65,7 +66,7 @@ def add_accesses(conn: Connection, rows: list[dict[str, Any]], *, via: str) -> N
     if len(rows) == 1:
         _INSERT_ACCESS.execute(conn, rows[0])
     else:
-        _INSERT_ACCESS.execute_many(conn, rows)
+        _INSERT_ACCESSES.insert(conn, rows)
     audit_log.append(conn, [_entry(row, via) for row in rows])
 
 
