@@ -23,14 +23,16 @@ events, which check every other statement of the group.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Dialect, Select, Table, insert, text
 from sqlalchemy.exc import DBAPIError, StatementError
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, sqltypes
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -220,38 +222,54 @@ class Statement:
 
 class ManyRows:
     """An insert of many rows into one table. On PostgreSQL one statement
-    whatever their number: each column's values go as one array, and
-    ``unnest`` makes rows of them (a page of the feed records a thousand
-    reads; ``executemany`` sent a thousand statements, which cost the
-    server more than the page's reads). Elsewhere, ``executemany``.
+    whatever their number, its rows given as one JSON array that
+    ``json_to_recordset`` reads (a page of the feed records a thousand
+    reads: ``executemany`` sent a thousand statements, and one array per
+    column cost more to bind, in psycopg's Python, than the insert itself).
+    Elsewhere, ``executemany``.
 
-    Each row names every column; values go through the column types' bind
-    processors, as through SQLAlchemy (tests/vrm/test_statements.py)."""
+    Each row names every column, with values JSON can hold (strings,
+    numbers, booleans, datetimes, and any value of a JSON column). Values go
+    through the column types' bind processors, a JSON column's through the
+    engine's serializer, so the rows, and the JSON columns' text, are what
+    SQLAlchemy would store (tests/vrm/test_statements.py)."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
         self._each = Statement(insert(table))
-        self._unnest: dict[str, tuple[Statement, tuple[tuple[str, Any], ...]]] = {}
+        self._by_dialect: dict[str, tuple[Statement, tuple[_Value, ...]]] = {}
 
-    def _for(self, dialect: Dialect) -> tuple[Statement, tuple[tuple[str, Any], ...]]:
-        found = self._unnest.get(dialect.name)
-        if found is None:
-            quote = dialect.identifier_preparer.quote
-            columns = list(self.table.columns)
-            arrays = ", ".join(
-                f"CAST(:{c.key} AS {c.type.compile(dialect)}[])" for c in columns
+    def _for(self, dialect: Dialect) -> tuple[Statement, tuple[_Value, ...]]:
+        found = self._by_dialect.get(dialect.name)
+        if found is not None:
+            return found
+        quote = dialect.identifier_preparer.quote
+        declared: list[str] = []
+        selected: list[str] = []
+        values: list[_Value] = []
+        for column in self.table.columns:
+            name = quote(column.name)
+            kind = column.type.compile(dialect)
+            if isinstance(column.type, sqltypes.JSON):
+                # Its text as the engine's serializer writes it: json keeps it.
+                declared.append(f"{name} text")
+                selected.append(f"CAST(r.{name} AS {kind})")
+                values.append((column.key, column.name, _json_of(column.type, dialect)))
+            else:
+                declared.append(f"{name} {kind}")
+                selected.append(f"r.{name}")
+                impl = column.type.dialect_impl(dialect)
+                values.append((column.key, column.name, impl.bind_processor(dialect)))
+        statement = Statement(
+            text(
+                # Names from the table's metadata, quoted; the values are bound.
+                f"INSERT INTO {quote(self.table.name)} "  # noqa: S608
+                f"({', '.join(quote(c.name) for c in self.table.columns)}) "
+                f"SELECT {', '.join(selected)} "
+                f"FROM json_to_recordset(CAST(:rows AS json)) AS r({', '.join(declared)})"
             )
-            statement = Statement(
-                text(
-                    f"INSERT INTO {quote(self.table.name)} "
-                    f"({', '.join(quote(c.name) for c in columns)}) "
-                    f"SELECT * FROM unnest({arrays})"
-                )
-            )
-            binds = tuple(
-                (c.key, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns
-            )
-            found = self._unnest[dialect.name] = (statement, binds)
+        )
+        found = self._by_dialect[dialect.name] = (statement, tuple(values))
         return found
 
     def insert(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -259,12 +277,29 @@ class ManyRows:
         if conn.dialect.name != "postgresql":
             self._each.execute_many(conn, rows)
             return
-        statement, binds = self._for(conn.dialect)
-        params = {
-            key: [r[key] for r in rows] if process is None else [process(r[key]) for r in rows]
-            for key, process in binds
-        }
-        statement.execute(conn, params)
+        statement, values = self._for(conn.dialect)
+        converted = [
+            {
+                name: row[key] if process is None else process(row[key])
+                for key, name, process in values
+            }
+            for row in rows
+        ]
+        statement.execute(conn, {"rows": orjson.dumps(converted).decode()})
+
+
+# A column's key, its name, and what turns its value into a JSON value
+# json_to_recordset reads as the column's type (None: the value as it is).
+_Value = tuple[str, str, Callable[[Any], Any] | None]
+
+
+def _json_of(kind: sqltypes.JSON, dialect: Dialect) -> Callable[[Any], str | None]:
+    serializer: Callable[[Any], str] = dialect._json_serializer or json.dumps
+
+    def process(value: Any) -> str | None:
+        return None if value is None and kind.none_as_null else serializer(value)
+
+    return process
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
