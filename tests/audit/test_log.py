@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consent.audit import entries, log
 from consent.audit.entries import Event
@@ -287,6 +288,33 @@ def test_a_rolled_back_append_gives_its_indexes_back(app: FastAPI, ana: Person) 
         assert log.append(conn, [event]) == 0
         assert log.size(conn) == 1
     assert [e["idx"] for e in _entries(engine)] == [0]
+
+
+def test_one_append_of_several_entries_stores_each_in_order(app: FastAPI, ana: Person) -> None:
+    # On PostgreSQL the entries go to the server as one JSON array, bytes in
+    # hex: each column must come back as the event and its body say.
+    engine: Engine = app.state.engine
+    at = datetime(2026, 12, 7, 11, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    events = [
+        Event(type="account.exported", at=at, customer_id=ana.id, details={"n": "é\n\u0001"}),
+        Event(type="vendor.registered", at=at.replace(microsecond=0), vendor_id="v1"),
+        Event(type="account.exported", at=utcnow(), customer_id=ana.id),
+    ]
+    with engine.begin() as conn:
+        log.append(conn, events[:1])
+        assert log.append(conn, events) == 1
+    salt = _salt(engine, ana.id)
+    with Session(engine) as session:
+        stored = session.exec(select(AuditEntry).order_by(col(AuditEntry.idx))).all()
+    assert [e.idx for e in stored] == [0, 1, 2, 3]
+    for entry, event in zip(stored[1:], events, strict=True):
+        named = salt if event.customer_id is not None else None
+        assert entry.body == entries.body(event, named)
+        assert entry.leaf_hash == leaf_hash(entry.body)
+        assert entry.at == event.at
+        assert entry.type == event.type
+        assert entry.customer == (entries.pseudonym(salt) if named else None)
+        assert entry.vendor_id == event.vendor_id
 
 
 def test_entries_are_canonical_json_a_verifier_can_recompute() -> None:

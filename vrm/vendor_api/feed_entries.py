@@ -34,7 +34,8 @@ def _after(seq_col: Any, grant_col: Any, after: Position) -> Any:
         return seq_col > after.seq
     # The range first, for the index on seq, then the exact place in it: an
     # OR alone bounds no index scan, and on stale statistics the planner
-    # scanned the log's whole range once per grant (8 s a page, not 60 ms).
+    # scanned the log's whole range once per grant
+    # (docs/performance.md#the-feeds-cursor).
     return and_(
         seq_col >= after.seq,
         or_(seq_col > after.seq, and_(seq_col == after.seq, grant_col > after.grant_id)),
