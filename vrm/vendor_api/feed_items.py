@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlmodel import Session, col, select
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 from consent import policy
 from consent.grants import service as grants
 from consent.grants.models import Grant
+from consent.policy import Access
 from vrm.catalogue import CATEGORIES
 from vrm.errors import IntegrityFailure, KeyUnavailable
 from vrm.feed.models import DataChange, FeedNotice
@@ -25,6 +28,7 @@ from vrm.history import service as history
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
+from vrm.storage.batches import batches
 from vrm.vendor_api import events, projection
 from vrm.vendor_api.edge import Reader
 from vrm.vendor_api.feed_entries import Entry
@@ -32,11 +36,35 @@ from vrm.vendor_api.feed_entries import Entry
 logger = logging.getLogger(__name__)
 
 
+class GrantRow(NamedTuple):
+    """What an item needs of its grant, read without the ORM: a page reads
+    a thousand grants, and only reads them."""
+
+    id: str
+    customer_id: str
+    purpose: str
+    scopes: list[str]
+    revoked_at: datetime | None
+    expires_at: datetime
+
+
+_GRANT_ROWS = select(
+    col(Grant.id),
+    col(Grant.customer_id),
+    col(Grant.purpose),
+    col(Grant.scopes),
+    col(Grant.revoked_at),
+    col(Grant.expires_at),
+)
+
+
 @dataclass
 class Reads:
-    """What one page returned of one customer under one grant."""
+    """What one page returned of one customer under one grant; ``readable``
+    is the categories the grant may read (consent/policy.py)."""
 
     reader: Reader
+    readable: list[str]
     categories: set[str] = field(default_factory=set)
     fields: set[str] = field(default_factory=set)
 
@@ -73,8 +101,11 @@ class Page:
         self.session = session
         self.vault = vault
         self.vendor_id = vendor_id
-        self.grants: dict[str, Grant | None] = {}
+        self.grants: dict[str, GrantRow | None] = {}
         self.reads: dict[str, Reads] = {}
+        # What the policy allows, once per distinct set of scopes: grants
+        # of one vendor mostly share theirs.
+        self.allowed: dict[tuple[str, ...], tuple[list[Access], list[str]]] = {}
         # Each prefetched customer's sealed documents.
         self.documents: dict[str, records.SealedDocuments] = {}
         self.history = history.SealedHistories()
@@ -84,9 +115,10 @@ class Page:
         self.failed: dict[str, KeyUnavailable | IntegrityFailure] = {}
 
     def load_grants(self, ids: set[str]) -> None:
-        if ids:
-            rows = self.session.exec(select(Grant).where(col(Grant.id).in_(ids))).all()
-            self.grants.update({g.id: g for g in rows})
+        conn = self.session.connection()
+        for batch in batches(ids):
+            rows = conn.execute(_GRANT_ROWS.where(col(Grant.id).in_(batch)))
+            self.grants.update((row[0], GrantRow(*row)) for row in rows)
 
     def prefetch(self, entries: list[Entry]) -> None:
         """Read what a batch of entries needs in a few queries, not a few
@@ -110,7 +142,7 @@ class Page:
             category
             for e in entries
             if (g := self.grants.get(e.position.grant_id or "")) is not None
-            for category in policy.readable_categories(self.reader(g).reader.accesses)
+            for category in self.reader(g).readable
         }
         self.vault.remember_keys(conn, ids, read)
         # The history events of changes whose grant reads the history.
@@ -143,9 +175,14 @@ class Page:
             except (KeyUnavailable, IntegrityFailure) as exc:
                 self.failed[customer_id] = exc
 
-    def reader(self, grant: Grant) -> Reads:
+    def reader(self, grant: GrantRow) -> Reads:
         reads = self.reads.get(grant.id)
         if reads is None:
+            scopes = tuple(grant.scopes)
+            allowed = self.allowed.get(scopes)
+            if allowed is None:
+                accesses = grants.accesses_of(grant)
+                allowed = self.allowed[scopes] = (accesses, policy.readable_categories(accesses))
             reads = Reads(
                 Reader(
                     vendor_id=self.vendor_id,
@@ -153,8 +190,9 @@ class Page:
                     grant_id=grant.id,
                     purpose=grant.purpose,
                     subject=pairwise_subject(self.vault, self.vendor_id, grant.customer_id),
-                    accesses=grants.accesses_of(grant),
-                )
+                    accesses=allowed[0],
+                ),
+                allowed[1],
             )
             self.reads[grant.id] = reads
         return reads
@@ -232,7 +270,7 @@ class Page:
             # It ended since; its tombstone comes later in the feed.
             return None
         reads = self.reader(grant)
-        categories = policy.readable_categories(reads.reader.accesses)
+        categories = reads.readable
         shown = projection.project(
             session=self.session,
             vault=self.vault,
