@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, Text, bindparam, cast, insert, select, update
 
 from tests.conftest import Person
-from vrm.storage.statements import ManyRows, Statement
+from vrm.storage.statements import ManyKeys, ManyRows, Statement
 from vrm.vendor_api.models import AccessEvent
 
 TABLE = AccessEvent.__table__  # type: ignore[attr-defined]
@@ -112,3 +112,23 @@ def test_many_rows_store_what_sqlalchemys_insert_stores(app: FastAPI, ana: Perso
     assert [tuple(r[1:]) for r in stored[0::2]] == [tuple(r[1:]) for r in stored[1::2]]
     assert stored[2].categories == []
     assert stored[2].not_modified is True
+
+
+def test_many_keys_read_what_sqlalchemys_in_reads(app: FastAPI, ana: Person) -> None:
+    # One = ANY(array) on PostgreSQL, IN lists elsewhere: the same rows,
+    # each value as SQLAlchemy reads it.
+    engine = _engine(app)
+    with engine.connect() as conn:
+        MANY.insert(conn, [_row(ana.id, n) for n in range(5)])
+        conn.commit()
+    by_id = ManyKeys(select(TABLE), TABLE.c.id)
+    wanted = [_row(ana.id, n)["id"] for n in (0, 3, 4)] + ["no such id", "é"]
+    with engine.connect() as conn:
+        ours = by_id.rows(conn, [*wanted, wanted[0]])
+        theirs = conn.execute(select(TABLE).where(TABLE.c.id.in_(wanted))).all()
+        none = by_id.rows(conn, [])
+    assert sorted(ours) == sorted(tuple(r) for r in theirs)
+    assert len(ours) == 3
+    assert all(type(r) is tuple for r in ours)
+    assert ours[0][1].tzinfo is not None
+    assert none == []

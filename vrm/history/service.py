@@ -45,8 +45,7 @@ from vrm.history.models import (
 )
 from vrm.jsonmerge import merge_patch
 from vrm.keys.service import Sealed, Vault
-from vrm.storage.batches import batches
-from vrm.storage.statements import Statement
+from vrm.storage.statements import ManyKeys, Statement
 
 CATEGORY = "history"
 MAX_LIMIT = 200
@@ -116,17 +115,14 @@ def stamps_of(conn: Connection, customer_id: str) -> list[Stamp]:
     return [Stamp(*row) for row in _STAMPS_OF.rows(conn, {"c": customer_id})]
 
 
-def _where_in(
-    conn: Connection, columns: Sequence[Any], column: Any, values: Iterable[str]
-) -> list[Any]:
-    found: list[Any] = []
-    for batch in batches(values):
-        found += conn.execute(core_select(*columns).where(col(column).in_(batch))).all()
-    return found
-
-
-def _by_id(conn: Connection, columns: Sequence[Any], event_ids: Iterable[str]) -> list[Any]:
-    return _where_in(conn, columns, HistoryRecord.id, event_ids)
+# Events by customer, and by id.
+_SEALED_OF = ManyKeys(core_select(*_SEALED), HistoryRecord.customer_id)  # type: ignore[call-overload]
+_STAMPS_BY_ID = ManyKeys(core_select(*_STAMP), HistoryRecord.id)  # type: ignore[call-overload]
+_SEALED_BY_ID = ManyKeys(core_select(*_SEALED), HistoryRecord.id)  # type: ignore[call-overload]
+_TIMES_BY_ID = ManyKeys(
+    core_select(HistoryRecord.id, HistoryRecord.created_at, HistoryRecord.updated_at),  # type: ignore[call-overload]
+    HistoryRecord.id,
+)
 
 
 class SealedHistories:
@@ -144,8 +140,8 @@ class SealedHistories:
         """Read the histories of those of these customers not read yet."""
         wanted = {c for c in customer_ids if c not in self._rows}
         self._rows.update((c, []) for c in wanted)
-        for row in _where_in(conn, _SEALED, HistoryRecord.customer_id, wanted):
-            self._rows[row[1]].append(tuple(row))
+        for row in _SEALED_OF.rows(conn, wanted):
+            self._rows[row[1]].append(row)
 
     def of(self, customer_id: str) -> list[SealedEvent] | None:
         """Every event of the customer, in no order; None if not read."""
@@ -156,13 +152,13 @@ class SealedHistories:
 def stamps_by_id(conn: Connection, event_ids: Iterable[str]) -> dict[str, Stamp]:
     """The events of these ids that exist, whoever's they are (the caller
     checks the customer), as stamps."""
-    return {row[0]: Stamp(*row) for row in _by_id(conn, _STAMP, event_ids)}
+    return {row[0]: Stamp(*row) for row in _STAMPS_BY_ID.rows(conn, event_ids)}
 
 
 def sealed_by_id(conn: Connection, event_ids: Iterable[str]) -> dict[str, SealedEvent]:
     """The events of these ids that exist, whoever's they are (the caller
     checks the customer), sealed."""
-    return {row[0]: SealedEvent(*row) for row in _by_id(conn, _SEALED, event_ids)}
+    return {row[0]: SealedEvent(*row) for row in _SEALED_BY_ID.rows(conn, event_ids)}
 
 
 def sealed_for(conn: Connection, stamps: Sequence[Stamped]) -> list[Row]:
@@ -499,14 +495,7 @@ def list_events(
     ]
     selected.sort(key=itemgetter(0), reverse=True)
     page = selected[:limit]
-    times = {
-        row[0]: row[1:]
-        for row in _by_id(
-            conn,
-            (HistoryRecord.id, HistoryRecord.created_at, HistoryRecord.updated_at),
-            [order[1] for order, _ in page],
-        )
-    }
+    times = {row[0]: row[1:] for row in _TIMES_BY_ID.rows(conn, [order[1] for order, _ in page])}
     items = [
         HistoryEventPublic.model_validate(
             {

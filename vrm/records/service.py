@@ -22,8 +22,7 @@ from vrm.feed import changes
 from vrm.jsonmerge import merge_patch
 from vrm.keys.service import Vault
 from vrm.records.models import DocumentRecord
-from vrm.storage.batches import batches
-from vrm.storage.statements import Statement
+from vrm.storage.statements import ManyKeys, Statement
 
 logger = logging.getLogger(__name__)
 
@@ -175,12 +174,15 @@ _DOCUMENTS = Statement(
     ).where(col(DocumentRecord.customer_id) == bindparam("c"))
 )
 # Several customers' sealed documents.
-_DOCUMENTS_OF = select(
+_DOCUMENTS_OF = ManyKeys(
+    select(
+        col(DocumentRecord.customer_id),
+        col(DocumentRecord.category),
+        col(DocumentRecord.key_version),
+        col(DocumentRecord.ciphertext),
+    ),
     col(DocumentRecord.customer_id),
-    col(DocumentRecord.category),
-    col(DocumentRecord.key_version),
-    col(DocumentRecord.ciphertext),
-).where(col(DocumentRecord.customer_id).in_(bindparam("cs", expanding=True)))
+)
 
 # A customer's sealed documents: (category, key version, ciphertext) each.
 SealedDocuments = list[tuple[str, int, bytes]]
@@ -190,14 +192,11 @@ def sealed_documents_of(
     conn: Connection, customer_ids: Iterable[str]
 ) -> dict[str, SealedDocuments]:
     """The sealed documents of each of these customers, for
-    :func:`read_fields_of`: one query per few hundred customers."""
-    found: dict[str, SealedDocuments] = {}
-    for batch in batches(customer_ids):
-        found.update((c, []) for c in batch)
-        for customer_id, category, key_version, ciphertext in conn.execute(
-            _DOCUMENTS_OF, {"cs": batch}
-        ):
-            found[customer_id].append((category, key_version, ciphertext))
+    :func:`read_fields_of`, in one query (vrm/storage/statements.py,
+    ManyKeys)."""
+    found: dict[str, SealedDocuments] = {c: [] for c in customer_ids}
+    for customer_id, category, key_version, ciphertext in _DOCUMENTS_OF.rows(conn, found):
+        found[customer_id].append((category, key_version, ciphertext))
     return found
 
 

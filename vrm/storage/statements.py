@@ -24,18 +24,29 @@ events, which check every other statement of the group.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Dialect, Select, Table, insert, text
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Dialect,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    insert,
+    text,
+)
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement, sqltypes
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
+from vrm.storage.batches import batches
 from vrm.storage.transaction import check_write
 
 
@@ -295,6 +306,34 @@ class ManyRows:
             for row in rows
         ]
         statement.execute(conn, {"rows": orjson.dumps(converted).decode()})
+
+
+class ManyKeys:
+    """A select of the rows whose ``column`` holds one of many keys (a page
+    of the feed reads a thousand customers' documents, histories and
+    grants). On PostgreSQL one statement whatever their number, on the
+    driver's cursor, the keys as one array in binary (``= ANY``): an
+    ``IN`` list of hundreds of parameters cost PostgreSQL more to parse and
+    plan than to run, and SQLAlchemy more to expand and to make rows of
+    than the driver took. Elsewhere, ``IN`` lists of at most
+    :data:`vrm.storage.batches.BATCH` keys. Rows come back as plain tuples,
+    in no order, each value as its column type reads it."""
+
+    def __init__(self, statement: Select[*tuple[Any, ...]], column: Any) -> None:
+        self._any = Statement(
+            statement.where(column == any_(bindparam("keys", type_=ARRAY(column.type)))),
+            binary=True,
+        )
+        self._in = statement.where(column.in_(bindparam("keys", expanding=True)))
+
+    def rows(self, conn: Connection, keys: Iterable[str]) -> list[tuple[Any, ...]]:
+        if conn.dialect.name == "postgresql":
+            wanted = sorted(set(keys))
+            return self._any.rows(conn, {"keys": wanted}) if wanted else []
+        found: list[tuple[Any, ...]] = []
+        for batch in batches(keys):
+            found += [tuple(row) for row in conn.execute(self._in, {"keys": batch})]
+        return found
 
 
 # A column's key, its name, and what turns its value into a JSON value

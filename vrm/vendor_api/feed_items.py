@@ -28,7 +28,7 @@ from vrm.history import service as history
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import Vault
 from vrm.records import service as records
-from vrm.storage.batches import batches
+from vrm.storage.statements import ManyKeys
 from vrm.vendor_api import events, projection
 from vrm.vendor_api.edge import Reader
 from vrm.vendor_api.feed_entries import Entry
@@ -48,13 +48,16 @@ class GrantRow(NamedTuple):
     expires_at: datetime
 
 
-_GRANT_ROWS = select(
+_GRANT_ROWS = ManyKeys(
+    select(
+        col(Grant.id),
+        col(Grant.customer_id),
+        col(Grant.purpose),
+        col(Grant.scopes),
+        col(Grant.revoked_at),
+        col(Grant.expires_at),
+    ),
     col(Grant.id),
-    col(Grant.customer_id),
-    col(Grant.purpose),
-    col(Grant.scopes),
-    col(Grant.revoked_at),
-    col(Grant.expires_at),
 )
 
 
@@ -115,10 +118,8 @@ class Page:
         self.failed: dict[str, KeyUnavailable | IntegrityFailure] = {}
 
     def load_grants(self, ids: set[str]) -> None:
-        conn = self.session.connection()
-        for batch in batches(ids):
-            rows = conn.execute(_GRANT_ROWS.where(col(Grant.id).in_(batch)))
-            self.grants.update((row[0], GrantRow(*row)) for row in rows)
+        rows = _GRANT_ROWS.rows(self.session.connection(), ids)
+        self.grants.update((row[0], GrantRow(*row)) for row in rows)
 
     def prefetch(self, entries: list[Entry]) -> None:
         """Read what a batch of entries needs in a few queries, not a few
