@@ -26,8 +26,7 @@ from consent.audit.merkle import leaf_hash
 from consent.audit.models import AuditEntry, AuditHead
 from vrm.accounts.models import Customer
 from vrm.storage import groupcommit
-from vrm.storage.batches import batches
-from vrm.storage.statements import Statement
+from vrm.storage.statements import ManyKeys, Statement
 from vrm.storage.transaction import check_write
 
 HEAD: Table = AuditHead.__table__  # type: ignore[attr-defined]
@@ -72,6 +71,7 @@ _COLUMNS = ("at", "type", "customer", "vendor_id", "body", "leaf_hash")
 # One customer's, on the driver's cursor: every vendor read appends one
 # entry about one customer (vrm/vendor_api/accesses.py).
 _SALT = Statement(select(_CUSTOMER.c.audit_salt).where(_CUSTOMER.c.id == bindparam("id")))
+_SALTS_OF = ManyKeys(select(_CUSTOMER.c.id, _CUSTOMER.c.audit_salt), _CUSTOMER.c.id)
 
 
 class _Salts:
@@ -121,14 +121,10 @@ def _salt_of_one(conn: Connection, customer_id: str) -> dict[str, bytes]:
 
 
 def salts_of(conn: Connection, customer_ids: set[str]) -> dict[str, bytes]:
-    """The audit salts of the customers, a few hundred per statement: a feed
-    page records reads of a thousand customers."""
-    found: dict[str, bytes] = {}
-    for batch in batches(customer_ids):
-        rows = conn.execute(
-            select(_CUSTOMER.c.id, _CUSTOMER.c.audit_salt).where(_CUSTOMER.c.id.in_(batch))
-        )
-        found.update((customer_id, salt) for customer_id, salt in rows)
+    """The audit salts of the customers, in one query (ManyKeys,
+    vrm/storage/statements.py): a feed page records reads of a thousand
+    customers."""
+    found: dict[str, bytes] = dict(_SALTS_OF.rows(conn, customer_ids))
     missing = customer_ids - found.keys()
     if missing:
         raise EntryError("no such customer to log an entry about")

@@ -29,7 +29,7 @@ from vrm.dbtypes import utcnow
 from vrm.errors import IntegrityFailure, KeyUnavailable
 from vrm.keys.derived import Derived
 from vrm.keys.models import DataKey
-from vrm.storage.batches import batches
+from vrm.storage.statements import ManyKeys
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,16 @@ _WRAPPED = core_select(DataKey.root_version, DataKey.wrapped).where(  # type: ig
     col(DataKey.version) == bindparam("v"),
 )
 
-# The wrappings of several customers' data keys of some categories.
-_WRAPPED_OF = core_select(  # type: ignore[call-overload]
-    DataKey.customer_id, DataKey.category, DataKey.version, DataKey.root_version, DataKey.wrapped
-).where(
-    col(DataKey.customer_id).in_(bindparam("cs", expanding=True)),
-    col(DataKey.category).in_(bindparam("ks", expanding=True)),
+# The wrappings of several customers' data keys.
+_WRAPPED_OF = ManyKeys(
+    core_select(  # type: ignore[call-overload]
+        DataKey.customer_id,
+        DataKey.category,
+        DataKey.version,
+        DataKey.root_version,
+        DataKey.wrapped,
+    ),
+    DataKey.customer_id,
 )
 
 
@@ -220,8 +224,8 @@ class Vault:
         self, conn: Connection, customer_ids: Iterable[str], categories: Collection[str]
     ) -> None:
         """Unwrap these customers' data keys of ``categories`` into the
-        cache, reading their wrappings in one query per few hundred
-        customers: a read of many customers (the feed's first sync) then
+        cache, reading their wrappings in one query (ManyKeys,
+        vrm/storage/statements.py): a read of many customers (the feed's first sync) then
         costs no query per customer and category. A key that cannot be
         unwrapped is left out, for the read that needs it to fail as it
         would have. Nothing, when the cache keeps nothing."""
@@ -241,19 +245,18 @@ class Vault:
                 for category in categories
             )
         ]
-        for batch in batches(wanted):
-            params = {"cs": batch, "ks": sorted(categories)}
-            wrappings = {
-                (customer_id, category, version): (root_version, wrapped)
-                for customer_id, category, version, root_version, wrapped in conn.execute(
-                    _WRAPPED_OF, params
-                )
-            }
-            for customer_id, category, version in wrappings:
-                try:
-                    self._data_key(wrappings.get, customer_id, category, version)
-                except (KeyUnavailable, IntegrityFailure):
-                    continue
+        wrappings = {
+            (customer_id, category, version): (root_version, wrapped)
+            for customer_id, category, version, root_version, wrapped in _WRAPPED_OF.rows(
+                conn, wanted
+            )
+            if category in categories
+        }
+        for customer_id, category, version in wrappings:
+            try:
+                self._data_key(wrappings.get, customer_id, category, version)
+            except (KeyUnavailable, IntegrityFailure):
+                continue
 
     def _remember(self, cache_key: tuple[str, str, int], key: bytes, now: float) -> None:
         with self._lock:
