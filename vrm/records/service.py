@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, bindparam, select, update
 from sqlmodel import Session, col
@@ -161,7 +163,27 @@ def read_fields(
     cost more than the decryption (docs/performance.md#the-routed-paths)."""
     _schema(category)
     _, plaintext = _plaintext(session, vault, customer_id, category)
-    data: dict[str, Any] = json.loads(plaintext)
+    return _stored_json(plaintext)
+
+
+# A run of digits as long as an integer beyond 64 bits (or anywhere else).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _stored_json(plaintext: bytes) -> dict[str, Any]:
+    """A document's stored JSON, parsed as the standard library parses it,
+    at a fifth of the cost where orjson gives the same values (a feed page
+    opens two thousand documents). It does not for an integer beyond 64
+    bits, which it reads as a float, nor for what it refuses (a lone
+    surrogate, NaN): the standard library reads those."""
+    if _LONG_DIGITS.search(plaintext) is None:
+        try:
+            data: dict[str, Any] = orjson.loads(plaintext)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            return data
+    data = json.loads(plaintext)
     return data
 
 
@@ -218,7 +240,7 @@ def read_fields_of(
     for category, key_version, ciphertext in sealed:
         if category in categories:
             plaintext = _open(conn, vault, customer_id, category, key_version, ciphertext)
-            found[category] = json.loads(plaintext)
+            found[category] = _stored_json(plaintext)
     for category in categories:
         if category not in found:
             raise NotFound(f"No {category} document.")
