@@ -11,12 +11,12 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
@@ -349,6 +349,16 @@ def test_entries_are_canonical_json_a_verifier_can_recompute() -> None:
         entries.body(Event(type="data.read", at=utcnow(), details={"type": "x"}), None)
     with pytest.raises(entries.EntryError, match="salt"):
         entries.body(Event(type="data.read", at=utcnow(), customer_id="c"), None)
+
+
+@given(st.datetimes(timezones=st.timezones()))
+@hypothesis_settings(max_examples=300)
+def test_an_entrys_time_is_written_as_strftime_writes_it(at: datetime) -> None:
+    # Near datetime's ends a time zone's offset can take it out of range.
+    assume(datetime.min.replace(tzinfo=UTC) + timedelta(days=1) < at)
+    assume(at < datetime.max.replace(tzinfo=UTC) - timedelta(days=1))
+    expected = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert entries.timestamp(at) == expected
 
 
 def test_a_commitment_opens_only_with_its_salt_and_values() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from typing import Any
 
 import httpx
@@ -514,3 +515,11 @@ def test_a_read_sees_one_snapshot(
         read(vendor, t["access_token"]).json()["profile"]["email"]
         == "changed.meanwhile@example.net"
     )
+
+
+def test_access_event_ids_are_random_uuid4_hex() -> None:
+    ids = {accesses.new_event_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for event_id in ids:
+        parsed = uuid.UUID(hex=event_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, event_id)
