@@ -102,6 +102,9 @@ class Page:
 
     def __init__(self, session: Session, vault: Vault, vendor_id: str) -> None:
         self.session = session
+        # The read's one transaction's (asking the session costs as much as
+        # a document's decryption, once per item).
+        self.conn = session.connection()
         self.vault = vault
         self.vendor_id = vendor_id
         self.grants: dict[str, GrantRow | None] = {}
@@ -118,7 +121,7 @@ class Page:
         self.failed: dict[str, KeyUnavailable | IntegrityFailure] = {}
 
     def load_grants(self, ids: set[str]) -> None:
-        rows = _GRANT_ROWS.rows(self.session.connection(), ids)
+        rows = _GRANT_ROWS.rows(self.conn, ids)
         self.grants.update((row[0], GrantRow(*row)) for row in rows)
 
     def prefetch(self, entries: list[Entry]) -> None:
@@ -137,7 +140,7 @@ class Page:
         # A page is filled batch by batch: each customer's rows load once.
         ids = sorted(customers - self.prefetched)
         self.prefetched.update(ids)
-        conn = self.session.connection()
+        conn = self.conn
         self.documents.update(records.sealed_documents_of(conn, ids))
         read = {
             category
@@ -233,7 +236,7 @@ class Page:
         """The customer's documents of those of ``categories`` that are
         documents, opened from what :meth:`prefetch` read."""
         return records.read_fields_of(
-            conn=self.session.connection(),
+            conn=self.conn,
             vault=self.vault,
             customer_id=customer_id,
             categories=[c for c in categories if CATEGORIES[c].kind != "events"],
