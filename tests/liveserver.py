@@ -14,6 +14,8 @@ from the HTML and submitted as a browser would.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import secrets
@@ -27,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 from typer.testing import CliRunner
@@ -293,3 +295,37 @@ class Browser:
             r = self.go("POST", urljoin(str(r.url), form.action), consent)
         assert r.status_code == 303, r.text
         return str(r.headers["location"])
+
+
+def grant_on_consent_page(server: LiveServer, browser: Browser, scope: str) -> dict[str, Any]:
+    """The browser's customer allows ``scope`` to the server's vendor on
+    the real consent page (authorization code with PKCE); the vendor swaps
+    the code for tokens. The token endpoint's answer (``grant_id``,
+    ``access_token``, ...)."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    query = {
+        "response_type": "code",
+        "client_id": server.vendor.client_id,
+        "redirect_uri": server.vendor.redirect_uri,
+        "scope": scope,
+        "state": "s",
+        "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+        "purpose": "dpv:ServiceProvision",
+    }
+    location = browser.authorize(f"{server.url}/oauth/authorize?{urlencode(query)}")
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    r = httpx.post(
+        f"{server.url}/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": server.vendor.redirect_uri,
+            "code_verifier": verifier,
+        },
+        auth=(server.vendor.client_id, server.vendor.client_secret),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())

@@ -5,11 +5,8 @@ contact; the store has each acknowledgement."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -18,13 +15,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
 from connectors.mapping import DEFAULT, FieldMap
 from connectors.sinks.sql import SQLSink
-from tests.liveserver import Browser, LiveServer, _vrm, free_port, live_server
+from tests.liveserver import (
+    Browser,
+    LiveServer,
+    _vrm,
+    free_port,
+    grant_on_consent_page,
+    live_server,
+)
 
 WAIT = 20.0
 
@@ -68,31 +71,8 @@ def _until(check: Callable[[], bool]) -> None:
 
 def _consent(server: LiveServer, browser: Browser, scope: str) -> tuple[str, str]:
     """The grant id and the pairwise subject, as the vendor gets them."""
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    query = {
-        "response_type": "code",
-        "client_id": server.vendor.client_id,
-        "redirect_uri": server.vendor.redirect_uri,
-        "scope": scope,
-        "state": "s",
-        "code_challenge": challenge.rstrip(b"=").decode(),
-        "code_challenge_method": "S256",
-        "purpose": "dpv:ServiceProvision",
-    }
-    location = browser.authorize(f"{server.url}/oauth/authorize?{urlencode(query)}")
-    code = parse_qs(urlsplit(location).query)["code"][0]
+    token = grant_on_consent_page(server, browser, scope)
     auth = (server.vendor.client_id, server.vendor.client_secret)
-    token = httpx.post(
-        f"{server.url}/oauth/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": server.vendor.redirect_uri,
-            "code_verifier": verifier,
-        },
-        auth=auth,
-    ).json()
     info = httpx.post(
         f"{server.url}/oauth/introspect", data={"token": token["access_token"]}, auth=auth
     ).json()
