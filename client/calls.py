@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from client.errors import VRMError
+from client.errors import VRMError, VRMTransportError
 from client.models import (
     Account,
     AuditReceipt,
@@ -67,6 +67,12 @@ class Call(Generic[T]):
         return http.build_request(
             self.method, self.path, params=self.params, headers=headers, content=content
         )
+
+    def failed(self, request: httpx.Request, error: httpx.RequestError) -> VRMTransportError:
+        """No answer: one line naming the request, without its query (the
+        clients raise it)."""
+        url = str(request.url.copy_with(query=None))
+        return VRMTransportError.wrap(self.method, url, error)
 
     def answer(self, response: httpx.Response) -> T:
         """The answer read, or :class:`VRMError` with its problem details."""
@@ -169,49 +175,54 @@ def end_session(session_id: str) -> Call[None]:
 
 
 def read_profile() -> Call[Profile]:
-    return Call("GET", f"{API}/me/profile", _tagged(Profile))
+    return _read_document("profile", Profile)
 
 
 def replace_profile(profile: Profile, if_match: str | None) -> Call[Profile]:
-    return Call(
-        "PUT",
-        f"{API}/me/profile",
-        _tagged(Profile),
-        body=_document(profile),
-        headers=_if_match(if_match),
-    )
+    return _replace_document("profile", profile, if_match)
 
 
 def patch_profile(patch: Mapping[str, Any], if_match: str | None) -> Call[Profile]:
-    return Call(
-        "PATCH",
-        f"{API}/me/profile",
-        _tagged(Profile),
-        body=dict(patch),
-        content_type=MERGE_PATCH,
-        headers=_if_match(if_match),
-    )
+    return _patch_document("profile", Profile, patch, if_match)
 
 
 def read_preferences() -> Call[Preferences]:
-    return Call("GET", f"{API}/me/preferences", _tagged(Preferences))
+    return _read_document("preferences", Preferences)
 
 
 def replace_preferences(preferences: Preferences, if_match: str | None) -> Call[Preferences]:
+    return _replace_document("preferences", preferences, if_match)
+
+
+def patch_preferences(patch: Mapping[str, Any], if_match: str | None) -> Call[Preferences]:
+    return _patch_document("preferences", Preferences, patch, if_match)
+
+
+# The profile and the preferences are documents of one shape of API.
+D = TypeVar("D", Profile, Preferences)
+
+
+def _read_document(name: str, model: type[D]) -> Call[D]:
+    return Call("GET", f"{API}/me/{name}", _tagged(model))
+
+
+def _replace_document(name: str, document: D, if_match: str | None) -> Call[D]:
     return Call(
         "PUT",
-        f"{API}/me/preferences",
-        _tagged(Preferences),
-        body=_document(preferences),
+        f"{API}/me/{name}",
+        _tagged(type(document)),
+        body=_document(document),
         headers=_if_match(if_match),
     )
 
 
-def patch_preferences(patch: Mapping[str, Any], if_match: str | None) -> Call[Preferences]:
+def _patch_document(
+    name: str, model: type[D], patch: Mapping[str, Any], if_match: str | None
+) -> Call[D]:
     return Call(
         "PATCH",
-        f"{API}/me/preferences",
-        _tagged(Preferences),
+        f"{API}/me/{name}",
+        _tagged(model),
         body=dict(patch),
         content_type=MERGE_PATCH,
         headers=_if_match(if_match),

@@ -11,7 +11,6 @@ import httpx
 
 from client import calls
 from client.calls import AccessLogFilter, Call, HistoryFilter
-from client.errors import VRMTransportError
 from client.models import (
     Account,
     AuditReceipt,
@@ -75,8 +74,7 @@ class VRMClient:
         try:
             response = self._http.send(request)
         except httpx.RequestError as error:
-            url = str(request.url.copy_with(query=None))
-            raise VRMTransportError.wrap(call.method, url, error) from error
+            raise call.failed(request, error) from error
         return call.answer(response)
 
     def _walk(self, page: Callable[[str | None], Call[Page[T]]]) -> Iterator[T]:
