@@ -29,6 +29,7 @@ from consent.oauth.requests import Decision
 from consent.oauth.requests import Request as OAuthRequest
 from consent.oauth.server import Server
 from consent.pages import FormError, PageFormDep, csrf_ok, csrf_token, form_fields, render
+from consent.preview import preview
 from consent.scopes import PURPOSES
 from vrm.db import SessionDep
 from vrm.dbtypes import utcnow
@@ -106,11 +107,12 @@ def _authorize_get(
             )
     if "none" in prompt:
         return _error(_redirect_error(oreq, "consent_required"), settings)
-    return _consent_page(server, oreq, login)
+    return _consent_page(server, session, oreq, login)
 
 
 def _consent_page(
     server: Server,
+    session: Session,
     oreq: OAuthRequest,
     login: Login,
     *,
@@ -131,7 +133,9 @@ def _consent_page(
         status=400 if error else 200,
         form_targets=tuple(vendor.redirect_uris),
         vendor=vendor,
+        unreviewed=vendor.registered_by == "dynamic",
         accesses=request.accesses,
+        values=preview(session, server.vault, login.customer.id, request.accesses),
         openid=request.openid,
         purpose=request.purpose,
         purpose_words=PURPOSES.get(request.purpose, request.purpose),
@@ -187,7 +191,7 @@ def _authorize_post(
         # The page again, with the same request and a fresh CSRF token: no
         # more than a GET of the authorization endpoint would give.
         message = f"The form was not filled in correctly: {form.problem}."
-        return _consent_page(server, oreq, login, error=message, ticked=form.ticked)
+        return _consent_page(server, session, oreq, login, error=message, ticked=form.ticked)
     if form.decision != "allow" or (not form.allow and not request.openid):
         audit.consent_denied(
             session.connection(),
