@@ -1,0 +1,1 @@
+"""The customer's web pages, served by the store's own process."""
