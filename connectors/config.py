@@ -38,6 +38,14 @@ class SinkConfig(Strict):
     # that holds the subject (each CRM's own default when unset).
     token_env: str | None = None
     subject_field: str | None = None
+    # Salesforce, Dataverse: instead of a fixed token, OAuth 2.0 client
+    # credentials (connectors/sinks/crm_auth.py): the token endpoint, the
+    # client's id, the variable holding its secret, and a scope if the
+    # endpoint wants one (Entra ID: https://<org>.crm.dynamics.com/.default).
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    token_scope: str | None = None
     path: Path | None = None
     # sql: the tables, created if missing.
     contacts_table: str = "vrm_contacts"

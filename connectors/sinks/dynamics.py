@@ -78,6 +78,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from connectors.sinks import NoHistory
+from connectors.sinks.crm_auth import BearerToken, CrmAuthError
 from connectors.store import StoreError, with_retries
 
 API = "/api/data/v9.2"
@@ -131,7 +132,7 @@ class DynamicsSink(NoHistory):
     def __init__(
         self,
         org_url: str,
-        token: str,
+        token: str | BearerToken,
         *,
         subject_column: str = "vrm_subject",
         transport: httpx.BaseTransport | None = None,
@@ -144,11 +145,12 @@ class DynamicsSink(NoHistory):
         self.api = org_url.rstrip("/") + API
         self.subject_column = subject_column
         self.page_size = PAGE
-        self._token = token
+        # A fixed token, or one taken and taken again (connectors/sinks/crm_auth.py).
+        self._auth = token if isinstance(token, BearerToken) else BearerToken(token)
         self._sleep = sleep
         self.http = httpx.Client(
+            auth=self._auth,
             headers={
-                "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
                 "OData-MaxVersion": "4.0",
                 "OData-Version": "4.0",
@@ -160,6 +162,7 @@ class DynamicsSink(NoHistory):
 
     def close(self) -> None:
         self.http.close()
+        self._auth.close()
 
     def _url(self, subject: str) -> str:
         return f"{self.api}/contacts({self.subject_column}={key_literal(subject)})"
@@ -170,6 +173,8 @@ class DynamicsSink(NoHistory):
         except (StoreError, httpx.HTTPError):
             host = urlsplit(self.api).hostname
             raise DynamicsError(f"Dataverse at {host} does not answer") from None
+        except CrmAuthError as exc:
+            raise DynamicsError(f"Dataverse: {exc}") from None
 
     def _refusal(self, status: int, content: bytes, doing: str) -> DynamicsError:
         detail = ""
@@ -179,8 +184,7 @@ class DynamicsSink(NoHistory):
             error = None
         if isinstance(error, dict):
             detail = f"{error.get('code') or ''} {error.get('message') or ''}"
-        if self._token:
-            detail = detail.replace(self._token, "[token]")
+        detail = self._auth.redact(detail)
         detail = " ".join(detail.split())[:500]
         return DynamicsError(
             f"Dataverse refused to {doing} ({status})" + (f": {detail}" if detail else "")

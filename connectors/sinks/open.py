@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 
-from connectors.config import Config
+from connectors.config import Config, SinkConfig
 from connectors.mapping import DEFAULT, FieldMap
 from connectors.sinks import Sink
 from connectors.sinks.bottlecrm import BOTTLECRM, BottleCRMError, BottleCRMSink
+from connectors.sinks.crm_auth import ClientCredentials, CrmAuthError
 from connectors.sinks.dynamics import DYNAMICS, DynamicsError, DynamicsSink
 from connectors.sinks.files import FileSink
 from connectors.sinks.hubspot import HUBSPOT, HubSpotError, HubSpotSink
@@ -40,22 +41,54 @@ def _token(env: str | None, kind: str) -> str:
     return token
 
 
+def _credentials(sink: SinkConfig, token_url: str) -> ClientCredentials:
+    """Salesforce's or Dataverse's tokens taken with client credentials;
+    the first is taken now, so a wrong secret is said at once."""
+    if sink.token_env:
+        raise SinkError("sink: give token_env or token_url, not both")
+    if not sink.client_id or not sink.client_secret_env:
+        raise SinkError("sink: token_url needs client_id and client_secret_env")
+    secret = os.environ.get(sink.client_secret_env)
+    if not secret:
+        raise SinkError(f"sink.client_secret_env: the variable {sink.client_secret_env} is not set")
+    try:
+        auth = ClientCredentials(token_url, sink.client_id, secret, scope=sink.token_scope)
+    except CrmAuthError as exc:
+        raise SinkError(f"sink.{exc}") from None
+    try:
+        auth.check()
+    except CrmAuthError as exc:
+        auth.close()
+        raise SinkError(f"sink: {exc}") from None
+    return auth
+
+
 def _crm(config: Config) -> Sink:
     """A hosted CRM's sink (tested against fakes of their documented APIs:
     docs/connectors.md)."""
     sink = config.sink
-    token = _token(sink.token_env, sink.kind)
     if sink.kind == "hubspot":
+        if sink.token_url:
+            raise SinkError("sink.token_url: the hubspot sink takes a private app's token_env")
         return HubSpotSink(
-            token,
+            _token(sink.token_env, sink.kind),
             base_url=sink.url or "https://api.hubapi.com",
             subject_property=sink.subject_field or "vrm_subject",
         )
     if not sink.url:
         raise SinkError(f"sink.url: the {sink.kind} sink needs its URL")
-    if sink.kind == "salesforce":
-        return SalesforceSink(sink.url, token, subject_field=sink.subject_field or "Vrm_Subject__c")
-    return DynamicsSink(sink.url, token, subject_column=sink.subject_field or "vrm_subject")
+    token: str | ClientCredentials = (
+        _credentials(sink, sink.token_url) if sink.token_url else _token(sink.token_env, sink.kind)
+    )
+    try:
+        if sink.kind == "salesforce":
+            field = sink.subject_field or "Vrm_Subject__c"
+            return SalesforceSink(sink.url, token, subject_field=field)
+        return DynamicsSink(sink.url, token, subject_column=sink.subject_field or "vrm_subject")
+    except (SalesforceError, DynamicsError):
+        if isinstance(token, ClientCredentials):
+            token.close()
+        raise
 
 
 def open_sink(config: Config) -> Sink:

@@ -71,6 +71,7 @@ import httpx
 
 from connectors.config import LOOPBACK_HOSTS
 from connectors.sinks import NoHistory
+from connectors.sinks.crm_auth import BearerToken, CrmAuthError
 from connectors.store import StoreError, with_retries
 
 NOT_SHARED = "(not shared)"
@@ -150,7 +151,7 @@ class SalesforceSink(NoHistory):
     def __init__(
         self,
         instance_url: str,
-        token: str,
+        token: str | BearerToken,
         *,
         api_version: str = "v62.0",
         subject_field: str = "Vrm_Subject__c",
@@ -165,20 +166,22 @@ class SalesforceSink(NoHistory):
         # It goes into SOQL and URL paths unquoted: an API name, nothing else.
         if not _API_NAME.match(subject_field):
             raise SalesforceError(f"subject_field: {subject_field!r} is not a field's API name")
+        # A fixed token, or one taken and taken again (connectors/sinks/crm_auth.py).
+        self._auth = token if isinstance(token, BearerToken) else BearerToken(token)
         self.http = httpx.Client(
             base_url=str(url).rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
+            auth=self._auth,
             timeout=30,
             transport=transport,
             follow_redirects=False,
         )
         self.api = f"/services/data/{api_version}"
         self.subject_field = subject_field
-        self._token = token
         self._sleep = sleep
 
     def close(self) -> None:
         self.http.close()
+        self._auth.close()
 
     # Requests and their answers.
 
@@ -189,13 +192,15 @@ class SalesforceSink(NoHistory):
             )
         except StoreError:
             raise SalesforceError("Salesforce does not answer") from None
+        except CrmAuthError as exc:
+            raise SalesforceError(f"Salesforce: {exc}") from None
         except httpx.HTTPError as exc:
             raise SalesforceError(f"Salesforce does not answer ({type(exc).__name__})") from None
 
     def _line(self, text: str, sent: Iterable[Any] = ()) -> str:
         """One line, never the token, nor a value sent (Salesforce's messages
         may echo them: "invalid email address: ...")."""
-        text = text.replace(self._token, "[token]")
+        text = self._auth.redact(text)
         values = {v for v in sent if isinstance(v, str) and len(v) >= 3 and v != NOT_SHARED}
         for value in sorted(values, key=len, reverse=True):
             text = text.replace(value, "[value]")

@@ -18,7 +18,7 @@ import itertools
 import json
 import re
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import httpx
 
@@ -96,7 +96,16 @@ class FakeSalesforce:
         self.queued: list[httpx.Response] = []  # answered first, in order
         self._ids = itertools.count(1)
         self._cursors: dict[str, tuple[list[dict[str, Any]], int]] = {}
+        # The access tokens the org takes now; the client credentials of
+        # its external client app, and the tokens issued for them.
+        self.valid = {TOKEN}
+        self.consumer = ("3MVGfake.consumer-key", "fake-consumer-secret")
+        self.issued: list[str] = []
         self.transport = httpx.MockTransport(self.handle)
+
+    def expire_sessions(self) -> None:
+        """Every access token stops working, as at a session timeout."""
+        self.valid.clear()
 
     def add(self, **fields: Any) -> str:
         """A Contact created in the org some other way."""
@@ -118,7 +127,9 @@ class FakeSalesforce:
         self.requests.append(request)
         if request.url.scheme != "https" or request.url.host != HOST:
             return error(404, "NOT_FOUND", "The requested resource does not exist")
-        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+        if request.url.path == "/services/oauth2/token":
+            return self._token(request)
+        if request.headers.get("authorization", "").removeprefix("Bearer ") not in self.valid:
             return error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if self.queued:
             return self.queued.pop(0)
@@ -130,6 +141,31 @@ class FakeSalesforce:
             return self._route(request, parts)
         except Refused as exc:
             return error(400, exc.code, exc.message, exc.fields)
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        """The OAuth 2.0 client credentials flow: a form POST with
+        grant_type, client_id and client_secret; the answer carries
+        access_token and instance_url, and no expires_in."""
+        form = dict(parse_qsl(request.content.decode()))
+        if request.method != "POST" or form.get("grant_type") != "client_credentials":
+            return httpx.Response(400, json={"error": "unsupported_grant_type"})
+        if (form.get("client_id"), form.get("client_secret")) != self.consumer:
+            body = {"error": "invalid_client", "error_description": "invalid client credentials"}
+            return httpx.Response(400, json=body)
+        token = f"00DFAKE!AQ.issued-{len(self.issued) + 1}"
+        self.issued.append(token)
+        self.valid.add(token)
+        return httpx.Response(
+            200,
+            json={
+                "access_token": token,
+                "signature": "fake-signature",
+                "instance_url": INSTANCE_URL,
+                "id": f"https://login.salesforce.com/id/00DFAKE/005FAKE{len(self.issued)}",
+                "token_type": "Bearer",
+                "issued_at": "1765100000000",
+            },
+        )
 
     def _route(self, request: httpx.Request, parts: list[str]) -> httpx.Response:
         method = request.method
