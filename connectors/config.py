@@ -46,6 +46,10 @@ class SinkConfig(Strict):
     client_id: str | None = None
     client_secret_env: str | None = None
     token_scope: str | None = None
+    # hubspot: what becomes of a contact with nothing of the customer's
+    # left: deleted for good (gdpr-delete), or archived (restorable by the
+    # vendor for 90 days).
+    removal: Literal["permanent", "archive"] = "permanent"
     path: Path | None = None
     # sql: the tables, created if missing.
     contacts_table: str = "vrm_contacts"

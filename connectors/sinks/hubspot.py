@@ -30,6 +30,9 @@ live account:
   the rest (HubSpot/hubspot-api-php#619 shows one).
 - ``POST /crm/v3/objects/contacts/batch/update``: "property values can be
   cleared by passing an empty string".
+- ``POST /crm/v3/objects/contacts/gdpr-delete`` with ``{"objectId":
+  <id>}`` permanently deletes one contact "and all associated content to
+  follow GDPR" (no body in the answer); it is not restorable.
 - ``POST /crm/v3/objects/contacts/batch/archive`` with ``{"inputs":
   [{"id": ...}]}`` answers 204 whatever the contacts' state (active,
   archived, missing: the API reference's own words). Archived contacts
@@ -46,8 +49,15 @@ live account:
 - Rate limits: 429 when exceeded; ``X-HubSpot-RateLimit-*`` headers say the
   limit, what remains, and (``-Interval-Milliseconds``) the window.
 
+A contact the sink removes (nothing of the customer's left in it, or the
+subject deleted) is deleted for good with ``gdpr-delete``, one request a
+contact: consent ended, so the copy goes. ``removal="archive"`` archives
+instead, 100 a request, and HubSpot keeps them restorable for 90 days:
+for a vendor whose own content on a contact must outlive the customer's
+data (gdpr-delete takes that too).
+
 Every request is a POST that is safe to send twice (an upsert or update
-by id, an archive, a read or a search), so one meeting 429, a 5xx or no
+by id, a deletion, an archive, a read or a search), so one meeting 429, a 5xx or no
 answer is tried again (:func:`connectors.store.with_retries`), waiting at
 least ``Retry-After`` or, when HubSpot sends none, one rate-limit window.
 
@@ -62,7 +72,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -73,6 +83,7 @@ CONTACTS = "/crm/v3/objects/contacts"
 BATCH = 100  # inputs per batch request (HubSpot's limit)
 SEARCH_PAGE = 200  # results per search page (HubSpot's limit)
 SEARCH_WINDOW = 10_000  # results one search query reaches (HubSpot's limit)
+REMOVALS = ("permanent", "archive")
 
 # The store's fields to the sink's, by default (connectors/sinks/open.py).
 HUBSPOT: dict[str, str] = {
@@ -124,7 +135,11 @@ class HubSpotSink(NoHistory):
         subject_property: str = "vrm_subject",
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        removal: Literal["permanent", "archive"] = "permanent",
     ) -> None:
+        if removal not in REMOVALS:
+            raise HubSpotError(f"removal: {removal!r} is not one of {', '.join(REMOVALS)}")
+        self.removal = removal
         self.http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -303,7 +318,7 @@ class HubSpotSink(NoHistory):
         self._clear({subject: self._properties(dict.fromkeys(f for f in fields if f in FIELDS))})
 
     def _clear(self, cleared: Mapping[str, Mapping[str, str]]) -> None:
-        """Clear these properties of each subject's contact; archive those
+        """Clear these properties of each subject's contact; remove those
         left with none of the sink's properties."""
         contacts = self._read(list(cleared))
         updates: list[dict[str, Any]] = []
@@ -320,15 +335,22 @@ class HubSpotSink(NoHistory):
         for batch in _batches(updates):
             r = self._post(f"{CONTACTS}/batch/update", {"inputs": batch}, "clear properties")
             self._answer(r, "clear properties")
-        self._archive(archive)
+        self._remove(archive)
 
-    def _archive(self, ids: Sequence[str]) -> None:
-        for batch in _batches(ids):
-            body = {"inputs": [{"id": contact_id} for contact_id in batch]}
-            r = self._post(f"{CONTACTS}/batch/archive", body, "archive contacts")
-            self._answer(r, "archive contacts")
+    def _remove(self, ids: Sequence[str]) -> None:
+        """Delete these contacts for good, or archive them (``removal``)."""
+        if self.removal == "archive":
+            for batch in _batches(ids):
+                body = {"inputs": [{"id": contact_id} for contact_id in batch]}
+                r = self._post(f"{CONTACTS}/batch/archive", body, "archive contacts")
+                self._answer(r, "archive contacts")
+            return
+        for contact_id in ids:
+            r = self._post(f"{CONTACTS}/gdpr-delete", {"objectId": contact_id}, "delete a contact")
+            if r.status_code != 404:  # gone already
+                self._answer(r, "delete a contact")
 
     def delete_subject(self, subject: str) -> None:
         contact = self._read([subject]).get(subject)
         if contact is not None:
-            self._archive([contact["id"]])
+            self._remove([contact["id"]])

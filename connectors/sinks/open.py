@@ -74,6 +74,7 @@ def _crm(config: Config) -> Sink:
             _token(sink.token_env, sink.kind),
             base_url=sink.url or "https://api.hubapi.com",
             subject_property=sink.subject_field or "vrm_subject",
+            removal=sink.removal,
         )
     if not sink.url:
         raise SinkError(f"sink.url: the {sink.kind} sink needs its URL")
@@ -94,6 +95,8 @@ def _crm(config: Config) -> Sink:
 def open_sink(config: Config) -> Sink:
     mapping = mapping_of(config)
     sink = config.sink
+    if sink.removal != "permanent" and sink.kind != "hubspot":
+        raise SinkError(f"sink.removal: only the hubspot sink archives; {sink.kind} deletes")
     if sink.kind == "sql":
         if not sink.url:
             raise SinkError("sink.url: the sql sink needs a SQLAlchemy URL")

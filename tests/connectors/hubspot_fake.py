@@ -91,6 +91,7 @@ class FakeHubSpot:
         self.properties = DEFAULT_PROPERTIES | self.unique
         self.contacts: dict[str, dict[str, str]] = {}  # id -> properties set
         self.archived: dict[str, dict[str, str]] = {}
+        self.deleted: set[str] = set()  # ids deleted for good (gdpr-delete)
         self.sent: list[Sent] = []
         self.failures: list[httpx.Response] = []
         self.window = 10_000
@@ -142,6 +143,7 @@ class FakeHubSpot:
                 f"{CONTACTS}/batch/read": self._read,
                 f"{CONTACTS}/batch/update": self._update,
                 f"{CONTACTS}/batch/archive": self._archive,
+                f"{CONTACTS}/gdpr-delete": self._gdpr_delete,
                 f"{CONTACTS}/search": self._search,
             }.get(request.url.path)
             if route is None:
@@ -282,6 +284,22 @@ class FakeHubSpot:
         for item in _inputs(body, {"id"}, {"id"}):
             if item["id"] in self.contacts:
                 self.archived[item["id"]] = self.contacts.pop(item["id"])
+        return httpx.Response(204)
+
+    def _gdpr_delete(self, body: Any) -> httpx.Response:
+        """One contact, by id or by a unique property's value, gone for
+        good: not restorable, not archived."""
+        _keys(body, {"objectId", "idProperty"}, {"objectId"}, "body")
+        prop = body.get("idProperty")
+        found = (
+            self._find(self._unique(prop), str(body["objectId"]))
+            if prop is not None
+            else (body["objectId"] if body["objectId"] in self.contacts else None)
+        )
+        if found is None:
+            raise Refused(404, "resource not found", "OBJECT_NOT_FOUND")
+        del self.contacts[found]
+        self.deleted.add(found)
         return httpx.Response(204)
 
     def _search(self, body: Any) -> httpx.Response:

@@ -295,9 +295,13 @@ def _config(**sink: Any) -> Config:
             },
             "token_url: the client secret goes over https only",
         ),
+        (
+            {"kind": "sql", "url": "sqlite://", "removal": "archive"},
+            "sink.removal: only the hubspot sink archives; sql deletes",
+        ),
     ],
 )
-def test_a_client_credentials_configuration_that_cannot_work_is_refused(
+def test_a_sink_configuration_that_cannot_work_is_refused(
     sink: dict[str, str], said: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("VRM_TEST_UNSET_CRM_SECRET", raising=False)

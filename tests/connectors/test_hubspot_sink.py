@@ -242,16 +242,39 @@ def test_an_upsert_of_only_empty_fields_clears_them(sink: HubSpotSink, fake: Fak
     }
 
 
-def test_a_contact_with_no_field_left_is_archived(sink: HubSpotSink, fake: FakeHubSpot) -> None:
+def test_a_contact_with_no_field_left_is_deleted_for_good(
+    sink: HubSpotSink, fake: FakeHubSpot
+) -> None:
     sink.upsert("s1", {"email": "a@example.org", "address": {"locality": "Lisboa"}})
     contact_id = next(iter(fake.contacts))
     fake.sent.clear()
     sink.delete_fields("s1", ["email", "address"])
+    assert fake.sent[-1].url == f"{API}{CONTACTS}/gdpr-delete"
+    assert fake.sent[-1].body == {"objectId": contact_id}
+    assert fake.deleted == {contact_id}
+    assert fake.archived == {}
+    assert sink.find("s1") is None
+    assert sink.subjects() == []
+
+
+def test_with_removal_archive_a_contact_with_no_field_left_is_archived(
+    fake: FakeHubSpot, sleeps: list[float]
+) -> None:
+    sink = HubSpotSink(fake.token, transport=fake.transport, sleep=sleeps.append, removal="archive")
+    sink.upsert("s1", {"email": "a@example.org", "address": {"locality": "Lisboa"}})
+    contact_id = next(iter(fake.contacts))
+    fake.sent.clear()
+    sink.delete_fields("s1", ["email", "address"])
+    sink.close()
     assert fake.sent[-1].url == f"{API}{CONTACTS}/batch/archive"
     assert fake.sent[-1].body == {"inputs": [{"id": contact_id}]}
     assert contact_id in fake.archived
-    assert sink.find("s1") is None
-    assert sink.subjects() == []
+    assert fake.deleted == set()
+
+
+def test_a_removal_hubspot_does_not_know_is_refused(fake: FakeHubSpot) -> None:
+    with pytest.raises(HubSpotError, match="removal: 'soft' is not one of permanent, archive"):
+        HubSpotSink(fake.token, transport=fake.transport, removal="soft")  # type: ignore[arg-type]
 
 
 def test_an_empty_upsert_of_an_unknown_subject_creates_nothing(
@@ -262,7 +285,7 @@ def test_an_empty_upsert_of_an_unknown_subject_creates_nothing(
     assert [s.url for s in fake.sent] == [f"{API}{CONTACTS}/batch/read"]
 
 
-def test_delete_subject_archives_its_contact_and_events_are_not_held(
+def test_delete_subject_deletes_its_contact_and_events_are_not_held(
     sink: HubSpotSink, fake: FakeHubSpot
 ) -> None:
     sink.upsert("s1", {"email": "a@example.org"})
@@ -272,8 +295,25 @@ def test_delete_subject_archives_its_contact_and_events_are_not_held(
     sink.delete_subject("s1")
     sink.delete_subject("s1")  # gone already: nothing to do
     assert fake.contacts == {}
-    assert len(fake.archived) == 1
-    assert [s.url.rsplit("/", 1)[1] for s in fake.sent] == ["upsert", "read", "archive", "read"]
+    assert len(fake.deleted) == 1
+    assert fake.archived == {}
+    assert [s.url.rsplit("/", 1)[1] for s in fake.sent] == ["upsert", "read", "gdpr-delete", "read"]
+
+
+def test_a_contact_deleted_meanwhile_is_not_an_error(
+    fake: FakeHubSpot, sleeps: list[float]
+) -> None:
+    def gone_first(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/gdpr-delete"):
+            fake.contacts.clear()  # someone deleted it between the read and now
+        return fake.handle(request)
+
+    sink = HubSpotSink(fake.token, transport=httpx.MockTransport(gone_first), sleep=sleeps.append)
+    sink.upsert("s1", {"email": "a@example.org"})
+    sink.delete_subject("s1")
+    sink.close()
+    assert fake.sent[-1].url == f"{API}{CONTACTS}/gdpr-delete"
+    assert fake.contacts == {}
 
 
 def test_429_is_retried_after_at_least_retry_after(
