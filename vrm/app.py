@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from client.web import routes as web_pages
 from consent.audit import auditors as audit_auditors
 from consent.audit import customer as audit_customer
 from consent.audit import tree as audit_tree
@@ -152,6 +153,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     app.include_router(grants_router)
     app.include_router(registration_router)
     app.include_router(login_router)
+    # The customer's pages (client/web): home, account, their data.
+    web_pages.install(app)
     app.include_router(deposit_router)
     app.include_router(feed_router)
     app.include_router(audit_router)

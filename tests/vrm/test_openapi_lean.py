@@ -10,11 +10,16 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
+from client.web.routes import ROUTERS as CUSTOMER_PAGES
 from vrm.catalogue import CATEGORIES
 
-# Served but not API: pages for people (the documentation, the login form)
-# and the health check.
-NOT_API = {"/docs", "/openapi.json", "/healthz", "/docs/assets/{name}", "/login"}
+# Served but not API: pages for people (the documentation, the login form,
+# the customer's pages) and the health check.
+NOT_API = {"/docs", "/openapi.json", "/healthz", "/docs/assets/{name}", "/login"} | {
+    context.path_format
+    for router in CUSTOMER_PAGES
+    for context in iter_route_contexts(router.routes)
+}
 
 
 def _document(app: FastAPI) -> dict[str, Any]:
