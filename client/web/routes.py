@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from client.web import account
+from client.web import account, documents
 from client.web.auth import LoginRequired, to_login
 
 # Pages for people, not API: none is in the OpenAPI document.
-ROUTERS = (account.router,)
+ROUTERS = (account.router, documents.router)
 
 
 def install(app: FastAPI) -> None:

@@ -13,6 +13,8 @@ from tests.client.web.conftest import Customer
 PAGES = [
     "/",
     "/account/password",
+    "/data/profile",
+    "/data/preferences",
 ]
 
 
