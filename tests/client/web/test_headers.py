@@ -15,6 +15,8 @@ PAGES = [
     "/account/password",
     "/data/profile",
     "/data/preferences",
+    "/data/history",
+    "/data/history/new",
 ]
 
 
