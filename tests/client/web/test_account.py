@@ -198,3 +198,28 @@ def test_pages_need_a_session(visitor: TestClient) -> None:
     r = visitor.post("/account/password", data={})
     assert r.status_code == 303
     assert r.headers["location"] == "/login?next=/account/password"
+
+
+def test_log_in_lands_home_or_back_on_the_page_that_asked(
+    visitor: TestClient, ana: Customer
+) -> None:
+    r = visitor.get("/data/history?cursor=abc")
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login?next=/data/history%3Fcursor%3Dabc"
+    login = visitor.get(r.headers["location"])
+    fields = form(login.text, "/login").data(email=ana.email, password=PASSWORD)
+    assert fields["next"] == "/data/history?cursor=abc"
+    r = visitor.post("/login", data=fields)
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/data/history?cursor=abc"
+    # Without a page that asked, home.
+    r = visitor.post(
+        "/logout", data={"csrf": forms(visitor.get("/").text)["/logout"].value("csrf")}
+    )
+    assert r.status_code == 303
+    login = visitor.get("/login")
+    r = visitor.post(
+        "/login", data=form(login.text, "/login").data(email=ana.email, password=PASSWORD)
+    )
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/"

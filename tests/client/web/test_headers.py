@@ -17,6 +17,8 @@ PAGES = [
     "/data/preferences",
     "/data/history",
     "/data/history/new",
+    "/account/export",
+    "/account/delete",
 ]
 
 
@@ -42,6 +44,15 @@ def test_page_has_strict_headers_and_a_fresh_nonce_on_its_style(ana: Customer, p
     assert first.headers["x-content-type-options"] == "nosniff"
     assert re.findall(r"<style[^>]*>", first.text) == [f'<style nonce="{nonce}">']
     assert "<script" not in first.text
+
+
+@pytest.mark.parametrize("path", ["/", "/goodbye", "/login"])
+def test_pages_without_a_session_have_the_same_headers(visitor: TestClient, path: str) -> None:
+    r = visitor.get(path)
+    assert r.status_code == 200, r.text
+    _csp_nonce(r.headers["content-security-policy"])
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["cache-control"] == "no-store"
 
 
 def test_sign_up_page_has_the_same_headers(visitor: TestClient) -> None:
