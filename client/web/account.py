@@ -10,6 +10,7 @@ import secrets
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from client.web.auth import FORM_EXPIRED, MaybeCustomerDep, PageCustomer, PageCustomerDep
@@ -30,6 +31,7 @@ from vrm.deps import (
     secure_cookies,
 )
 from vrm.errors import Forbidden, TooManyRequests, VRMError
+from vrm.keys.service import Vault
 
 router = APIRouter(include_in_schema=False)
 
@@ -190,6 +192,8 @@ def logout(
 
 def _password_page(
     who: PageCustomer,
+    session: Session,
+    vault: Vault,
     *,
     notice: str = "",
     error: str = "",
@@ -201,6 +205,7 @@ def _password_page(
         path="/account/password",
         logout_csrf=who.logout_csrf,
         csrf=who.csrf("/account/password"),
+        email=accounts.account_email(session=session, vault=vault, customer=who.customer),
         notice=notice,
         error=error,
         field_errors=field_errors or {},
@@ -209,9 +214,11 @@ def _password_page(
 
 
 @router.get("/account/password")
-def password_page(who: PageCustomerDep, changed: bool = False) -> Response:
+def password_page(
+    who: PageCustomerDep, session: SessionDep, vault: VaultDep, changed: bool = False
+) -> Response:
     notice = "Your password was changed. Every other session was logged out." if changed else ""
-    return _password_page(who, notice=notice)
+    return _password_page(who, session, vault, notice=notice)
 
 
 @router.post("/account/password")
@@ -228,9 +235,9 @@ def password_submit(
     try:
         fields = form_fields(form, _PASSWORD_FIELDS)
     except FormError as exc:
-        return _password_page(who, error=_NOT_SENT.format(exc.message), status=400)
+        return _password_page(who, session, vault, error=_NOT_SENT.format(exc.message), status=400)
     if not who.csrf_ok("/account/password", fields["csrf"]):
-        return _password_page(who, error=FORM_EXPIRED, status=403)
+        return _password_page(who, session, vault, error=FORM_EXPIRED, status=403)
     try:
         body = PasswordChange.model_validate(
             {
@@ -241,12 +248,12 @@ def password_submit(
     except ValidationError as exc:
         errors = field_messages(errors_of(exc), _PASSWORD_LABELS)
         return _password_page(
-            who, error="Please correct the form.", field_errors=errors, status=422
+            who, session, vault, error="Please correct the form.", field_errors=errors, status=422
         )
     if fields["new_password_again"] != fields["new_password"]:
         errors = {"new_password_again": "New password again: the two new passwords differ."}
         return _password_page(
-            who, error="Please correct the form.", field_errors=errors, status=422
+            who, session, vault, error="Please correct the form.", field_errors=errors, status=422
         )
     try:
         token = accounts.change_password(
@@ -262,10 +269,17 @@ def password_submit(
     except Forbidden as exc:
         errors = {"current_password": f"Current password: {exc.detail or exc.title}"}
         return _password_page(
-            who, error="Nothing was changed.", field_errors=errors, status=exc.status
+            who,
+            session,
+            vault,
+            error="Nothing was changed.",
+            field_errors=errors,
+            status=exc.status,
         )
     except TooManyRequests as exc:
-        response = _password_page(who, error=exc.detail or exc.title, status=exc.status)
+        response = _password_page(
+            who, session, vault, error=exc.detail or exc.title, status=exc.status
+        )
         response.headers.update(exc.headers())
         return response
     response = RedirectResponse("/account/password?changed=true", status_code=303)
