@@ -254,3 +254,14 @@ def test_an_item_without_a_name_is_refused_on_its_row(ana: Customer) -> None:
     assert "Item 1, name: is needed." in r.text
     assert "Item 2, name: is needed." in r.text
     assert _event(ana, added["id"]) == added
+
+
+def test_markup_typed_by_a_customer_is_shown_as_text(ana: Customer) -> None:
+    added = _add(ana, vendor="<script>alert(1)</script>", notes='"><img src=x>')
+    for page in ("/data/history", f"/data/history/{added['id']}"):
+        r = ana.http.get(page)
+        assert r.status_code == 200, r.text
+        assert "<script>alert" not in r.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+        assert "<img src=x>" not in r.text
+    assert form(r.text, page).value("notes") == '"><img src=x>'
