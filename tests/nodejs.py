@@ -5,10 +5,13 @@ differ from it. The harness installs; the developer does not."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,15 +56,22 @@ def node_with_packages(folder: Path) -> str:
         pytest.fail(f"these tests need Node.js >= {MIN_MAJOR}, found {version}", pytrace=False)
     installed = folder / "node_modules" / ".package-lock.json"
     wanted = _locked_versions(folder / "package-lock.json")
-    if not installed.exists() or _locked_versions(installed) != wanted:
-        done = subprocess.run(
-            [tool("npm"), "ci", "--no-audit", "--no-fund"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"npm ci in {folder} failed:\n{done.stderr}", pytrace=False)
+    # Several modules share a folder (tests/consent/browser), and the suite
+    # runs in two processes: one checks and installs at a time, for npm ci
+    # starts by deleting node_modules. The lock lives outside the folder,
+    # which npm ci empties.
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    with (Path(tempfile.gettempdir()) / f"vrm-npm-ci-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not installed.exists() or _locked_versions(installed) != wanted:
+            done = subprocess.run(
+                [tool("npm"), "ci", "--no-audit", "--no-fund"],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=NPM_TIMEOUT,
+                check=False,
+            )
+            if done.returncode != 0:
+                pytest.fail(f"npm ci in {folder} failed:\n{done.stderr}", pytrace=False)
     return node
