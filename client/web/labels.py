@@ -15,28 +15,36 @@ from vrm.catalogue.history import Label
 class LabelWords:
     value: str
     name: str
+    # Beside the box on an event, and, shorter, on each of its items.
     explained: str
+    short: str
 
 
 _NAMES = {"gift": "Gift", "not_for_me": "Not for me", "private": "Private"}
-# What a vendor allowed to read the history learns from a label it sees.
-_SHARED_AS = {
-    "gift": (
-        "a gift, so that they do not take it for your own taste. It is not hidden: "
-        "to keep it from vendors, mark it private"
-    ),
-    "not_for_me": "not for you, so that they do not take it for your own taste",
-}
+# What the label tells a vendor allowed to read the history, which sees it.
+_SHARED_AS = {"gift": "a gift", "not_for_me": "not for you"}
+_GIFT_NOT_HIDDEN = " It is not hidden: to keep it from vendors, mark it private."
 
 
-def _explained(label: str) -> str:
+def _words(label: str) -> LabelWords:
     if not policy.visible({label}):
-        return (
+        return LabelWords(
+            label,
+            _NAMES[label],
             "Vendors never see this, whatever you granted them; "
-            "one that saw it before you marked it is told to delete it."
+            "one that saw it before you marked it is told to delete it.",
+            "vendors never see this",
         )
-    return f"Shared, marked as {_SHARED_AS[label]}: vendors you let read your history see it."
+    shared_as = _SHARED_AS[label]
+    return LabelWords(
+        label,
+        _NAMES[label],
+        f"Shared, marked as {shared_as}: vendors you let read your history see it with "
+        "this label, so that they do not take it for your own taste."
+        + (_GIFT_NOT_HIDDEN if label == "gift" else ""),
+        f"shared, marked as {shared_as}",
+    )
 
 
-LABELS = tuple(LabelWords(v, _NAMES[v], _explained(v)) for v in get_args(Label))
+LABELS = tuple(_words(v) for v in get_args(Label))
 NAMES = {words.value: words.name for words in LABELS}

@@ -122,17 +122,41 @@ def test_each_label_is_explained_where_it_is_set(ana: Customer) -> None:
     added = _add(ana)
     r = ana.http.get(f"/data/history/{added['id']}")
     assert r.status_code == 200, r.text
+    text = r.text.replace("&#39;", "'")
     assert [words.value for words in LABELS] == ["gift", "not_for_me", "private"]
     for words in LABELS:
-        for where in ("labels", "items-0-labels"):
-            box = f'id="{where}-{words.value}" name="{where.replace("-", ".")}"'
-            assert box in r.text
-            means = f'<p class="hint" id="{where}-{words.value}-means">{words.explained}</p>'
-            assert means in r.text.replace("&#39;", "'")
+        # On the event: the box, its name, and what it means, tied to it.
+        box = (
+            f'<input type="checkbox" id="labels-{words.value}" name="labels" '
+            f'value="{words.value}" aria-describedby="labels-{words.value}-means">'
+        )
+        assert box in text
+        means = f'<p class="hint" id="labels-{words.value}-means">{words.explained}</p>'
+        assert means in text
+        # On each item, in short, inside the box's label.
+        item = f'<label for="items-0-labels-{words.value}">{words.name}: {words.short}</label>'
+        assert item in text
     explained = {w.value: w.explained for w in LABELS}
     assert explained["private"].startswith("Vendors never see this")
     assert explained["not_for_me"].startswith("Shared, marked as not for you")
     assert explained["gift"].startswith("Shared, marked as a gift")
+    assert {w.value: w.short for w in LABELS} == {
+        "gift": "shared, marked as a gift",
+        "not_for_me": "shared, marked as not for you",
+        "private": "vendors never see this",
+    }
+
+
+def test_label_words_follow_the_access_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The words say what consent.policy.visible decides: were it to hide
+    gifts, the page would say so."""
+    from client.web import labels
+
+    monkeypatch.setattr(
+        labels.policy, "visible", lambda found: "private" not in found and "gift" not in found
+    )
+    assert labels._words("gift").short == "vendors never see this"
+    assert labels._words("not_for_me").short == "shared, marked as not for you"
 
 
 def test_removing_an_item_and_a_field_on_the_page(ana: Customer) -> None:

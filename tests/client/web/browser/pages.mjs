@@ -185,7 +185,7 @@ async function journey(out, { page }) {
   await page.getByRole('link', { name: 'Add an event' }).click();
   await page.waitForURL(`${issuer}/data/history/new`);
   await check(out, page, 'history-new');
-  await page.getByLabel('Vendor').fill('Livraria Lello');
+  await page.getByLabel('Vendor', { exact: true }).fill('Livraria Lello');
   await page.getByLabel('What happened').selectOption('purchase');
   await page.getByLabel('When (UTC)').fill('2026-12-01T15:00');
   await page.locator('#items-0-name').fill('A book for my aunt');
