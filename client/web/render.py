@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
@@ -19,6 +20,14 @@ _env = Environment(
     autoescape=select_autoescape(["html"]),
     auto_reload=False,
 )
+
+
+def _utc(moment: datetime) -> str:
+    """A time as the pages show it: in UTC, as the event form asks for it."""
+    return moment.astimezone(UTC).strftime("%d %b %Y, %H:%M UTC")
+
+
+_env.filters["utc"] = _utc
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from client.web.labels import LABELS
 from consent.pages import csrf_token
@@ -289,3 +290,29 @@ def test_markup_typed_by_a_customer_is_shown_as_text(ana: Customer) -> None:
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
         assert "<img src=x>" not in r.text
     assert form(r.text, page).value("notes") == '"><img src=x>'
+
+
+def test_the_list_shows_times_in_utc_as_the_form_asks_for_them(ana: Customer) -> None:
+    added = _add(ana)  # 15:00 at +01:00
+    r = ana.http.get("/data/history")
+    assert '<time datetime="2026-12-01T15:00:00+01:00">01 Dec 2026, 14:00 UTC</time>' in r.text
+    edit = ana.get_form(f"/data/history/{added['id']}")
+    assert edit.value("occurred_at") == "2026-12-01T14:00"
+
+
+def test_an_event_a_vendor_recorded_says_so_without_its_id(ana: Customer, app: FastAPI) -> None:
+    from vrm.catalogue.history import HistoryEvent
+    from vrm.history import service
+
+    with Session(app.state.engine) as session:
+        customer_id = ana.http.get("/api/v1/me").json()["id"]
+        service.add_event(
+            session=session,
+            vault=app.state.vault,
+            customer_id=customer_id,
+            event=HistoryEvent.model_validate({**EVENT, "items": []}),
+            source="vendor:0123456789abcdef",
+        )
+    r = ana.http.get("/data/history")
+    assert "recorded by the vendor" in r.text
+    assert "0123456789abcdef" not in r.text
