@@ -65,4 +65,6 @@ def render(
     html = _env.get_template(template).render(
         nonce=nonce, nav=NAV, path=path, logout_csrf=logout_csrf, **context
     )
-    return page(html, nonce, status=status)
+    # No page of the customer's shows an image (the consent page shows a
+    # vendor's logo, hence page()'s default).
+    return page(html, nonce, status=status, images="'none'")
