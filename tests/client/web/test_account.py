@@ -223,3 +223,23 @@ def test_log_in_lands_home_or_back_on_the_page_that_asked(
     )
     assert r.status_code == 303, r.text
     assert r.headers["location"] == "/"
+
+
+def test_password_guesses_through_the_page_are_throttled_as_through_the_api(
+    ana: Customer, app: FastAPI
+) -> None:
+    """A stolen session is no password oracle on the page either: the
+    service's throttle answers, and the page says so with Retry-After."""
+    guess = {"new_password": NEW_PASSWORD, "new_password_again": NEW_PASSWORD}
+    statuses = []
+    for n in range(6):
+        fields = ana.get_form("/account/password").data(current_password=f"guess {n}", **guess)
+        r = ana.http.post("/account/password", data=fields)
+        statuses.append(r.status_code)
+    assert statuses == [403, 403, 403, 403, 403, 429]
+    assert int(r.headers["retry-after"]) > 0
+    assert "<p>Too many failed attempts; try again later.</p>" in r.text
+    fields = ana.get_form("/account/password").data(current_password=PASSWORD, **guess)
+    assert ana.http.post("/account/password", data=fields).status_code == 429
+    with TestClient(app) as other:
+        assert log_in(other, ana.email, PASSWORD).status_code == 200
