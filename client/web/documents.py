@@ -1,6 +1,6 @@
 """The profile and preferences pages: the document as a form, saved with
-the service the API's PUT and PATCH call (``patch_document``, under the
-ETag the page was read with), its refusals shown beside the fields."""
+the service the API's PATCH calls (``patch_document``, under the ETag the
+page was read with), its refusals shown beside the fields."""
 
 from __future__ import annotations
 
