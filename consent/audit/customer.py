@@ -136,18 +136,80 @@ def access_log(
     every token issued or revoked. Filter by ``vendor`` (client id),
     ``type`` (``data``, ``consent``, ``token``, ... or a whole type such as
     ``data.read``) and period (``since`` inclusive, ``until`` exclusive)."""
-    query = _query(
-        entries.pseudonym(customer.audit_salt),
+    return page_of(
+        session.connection(),
+        customer,
         vendor=vendor,
         kind=type,
         since=since,
         until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def page_of(
+    conn: Connection,
+    customer: Customer,
+    *,
+    vendor: str | None,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> AccessLog:
+    """One page of the customer's entries, newest first, filtered: the
+    access log's answer, for the API and the customer's web page alike."""
+    query = _query(
+        entries.pseudonym(customer.audit_salt),
+        vendor=vendor,
+        kind=kind,
+        since=since,
+        until=until,
         before=cursor_of(cursor),
     )
-    rows = session.connection().execute(query.limit(limit + 1)).all()
+    rows = conn.execute(query.limit(limit + 1)).all()
     items = [LoggedEntry(index=idx, entry=entries.parse(body)) for idx, body in rows[:limit]]
     more = len(rows) > limit
     return AccessLog(items=items, next_cursor=str(items[-1].index) if more else None)
+
+
+def last_read(conn: Connection, customer: Customer, vendor: str, grant: str) -> datetime | None:
+    """When ``vendor`` last read the customer's data under ``grant``,
+    from the log (the reads of the vendor's other grants skipped)."""
+    query = _query(
+        entries.pseudonym(customer.audit_salt),
+        vendor=vendor,
+        kind="data.read",
+        since=None,
+        until=None,
+        before=None,
+    )
+    for _idx, body in conn.execute(query):
+        entry = entries.parse(body)
+        if entry.get("grant") == grant:
+            return datetime.fromisoformat(entry["at"])
+    return None
+
+
+def read_times(
+    conn: Connection,
+    customer: Customer,
+    *,
+    vendor: str | None,
+    since: datetime,
+    until: datetime,
+) -> list[tuple[str, datetime]]:
+    """Each vendor read of the customer's data in the period (``since``
+    inclusive, ``until`` exclusive): the vendor and the time, oldest first,
+    from the same filters as the access log."""
+    entry = log.ENTRY
+    mine = select(entry.c.vendor_id, entry.c.at).where(
+        entry.c.customer == entries.pseudonym(customer.audit_salt)
+    )
+    query = filtered(mine, kind="data.read", vendor=vendor, since=since, until=until)
+    return [(v, at) for v, at in conn.execute(query.order_by(entry.c.idx))]
 
 
 def _personal(vault: Vault, customer: Customer, entry: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +230,12 @@ def receipt(index: int, customer: CurrentCustomer, session: SessionDep, vault: V
     """Entry ``index`` about you, with the inclusion proof in the latest
     signed checkpoint and the salt and values its commitment opens to:
     proof, to anyone, of what the operator committed to."""
-    conn = session.connection()
+    return receipt_of(session.connection(), vault, customer, index)
+
+
+def receipt_of(conn: Connection, vault: Vault, customer: Customer, index: int) -> Receipt:
+    """The receipt of entry ``index`` about ``customer``: NotFound for an
+    entry not about them, Conflict until a signed checkpoint covers it."""
     entry = log.ENTRY
     row = conn.execute(
         select(entry.c.body, entry.c.leaf_hash).where(
