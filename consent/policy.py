@@ -128,14 +128,16 @@ class Access:
             and (self.field is None or self.field == other.field)
         )
 
+    @property
+    def words(self) -> str:
+        """What it gives, in words: ``your contact email address``."""
+        if self.field is None:
+            return _CATEGORY_WORDS.get(self.category, self.category)
+        return _FIELD_WORDS.get(self.field, self.field.replace("_", " "))
+
     def describe(self) -> str:
-        what = (
-            _CATEGORY_WORDS.get(self.category, self.category)
-            if self.field is None
-            else _FIELD_WORDS.get(self.field, self.field.replace("_", " "))
-        )
         verb = "read" if self.action == "read" else "add to"
-        return f"{verb} {what}"
+        return f"{verb} {self.words}"
 
 
 def parse_scope(text: str) -> Access:
