@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from consent.grants.models import Grant
+from consent.grants.service import accesses_of
+
 # The refusals are the bearer edge's (RFC 6750 3.1), named here too.
 from consent.oauth.bearer import InsufficientScope as InsufficientScope
 from consent.oauth.bearer import InvalidToken as InvalidToken
@@ -42,4 +45,19 @@ def reader_of(vault: Vault, active: ActiveToken) -> Reader:
         purpose=active.grant.purpose,
         subject=pairwise_subject(vault, active.vendor.id, customer_id),
         accesses=active.accesses,
+    )
+
+
+def reader_of_grant(vault: Vault, grant: Grant) -> Reader:
+    """The reader a token of ``grant`` stands for when it holds all the
+    grant allows: what the vendor may read under it today (the customer's
+    own view of it, client/web/vendors.py). Whether the grant is active is
+    the caller's to check."""
+    return Reader(
+        vendor_id=grant.vendor_id,
+        customer_id=grant.customer_id,
+        grant_id=grant.id,
+        purpose=grant.purpose,
+        subject=pairwise_subject(vault, grant.vendor_id, grant.customer_id),
+        accesses=accesses_of(grant),
     )
