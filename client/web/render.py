@@ -43,6 +43,7 @@ NAV = (
     NavEntry("/data/profile", "Profile"),
     NavEntry("/data/preferences", "Preferences"),
     NavEntry("/data/history", "History"),
+    NavEntry("/vendors", "Vendors"),
     NavEntry("/account/password", "Password"),
     NavEntry("/account/export", "Export"),
     NavEntry("/account/delete", "Delete account"),

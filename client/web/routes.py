@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from client.web import account, documents, history, leaving
+from client.web import account, documents, history, leaving, vendors
 from client.web.auth import LoginRequired, to_login
 
 # Pages for people, not API: none is in the OpenAPI document.
-ROUTERS = (account.router, documents.router, history.router, leaving.router)
+ROUTERS = (account.router, documents.router, history.router, leaving.router, vendors.router)
 
 
 def install(app: FastAPI) -> None:
