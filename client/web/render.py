@@ -44,6 +44,7 @@ NAV = (
     NavEntry("/data/preferences", "Preferences"),
     NavEntry("/data/history", "History"),
     NavEntry("/vendors", "Vendors"),
+    NavEntry("/access", "Access history"),
     NavEntry("/account/password", "Password"),
     NavEntry("/account/export", "Export"),
     NavEntry("/account/delete", "Delete account"),

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from client.web import account, documents, history, leaving, vendors
+from client.web import access, account, documents, history, leaving, vendors
 from client.web.auth import LoginRequired, to_login
 
 # Pages for people, not API: none is in the OpenAPI document.
-ROUTERS = (account.router, documents.router, history.router, leaving.router, vendors.router)
+ROUTERS = (
+    account.router,
+    documents.router,
+    history.router,
+    leaving.router,
+    vendors.router,
+    access.router,
+)
 
 
 def install(app: FastAPI) -> None:

@@ -6,7 +6,7 @@ list (``consent.scopes.PURPOSES``), as on the consent page."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +23,11 @@ def when(moment: datetime | str | None) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
+
+
+def day(moment: date) -> str:
+    """``7 December 2026``."""
+    return f"{moment.day} {moment:%B %Y}"
 
 
 def purpose(term: str) -> str:
