@@ -112,7 +112,7 @@ def described(session: Session, who: PageCustomer, grant: Grant) -> dict[str, An
         "why": seen.purpose_described,
         "since": words.when(seen.created_at),
         "until": words.when(seen.revoked_at or seen.expires_at),
-        "last_read": words.when(last),
+        "last_read": words.when(last) if last else "Never",
         "status": seen.status,
         "active": seen.status == "active",
     }
@@ -332,9 +332,12 @@ def seen_by_vendor(session: Session, vault: Vault, grant: Grant) -> dict[str, An
 
 
 def _labelled(category: str, values: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The fields in the catalogue's order (the JSON's is alphabetical), in
+    the policy's words."""
     return [
-        (parse_scope(f"{category}.{name}:read").words.capitalize(), value)
-        for name, value in values.items()
+        (parse_scope(f"{category}.{name}:read").words.capitalize(), values[name])
+        for name in CATEGORIES[category].fields
+        if name in values
     ]
 
 
