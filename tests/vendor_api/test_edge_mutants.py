@@ -142,6 +142,17 @@ def test_a_token_from_the_code_flow_stands_for_its_customer_and_grant(vault: Vau
     )
 
 
+def test_a_grants_reader_is_the_one_a_token_holding_all_of_it_stands_for(vault: Vault) -> None:
+    active = _active()
+    assert active.grant is not None
+    assert edge.reader_of_grant(vault, active.grant) == edge.reader_of(vault, active)
+    wider = active.grant.model_copy(update={"scopes": ["profile:read", "history:read"]})
+    assert edge.reader_of_grant(vault, wider).accesses == [
+        parse_scope("profile:read"),
+        parse_scope("history:read"),
+    ]
+
+
 def test_a_token_naming_no_customer_or_grant_reads_nothing(vault: Vault) -> None:
     for active in (
         _active(customer_id=None, grant=False),
