@@ -89,8 +89,13 @@ def access_page(request: Request, who: PageCustomerDep, session: SessionDep) -> 
     if first > last:
         first = last
     if (last - first).days >= MAX_DAYS:
-        problems["since"] = f"Since: the chart covers at most {MAX_DAYS} days; it starts later."
         first = last - timedelta(days=MAX_DAYS - 1)
+        notice = " ".join(
+            [
+                notice,
+                f"The charts show at most {MAX_DAYS} days, so they start on {words.day(first)}.",
+            ]
+        ).strip()
 
     conn = session.connection()
     log = audit_log.page_of(

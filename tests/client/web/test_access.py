@@ -192,6 +192,19 @@ def test_older_entries_are_a_page_away_and_the_filter_is_kept(
     assert walked[-1].startswith("You allowed Bertrand Books")
 
 
+def test_a_period_longer_than_a_chart_draws_its_last_two_years(
+    ana: Customer, vendor: Vendor
+) -> None:
+    _, token = connect(ana, vendor, "profile.email:read")
+    _read(vendor, token)
+    page = _page(ana, since="2000-01-01")
+    first = datetime.now(UTC).date() - timedelta(days=access.MAX_DAYS - 1)
+    assert f"so they start on {first.day} {first:%B %Y}." in page
+    assert 'role="alert"' not in page
+    assert _descriptions(page)[0].startswith(f"1 read from {first.isoformat()} to ")
+    assert len(_entries(page)) == 3
+
+
 def test_a_forged_page_link_shows_the_first_page(ana: Customer, vendor: Vendor) -> None:
     connect(ana, vendor, "profile.email:read")
     page = _page(ana, cursor="abc")
