@@ -114,6 +114,7 @@ def described(session: Session, who: PageCustomer, grant: Grant) -> dict[str, An
         "until": words.when(seen.revoked_at or seen.expires_at),
         "last_read": words.when(last) if last else "Never",
         "status": seen.status,
+        "ended_by": words.ended_by(seen.revoked_by),
         "active": seen.status == "active",
     }
 

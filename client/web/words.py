@@ -64,11 +64,18 @@ def link(uri: str | None) -> str | None:
     return None
 
 
-_BY = {
+# Who or what ended a grant (``Grant.revoked_by``, a consent entry's ``by``).
+ENDED_BY = {
     "customer": "you",
     "expiry": "its end date",
     "account_deleted": "the deletion of your account",
+    "operator": "the store's operator, who disabled the vendor",
+    "vendor": "the vendor, which left this store",
 }
+
+
+def ended_by(by: str | None) -> str:
+    return ENDED_BY.get(by or "", by or "")
 
 
 def entry(entry: Mapping[str, Any], vendors: Mapping[str, str]) -> dict[str, Any]:
@@ -136,7 +143,7 @@ def _consent(kind: str, entry: Mapping[str, Any], name: str) -> tuple[str, str]:
     if kind == "consent.revoked":
         if by == "customer":
             return f"withdrew all of {name}'s access", "You"
-        return f"{name}'s access ended with {_BY.get(by, by)}", "The store"
+        return f"{name}'s access was ended by {ended_by(by)}", "The store"
     if kind == "consent.expired":
         return f"{name}'s access ended on its end date", "The store"
     if kind == "consent.denied":

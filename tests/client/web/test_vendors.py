@@ -219,7 +219,7 @@ def test_revoking_takes_one_confirmation_and_the_vendors_next_read_fails(
     assert r.status_code == 303, r.text
     assert r.headers["location"] == f"/vendors/{grant_id}?done=revoked"
     after = _text(_page(ana, r.headers["location"]))
-    assert "Status Revoked: it can read nothing" in after
+    assert "Status Revoked by you: it can read nothing" in after
     assert grant_of(ana, grant_id)["status"] == "revoked"
     assert vendor_read(vendor, token).status_code == 401
     # No form to change a revoked grant is offered.
