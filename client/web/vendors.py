@@ -101,6 +101,7 @@ def described(session: Session, who: PageCustomer, grant: Grant) -> dict[str, An
     last = audit_log.last_read(session.connection(), who.customer, grant.vendor_id, grant.id)
     return {
         "id": grant.id,
+        "vendor_id": grant.vendor_id,
         "name": seen.vendor.name,
         "name_now": seen.vendor_now.name if seen.vendor_now else None,
         "changed": seen.vendor_changed,

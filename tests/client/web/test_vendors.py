@@ -60,6 +60,8 @@ def test_the_list_says_each_grant_in_words(ana: Customer, vendor: Vendor) -> Non
     assert "Status Active" in text
     assert f'href="/vendors/{grant_id}"' in _page(ana, "/vendors")
     assert "registered itself" not in text
+    detail = _page(ana, f"/vendors/{grant_id}")
+    assert f'href="/access?vendor={vendor.client_id}">Every read by Bertrand Books</a>' in detail
     assert vendor_read(vendor, token).status_code == 200
     assert "Last read Never" not in _text(_page(ana, "/vendors"))
     assert f"Last read {datetime.now(UTC).day} " in _text(_page(ana, "/vendors"))
