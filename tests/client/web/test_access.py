@@ -90,6 +90,19 @@ def test_consent_changes_are_said_in_words(ana: Customer, vendor: Vendor) -> Non
     assert narrowed.startswith("You took back from Bertrand Books: read your phone number.")
 
 
+def test_the_page_lists_what_the_apis_access_log_lists(
+    ana: Customer, vendor: Vendor, other_vendor: Vendor
+) -> None:
+    _, token = connect(ana, vendor, "profile.email:read")
+    connect(ana, other_vendor, "preferences:read")
+    _read(vendor, token, 2)
+    for params in ({}, {"vendor": other_vendor.client_id}):
+        api = ana.http.get("/api/v1/me/access-log", params=params)
+        assert api.status_code == 200, api.text
+        listed = re.findall(r'href="/access/(\d+)/receipt"', _page(ana, **params))
+        assert [int(i) for i in listed] == [item["index"] for item in api.json()["items"]]
+
+
 def test_a_chart_per_vendor_counts_its_reads_in_the_period(
     ana: Customer, vendor: Vendor, other_vendor: Vendor
 ) -> None:
