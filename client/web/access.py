@@ -174,7 +174,7 @@ def receipt(index: str, who: PageCustomerDep, session: SessionDep, vault: VaultD
     except Conflict as exc:
         # The log is signed every few seconds; until then no receipt proves
         # the entry (the API's 409, in the service's words).
-        return _receipt_problem(who, "Receipt not ready", exc.detail or exc.title, 409)
+        return _receipt_problem(who, "Receipt not available", exc.detail or exc.title, 409)
     return Response(
         found.model_dump_json(),
         media_type="application/json",

@@ -247,7 +247,7 @@ def test_the_receipt_is_the_apis_once_a_checkpoint_covers_it(
 
     early = ana.http.get(url)
     assert early.status_code == 409, early.text
-    assert "Receipt not ready" in early.text
+    assert "Receipt not available" in early.text
     assert "No signed checkpoint covers this entry yet" in early.text
     assert early.headers["content-type"].startswith("text/html")
 
