@@ -105,7 +105,6 @@ def described(session: Session, who: PageCustomer, grant: Grant) -> dict[str, An
         "name": seen.vendor.name,
         "name_now": seen.vendor_now.name if seen.vendor_now else None,
         "changed": seen.vendor_changed,
-        "logo": seen.vendor.logo_uri if words.link(seen.vendor.logo_uri) else None,
         "policy": words.link(seen.vendor.policy_uri),
         "unreviewed": vendor is not None and vendor.registered_by == "dynamic",
         "what": seen.described,
