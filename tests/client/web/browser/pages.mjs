@@ -17,12 +17,12 @@
 // govern, so the pages run under their real headers. Prints one JSON object on
 // stdout; the Python test asserts on it.
 
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { launch } from '../../../consent/browser/chromium.mjs';
+import { harness, nav, submit, waitFor } from './harness.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -39,22 +39,9 @@ for (const name of ['issuer', 'email', 'password', 'new-password', 'frame-email'
   if (!opt[name]) throw new Error(`--${name} is required`);
 }
 
-const TIMEOUT_MS = 10_000;
 const issuer = opt.issuer.replace(/\/$/, '');
 const outDir = opt['out-dir'];
-mkdirSync(outDir, { recursive: true });
-const requireFromPackages = createRequire(
-  new URL('../../../consent/browser/package.json', import.meta.url),
-);
-const AXE_SOURCE = readFileSync(requireFromPackages.resolve('axe-core/axe.min.js'), 'utf8');
-const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
-const WIDTHS = { phone: { width: 390, height: 844 }, desktop: { width: 1280, height: 800 } };
-
-async function waitFor(condition, ms = 2000) {
-  for (let waited = 0; !condition() && waited < ms; waited += 50) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const { inContext, check } = harness(issuer, outDir);
 
 // A page of another origin (another port of 127.0.0.1) that frames ?target=.
 async function startFramer() {
@@ -66,79 +53,6 @@ async function startFramer() {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, origin: `http://127.0.0.1:${server.address().port}` };
-}
-
-async function inContext(browser, name, scenario) {
-  const log = { console: [], page_errors: [], csp_violations: [], trail: [] };
-  const context = await browser.newContext({ acceptDownloads: true });
-  context.setDefaultTimeout(TIMEOUT_MS);
-  await context.exposeBinding('__reportCspViolation', (source, v) => {
-    log.csp_violations.push({ page: source.frame.url(), ...v });
-  });
-  await context.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.__reportCspViolation({ directive: e.effectiveDirective, blocked: e.blockedURI });
-    });
-  });
-  const page = await context.newPage();
-  page.on('console', (m) => log.console.push({ type: m.type(), text: m.text(), url: page.url() }));
-  page.on('pageerror', (e) => log.page_errors.push(String(e)));
-  page.on('response', (r) => {
-    const req = r.request();
-    if (req.isNavigationRequest() && r.url().startsWith(`${issuer}/`)) {
-      const u = new URL(r.url());
-      log.trail.push(`${req.method()} ${u.pathname}${u.search} ${r.status()}`);
-    }
-  });
-  const out = {};
-  try {
-    await scenario(out, { context, page, log });
-    return { ...out, ...log };
-  } catch (error) {
-    const failed = join(outDir, `failed-${name}.png`);
-    await page.screenshot({ path: failed, fullPage: true }).catch(() => {});
-    return { ...out, failed: error.message, at: page.url(), failed_screenshot: failed, ...log };
-  } finally {
-    await context.close();
-  }
-}
-
-// axe at both widths, and a full-page screenshot at each, named by the step.
-async function check(out, page, step) {
-  const seen = { path: new URL(page.url()).pathname, title: await page.title(), violations: [] };
-  for (const [width, size] of Object.entries(WIDTHS)) {
-    await page.setViewportSize(size);
-    const file = join(outDir, `${String(out.pages.length + 1).padStart(2, '0')}-${step}-${width}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    seen[`${width}_screenshot`] = file;
-    if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) {
-      await page.evaluate(AXE_SOURCE);
-    }
-    const results = await page.evaluate(
-      (tags) => window.axe.run(document, { runOnly: { type: 'tag', values: tags } }),
-      AXE_TAGS,
-    );
-    for (const v of results.violations) {
-      seen.violations.push({
-        width, id: v.id, impact: v.impact, help: v.help,
-        nodes: v.nodes.map((n) => n.target.join(' ')),
-      });
-    }
-    seen[`${width}_passes`] = results.passes.length;
-  }
-  // Wider than the phone's screen: a customer would scroll sideways.
-  await page.setViewportSize(WIDTHS.phone);
-  seen.phone_scroll_width = await page.evaluate(() => document.documentElement.scrollWidth);
-  out.pages.push({ step, ...seen });
-}
-
-const nav = (page) => page.getByRole('navigation', { name: 'Main' });
-
-async function submit(page, button, path) {
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === path),
-    page.getByRole('button', { name: button, exact: true }).click(),
-  ]);
 }
 
 async function journey(out, { page }) {
