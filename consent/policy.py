@@ -43,8 +43,16 @@ OPENID = "openid"
 VENDOR_SCOPES = ("feed:read",)
 # An auditor's (client credentials): the audit log, never customer data.
 AUDITOR_SCOPES = ("audit:read",)
+# The store's own first-party client's (`vrm-me`, device flow): the
+# customer's whole account through the customer API, as the session cookie
+# gives it. No vendor may ask for it (consent/oauth/first_party.py).
+FIRST_PARTY_SCOPES = ("account",)
 # What each kind of client may hold for itself (consent.vendors.models.Vendor.role).
-CLIENT_SCOPES: dict[str, tuple[str, ...]] = {"vendor": VENDOR_SCOPES, "auditor": AUDITOR_SCOPES}
+CLIENT_SCOPES: dict[str, tuple[str, ...]] = {
+    "vendor": VENDOR_SCOPES,
+    "auditor": AUDITOR_SCOPES,
+    "first_party": FIRST_PARTY_SCOPES,
+}
 Action = Literal["read", "write"]
 
 # OpenID Connect's standard scopes that ask for claims (Core 5.4), as the

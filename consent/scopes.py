@@ -25,9 +25,20 @@ from pydantic import (
     field_validator,
 )
 
-from consent.policy import OPENID, Access, Action, ScopeError, parse_scope, parse_scopes, simplify
+from consent.policy import (
+    FIRST_PARTY_SCOPES,
+    OPENID,
+    Access,
+    Action,
+    ScopeError,
+    parse_scope,
+    parse_scopes,
+    simplify,
+)
 from vrm.catalogue import CATEGORIES
 from vrm.dbtypes import utcnow
+
+FIRST_PARTY_SCOPES_SET = frozenset(FIRST_PARTY_SCOPES)
 
 DETAIL_TYPE = "urn:vrm:consent:data-access"
 
@@ -182,6 +193,9 @@ def data_request(
 
     Data scopes and authorization details may be combined; a purpose given
     both ways must agree. A request for data without a purpose is refused."""
+    if scope and not FIRST_PARTY_SCOPES_SET.isdisjoint(scope.split()):
+        # The store's own client's, never a vendor's (consent/oauth/first_party.py).
+        raise ScopeError("account is the store's own client's scope; vendors cannot ask for it")
     accesses, openid = parse_scopes(scope)
     details = None
     expires_at = retention = None

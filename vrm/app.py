@@ -17,6 +17,7 @@ from consent.audit.routes import router as audit_router
 from consent.grants import export as grants_export
 from consent.grants.routes import router as grants_router
 from consent.login import router as login_router
+from consent.oauth import first_party
 from consent.oauth.routes import router as oauth_router
 from consent.oauth.server import Server as OAuthServer
 from consent.registration import router as registration_router
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     except server_keys.ServerKeyError:
         engine.dispose()
         raise
+    # The store's own client (the vrm-me CLI), once per database.
+    first_party.register(engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -130,6 +133,9 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     }
     # And what they do when an account is erased (vrm/hooks.py).
     app.state.on_erase = hooks.ON_ERASE
+    # Who a bearer token on the customer API stands for (vrm.deps.current_customer):
+    # the first-party client's tokens only.
+    app.state.bearer_customer = first_party.customer_of
     # Routes read settings from app.state (vrm.deps.app_settings), not via
     # dependency_overrides: while any override is set, FastAPI rebuilds the
     # dependency graph on every request (docs/performance.md#the-routed-paths).

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
+from sqlmodel import Session
+from starlette.datastructures import Headers
 
 from vrm.accounts import devices, sessions
 from vrm.accounts.models import Customer
@@ -47,8 +49,26 @@ def session_token(request: Request, settings: SettingsDep) -> str | None:
 SessionTokenDep = Annotated[str | None, Depends(session_token)]
 
 
+class BearerCustomer(Protocol):
+    """Who an ``Authorization`` header stands for, or an
+    :class:`~vrm.errors.Unauthenticated` with its challenge: the layer
+    above that issues tokens registers it at start-up as
+    ``app.state.bearer_customer`` (vrm/app.py); the store knows no token."""
+
+    def __call__(self, session: Session, vault: Vault, headers: Headers) -> Customer: ...
+
+
 @raises(Unauthenticated)
-def current_customer(session: SessionDep, vault: VaultDep, token: SessionTokenDep) -> Customer:
+def current_customer(
+    request: Request, session: SessionDep, vault: VaultDep, token: SessionTokenDep
+) -> Customer:
+    """The customer of the session cookie or, when the request carries an
+    ``Authorization`` header, of that header alone (the first-party
+    client's bearer token: a bad one is refused, never passed over for a
+    cookie sent beside it)."""
+    if "authorization" in request.headers:
+        by_token: BearerCustomer = request.app.state.bearer_customer
+        return by_token(session, vault, request.headers)
     customer = (
         sessions.customer_for_token(session=session, vault=vault, token=token) if token else None
     )

@@ -59,9 +59,15 @@ FORMS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "grant_type": {
                 "type": "string",
-                "enum": ["authorization_code", "refresh_token", "client_credentials"],
+                "enum": [
+                    "authorization_code",
+                    "refresh_token",
+                    "client_credentials",
+                    "urn:ietf:params:oauth:grant-type:device_code",
+                ],
             },
             "code": {"type": "string"},
+            "device_code": {"type": "string"},
             "redirect_uri": {"type": "string"},
             "code_verifier": {"type": "string"},
             "refresh_token": {"type": "string"},
@@ -71,6 +77,10 @@ FORMS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "/oauth/revoke": ("Revoke a token (RFC 7009).", _TOKEN_HINT),
     "/oauth/introspect": ("Introspect a token (RFC 7662).", _TOKEN_HINT),
+    "/oauth/device_authorization": (
+        "Start a device login (RFC 8628 3.1): the store's own client, vrm-me, only.",
+        {"client_id": {"type": "string"}, "scope": {"type": "string"}},
+    ),
 }
 
 

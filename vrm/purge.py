@@ -37,7 +37,7 @@ from consent.grants import revocation
 from consent.notices import outbox
 from consent.oauth import store as oauth_store
 from consent.oauth import tokens
-from consent.oauth.models import AuthorizationCode, OAuthToken
+from consent.oauth.models import AuthorizationCode, DeviceAuthorization, OAuthToken
 from vrm.accounts import throttle
 from vrm.accounts.models import LoginSession, LoginThrottle
 from vrm.dbtypes import utcnow
@@ -107,6 +107,11 @@ KINDS = (
         "codes",
         AuthorizationCode,
         lambda s, now: oauth_store.spent_codes(_ago(s.retain_spent_codes_seconds, now)),
+    ),
+    Kind(
+        "device_codes",
+        DeviceAuthorization,
+        lambda s, now: oauth_store.spent_devices(_ago(s.retain_spent_codes_seconds, now)),
     ),
     Kind(
         "access_events",

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # tokens ten minutes; a refresh token dies after this long unused, and
     # never outlives its grant.
     code_ttl_seconds: Annotated[int, Field(ge=1, le=600)] = 60
+    # The device authorization grant (RFC 8628, `vrm-me login`): how long
+    # a device code and its user code wait for the customer, and the
+    # shortest interval between two polls of the token endpoint (3.5).
+    device_code_ttl_seconds: Annotated[int, Field(ge=10, le=1800)] = 600
+    device_poll_interval_seconds: Annotated[int, Field(ge=1, le=60)] = 5
     access_token_ttl_seconds: Annotated[int, Field(ge=1)] = 600
     refresh_idle_seconds: Annotated[int, Field(ge=1)] = 30 * 24 * 3600
 

@@ -46,6 +46,8 @@ PATHS: dict[str, str | None] = {
     "/oauth/token": None,
     "/oauth/revoke": "revocation",
     "/oauth/introspect": "introspection",
+    # RFC 8628 3.1, for the store's own client (grants/device_code.py).
+    "/oauth/device_authorization": "device_authorization",
 }
 FORM = "application/x-www-form-urlencoded"
 # As Starlette's form parser: more fields than this is not a token request.

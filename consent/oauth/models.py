@@ -103,3 +103,30 @@ class ClientAssertion(SQLModel, table=True):
     )
     jti_hash: bytes = Field(primary_key=True)
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class DeviceAuthorization(SQLModel, table=True):
+    """A device authorization request (RFC 8628 3.1) while it waits for the
+    customer, then its tombstone until it expires: the device code and the
+    user code as keyed hashes only (consent/oauth/grants/device_code.py).
+    ``approved`` is the customer's answer on the device page (None: not
+    yet), ``customer_id`` who answered; ``polled_at`` and ``interval`` pace
+    the device's polling (3.5 ``slow_down``); ``used_at`` makes the code
+    work once."""
+
+    __tablename__ = "device_authorization"
+
+    device_hash: bytes = Field(primary_key=True)
+    user_code_hash: bytes = Field(unique=True, index=True)
+    vendor_id: str = Field(foreign_key="vendor.id", ondelete="CASCADE")
+    scope: str = Field(max_length=4000)
+    interval: int
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    polled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    customer_id: str | None = Field(
+        default=None, foreign_key="customer.id", ondelete="CASCADE", index=True
+    )
+    approved: bool | None = None
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

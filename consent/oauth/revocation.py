@@ -14,7 +14,10 @@ from vrm.dbtypes import utcnow
 
 
 class Revocation(TokenLookup, RevocationEndpoint):
-    CLIENT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    # A public client (vrm-me) revokes its own tokens with its id alone
+    # (RFC 7009 2.1); Authlib takes "none" only from a client registered
+    # with it, never in place of a confidential client's secret.
+    CLIENT_AUTH_METHODS = [*TOKEN_AUTH_METHODS, "none"]
 
     def authenticate_token(self, request: Request, client: Client) -> Token | None:
         # Authlib's, the token looked up in the request's transaction.

@@ -19,12 +19,14 @@ tighten them, one module per concern:
 - grants/refresh_token.py: refresh tokens rotate on every use, and a
   replayed one revokes its family;
 - grants/client_credentials.py: vendor-wide scopes only;
+- grants/device_code.py: the device authorization grant (RFC 8628), for
+  the store's own client only (first_party.py);
 - client_auth.py: client secrets and RFC 7523 ``private_key_jwt``;
 - revocation.py (RFC 7009) and introspection.py (RFC 7662);
 - requests.py: parameters come from the query (GET) or the form (POST),
   never both, and empty values count as absent.
 
-Only the code, refresh and client-credentials grants exist. What stays here
+Only the code, refresh, client-credentials and device grants exist. What stays here
 is the wiring and the tokens every grant issues.
 """
 
@@ -39,6 +41,7 @@ from typing import Any
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import ClientAuthentication, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.authorization_server import _create_grant
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from starlette.responses import Response
 
 from consent.audit import events as audit
@@ -50,6 +53,7 @@ from consent.oauth.client_auth import PrivateKeyJWT
 from consent.oauth.details import granted_details
 from consent.oauth.grants.authorization_code import CodeGrant, family_of
 from consent.oauth.grants.client_credentials import VendorCredentialsGrant
+from consent.oauth.grants.device_code import DeviceEndpoint, DeviceGrant
 from consent.oauth.grants.oidc import OpenIDConnect, request_object_error
 from consent.oauth.grants.pkce import S256Challenge
 from consent.oauth.grants.refresh_token import RefreshGrant
@@ -86,9 +90,11 @@ class Server(AuthorizationServer):
         self.register_grant(CodeGrant, [S256Challenge(required=True), OpenIDConnect(self)])
         self.register_grant(RefreshGrant)
         self.register_grant(VendorCredentialsGrant)
+        self.register_grant(DeviceGrant)
         self.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT(self))
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
+        self.register_endpoint(DeviceEndpoint)
 
     # Authlib's hooks ---------------------------------------------------
     def client_of(self, tx: Transaction, client_id: str) -> Client | None:
@@ -187,6 +193,10 @@ class Server(AuthorizationServer):
             # this access token may (RFC 6749 6).
             if old.get_scope() != token.get("scope", ""):
                 refresh_scope = old.get_scope()
+        elif grant_type == DEVICE_CODE_GRANT_TYPE:
+            # The first-party client's: the customer's, under no consent grant.
+            customer_id = request.user.id
+            family = family_of(request.credential.row.device_hash)
         else:
             family = token_id  # a family of one
         access_end = now + timedelta(seconds=int(token["expires_in"]))
@@ -202,6 +212,9 @@ class Server(AuthorizationServer):
             if grant.authorization_details is not None:
                 accesses, _ = parse_scopes(token.get("scope"))
                 token["authorization_details"] = granted_details(accesses, grant)
+        elif customer_id is not None:
+            # The first-party client's (no consent grant): idle expiry only.
+            refresh_end = now + timedelta(seconds=self.settings.refresh_idle_seconds)
         refresh = token.get("refresh_token")
         row = {
             "id": token_id,

@@ -33,7 +33,12 @@ from sqlalchemy import (
 
 from consent.audit import log as audit_log
 from consent.grants.models import Grant
-from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
+from consent.oauth.models import (
+    AuthorizationCode,
+    ClientAssertion,
+    DeviceAuthorization,
+    OAuthToken,
+)
 from consent.oauth.rows import GRANT, GRANTS, VENDOR, VENDORS, loaded, table_of
 from consent.vendors.models import Vendor
 from vrm.storage.statements import Statement
@@ -63,11 +68,12 @@ class TokenRow(NamedTuple):
 TOKEN = table_of(OAuthToken)
 CODE = table_of(AuthorizationCode)
 ASSERTION = table_of(ClientAssertion)
+DEVICE = table_of(DeviceAuthorization)
 # What the token, revocation and introspection endpoints write, in a group
 # commit (vrm/storage/groupcommit.py): never a vendor, grant or customer,
 # whose rows a group may read once for all its requests.
 # Their entries on the audit log too (consent/audit/log.py).
-ENDPOINT_WRITES = frozenset({TOKEN, CODE, ASSERTION}) | audit_log.WRITES
+ENDPOINT_WRITES = frozenset({TOKEN, CODE, ASSERTION, DEVICE}) | audit_log.WRITES
 
 # A token with its vendor and (left join: client credentials have none) its
 # grant in one query; grant columns are labelled ``g_<name>``.
@@ -140,6 +146,18 @@ _REVOKE_FAMILY = Statement(
     update(TOKEN)
     .where(
         TOKEN.c.grant_id == bindparam("grant"),
+        TOKEN.c.family_id == bindparam("family"),
+        TOKEN.c.revoked_at.is_(None),
+    )
+    .values(revoked_at=bindparam("now"))
+)
+# A family under no grant: the first-party client's tokens (a device
+# login and its refreshes), or a client-credentials token, a family of one
+# whose id is the row's.
+_REVOKE_GRANTLESS_FAMILY = Statement(
+    update(TOKEN)
+    .where(
+        TOKEN.c.grant_id.is_(None),
         TOKEN.c.family_id == bindparam("family"),
         TOKEN.c.revoked_at.is_(None),
     )
@@ -233,10 +251,11 @@ def revoke_token(conn: Connection, token_id: str, now: datetime) -> None:
 
 
 def revoke_family(conn: Connection, grant_id: str | None, family_id: str, now: datetime) -> None:
-    """Every token of the family, found under its grant. A token without a
-    grant (client credentials) is a family of one, whose id is the row's."""
+    """Every token of the family, found under its grant, or among the
+    tokens of no grant (the first-party client's; a client-credentials
+    token is a family of one, whose id is the row's)."""
     if grant_id is None:
-        revoke_token(conn, family_id, now)
+        _REVOKE_GRANTLESS_FAMILY.execute(conn, {"family": family_id, "now": now})
     else:
         _REVOKE_FAMILY.execute(conn, {"grant": grant_id, "family": family_id, "now": now})
 
@@ -286,3 +305,69 @@ def purge_assertions(conn: Connection, now: datetime) -> None:
 
 def insert_assertion(conn: Connection, **values: Any) -> None:
     _INSERT_ASSERTION.execute(conn, values)
+
+
+# -- device authorization requests (RFC 8628) --------------------------------
+
+
+def insert_device(conn: Connection, **values: Any) -> None:
+    """A new device authorization request (not a hot path)."""
+    conn.execute(insert(DEVICE).values(**values))
+
+
+def device(conn: Connection, device_hash: bytes) -> DeviceAuthorization | None:
+    row = conn.execute(select(DEVICE).where(DEVICE.c.device_hash == device_hash)).mappings().first()
+    return loaded(DeviceAuthorization, row) if row is not None else None
+
+
+def device_by_user_code(conn: Connection, user_code_hash: bytes) -> DeviceAuthorization | None:
+    found = select(DEVICE).where(DEVICE.c.user_code_hash == user_code_hash)
+    row = conn.execute(found).mappings().first()
+    return loaded(DeviceAuthorization, row) if row is not None else None
+
+
+def polled(conn: Connection, device_hash: bytes, now: datetime, interval: int) -> None:
+    """The device polled at ``now``; from now on it waits ``interval`` s."""
+    conn.execute(
+        update(DEVICE)
+        .where(DEVICE.c.device_hash == device_hash)
+        .values(polled_at=now, interval=interval)
+    )
+
+
+def decide_device(
+    conn: Connection, user_code_hash: bytes, customer_id: str, approved: bool, now: datetime
+) -> bool:
+    """The customer's answer, atomically: True if the request was still
+    waiting for one (and had not expired)."""
+    changed = conn.execute(
+        update(DEVICE)
+        .where(
+            DEVICE.c.user_code_hash == user_code_hash,
+            DEVICE.c.approved.is_(None),
+            DEVICE.c.expires_at > now,
+        )
+        .values(approved=approved, customer_id=customer_id, decided_at=now)
+    )
+    return changed.rowcount == 1
+
+
+def consume_device(conn: Connection, device_hash: bytes, now: datetime) -> bool:
+    """Mark the approved device code used, atomically: True for the first
+    exchange only."""
+    changed = conn.execute(
+        update(DEVICE)
+        .where(
+            DEVICE.c.device_hash == device_hash,
+            DEVICE.c.approved.is_(True),
+            DEVICE.c.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    return changed.rowcount == 1
+
+
+def spent_devices(before: datetime) -> ColumnElement[bool]:
+    """The device requests expired by ``before`` (used or not: a used one
+    stays until then as the tombstone that catches its reuse)."""
+    return DEVICE.c.expires_at < before

@@ -11,6 +11,8 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError
 
 from consent.oauth.errors import ascii_only
+from consent.oauth.first_party import is_first_party
+from consent.scopes import FIRST_PARTY_SCOPES_SET
 from consent.vendors.errors import InvalidClientMetadata
 from consent.vendors.metadata import ClientMetadata, check_metadata
 from consent.vendors.models import Vendor
@@ -47,6 +49,13 @@ def client_metadata(data: dict[str, Any]) -> ClientMetadata:
     name: str | None = data.get("client_name")
     if name is None:
         raise InvalidClientMetadataError("client_name is required: customers see it to consent")
+    scope = data.get("scope")
+    if is_first_party(
+        data.get("client_id") if isinstance(data.get("client_id"), str) else None, name
+    ):
+        raise InvalidClientMetadataError("that client is the store's own: choose another name")
+    if isinstance(scope, str) and not FIRST_PARTY_SCOPES_SET.isdisjoint(scope.split()):
+        raise InvalidClientMetadataError("account is the store's own client's scope")
     grant_types: Sequence[str] | None = data.get("grant_types")
     if grant_types is None:
         grant_types = DEFAULT_GRANT_TYPES

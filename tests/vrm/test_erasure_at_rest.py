@@ -194,7 +194,7 @@ def test_erasure_leaves_rows_only_where_they_are_kept_on_purpose(
         }
     assert {name: n for name, n in counts.items() if n} == {
         "feed_clock": 1,  # the change log's position
-        "vendor": 1,
+        "vendor": 2,  # the vendor, and the store's own client (vrm-me)
         # The vendor's own feed token (client credentials): no customer.
         "oauth_token": 1,
         # Erin's tombstone, under the pairwise subject (test above).

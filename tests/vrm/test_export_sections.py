@@ -328,6 +328,7 @@ NOT_EXPORTED = {
     "vendor_notice": "where the push of each feed_notice stands; its attempts are in audit_log",
     "oauth_token": "credentials, kept as keyed hashes; what was done with them is access_log",
     "authorization_code": "one-minute single-use credentials, kept as keyed hashes",
+    "device_authorization": "ten-minute single-use vrm-me login codes, kept as keyed hashes",
 }
 
 

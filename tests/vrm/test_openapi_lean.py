@@ -14,8 +14,8 @@ from client.web.routes import ROUTERS as CUSTOMER_PAGES
 from vrm.catalogue import CATEGORIES
 
 # Served but not API: pages for people (the documentation, the login form,
-# the customer's pages) and the health check.
-NOT_API = {"/docs", "/openapi.json", "/healthz", "/docs/assets/{name}", "/login"} | {
+# the device page of RFC 8628 3.3, the customer's pages) and the health check.
+NOT_API = {"/docs", "/openapi.json", "/healthz", "/docs/assets/{name}", "/login", "/device"} | {
     context.path_format
     for router in CUSTOMER_PAGES
     for context in iter_route_contexts(router.routes)
@@ -65,6 +65,7 @@ def test_the_oauth_endpoints_keep_their_own_error_format(app: FastAPI) -> None:
         "authorization_code",
         "refresh_token",
         "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
     ]
     oauth_error = {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}
     assert token["responses"]["400"]["content"] == oauth_error

@@ -52,6 +52,7 @@ SERVER_KEYS = (
             "authorization_code",
             "oauth_token",
             "initial_access_token",
+            "device_authorization",
         ),
     ),
     ServerKey("pairwise-subject", ("consent_grant", "feed_notice")),

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 
 class RefreshGrant(RefreshTokenGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    # "none": the public first-party client (consent/oauth/first_party.py);
+    # Authlib takes it only from a client registered with it.
+    TOKEN_ENDPOINT_AUTH_METHODS = [*TOKEN_AUTH_METHODS, "none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     server: Server
