@@ -1,4 +1,4 @@
-"""Customer side: the Python SDK (web pages and the vrm-me CLI come later).
+"""Customer side: the Python SDK and the ``vrm-me`` CLI (client/cli/).
 
 ``VRMClient`` and ``AsyncVRMClient`` speak the customer API over HTTP only
 (never importing the server: lint-imports holds it); docs/client.md shows
@@ -7,6 +7,7 @@ them in use. Every failure is a :class:`VRMError` (client/errors.py).
 
 from client.aio import AsyncVRMClient
 from client.calls import AccessLogFilter, HistoryFilter
+from client.device import BearerAuth, DeviceCode, Tokens
 from client.errors import VRMError, VRMTransportError
 from client.models import (
     Account,
@@ -36,8 +37,10 @@ __all__ = [
     "Account",
     "AsyncVRMClient",
     "AuditReceipt",
+    "BearerAuth",
     "Budget",
     "Communication",
+    "DeviceCode",
     "Event",
     "Grant",
     "GrantChange",
@@ -52,6 +55,7 @@ __all__ = [
     "Profile",
     "QuietHours",
     "Shopping",
+    "Tokens",
     "VRMClient",
     "VRMError",
     "VRMTransportError",

@@ -35,9 +35,10 @@ class VRMClient:
     """The customer's side of a store at ``base_url``.
 
     Log in with :meth:`log_in`: the session cookie stays in this client
-    until :meth:`log_out` or :meth:`close`. ``auth`` is handed to httpx for
-    every request, for a credential other than the cookie (the customer API
-    takes only the cookie today). ``transport`` replaces httpx's network
+    until :meth:`log_out` or :meth:`close`. Or log in with the device flow
+    (client/device.py) and pass ``auth=BearerAuth(tokens, ...)``: httpx
+    hands it every request, and it sends the access token and renews it.
+    ``transport`` replaces httpx's network
     transport (``httpx.MockTransport`` in tests). Every failure raises
     :class:`client.VRMError`.
     """

@@ -1,0 +1,84 @@
+"""Where ``vrm-me`` keeps its login: ``credentials.json`` in the user's
+config directory (``platformdirs.user_config_dir("vrm-me")``, or
+``$VRM_ME_CONFIG_DIR``), readable by the user alone (0600, in a 0700
+directory), holding the server's URL, the tokens and when the access token
+runs out. Every save writes a new file and renames it over the old one, so
+a crash never leaves half a file, and a refresh (whose old refresh token is
+spent) is never lost between two writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import platformdirs
+
+from client.device import Tokens
+
+ENV = "VRM_ME_CONFIG_DIR"
+FILENAME = "credentials.json"
+
+
+class CredentialsError(Exception):
+    """The credentials file is missing or cannot be read."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    server: str
+    tokens: Tokens
+
+
+def directory() -> Path:
+    configured = os.environ.get(ENV)
+    return Path(configured) if configured else Path(platformdirs.user_config_dir("vrm-me"))
+
+
+def path() -> Path:
+    return directory() / FILENAME
+
+
+def load() -> Credentials:
+    """The saved login; CredentialsError if there is none."""
+    try:
+        raw = json.loads(path().read_text(encoding="utf-8"))
+        return Credentials(server=str(raw["server"]), tokens=Tokens(**raw["tokens"]))
+    except FileNotFoundError:
+        raise CredentialsError("not logged in: run vrm-me login --server URL") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CredentialsError(
+            f"cannot read {path()}: run vrm-me login again (it replaces the file)"
+        ) from None
+
+
+def save(credentials: Credentials) -> None:
+    """Write the login atomically, mode 0600."""
+    folder = directory()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = folder / FILENAME
+    temporary = folder / f".{FILENAME}.{os.getpid()}.tmp"
+    body = json.dumps(
+        {"server": credentials.server, "tokens": asdict(credentials.tokens)}, indent=2
+    ).encode()
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(body)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def delete() -> bool:
+    """Forget the login; whether there was one."""
+    try:
+        path().unlink()
+    except FileNotFoundError:
+        return False
+    return True
