@@ -21,6 +21,7 @@ through ``app.state.bearer_customer``, set by vrm/app.py) takes one.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
@@ -85,6 +86,16 @@ def customer_of(session: Session, vault: Vault, headers: Mapping[str, str]) -> C
     ):
         raise bearer.InvalidToken(bearer.NOT_ACTIVE, token_sent=True)
     customer = session.get(Customer, customer_id)
-    if customer is None:  # erased: its tokens went with it
+    if customer is None or predates_password(customer, active.token.issued_at):
+        # Erased (its tokens went with it), or the password changed since.
         raise bearer.InvalidToken(bearer.NOT_ACTIVE, token_sent=True)
     return customer
+
+
+def predates_password(customer: Customer, issued_at: datetime) -> bool:
+    """Whether a token was issued before the customer's password last
+    changed: a password change ends every login, the command line's as
+    well as the sessions (RFC 9700 4.14.2). Refreshing such a token is
+    refused too (grants/refresh_token.py), so no token issued after the
+    change descends from one issued before it."""
+    return issued_at < customer.password_changed_at

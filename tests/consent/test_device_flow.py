@@ -464,3 +464,26 @@ def test_registration_refuses_the_first_party_clients_id_name_and_scope(
     )
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "invalid_client_metadata"
+
+
+def test_a_password_change_ends_the_device_login(device: TestClient, ana: Person) -> None:
+    token = logged_in_device(device, ana)
+    r = ana.client.put(
+        "/api/v1/me/password",
+        json={"current_password": ana.password, "new_password": "a brand new passphrase"},
+    )
+    assert r.status_code == 204, r.text
+    assert_invalid_token(device.get("/api/v1/me", headers=bearer(token["access_token"])))
+    r = device.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "vrm-me",
+            "refresh_token": token["refresh_token"],
+        },
+    )
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_grant"
+    # A new device login after the change works.
+    again = logged_in_device(device, ana)
+    assert device.get("/api/v1/me", headers=bearer(again["access_token"])).status_code == 200

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6749.grants import RefreshTokenGrant
 
-from consent.oauth import tokens
+from consent.oauth import first_party, rows, tokens
 from consent.oauth.authlib_models import Token
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
 from consent.policy import parse_scopes, scope_string, within
@@ -45,7 +45,7 @@ class RefreshGrant(RefreshTokenGrant):
             # replay comes before the token is used up, so a harmless client
             # mistake (asking for too wide a scope) does not cost the family.
             active = found.usable()
-            if active is None:
+            if active is None or self._password_changed(found):
                 return None
             self.narrowed = self._narrowed(active)
         if active is None or not tokens.consume_refresh(db, row):
@@ -67,6 +67,15 @@ class RefreshGrant(RefreshTokenGrant):
         # one transaction (save_token commits). A concurrent second use
         # waits on the row and then finds it used.
         return Token(row, active, "refresh_token")
+
+    def _password_changed(self, found: tokens.Found) -> bool:
+        """A first-party login (no grant) from before the customer's last
+        password change: ended by it (consent/oauth/first_party.py)."""
+        row = found.row
+        if row.grant_id is not None or row.customer_id is None:
+            return False
+        customer = rows.customer(self.request.tx.conn, row.customer_id)
+        return customer is None or first_party.predates_password(customer, row.issued_at)
 
     def _narrowed(self, active: tokens.ActiveToken) -> str | None:
         """The narrower scope asked for (RFC 6749 6), or None to keep the
