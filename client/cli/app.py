@@ -181,7 +181,14 @@ def login(
     err.print(f"(or open {where})", soft_wrap=True)
     err.print(f"Waiting for you to approve (for up to {code.expires_in // 60} minutes)...")
     sys.stderr.flush()
-    tokens = finish_login(url, code)
+    try:
+        tokens = finish_login(url, code)
+    except VRMError as error:
+        if error.title == "access_denied":
+            raise Fail("login denied in the browser: nothing was saved") from None
+        if error.title == "expired_token":
+            raise Fail("the code expired before it was approved: run vrm-me login again") from None
+        raise
     credentials.save(Credentials(url, tokens))
     with store() as client:
         account = client.me()

@@ -100,7 +100,9 @@ def _waiting(
         found = store.device_by_user_code(session.connection(), vault.token_hash(user_code))
     if found is None or found.approved is not None or found.expires_at <= utcnow():
         return None
-    throttle.succeed(session, hand_back=counters[1:], forget=[counters[0].key])
+    # Handed back, not forgotten: a customer who enters a code of their
+    # own now and then must not earn a fresh set of guesses by it.
+    throttle.succeed(session, hand_back=counters)
     session.commit()
     return found
 

@@ -56,9 +56,11 @@ def vrm_me(config: Path, *args: str, stdin: str | None = None) -> subprocess.Com
     )
 
 
-def approve_in_browser(server: LiveServer, customer: Customer, user_code: str) -> None:
+def approve_in_browser(
+    server: LiveServer, customer: Customer, user_code: str, decision: str = "approve"
+) -> None:
     """What the customer does in their browser: open the device page, log
-    in (sent there first), check the code and approve."""
+    in (sent there first), check the code and approve (or deny)."""
     browser = Browser(server, customer)
     try:
         r = browser.go("GET", f"{server.url}/device?user_code={user_code}")
@@ -70,15 +72,15 @@ def approve_in_browser(server: LiveServer, customer: Customer, user_code: str) -
         assert user_code in r.text
         form = read_form(r.text)
         r = browser.go(
-            "POST", urljoin(str(r.url), form.action), {**form.hidden, "decision": "approve"}
+            "POST", urljoin(str(r.url), form.action), {**form.hidden, "decision": decision}
         )
-        assert "Your device is connected" in r.text
+        assert ("Your device is connected" if decision == "approve" else "was refused") in r.text
     finally:
         browser.close()
 
 
 def log_in(
-    server: LiveServer, customer: Customer, config: Path
+    server: LiveServer, customer: Customer, config: Path, decision: str = "approve"
 ) -> subprocess.CompletedProcess[str]:
     process = subprocess.Popen(
         [vrm_me_command(), "login", "--server", server.url],
@@ -94,7 +96,7 @@ def log_in(
         for line in process.stderr:
             shown.append(line)
             if found := USER_CODE.search(line):
-                approve_in_browser(server, customer, found.group(1))
+                approve_in_browser(server, customer, found.group(1), decision)
                 break
         else:
             raise AssertionError("vrm-me login showed no user code: " + "".join(shown))
@@ -275,6 +277,10 @@ def test_grants_list_show_and_revoke_a_vendors_grant(me: LoggedIn, server: LiveS
     log = me.json("access-log", "--type", "data.read")
     assert log[0]["entry"]["type"] == "data.read"
     assert "given_name" in json.dumps(log[0]["entry"])
+    narrowed = me.run("grants", "narrow", token["grant_id"], "profile.given_name:read")
+    assert narrowed.returncode == 0, narrowed.stderr
+    assert "now allows: profile.given_name:read" in narrowed.stdout
+    assert "422" in one_line_error(me.run("grants", "narrow", token["grant_id"], "history:read"))
     revoked = me.run("grants", "revoke", token["grant_id"])
     assert revoked.returncode == 0, revoked.stderr
     assert me.json("grants", "show", token["grant_id"])["status"] == "revoked"
@@ -351,6 +357,13 @@ def test_a_revoked_login_says_to_log_in_again(me: LoggedIn, tmp_path: Path) -> N
 @pytest.fixture(scope="module")
 def leaving(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> LoggedIn:
     return _logged_in(server, tmp_path_factory.mktemp("cli-leaving"), "leaving")
+
+
+def test_a_login_denied_in_the_browser_saves_nothing(server: LiveServer, tmp_path: Path) -> None:
+    ran = log_in(server, server.new_customer("denies"), tmp_path / "denies", decision="deny")
+    assert ran.returncode == 1
+    assert ran.stderr.endswith("vrm-me: login denied in the browser: nothing was saved\n")
+    assert not (tmp_path / "denies" / "credentials.json").exists()
 
 
 def test_logout_revokes_the_login_and_forgets_it(leaving: LoggedIn, server: LiveServer) -> None:
