@@ -9,7 +9,12 @@ from consent.audit.models import (
 )
 from consent.grants.models import Grant, GrantChange
 from consent.notices.models import VendorNotice
-from consent.oauth.models import AuthorizationCode, ClientAssertion, OAuthToken
+from consent.oauth.models import (
+    AuthorizationCode,
+    ClientAssertion,
+    DeviceAuthorization,
+    OAuthToken,
+)
 from consent.vendors.models import InitialAccessToken, Vendor
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.feed.models import DataChange, FeedClock, FeedNotice
@@ -31,6 +36,7 @@ __all__ = [
     "Customer",
     "DataChange",
     "DataKey",
+    "DeviceAuthorization",
     "DocumentRecord",
     "FeedClock",
     "FeedNotice",

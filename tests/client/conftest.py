@@ -16,7 +16,12 @@ from tests.liveserver import Browser, Customer, LiveServer, grant_on_consent_pag
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("sdk") / "var", vendor_name="SDK Tests") as served:
+    # vrm-me's device login polls every second, not every five (test_cli.py).
+    with live_server(
+        tmp_path_factory.mktemp("sdk") / "var",
+        vendor_name="SDK Tests",
+        settings={"VRM_DEVICE_POLL_INTERVAL_SECONDS": "1"},
+    ) as served:
         yield served
 
 
