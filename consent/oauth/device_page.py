@@ -113,20 +113,16 @@ def _confirm(
     login: Login,
     found: DeviceAuthorization,
     user_code: str,
-    *,
-    error: str = "",
 ) -> Response:
     vendor = rows.vendor(session.connection(), found.vendor_id)
     words = [w for scope in found.scope.split() for w in _SCOPE_WORDS.get(scope, [scope])]
     return render(
         "device.html",
-        status=400 if error else 200,
         step="confirm",
         client_name=vendor.name if vendor is not None else found.vendor_id,
         scope_words=words,
         csrf=csrf_token(vault, login.token, _PURPOSE),
         user_code=shown(user_code),
-        error=error,
     )
 
 

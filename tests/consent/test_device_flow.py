@@ -33,6 +33,8 @@ CUSTOMER_ROUTES = (
     "/api/v1/me/history",
     "/api/v1/me/grants",
     "/api/v1/me/export",
+    "/api/v1/me/access-log",
+    "/api/v1/me/sessions",
 )
 USER_CODE_LETTERS = set("BCDFGHJKLMNPQRSTVWXZ")
 
@@ -375,6 +377,18 @@ def test_a_vendors_access_token_is_refused_on_every_customer_route(
     for path in CUSTOMER_ROUTES:
         assert_invalid_token(device.get(path, headers=bearer(vendors_token)))
         assert_invalid_token(device.get(path, headers=bearer(feed_token["access_token"])))
+    # Nor does it write or erase anything.
+    r = device.patch(
+        "/api/v1/me/profile",
+        content=b'{"given_name": "Mallory"}',
+        headers={**bearer(vendors_token), "Content-Type": "application/merge-patch+json"},
+    )
+    assert_invalid_token(r)
+    r = device.request(
+        "DELETE", "/api/v1/me", json={"password": ana.password}, headers=bearer(vendors_token)
+    )
+    assert_invalid_token(r)
+    assert ana.client.get("/api/v1/me").status_code == 200
 
 
 def test_a_customers_token_reads_only_that_customer(
