@@ -4,13 +4,14 @@ refusal says (never a token)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 
-from client import BearerAuth, DeviceCode, Tokens, VRMClient, VRMError
+from client import AsyncVRMClient, BearerAuth, DeviceCode, Tokens, VRMClient, VRMError
 from client.device import finish_login
 
 BASE = "https://store.example"
@@ -135,3 +136,21 @@ def test_polling_returns_the_tokens() -> None:
             "client_id": "vrm-me",
         }
     ]
+
+
+def test_the_async_client_renews_the_same_way() -> None:
+    store, saved = Store(), []
+    auth = BearerAuth(
+        Tokens("vat_1", "vrt_1", 1010.0),
+        token_url=f"{BASE}/oauth/token",
+        on_refresh=saved.append,
+        clock=lambda: 1000.0,
+    )
+
+    async def scenario() -> str:
+        async with AsyncVRMClient(BASE, transport=httpx.MockTransport(store), auth=auth) as sdk:
+            return (await sdk.me()).email
+
+    assert asyncio.run(scenario()) == "ada@example.org"
+    assert store.seen == ["refresh vrt_1", "/api/v1/me Bearer vat_2"]
+    assert saved == [Tokens("vat_2", "vrt_2", 1600.0)]
