@@ -338,6 +338,10 @@ def test_server_down_is_one_line_and_exit_1(me: LoggedIn, tmp_path: Path) -> Non
     assert saved["tokens"]["access_token"] not in line
     line = one_line_error(vrm_me(tmp_path / "new", "login", "--server", saved["server"]))
     assert "failed" in line
+    # Logging out still forgets the login here, and says the store was not told.
+    line = one_line_error(vrm_me(down, "logout"))
+    assert line.startswith("vrm-me: logged out here, but the store could not be told: ")
+    assert not (down / "credentials.json").exists()
 
 
 def test_a_revoked_login_says_to_log_in_again(me: LoggedIn, tmp_path: Path) -> None:
