@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
@@ -70,15 +70,17 @@ class Fail(Exception):
 
 @contextmanager
 def store() -> Iterator[VRMClient]:
-    """The SDK, logged in with the saved tokens, saving renewed ones."""
-    saved = credentials.load()
+    """The SDK, logged in with the saved tokens, saving renewed ones; the
+    login held for this process alone meanwhile (credentials.held)."""
+    with credentials.held():
+        saved = credentials.load()
 
-    def keep(tokens: Tokens) -> None:
-        credentials.save(Credentials(saved.server, tokens))
+        def keep(tokens: Tokens) -> None:
+            credentials.save(Credentials(saved.server, tokens))
 
-    auth = BearerAuth(saved.tokens, token_url=f"{saved.server}/oauth/token", on_refresh=keep)
-    with VRMClient(saved.server, auth=auth) as client:
-        yield client
+        auth = BearerAuth(saved.tokens, token_url=f"{saved.server}/oauth/token", on_refresh=keep)
+        with VRMClient(saved.server, auth=auth) as client:
+            yield client
 
 
 def emit_json(value: Any) -> None:
@@ -172,6 +174,10 @@ def login(
         except credentials.CredentialsError:
             raise Fail("say which store: vrm-me login --server URL") from None
     url = url.rstrip("/")
+    try:
+        previous: Credentials | None = credentials.load()
+    except credentials.CredentialsError:
+        previous = None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise Fail(f"{url!r} is not an http(s) address")
@@ -189,7 +195,13 @@ def login(
         if error.title == "expired_token":
             raise Fail("the code expired before it was approved: run vrm-me login again") from None
         raise
-    credentials.save(Credentials(url, tokens))
+    with credentials.held():
+        credentials.save(Credentials(url, tokens))
+    if previous is not None:
+        # The login this one replaces ends at its store too (best effort:
+        # that store may be gone).
+        with suppress(VRMError):
+            revoke(previous.server, previous.tokens.refresh_token)
     with store() as client:
         account = client.me()
     if json_out:
@@ -201,13 +213,14 @@ def login(
 @app.command()
 def logout() -> None:
     """Log out: the store forgets this login, and so does this computer."""
-    saved = credentials.load()
-    try:
-        revoke(saved.server, saved.tokens.refresh_token)
-    except VRMError as error:
+    with credentials.held():
+        saved = credentials.load()
+        try:
+            revoke(saved.server, saved.tokens.refresh_token)
+        except VRMError as error:
+            credentials.delete()
+            raise Fail(f"logged out here, but the store could not be told: {error}") from None
         credentials.delete()
-        raise Fail(f"logged out here, but the store could not be told: {error}") from None
-    credentials.delete()
     out.print("Logged out.")
 
 

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 
 import platformdirs
 
 from client.device import Tokens
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 ENV = "VRM_ME_CONFIG_DIR"
 FILENAME = "credentials.json"
@@ -73,6 +82,24 @@ def save(credentials: Credentials) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """One vrm-me at a time uses the login: a refresh spends the refresh
+    token, and a second process refreshing with the same one would be
+    taken for a replay, which ends the whole login. So each command holds
+    an exclusive lock on ``credentials.lock`` from reading the login to
+    its last request (POSIX; elsewhere, commands are not serialised)."""
+    folder = directory()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(folder / "credentials.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def delete() -> bool:

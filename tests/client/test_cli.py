@@ -8,6 +8,7 @@ interval, 5 s); the config directory of each is its own
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -179,6 +180,29 @@ def test_an_expired_access_token_is_renewed_and_saved_again(me: LoggedIn) -> Non
     assert renewed["tokens"]["refresh_token"] != saved["tokens"]["refresh_token"]
     assert renewed["tokens"]["expires_at"] > 0
     assert stat.S_IMODE((me.config / "credentials.json").stat().st_mode) == 0o600
+
+
+def test_a_command_waits_while_another_holds_the_login(me: LoggedIn) -> None:
+    # Two commands refreshing with the same refresh token would end the
+    # login (the second use looks like a replay): each holds the login's
+    # lock until it is done, so they take turns.
+    with (me.config / "credentials.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        waiting = subprocess.Popen(
+            [vrm_me_command(), "profile", "show", "--json"],
+            env=_env(me.config),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                waiting.wait(timeout=3)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        stdout, stderr = waiting.communicate(timeout=TIMEOUT)
+    assert waiting.returncode == 0, stderr
+    assert isinstance(json.loads(stdout), dict)
 
 
 # -- profile, preferences, history -------------------------------------------------------
@@ -368,6 +392,25 @@ def test_a_login_denied_in_the_browser_saves_nothing(server: LiveServer, tmp_pat
     assert ran.returncode == 1
     assert ran.stderr.endswith("vrm-me: login denied in the browser: nothing was saved\n")
     assert not (tmp_path / "denies" / "credentials.json").exists()
+
+
+def test_logging_in_again_ends_the_previous_login(server: LiveServer, tmp_path: Path) -> None:
+    first = _logged_in(server, tmp_path, "twice")
+    before = first.saved()
+    again = log_in(server, first.customer, first.config)
+    assert again.returncode == 0, again.stderr
+    r = httpx.post(
+        f"{server.url}/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": before["tokens"]["refresh_token"],
+            "client_id": "vrm-me",
+        },
+        timeout=10,
+    )
+    assert r.json()["error"] == "invalid_grant"
+    assert first.saved()["tokens"]["refresh_token"] != before["tokens"]["refresh_token"]
+    assert first.run("profile", "show").returncode == 0
 
 
 def test_logout_revokes_the_login_and_forgets_it(leaving: LoggedIn, server: LiveServer) -> None:
