@@ -90,6 +90,26 @@ class Call(Generic[T]):
             ) from error
 
 
+# ``on_progress(received, total)``: bytes of the answer so far, and its
+# Content-Length (None when the server sent none).
+Progress = Callable[[int, int | None], None]
+_REREAD = {"content-encoding", "content-length", "transfer-encoding"}
+
+
+def length_of(response: httpx.Response) -> int | None:
+    length = response.headers.get("content-length", "")
+    return int(length) if length.isdigit() else None
+
+
+def whole(response: httpx.Response, body: bytes) -> httpx.Response:
+    """An answer read piece by piece (to report progress), whole again, as
+    :meth:`Call.answer` reads it: its body already decoded."""
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _REREAD]
+    return httpx.Response(
+        response.status_code, headers=headers, content=body, request=response.request
+    )
+
+
 def _model(model: type[M]) -> Callable[[httpx.Response], M]:
     return lambda r: model.model_validate_json(r.content)
 

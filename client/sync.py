@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from client import calls
-from client.calls import AccessLogFilter, Call, HistoryFilter
+from client.calls import AccessLogFilter, Call, HistoryFilter, Progress
 from client.models import (
     Account,
     AuditReceipt,
@@ -266,10 +266,31 @@ class VRMClient:
 
     # Export
 
-    def export(self) -> dict[str, Any]:
+    def export(self, *, on_progress: Progress | None = None) -> dict[str, Any]:
         """Everything the store holds about you, as one JSON document
-        (schema: :meth:`export_schema`)."""
-        return self._send(calls.export())
+        (schema: :meth:`export_schema`). ``on_progress(received, total)``
+        is called as the answer arrives (``total``: None if unknown)."""
+        call = calls.export()
+        if on_progress is None:
+            return self._send(call)
+        request = call.request(self._http)
+        chunks: list[bytes] = []
+        try:
+            response = self._http.send(request, stream=True)
+            try:
+                total = calls.length_of(response)
+                received = 0
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    received += len(chunk)
+                    # Bytes as sent (what Content-Length counts) when the
+                    # transport counts them, else as decoded.
+                    on_progress(response.num_bytes_downloaded or received, total)
+            finally:
+                response.close()
+        except httpx.RequestError as error:
+            raise call.failed(request, error) from error
+        return call.answer(calls.whole(response, b"".join(chunks)))
 
     def export_schema(self) -> dict[str, Any]:
         """The export's JSON Schema (draft 2020-12); needs no session."""

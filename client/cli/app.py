@@ -25,7 +25,14 @@ import typer
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from client.cli import credentials
@@ -513,10 +520,21 @@ def export(
     """Everything the store holds about you, as JSON."""
     with store() as client:
         if err.is_terminal:
-            columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+            columns = (
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeElapsedColumn(),
+            )
             with Progress(*columns, console=err, transient=True) as progress:
-                progress.add_task("Assembling your export...", total=None)
-                document = client.export()
+                # A spinner while the store assembles it, then the bytes.
+                task = progress.add_task("Exporting your data", total=None)
+
+                def arrived(received: int, total: int | None) -> None:
+                    progress.update(task, completed=received, total=total)
+
+                document = client.export(on_progress=arrived)
         else:
             document = client.export()
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"

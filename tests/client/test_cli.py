@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pty
 import re
 import stat
 import subprocess
@@ -336,6 +337,37 @@ def test_export_to_a_private_file(me: LoggedIn, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))
     to_stdout = me.run("export")
     assert json.loads(to_stdout.stdout)["profile"]["given_name"] == "Ada"
+
+
+def test_export_on_a_terminal_shows_progress(me: LoggedIn, tmp_path: Path) -> None:
+    target = tmp_path / "export.json"
+    main, terminal = pty.openpty()
+    try:
+        ran = subprocess.run(
+            [vrm_me_command(), "export", "-o", str(target)],
+            env={**_env(me.config), "TERM": "xterm"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                piece = os.read(main, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not piece:
+                break
+            shown += piece
+    finally:
+        os.close(main)
+    assert ran.returncode == 0, shown
+    assert b"Exporting your data" in shown
+    assert f"Exported to {target}".encode() in shown
+    assert "profile" in json.loads(target.read_text())
 
 
 # -- failures ---------------------------------------------------------------------------
