@@ -37,7 +37,17 @@ SCOPE = "profile.given_name:read profile.email:read profile.phone:read history:r
 UNTICK = "Read your phone number"
 EMAIL = "web-vendors@example.org"
 NODE_TIMEOUT = 120
-STEPS = ["consent", "vendors", "vendor", "sees", "access", "revoke", "revoked"]
+STEPS = [
+    "consent",
+    "vendors",
+    "vendor",
+    "sees",
+    "access",
+    "revoke",
+    "revoked",
+    "device",
+    "device-done",
+]
 
 
 def screenshots_dir() -> Path:
@@ -103,7 +113,7 @@ def _seen(run: dict[str, Any], key: str) -> Any:
 
 
 def test_every_page_is_visited_accessible_and_saved_at_both_widths(run: dict[str, Any]) -> None:
-    _seen(run, "after_revoke")
+    _seen(run, "device")
     pages = _seen(run, "pages")
     assert [p["step"] for p in pages] == STEPS
     assert {p["step"]: p["violations"] for p in pages if p["violations"]} == {}
@@ -179,4 +189,12 @@ def test_revoking_ends_the_vendors_reads_at_once(run: dict[str, Any]) -> None:
         "POST /oauth/authorize 303",
         "POST /vendors/ID/narrow 303",
         "POST /vendors/ID/revoke 303",
+        "POST /device 303",
     ]
+
+
+def test_the_device_page_logs_the_command_line_in(run: dict[str, Any]) -> None:
+    device = _seen(run, "device")
+    assert _seen(run, "device_code_shown") == device["user_code"]
+    assert device["me_status"] == 200
+    assert device["me"]["email"] == EMAIL

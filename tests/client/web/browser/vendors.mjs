@@ -7,7 +7,8 @@
 // (authorization code with PKCE) and the customer answers on the consent page
 // with one field unticked; the vendor swaps the code and reads; the customer
 // sees the vendor and exactly what it sees, takes a field back, finds the
-// reads in the access history with its chart and a receipt, and revokes.
+// reads in the access history with its chart and a receipt, and revokes;
+// then approves the command line's device login on the device page.
 // Each page is checked by axe-core and photographed at both widths
 // (harness.mjs). Prints one JSON object on stdout; the Python test asserts
 // on it.
@@ -175,6 +176,32 @@ async function vendors(out, { page }) {
   await check(out, page, 'revoked', 'v');
   out.revoked_text = await page.locator('main').innerText();
   out.after_revoke = await vendorRead(token);
+
+  // The customer's command line asks to log in (RFC 8628): the device page,
+  // opened from the link it prints, then Approve.
+  const asked = await fetch(`${issuer}/oauth/device_authorization`, {
+    method: 'POST',
+    body: new URLSearchParams({ client_id: 'vrm-me' }),
+  });
+  const device = await asked.json();
+  await page.goto(device.verification_uri_complete);
+  await check(out, page, 'device', 'v');
+  out.device_code_shown = (await page.locator('main strong').first().innerText()).trim();
+  await submit(page, 'Approve', '/device');
+  await check(out, page, 'device-done', 'v');
+  const polled = await fetch(`${issuer}/oauth/token`, {
+    method: 'POST',
+    body: new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+      device_code: device.device_code,
+      client_id: 'vrm-me',
+    }),
+  });
+  const cli = await polled.json();
+  const me = await fetch(`${issuer}/api/v1/me`, {
+    headers: { authorization: `Bearer ${cli.access_token}` },
+  });
+  out.device = { user_code: device.user_code, me_status: me.status, me: await me.json() };
 }
 
 const browser = await launch(opt.chromium);
