@@ -3,13 +3,10 @@ one cookie, so a customer logged in either way goes straight to consent."""
 
 from __future__ import annotations
 
-import hmac
-import secrets
-
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from consent.pages import FormError, PageFormDep, form_fields, render
+from consent.pages import DoubleSubmit, FormError, PageFormDep, form_fields, render
 from vrm.accounts import service as accounts
 from vrm.accounts.routes import set_session_cookie
 from vrm.db import SessionDep
@@ -19,13 +16,12 @@ from vrm.deps import (
     PasswordsDep,
     SettingsDep,
     VaultDep,
-    secure_cookies,
 )
 from vrm.errors import TooManyRequests, VRMError
 
 router = APIRouter(include_in_schema=False)
 
-_CSRF_COOKIE = "vrm_login_csrf"
+_CSRF = DoubleSubmit("vrm_login_csrf", "/login")
 # The login form's fields and their longest values.
 _FIELDS = {"email": 320, "password": 1024, "csrf": 200, "next": 4000}
 
@@ -40,18 +36,11 @@ def safe_next(target: str | None) -> str:
 def _page(
     request: Request, *, next_url: str, email: str = "", error: str = "", status: int = 200
 ) -> Response:
-    token = request.cookies.get(_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    token = _CSRF.token(request)
     response = render(
         "login.html", status=status, csrf=token, next=next_url, email=email, error=error
     )
-    response.set_cookie(
-        _CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=secure_cookies(request),
-        path="/login",
-    )
+    _CSRF.give(response, request, token)
     return response
 
 
@@ -83,8 +72,7 @@ def login_submit(
         )
     email, password, csrf = fields["email"], fields["password"], fields["csrf"]
     next_url = safe_next(fields["next"])
-    cookie = request.cookies.get(_CSRF_COOKIE, "")
-    if not cookie or not hmac.compare_digest(cookie.encode(), csrf.encode()):
+    if not _CSRF.ok(request, csrf):
         return _page(
             request,
             next_url=next_url,
@@ -118,5 +106,5 @@ def login_submit(
         )
     response = RedirectResponse(next_url, status_code=303)
     set_session_cookie(response, request, settings, token)
-    response.delete_cookie(_CSRF_COOKIE, path="/login")
+    _CSRF.forget(response)
     return response

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -20,8 +21,9 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
+from vrm.deps import secure_cookies
 from vrm.keys.service import Vault
 
 _env = Environment(
@@ -100,6 +102,39 @@ def csrf_ok(vault: Vault, session_token: str, purpose: str, given: str | None) -
     if not given:
         return False
     return hmac.compare_digest(csrf_token(vault, session_token, purpose).encode(), given.encode())
+
+
+@dataclass(frozen=True)
+class DoubleSubmit:
+    """The CSRF token of a form shown before there is a session (log-in,
+    sign-up): one random value in the form and in a cookie of its own
+    (HttpOnly, SameSite=Strict, sent back to the form's path only). A site
+    that cannot read the cookie cannot put its value in a form."""
+
+    cookie: str
+    path: str
+
+    def token(self, request: Request) -> str:
+        """The browser's token, or a new one."""
+        return request.cookies.get(self.cookie) or secrets.token_urlsafe(32)
+
+    def give(self, response: Response, request: Request, token: str) -> None:
+        response.set_cookie(
+            self.cookie,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookies(request),
+            path=self.path,
+        )
+
+    def ok(self, request: Request, given: str) -> bool:
+        """The form's token is the cookie's (compared in constant time)."""
+        held = request.cookies.get(self.cookie, "")
+        return bool(held) and hmac.compare_digest(held.encode(), given.encode())
+
+    def forget(self, response: Response) -> None:
+        response.delete_cookie(self.cookie, path=self.path)
 
 
 class FormError(ValueError):

@@ -5,9 +5,6 @@ consent's page (``/login``), which lands on ``/`` by default."""
 
 from __future__ import annotations
 
-import hmac
-import secrets
-
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -16,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from client.web.auth import FORM_EXPIRED, MaybeCustomerDep, PageCustomer, PageCustomerDep
 from client.web.forms import errors_of, field_messages
 from client.web.render import render
-from consent.pages import FormError, PageFormDep, form_fields
+from consent.pages import DoubleSubmit, FormError, PageFormDep, form_fields
 from vrm.accounts import service as accounts
 from vrm.accounts import sessions
 from vrm.accounts.models import PasswordChange, SignUp
@@ -28,7 +25,6 @@ from vrm.deps import (
     PasswordsDep,
     SettingsDep,
     VaultDep,
-    secure_cookies,
 )
 from vrm.errors import Forbidden, TooManyRequests, VRMError
 from vrm.keys.service import Vault
@@ -36,7 +32,7 @@ from vrm.keys.service import Vault
 router = APIRouter(include_in_schema=False)
 
 # Before a session exists, a double-submit cookie, as on /login.
-_SIGNUP_CSRF_COOKIE = "vrm_signup_csrf"
+_SIGNUP_CSRF = DoubleSubmit("vrm_signup_csrf", "/signup")
 _SIGNUP_FIELDS = {"email": 320, "password": 1024, "password_again": 1024, "csrf": 200}
 _SIGNUP_LABELS = {"email": "Email", "password": "Password", "password_again": "Password again"}
 _PASSWORD_FIELDS = {
@@ -69,7 +65,7 @@ def _signup_page(
     field_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    token = request.cookies.get(_SIGNUP_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    token = _SIGNUP_CSRF.token(request)
     response = render(
         "signup.html",
         path="/signup",
@@ -79,14 +75,7 @@ def _signup_page(
         error=error,
         field_errors=field_errors or {},
     )
-    response.set_cookie(
-        _SIGNUP_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=secure_cookies(request),
-        path="/signup",
-    )
+    _SIGNUP_CSRF.give(response, request, token)
     return response
 
 
@@ -118,8 +107,7 @@ def signup_submit(
             status=400,
         )
     email = fields["email"]
-    cookie = request.cookies.get(_SIGNUP_CSRF_COOKIE, "")
-    if not cookie or not hmac.compare_digest(cookie.encode(), fields["csrf"].encode()):
+    if not _SIGNUP_CSRF.ok(request, fields["csrf"]):
         return _signup_page(request, email=email, error=FORM_EXPIRED, status=403)
     try:
         # The API's own request model: the same rules for email and password.
@@ -156,7 +144,7 @@ def signup_submit(
         return _signup_page(request, email=email, error=exc.detail or exc.title, status=exc.status)
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(response, request, settings, token)
-    response.delete_cookie(_SIGNUP_CSRF_COOKIE, path="/signup")
+    _SIGNUP_CSRF.forget(response)
     return response
 
 
