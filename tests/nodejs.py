@@ -18,6 +18,8 @@ import pytest
 
 NPM_TIMEOUT = 300
 MIN_MAJOR = 20
+# Debian's Chromium, which the browser tests drive (scripts/ensure-chromium.sh).
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def tool(name: str) -> str:
@@ -75,3 +77,14 @@ def node_with_packages(folder: Path) -> str:
             if done.returncode != 0:
                 pytest.fail(f"npm ci in {folder} failed:\n{done.stderr}", pytrace=False)
     return node
+
+
+def browser_node(folder: Path) -> str:
+    """:func:`node_with_packages` for a browser test, which fails (not
+    skips) when Debian's Chromium is missing, and says how to get it."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (Debian's chromium package)",
+            pytrace=False,
+        )
+    return node_with_packages(folder)

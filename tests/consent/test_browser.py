@@ -28,10 +28,9 @@ import httpx
 import pytest
 
 from tests.liveserver import Customer, LiveServer, live_server
-from tests.nodejs import node_with_packages, options
+from tests.nodejs import CHROMIUM, browser_node, options
 
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
 VENDOR_NAME = "Corner Bookshop"
 PURPOSE = "dpv:ServiceProvision"
 SCOPE = "profile.email:read profile.phone:read preferences:read"
@@ -44,12 +43,7 @@ NODE_TIMEOUT = 60
 def node() -> str:
     """Node with playwright-core installed from package-lock.json, and
     Debian's Chromium for it to drive."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (Debian's chromium package)",
-            pytrace=False,
-        )
-    return node_with_packages(BROWSER_DIR)
+    return browser_node(BROWSER_DIR)
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.liveserver import LiveServer
-from tests.nodejs import node_with_packages
+from tests.nodejs import CHROMIUM, browser_node
 
 BROWSER_DIR = Path(__file__).resolve().parents[1] / "consent" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
 NODE_TIMEOUT = 120
 NONCE = r"'nonce-([A-Za-z0-9_-]{22})'"
 CSP = re.compile(
@@ -84,12 +83,7 @@ def server(shared_live_server: LiveServer) -> LiveServer:
 
 @pytest.fixture(scope="module")
 def seen(server: LiveServer) -> dict[str, Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (Debian's chromium package)",
-            pytrace=False,
-        )
-    node = node_with_packages(BROWSER_DIR)
+    node = browser_node(BROWSER_DIR)
     done = subprocess.run(
         [node, str(BROWSER_DIR / "docs.mjs"), "--issuer", server.url, "--chromium", str(CHROMIUM)],
         cwd=BROWSER_DIR,

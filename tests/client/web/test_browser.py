@@ -28,12 +28,11 @@ import httpx
 import pytest
 
 from tests.liveserver import PASSWORD, LiveServer, live_server
-from tests.nodejs import node_with_packages, options
+from tests.nodejs import CHROMIUM, browser_node, options
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / "tests" / "consent" / "browser"
 SCRIPT = Path(__file__).resolve().parent / "browser" / "pages.mjs"
-CHROMIUM = Path("/usr/bin/chromium")
 NEW_PASSWORD = "a different horse battery"
 NODE_TIMEOUT = 90
 # Every page the journey checks, in the order it meets them.
@@ -65,12 +64,7 @@ def screenshots_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (Debian's chromium package)",
-            pytrace=False,
-        )
-    return node_with_packages(PACKAGES)
+    return browser_node(PACKAGES)
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,11 @@ from typing import Any
 import pytest
 
 from tests.liveserver import PASSWORD, LiveServer, live_server
-from tests.nodejs import node_with_packages, options
+from tests.nodejs import CHROMIUM, browser_node, options
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / "tests" / "consent" / "browser"
 SCRIPT = Path(__file__).resolve().parent / "browser" / "vendors.mjs"
-CHROMIUM = Path("/usr/bin/chromium")
 VENDOR = "Corner Bookshop"
 SCOPE = "profile.given_name:read profile.email:read profile.phone:read history:read"
 UNTICK = "Read your phone number"
@@ -57,12 +56,7 @@ def screenshots_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh (Debian's chromium package)",
-            pytrace=False,
-        )
-    return node_with_packages(PACKAGES)
+    return browser_node(PACKAGES)
 
 
 @pytest.fixture(scope="module")
