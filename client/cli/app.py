@@ -547,20 +547,9 @@ def export(
 
 def _write_private(target: Path, body: bytes) -> None:
     """Your data, readable by you alone (0600), written whole or not at all."""
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        credentials.write_private(target, body)
     except OSError as error:
-        raise Fail(f"cannot write {target}: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(body)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise Fail(f"cannot write {target}: {error.strerror}") from None
 
 

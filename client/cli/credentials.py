@@ -62,15 +62,11 @@ def load() -> Credentials:
         ) from None
 
 
-def save(credentials: Credentials) -> None:
-    """Write the login atomically, mode 0600."""
-    folder = directory()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    target = folder / FILENAME
-    temporary = folder / f".{FILENAME}.{os.getpid()}.tmp"
-    body = json.dumps(
-        {"server": credentials.server, "tokens": asdict(credentials.tokens)}, indent=2
-    ).encode()
+def write_private(target: Path, body: bytes) -> None:
+    """``body`` into ``target``, readable by its owner alone (0600), whole
+    or not at all: a temporary file beside it, synced, then renamed over it.
+    OSError if it cannot be written."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -82,6 +78,16 @@ def save(credentials: Credentials) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def save(credentials: Credentials) -> None:
+    """Write the login atomically, mode 0600, in a 0700 folder."""
+    folder = directory()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    body = json.dumps(
+        {"server": credentials.server, "tokens": asdict(credentials.tokens)}, indent=2
+    ).encode()
+    write_private(folder / FILENAME, body)
 
 
 @contextmanager
