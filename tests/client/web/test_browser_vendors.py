@@ -46,6 +46,10 @@ STEPS = [
     "revoked",
     "device",
     "device-done",
+    "device-enter",
+    "vendor-not-found",
+    "event-not-found",
+    "oauth-error",
 ]
 
 
@@ -107,7 +111,7 @@ def _seen(run: dict[str, Any], key: str) -> Any:
 
 
 def test_every_page_is_visited_accessible_and_saved_at_both_widths(run: dict[str, Any]) -> None:
-    _seen(run, "device")
+    assert _seen(run, "error_pages") == [404, 404, 400]
     pages = _seen(run, "pages")
     assert [p["step"] for p in pages] == STEPS
     assert {p["step"]: p["violations"] for p in pages if p["violations"]} == {}

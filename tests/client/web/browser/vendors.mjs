@@ -202,6 +202,17 @@ async function vendors(out, { page }) {
     headers: { authorization: `Bearer ${cli.access_token}` },
   });
   out.device = { user_code: device.user_code, me_status: me.status, me: await me.json() };
+
+  // The pages that say something went wrong are pages too.
+  await page.goto(`${issuer}/device`);
+  await check(out, page, 'device-enter', 'v');
+  const missing = await page.goto(`${issuer}/vendors/${'0'.repeat(32)}`);
+  await check(out, page, 'vendor-not-found', 'v');
+  const noEvent = await page.goto(`${issuer}/data/history/${'0'.repeat(32)}`);
+  await check(out, page, 'event-not-found', 'v');
+  const refused = await page.goto(`${issuer}/oauth/authorize?client_id=nobody&response_type=code`);
+  await check(out, page, 'oauth-error', 'v');
+  out.error_pages = [missing.status(), noEvent.status(), refused.status()];
 }
 
 const browser = await launch(opt.chromium);
