@@ -113,11 +113,28 @@ def customer_reads(store: Store, held: TokenStore) -> Iterator[dict[str, Any]]:
 
 
 def pipeline_of(config: Config, sink: Sink) -> Any:
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=PIPELINE,
         pipelines_dir=str(config.state_dir / "dlt"),
         destination=to_sink(sink),
     )
+    finish_normalize(pipeline)
+    return pipeline
+
+
+def finish_normalize(pipeline: Any) -> None:
+    """Finish what dlt's normalize step was doing if a run was killed in
+    its window: a package committed for loading whose extracted copy was not
+    deleted yet (dlt-hub/dlt#4446). Left there, every later normalize commits
+    the copy again onto the package that exists, and fails with "Directory
+    not empty". The committed package holds the same data, so the copy is
+    deleted, as normalize does next (the one step here that uses dlt's
+    storage below its pipeline API: there is no public call for it)."""
+    committed = set(pipeline.list_normalized_load_packages())
+    committed.update(pipeline.list_completed_load_packages())
+    for load_id in pipeline.list_extracted_load_packages():
+        if load_id in committed:
+            pipeline._get_normalize_storage().extracted_packages.delete_package(load_id)
 
 
 def run(
