@@ -328,6 +328,13 @@ def _why(exc: BaseException) -> str:
         cause = cause.__cause__
     if isinstance(cause, known) and type(cause).__module__.startswith("connectors."):
         return str(cause).splitlines()[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        # The system's own words and the files it names (the state folder,
+        # the sink's), which hold no secret: what an operator needs to act.
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        return (
+            f"the sync failed ({type(exc).__name__}: {exc.strerror}{': ' + where if where else ''})"
+        )
     return f"the sync failed ({type(exc).__name__})"
 
 
