@@ -38,6 +38,9 @@ from client.models import (
     _Items,
 )
 
+# Seconds a request of the SDK (and of vrm-me's login) may take.
+DEFAULT_TIMEOUT = 10.0
+
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from client.calls import DEFAULT_TIMEOUT
 from client.errors import VRMError, VRMTransportError
 
 CLIENT_ID = "vrm-me"
@@ -33,7 +34,6 @@ SCOPE = "account"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 # Refresh a little before the access token runs out, not after a 401.
 EARLY_SECONDS = 30.0
-DEFAULT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from client import calls
-from client.calls import AccessLogFilter, Call, HistoryFilter, Progress
+from client.calls import DEFAULT_TIMEOUT, AccessLogFilter, Call, HistoryFilter, Progress
 from client.models import (
     Account,
     AuditReceipt,
@@ -27,8 +27,6 @@ from client.models import (
 )
 
 T = TypeVar("T")
-
-DEFAULT_TIMEOUT = 10.0
 
 
 class VRMClient:

@@ -171,3 +171,20 @@ def assert_unhandled_500(
     (record,) = [rec for rec in caplog.records if rec.name == "vrm.errors"]
     assert record.getMessage() == f"unhandled error on {method} {path}"
     assert record.exc_info is not None
+
+
+# A vendor registered by the operator, for the tests that need one: the
+# consent journey's (tests/consent/conftest.py, imported here, not at the
+# top, since it imports this module's Person).
+@pytest.fixture
+def vendor(app: FastAPI) -> Any:
+    from tests.consent.conftest import register_vendor
+
+    return register_vendor(app)
+
+
+@pytest.fixture
+def other_vendor(app: FastAPI) -> Any:
+    from tests.consent.conftest import register_vendor
+
+    return register_vendor(app, "Farmácia Central")

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,23 @@ def browser_node(folder: Path) -> str:
             pytrace=False,
         )
     return node_with_packages(folder)
+
+
+def run_browser_script(
+    node: str, script: Path, packages: Path, *, timeout: float, **values: str
+) -> dict[str, Any]:
+    """Run a browser scenario script with ``values`` as its options
+    (:func:`options`, ``chromium`` added), in the folder of its packages;
+    the JSON object it printed last. A script that failed fails the test
+    with what it printed."""
+    done = subprocess.run(
+        [node, str(script), *options(**values, chromium=str(CHROMIUM))],
+        cwd=packages,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, f"the browser run failed:\n{done.stderr}\n{done.stdout}"
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

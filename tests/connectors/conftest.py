@@ -19,7 +19,7 @@ from connectors.sinks.sql import SQLSink
 from connectors.state import State
 from connectors.store import Store
 from tests.connectors.bottlecrm import ENSURE, BottleCRM, bottlecrm_server, venv_exists
-from tests.consent.conftest import Vendor, register_vendor
+from tests.consent.conftest import Vendor
 
 ISSUER = "http://127.0.0.1:8000"
 
@@ -48,11 +48,6 @@ def crm(tmp_path: Path) -> Iterator[BottleCRM]:
         pytest.skip(f"BottleCRM is not installed; run {ENSURE} to run this test")
     with bottlecrm_server(tmp_path / "bottlecrm") as server:
         yield server
-
-
-@pytest.fixture
-def vendor(app: FastAPI) -> Vendor:
-    return register_vendor(app)
 
 
 class Connected:

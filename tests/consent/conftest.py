@@ -17,7 +17,6 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
@@ -73,16 +72,6 @@ def register_vendor(app: FastAPI, name: str = "Bertrand Books", **extra: Any) ->
         )
     assert secret is not None
     return Vendor(vendor.id, secret, REDIRECT_URI, TestClient(app))
-
-
-@pytest.fixture
-def vendor(app: FastAPI) -> Vendor:
-    return register_vendor(app)
-
-
-@pytest.fixture
-def other_vendor(app: FastAPI) -> Vendor:
-    return register_vendor(app, "Farmácia Central")
 
 
 def pkce() -> tuple[str, str]:

@@ -115,11 +115,6 @@ def seed(app: FastAPI, person: Person, vendor: Vendor, mark: str) -> Seeded:
     )
 
 
-@pytest.fixture
-def vendor(app: FastAPI) -> Vendor:
-    return register_vendor(app)
-
-
 def export_of(person: Person) -> dict[str, Any]:
     r = person.client.get(f"{ME}/export")
     assert r.status_code == 200, r.text

@@ -28,11 +28,6 @@ CACHEABLE = {
 }
 
 
-@pytest.fixture
-def vendor(app: FastAPI) -> Vendor:
-    return register_vendor(app)
-
-
 def assert_secured(r: Any, cache_control: str = "no-store") -> None:
     assert r.headers.get_list("x-content-type-options") == ["nosniff"], r.headers
     assert r.headers.get_list("cache-control") == [cache_control], r.headers

@@ -21,7 +21,7 @@ from consent.grants import revocation
 from consent.grants.models import Grant
 from consent.oauth.models import AuthorizationCode, OAuthToken
 from tests.conftest import Person
-from tests.consent.conftest import Vendor, register_vendor, tokens_for
+from tests.consent.conftest import Vendor, tokens_for
 from vrm import cli, purge
 from vrm.accounts.models import LoginSession, LoginThrottle
 from vrm.dbtypes import utcnow
@@ -40,11 +40,6 @@ OPERATIONS_MD = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 @pytest.fixture
 def now() -> datetime:
     return utcnow()
-
-
-@pytest.fixture
-def vendor(app: FastAPI) -> Vendor:
-    return register_vendor(app)
 
 
 @pytest.fixture

@@ -20,16 +20,6 @@ from tests.client.web.grants import connect, vendor_read
 from tests.consent.conftest import Vendor, register_vendor
 
 
-@pytest.fixture
-def vendor(app: FastAPI) -> Vendor:
-    return register_vendor(app)
-
-
-@pytest.fixture
-def other_vendor(app: FastAPI) -> Vendor:
-    return register_vendor(app, "Farmácia Central")
-
-
 def _page(who: Customer, **params: str) -> str:
     r = who.http.get("/access", params=params)
     assert r.status_code == 200, r.text

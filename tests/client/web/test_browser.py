@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import httpx
 import pytest
 
 from tests.liveserver import PASSWORD, LiveServer, live_server
-from tests.nodejs import CHROMIUM, browser_node, options
+from tests.nodejs import browser_node, run_browser_script
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / "tests" / "consent" / "browser"
@@ -78,29 +77,18 @@ def run(node: str, server: LiveServer) -> dict[str, Any]:
     out = screenshots_dir()
     shutil.rmtree(out, ignore_errors=True)
     framed = server.new_customer("framed")
-    done = subprocess.run(
-        [
-            node,
-            str(SCRIPT),
-            *options(
-                issuer=server.url,
-                email="web-journey@example.org",
-                password=PASSWORD,
-                new_password=NEW_PASSWORD,
-                frame_email=framed.email,
-                out_dir=str(out),
-                chromium=str(CHROMIUM),
-            ),
-        ],
-        cwd=PACKAGES,
-        capture_output=True,
-        text=True,
+    return run_browser_script(
+        node,
+        SCRIPT,
+        PACKAGES,
         timeout=NODE_TIMEOUT,
-        check=False,
+        issuer=server.url,
+        email="web-journey@example.org",
+        password=PASSWORD,
+        new_password=NEW_PASSWORD,
+        frame_email=framed.email,
+        out_dir=str(out),
     )
-    assert done.returncode == 0, f"the browser run failed:\n{done.stderr}\n{done.stdout}"
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def _seen(run: dict[str, Any], scenario: str, key: str) -> Any:

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.liveserver import PASSWORD, LiveServer, live_server
-from tests.nodejs import CHROMIUM, browser_node, options
+from tests.nodejs import browser_node, run_browser_script
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / "tests" / "consent" / "browser"
@@ -73,33 +72,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def run(node: str, server: LiveServer) -> dict[str, Any]:
     out = screenshots_dir()
     shutil.rmtree(out, ignore_errors=True)
-    done = subprocess.run(
-        [
-            node,
-            str(SCRIPT),
-            *options(
-                issuer=server.url,
-                client_id=server.vendor.client_id,
-                client_secret=server.vendor.client_secret,
-                redirect_uri=server.vendor.redirect_uri,
-                vendor_name=VENDOR,
-                scope=SCOPE,
-                untick=UNTICK,
-                email=EMAIL,
-                password=PASSWORD,
-                out_dir=str(out),
-                chromium=str(CHROMIUM),
-            ),
-        ],
-        cwd=PACKAGES,
-        capture_output=True,
-        text=True,
+    return run_browser_script(
+        node,
+        SCRIPT,
+        PACKAGES,
         timeout=NODE_TIMEOUT,
-        check=False,
+        issuer=server.url,
+        client_id=server.vendor.client_id,
+        client_secret=server.vendor.client_secret,
+        redirect_uri=server.vendor.redirect_uri,
+        vendor_name=VENDOR,
+        scope=SCOPE,
+        untick=UNTICK,
+        email=EMAIL,
+        password=PASSWORD,
+        out_dir=str(out),
     )
-    assert done.returncode == 0, f"the browser run failed:\n{done.stderr}\n{done.stdout}"
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def _seen(run: dict[str, Any], key: str) -> Any:

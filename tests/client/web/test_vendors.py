@@ -23,11 +23,6 @@ from tests.kit import log_in
 from vrm.vendor_api.models import AccessEvent
 
 
-@pytest.fixture
-def vendor(app: FastAPI) -> Vendor:
-    return register_vendor(app)
-
-
 def _page(who: Customer, path: str) -> str:
     r = who.http.get(path)
     assert r.status_code == 200, r.text
