@@ -21,6 +21,7 @@ from client.models import (
     Label,
     LogEntry,
     LoginSession,
+    NewAccount,
     NewEvent,
     Page,
     Preferences,
@@ -89,9 +90,15 @@ class AsyncVRMClient:
 
     # Account and session
 
-    async def sign_up(self, email: str, password: str) -> Account:
+    async def sign_up(self, email: str, password: str) -> NewAccount:
         """Create an account (409 if the email is taken). Does not log in."""
         return await self._send(calls.sign_up(email, password))
+
+    async def recover(self, email: str, recovery_key: str, new_password: str) -> str:
+        """A forgotten password: set ``new_password`` with the recovery key.
+        Every session ends; log in afterwards. Returns the new recovery key
+        (the one used no longer works)."""
+        return await self._send(calls.recover(email, recovery_key, new_password))
 
     async def log_in(self, email: str, password: str) -> Account:
         """Open a session; its cookie is kept for every later call."""

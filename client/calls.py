@@ -30,10 +30,12 @@ from client.models import (
     Label,
     LogEntry,
     LoginSession,
+    NewAccount,
     NewEvent,
     Page,
     Preferences,
     Profile,
+    Recovered,
     Tagged,
     _Items,
 )
@@ -157,10 +159,15 @@ def _document(model: BaseModel) -> dict[str, Any]:
 # Account and session
 
 
-def sign_up(email: str, password: str) -> Call[Account]:
+def sign_up(email: str, password: str) -> Call[NewAccount]:
     return Call(
-        "POST", f"{API}/accounts", _model(Account), body={"email": email, "password": password}
+        "POST", f"{API}/accounts", _model(NewAccount), body={"email": email, "password": password}
     )
+
+
+def recover(email: str, recovery_key: str, new_password: str) -> Call[str]:
+    body = {"email": email, "recovery_key": recovery_key, "new_password": new_password}
+    return Call("POST", f"{API}/recovery", lambda r: _model(Recovered)(r).recovery_key, body=body)
 
 
 def log_in(email: str, password: str) -> Call[Account]:

@@ -50,6 +50,18 @@ class Account(Model):
     created_at: datetime
 
 
+class NewAccount(Account):
+    """A new account. ``recovery_key`` is shown this once and kept nowhere
+    on the server: with the password forgotten, only it opens the account
+    (:meth:`client.Client.recover`). None when the server holds the keys."""
+
+    recovery_key: str | None = None
+
+
+class Recovered(Model):
+    recovery_key: str
+
+
 class LoginSession(Model):
     """One live session; ``id`` names it to end it and is unrelated to its
     cookie."""

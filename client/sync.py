@@ -20,6 +20,7 @@ from client.models import (
     Label,
     LogEntry,
     LoginSession,
+    NewAccount,
     NewEvent,
     Page,
     Preferences,
@@ -87,9 +88,16 @@ class VRMClient:
 
     # Account and session
 
-    def sign_up(self, email: str, password: str) -> Account:
-        """Create an account (409 if the email is taken). Does not log in."""
+    def sign_up(self, email: str, password: str) -> NewAccount:
+        """Create an account (409 if the email is taken). Does not log in.
+        Keep its ``recovery_key``: it is shown only here."""
         return self._send(calls.sign_up(email, password))
+
+    def recover(self, email: str, recovery_key: str, new_password: str) -> str:
+        """A forgotten password: set ``new_password`` with the recovery key.
+        Every session ends; log in afterwards. Returns the new recovery key
+        (the one used no longer works)."""
+        return self._send(calls.recover(email, recovery_key, new_password))
 
     def log_in(self, email: str, password: str) -> Account:
         """Open a session; its cookie is kept for every later call."""

@@ -159,18 +159,27 @@ def worker() -> None:
 @app.command()
 def demo() -> None:
     """Load the demo customer (ana@example.org) with a profile, preferences
-    and history. Prints the password once, when the customer is created."""
+    and history. Prints the password (and the recovery key of a
+    customer-held root key) once, when the customer is created."""
     settings = _settings()
     store = _prepare(settings)
     engine = make_engine(settings)
     with Session(engine) as session:
-        password = load_demo(session=session, vault=Vault(store), passwords=Passwords(settings))
+        made = load_demo(
+            session=session, vault=Vault(store), passwords=Passwords(settings), settings=settings
+        )
     engine.dispose()
-    if password is None:
+    if made is None:
         out.print(f"demo customer {DEMO_EMAIL} already exists (its password was shown once)")
     else:
         out.print(f"demo customer created: {DEMO_EMAIL}")
-        out.print(f"password (shown only now): {password}", markup=False, highlight=False)
+        out.print(f"password (shown only now): {made.password}", markup=False, highlight=False)
+        if made.recovery_key is not None:
+            out.print(
+                f"recovery key (shown only now): {made.recovery_key}",
+                markup=False,
+                highlight=False,
+            )
 
 
 @keys_app.command("rotate")

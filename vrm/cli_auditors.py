@@ -72,8 +72,8 @@ def list_cmd(
 @auditors_app.command("disable")
 def disable(client_id: Annotated[str, typer.Argument(help="The auditor's client id.")]) -> None:
     """Disable an auditor: it can no longer authenticate. Its record stays."""
-    with _registry() as (session, _vault):
-        auditor = service.disable(session=session, client_id=client_id)
+    with _registry() as (session, vault):
+        auditor = service.disable(session=session, vault=vault, client_id=client_id)
     out.print(
         f"disabled: {auditor.id} ({auditor.name})", markup=False, highlight=False, soft_wrap=True
     )

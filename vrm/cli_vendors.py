@@ -199,8 +199,8 @@ def list_cmd(
 @vendors_app.command("disable")
 def disable(client_id: Annotated[str, typer.Argument(help="The vendor's client id.")]) -> None:
     """Disable a vendor: it can no longer authenticate. Its record stays."""
-    with _registry() as (session, _vault):
-        vendor = service.disable(session=session, client_id=client_id)
+    with _registry() as (session, vault):
+        vendor = service.disable(session=session, vault=vault, client_id=client_id)
     out.print(
         f"disabled: {vendor.id} ({vendor.name}) since {vendor.disabled_at:%Y-%m-%d %H:%M:%S} UTC",
         markup=False,

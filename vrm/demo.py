@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -17,24 +18,53 @@ from vrm.catalogue.profile import PostalAddress, Profile
 from vrm.history import service as history
 from vrm.keys.service import Vault
 from vrm.records import service as records
+from vrm.settings import Settings
 
 DEMO_EMAIL = "ana@example.org"
 
 
-def load_demo(*, session: Session, vault: Vault, passwords: Passwords) -> str | None:
-    """Create the demo customer; returns the new password, or None if the
-    customer already exists (its password was shown when it was made)."""
+@dataclass(frozen=True)
+class DemoCustomer:
+    password: str
+    # None when the server holds the root key (settings.key_custody).
+    recovery_key: str | None
+
+
+def load_demo(
+    *, session: Session, vault: Vault, passwords: Passwords, settings: Settings
+) -> DemoCustomer | None:
+    """Create the demo customer; returns its password and recovery key, or
+    None if the customer already exists (they were shown when it was
+    made)."""
     index = vault.blind_index("email", DEMO_EMAIL)
     if session.exec(select(Customer.id).where(col(Customer.email_index) == index)).first():
         return None
     password = secrets.token_urlsafe(12)
-    customer = accounts.sign_up(
-        session=session, vault=vault, passwords=passwords, email=DEMO_EMAIL, password=password
+    made = accounts.sign_up(
+        session=session,
+        vault=vault,
+        passwords=passwords,
+        settings=settings,
+        email=DEMO_EMAIL,
+        password=password,
     )
+    customer = made.customer
+    # Writing as the customer would: their own root key, for this only.
+    accounts.unlock_with_password(
+        session=session, vault=vault, passwords=passwords, customer=customer, password=password
+    )
+    try:
+        _write_demo_data(session=session, vault=vault, customer_id=customer.id)
+    finally:
+        vault.lock(customer.id)
+    return DemoCustomer(password, made.recovery_key)
+
+
+def _write_demo_data(*, session: Session, vault: Vault, customer_id: str) -> None:
     records.replace_document(
         session=session,
         vault=vault,
-        customer_id=customer.id,
+        customer_id=customer_id,
         category="profile",
         data=Profile(
             given_name="Ana",
@@ -54,7 +84,7 @@ def load_demo(*, session: Session, vault: Vault, passwords: Passwords) -> str | 
     records.replace_document(
         session=session,
         vault=vault,
-        customer_id=customer.id,
+        customer_id=customer_id,
         category="preferences",
         data=Preferences(
             communication=Communication(channels=["email"], frequency="monthly", language="en"),
@@ -120,6 +150,5 @@ def load_demo(*, session: Session, vault: Vault, passwords: Passwords) -> str | 
     ]
     for event in events:
         history.add_event(
-            session=session, vault=vault, customer_id=customer.id, event=event, source="customer"
+            session=session, vault=vault, customer_id=customer_id, event=event, source="customer"
         )
-    return password

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     login_lockout_max_seconds: Annotated[int, Field(ge=1)] = 3600
     # A client address gets more room than one account: many people share NATs.
     login_max_failures_per_address: Annotated[int, Field(ge=1)] = 50
+
+    # Who holds a new customer's root key (docs/keys.md, "Customer-held
+    # keys"): "customer" wraps it by their password and a recovery key, so
+    # the server opens only what a live grant shares while they are away;
+    # "server" keeps it in the key store, as for customers from before.
+    key_custody: Literal["server", "customer"] = "server"
 
     # How long unwrapped data keys stay in process memory. Deleting a customer
     # evicts them at once in this process; other processes drop them within

@@ -74,6 +74,7 @@ def _signup_page(
         email=email,
         error=error,
         field_errors=field_errors or {},
+        customer_held=request.app.state.settings.key_custody == "customer",
     )
     _SIGNUP_CSRF.give(response, request, token)
     return response
@@ -123,10 +124,11 @@ def signup_submit(
             request, email=email, error="Please correct the form.", field_errors=errors, status=422
         )
     try:
-        accounts.sign_up(
+        made = accounts.sign_up(
             session=session,
             vault=vault,
             passwords=passwords,
+            settings=settings,
             email=str(body.email),
             password=body.password,
         )
@@ -142,7 +144,11 @@ def signup_submit(
         )
     except VRMError as exc:
         return _signup_page(request, email=email, error=exc.detail or exc.title, status=exc.status)
-    response = RedirectResponse("/", status_code=303)
+    response: Response = RedirectResponse("/", status_code=303)
+    if made.recovery_key is not None:
+        # Shown on this answer only (no-store, as every page): it is kept
+        # nowhere, so there is no page to come back to for it.
+        response = render("recovery_key.html", path="/signup", recovery_key=made.recovery_key)
     set_session_cookie(response, request, settings, token)
     _SIGNUP_CSRF.forget(response)
     return response

@@ -190,7 +190,9 @@ def vendor_page(
 
 
 @router.post("/vendors/{grant_id}/narrow")
-def narrow(grant_id: str, who: PageCustomerDep, session: SessionDep, form: PageFormDep) -> Response:
+def narrow(
+    grant_id: str, who: PageCustomerDep, session: SessionDep, vault: VaultDep, form: PageFormDep
+) -> Response:
     grant = _mine(session, who, grant_id)
     if grant is None:
         return _not_found(who)
@@ -203,7 +205,7 @@ def narrow(grant_id: str, who: PageCustomerDep, session: SessionDep, form: PageF
         return _detail(session, who, grant, error=FORM_EXPIRED, ticked=ticked, status=403)
     before = list(grant.scopes)
     try:
-        revocation.narrow(session, grant, scopes=kept_scopes(grant, ticked), expires_at=None)
+        revocation.narrow(session, vault, grant, scopes=kept_scopes(grant, ticked), expires_at=None)
     except ValidationFailed as exc:
         session.rollback()
         message = f"Nothing was changed: {exc.detail or exc.title}"
@@ -240,7 +242,7 @@ def _new_end(until: str, on_date: str) -> tuple[datetime | None, dict[str, str]]
 
 @router.post("/vendors/{grant_id}/shorten")
 def shorten(
-    grant_id: str, who: PageCustomerDep, session: SessionDep, form: PageFormDep
+    grant_id: str, who: PageCustomerDep, session: SessionDep, vault: VaultDep, form: PageFormDep
 ) -> Response:
     grant = _mine(session, who, grant_id)
     if grant is None:
@@ -257,7 +259,7 @@ def shorten(
     end, problems = _new_end(until, on_date)
     if end is not None:
         try:
-            revocation.narrow(session, grant, scopes=None, expires_at=end)
+            revocation.narrow(session, vault, grant, scopes=None, expires_at=end)
         except ValidationFailed as exc:
             session.rollback()
             problems = {"on_date" if on_date else "until": exc.detail or exc.title}
@@ -299,7 +301,9 @@ def revoke_page(grant_id: str, who: PageCustomerDep, session: SessionDep) -> Res
 
 
 @router.post("/vendors/{grant_id}/revoke")
-def revoke(grant_id: str, who: PageCustomerDep, session: SessionDep, form: PageFormDep) -> Response:
+def revoke(
+    grant_id: str, who: PageCustomerDep, session: SessionDep, vault: VaultDep, form: PageFormDep
+) -> Response:
     grant = _mine(session, who, grant_id)
     if grant is None:
         return _not_found(who)
@@ -309,7 +313,7 @@ def revoke(grant_id: str, who: PageCustomerDep, session: SessionDep, form: PageF
         return _revoke_page(session, who, grant, error=_NOT_SENT.format(exc.message), status=400)
     if not who.csrf_ok(f"/vendors/{grant.id}/revoke", sent["csrf"]):
         return _revoke_page(session, who, grant, error=FORM_EXPIRED, status=403)
-    revocation.revoke(session, grant, by="customer")
+    revocation.revoke(session, vault, grant, by="customer")
     session.commit()
     return RedirectResponse(f"/vendors/{grant.id}?done=revoked", status_code=303)
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select, update
 
 from consent.audit import events as audit
 from consent.grants.models import Grant
-from consent.grants.service import _record, accesses_of, details_for, is_active
+from consent.grants.service import _record, accesses_of, details_for, hold_escrow, is_active
 from consent.notices import outbox
 from consent.oauth.models import AuthorizationCode, OAuthToken
 from consent.policy import field_names, parse_scope, simplify, within
@@ -25,6 +25,7 @@ from vrm.dbtypes import utcnow
 from vrm.errors import ValidationFailed
 from vrm.feed import changes as feed
 from vrm.feed.models import FeedNotice
+from vrm.keys.service import Vault
 
 
 def revoke_tokens(session: Session, grant_id: str) -> None:
@@ -46,10 +47,17 @@ def revoke_tokens(session: Session, grant_id: str) -> None:
     )
 
 
-def revoke(session: Session, grant: Grant, *, by: str) -> Grant:
+def end_escrow(session: Session, vault: Vault, grant: Grant) -> None:
+    """What the grant escrowed no longer opens without its customer: its
+    copies and its escrow key are destroyed (vrm/keys/service.py)."""
+    vault.end_escrow(session, holder_id=grant.id, customer_id=grant.customer_id)
+
+
+def revoke(session: Session, vault: Vault, grant: Grant, *, by: str) -> Grant:
     """End the grant now. Revoking twice is harmless. The caller commits."""
     if grant.revoked_at is not None:
         return grant
+    end_escrow(session, vault, grant)
     now = utcnow()
     grant.revoked_at = now
     grant.revoked_by = by
@@ -63,6 +71,7 @@ def revoke(session: Session, grant: Grant, *, by: str) -> Grant:
 
 def narrow(
     session: Session,
+    vault: Vault,
     grant: Grant,
     *,
     scopes: list[str] | None,
@@ -94,6 +103,7 @@ def narrow(
             )
             removed = field_names(current) - field_names(wanted)
             grant.scopes = [a.scope for a in wanted]
+            hold_escrow(session, vault, grant)
     if expires_at is not None:
         if expires_at > grant.expires_at:
             raise ValidationFailed("A grant's expiry can only be brought closer.")
@@ -152,7 +162,11 @@ def _tombstone(
 
 
 def expire_due(
-    session: Session, *, vendor_id: str | None = None, since: datetime | None = None
+    session: Session,
+    vault: Vault,
+    *,
+    vendor_id: str | None = None,
+    since: datetime | None = None,
 ) -> int:
     """Put a tombstone on the feed for each grant that ran out (of one
     vendor, or of all), and expired after ``since`` if given: expiry writes
@@ -174,6 +188,7 @@ def expire_due(
     due = session.exec(query).all()
     added = 0
     for grant in due:
+        end_escrow(session, vault, grant)
         if _tombstone(session, grant, "expired", dedupe=True) is not None:
             audit.consent_changed(session.connection(), grant, "expired", "expiry", {})
             added += 1

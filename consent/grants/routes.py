@@ -153,20 +153,26 @@ def grant_receipt(
 
 @router.patch("/{grant_id}", responses=problems(NotFound))
 def narrow_grant(
-    grant_id: str, body: GrantPatch, customer: CurrentCustomer, session: SessionDep
+    grant_id: str,
+    body: GrantPatch,
+    customer: CurrentCustomer,
+    session: SessionDep,
+    vault: VaultDep,
 ) -> GrantPublic:
     """Take scopes away or bring the expiry closer; takes effect on the
     vendor's very next request."""
     grant = service.get_for_customer(session, customer.id, grant_id)
-    revocation.narrow(session, grant, scopes=body.scopes, expires_at=body.expires_at)
+    revocation.narrow(session, vault, grant, scopes=body.scopes, expires_at=body.expires_at)
     session.commit()
     session.refresh(grant)
     return public(session, grant)
 
 
 @router.delete("/{grant_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(NotFound))
-def revoke_grant(grant_id: str, customer: CurrentCustomer, session: SessionDep) -> None:
+def revoke_grant(
+    grant_id: str, customer: CurrentCustomer, session: SessionDep, vault: VaultDep
+) -> None:
     """Withdraw consent: every token of the grant stops working at once."""
     grant = service.get_for_customer(session, customer.id, grant_id)
-    revocation.revoke(session, grant, by="customer")
+    revocation.revoke(session, vault, grant, by="customer")
     session.commit()

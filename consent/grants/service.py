@@ -23,6 +23,7 @@ from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, ValidationFailed
 from vrm.feed import changes as feed
+from vrm.keys.service import Vault
 
 # A grant lasts at most this long; the customer may always choose less.
 MAX_GRANT_DAYS = 2 * 365
@@ -92,8 +93,27 @@ def _record(session: Session, grant: Grant, kind: str, by: str, detail: dict[str
     audit.consent_changed(session.connection(), grant, kind, by, detail)
 
 
+def escrowed_categories(grant: Scoped) -> set[str]:
+    """The categories whose data keys a grant escrows while it lives, so
+    that its vendor reads them with the customer away: those it reads.
+    (A history deposit is sealed for the customer, vrm/history/deposits.py.)"""
+    return {a.category for a in accesses_of(grant) if a.action == "read"}
+
+
+def hold_escrow(session: Session, vault: Vault, grant: Grant) -> None:
+    """Escrow what ``grant`` reads (again, after it narrowed: what it no
+    longer reads goes, with its escrow key version)."""
+    vault.escrow(
+        session,
+        holder_id=grant.id,
+        customer_id=grant.customer_id,
+        categories=escrowed_categories(grant),
+    )
+
+
 def create(
     session: Session,
+    vault: Vault,
     *,
     customer_id: str,
     vendor_id: str,
@@ -127,6 +147,8 @@ def create(
         grant.authorization_details = details_for(allowed, request.purpose, grant)
     session.add(grant)
     session.flush()
+    # The customer is here, granting: their root key opens what to escrow.
+    hold_escrow(session, vault, grant)
     _record(
         session,
         grant,

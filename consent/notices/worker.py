@@ -69,7 +69,7 @@ class Notices:
         now = utcnow()
         since = None if self._expired_until is None else self._expired_until - EXPIRY_OVERLAP
         with Session(self.engine) as session:
-            added = revocation.expire_due(session, since=since)
+            added = revocation.expire_due(session, self.vault, since=since)
         self._expired_until = now
         return added
 

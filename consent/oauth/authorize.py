@@ -209,6 +209,7 @@ def _authorize_post(
         expires_at = min(expires_at, now + timedelta(days=form.days))
     new_grant = grants.create(
         session,
+        vault,
         customer_id=login.customer.id,
         vendor_id=oreq.client.vendor.id,
         request=request,

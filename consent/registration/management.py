@@ -23,7 +23,7 @@ from consent.registration.client_metadata import (
 from consent.registration.requests import Status, answer, json_body, json_object
 from consent.vendors import service as vendors
 from vrm.db import SessionDep
-from vrm.deps import SettingsDep
+from vrm.deps import SettingsDep, VaultDep
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,9 @@ async def update_registration(
 
 
 @router.delete(REGISTER_PATH + "/{client_id}")
-def delete_registration(registered: RegisteredDep, session: SessionDep) -> Response:
-    vendors.delete_registration(session, registered.vendor)
+def delete_registration(
+    registered: RegisteredDep, session: SessionDep, vault: VaultDep
+) -> Response:
+    vendors.delete_registration(session, vault, registered.vendor)
     logger.info("vendor %s deleted its registration", registered.vendor.id)
     return Response(status_code=204)

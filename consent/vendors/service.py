@@ -157,28 +157,28 @@ def _existing(session: Session, client_id: str) -> Vendor:
     return vendor
 
 
-def disable(session: Session, client_id: str) -> Vendor:
+def disable(session: Session, vault: Vault, client_id: str) -> Vendor:
     """Mark the vendor disabled; it can no longer authenticate. Idempotent:
     a second call keeps the first time."""
     vendor = _existing(session, client_id)
     if vendor.disabled_at is None:
         vendor.disabled_at = utcnow()
         session.add(vendor)
-        _end_grants(session, vendor, by="operator")
+        _end_grants(session, vault, vendor, by="operator")
         audit.vendor_changed(session.connection(), vendor, "disabled", by="operator")
         session.commit()
         session.refresh(vendor)
     return vendor
 
 
-def _end_grants(session: Session, vendor: Vendor, *, by: str) -> None:
+def _end_grants(session: Session, vault: Vault, vendor: Vendor, *, by: str) -> None:
     """A vendor that is gone holds no consent: its customers see their
     grants with it as revoked, not as active grants that no longer work."""
     active = session.exec(
         select(Grant).where(Grant.vendor_id == vendor.id, col(Grant.revoked_at).is_(None))
     ).all()
     for grant in active:
-        revocation.revoke(session, grant, by=by)
+        revocation.revoke(session, vault, grant, by=by)
 
 
 def check_secret(vault: Vault, vendor: Vendor, secret: str) -> bool:
@@ -310,13 +310,13 @@ def update_registration(session: Session, vendor: Vendor, *, metadata: ClientMet
     return vendor
 
 
-def delete_registration(session: Session, vendor: Vendor) -> None:
+def delete_registration(session: Session, vault: Vault, vendor: Vendor) -> None:
     """RFC 7592 section 2.3: the client is gone for every purpose. The row
     stays disabled (grants and receipts name it) and its registration access
     token is forgotten; tokens of a disabled vendor no longer work."""
     if vendor.disabled_at is None:
         vendor.disabled_at = utcnow()
-        _end_grants(session, vendor, by="vendor")
+        _end_grants(session, vault, vendor, by="vendor")
         audit.vendor_changed(session.connection(), vendor, "disabled", by="vendor")
     vendor.registration_token_hash = None
     session.add(vendor)

@@ -415,12 +415,16 @@ from sqlmodel import Session
 from consent.grants.models import Grant
 from consent.grants import revocation
 from vrm.db import make_engine
+from vrm.keys.server import open_key_store
+from vrm.keys.service import Vault
 from vrm.settings import Settings
 
-engine = make_engine(Settings())
+settings = Settings()
+engine = make_engine(settings)
+vault = Vault(open_key_store(settings))
 with Session(engine) as session:
     grant = session.get(Grant, sys.argv[1])
-    revocation.revoke(session, grant, by="customer")
+    revocation.revoke(session, vault, grant, by="customer")
     session.flush()
     print("written, not committed", flush=True)
     time.sleep(120)

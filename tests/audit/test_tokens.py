@@ -132,7 +132,7 @@ def test_a_userinfo_read_is_logged_with_the_fields_it_released(
 
 def test_registering_and_disabling_a_vendor_are_logged(app: FastAPI, vendor: Vendor) -> None:
     with Session(app.state.engine) as session:
-        vendors.disable(session, vendor.client_id)
+        vendors.disable(session, app.state.vault, vendor.client_id)
     found = [(e["type"], e["vendor"], e["by"]) for e in _logged(app)]
     assert found == [
         ("vendor.registered", vendor.client_id, "operator"),

@@ -19,8 +19,10 @@ def test_sign_up_then_log_in_gives_the_account(server: LiveServer) -> None:
     with VRMClient(server.url) as sdk:
         made = sdk.sign_up(email, "correct horse battery staple")
         logged = sdk.log_in(email, "correct horse battery staple")
-        assert logged == made
-        assert sdk.me() == made
+        account = (made.id, made.email, made.created_at)
+        assert (logged.id, logged.email, logged.created_at) == account
+        me = sdk.me()
+        assert (me.id, me.email, me.created_at) == account
 
 
 def test_sign_up_with_a_taken_email_is_a_conflict(logged_in: LoggedIn) -> None:

@@ -31,6 +31,7 @@ WHEN = datetime(2026, 12, 1, tzinfo=UTC)
 EVERY_CALL: list[Call[object]] = [
     calls.sign_up("a@example.org", "pw"),
     calls.log_in("a@example.org", "pw"),
+    calls.recover("a@example.org", "KEY", "pw2"),
     calls.log_out(),
     calls.me(),
     calls.change_password("pw", "pw2"),

@@ -241,7 +241,7 @@ def test_disabling_a_vendor_stops_its_tokens(app: FastAPI, ana: Person, vendor: 
 
     token = tokens_for(ana, vendor)
     with Session(app.state.engine) as session:
-        vendors.disable(session, vendor.client_id)
+        vendors.disable(session, app.state.vault, vendor.client_id)
     r = vendor.refresh(token["refresh_token"])
     assert r.status_code == 401, r.text
     assert r.json()["error"] == "invalid_client"

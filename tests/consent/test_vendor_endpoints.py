@@ -105,7 +105,7 @@ def test_a_disabled_vendor_is_refused_and_its_tokens_die_at_once(
 ) -> None:
     live = _client_credentials(vendor).json()["access_token"]
     with Session(app.state.engine) as session:
-        vendors.disable(session, vendor.client_id)
+        vendors.disable(session, app.state.vault, vendor.client_id)
     r = _client_credentials(vendor)
     assert r.status_code == 401
     assert r.json()["error"] == "invalid_client"
@@ -133,7 +133,7 @@ def test_in_one_event_loop_a_changed_vendor_counts_on_the_next_request(
         assert client_credentials(vendor.client_secret) == 401
         assert client_credentials(new) == 200
         with Session(app.state.engine) as session:
-            vendors.disable(session, vendor.client_id)
+            vendors.disable(session, app.state.vault, vendor.client_id)
         assert client_credentials(new) == 401
 
 

@@ -336,7 +336,7 @@ def test_list_vendors_returns_every_vendor_in_registration_order(
     session: Session, vault: Vault
 ) -> None:
     ids = [_register(session, vault, name=f"Vendor {n}")[0].id for n in range(3)]
-    service.disable(session, ids[1])
+    service.disable(session, vault, ids[1])
 
     assert [(v.id, v.name) for v in service.list_vendors(session)] == [
         (ids[0], "Vendor 0"),
@@ -368,7 +368,7 @@ def test_disable_stops_the_secret_working_but_get_still_returns_the_vendor(
     assert secret is not None
     before = datetime.now(UTC)
 
-    disabled = service.disable(session, vendor.id)
+    disabled = service.disable(session, vault, vendor.id)
 
     assert disabled.disabled_at is not None
     assert before <= disabled.disabled_at <= datetime.now(UTC)
@@ -382,14 +382,16 @@ def test_disable_stops_the_secret_working_but_get_still_returns_the_vendor(
 
 def test_disabling_twice_keeps_the_first_time(session: Session, vault: Vault) -> None:
     vendor, _ = _register(session, vault)
-    first = service.disable(session, vendor.id).disabled_at
+    first = service.disable(session, vault, vendor.id).disabled_at
 
-    assert service.disable(session, vendor.id).disabled_at == first
+    assert service.disable(session, vault, vendor.id).disabled_at == first
 
 
-def test_disable_of_an_unknown_client_id_is_not_found(app: FastAPI, session: Session) -> None:
+def test_disable_of_an_unknown_client_id_is_not_found(
+    app: FastAPI, session: Session, vault: Vault
+) -> None:
     with pytest.raises(NotFound) as caught:
-        service.disable(session, "vnd_unknown")
+        service.disable(session, vault, "vnd_unknown")
 
     assert caught.value.detail == "No vendor has this client id."
 
@@ -664,7 +666,7 @@ def test_vrm_vendors_list_shows_every_vendor_and_no_secret(
     tea, tea_secret = _register(
         session, vault, name="Tea House", redirect_uris=["https://tea.example/cb"]
     )
-    service.disable(session, tea.id)
+    service.disable(session, vault, tea.id)
     assert acme_secret is not None
     assert tea_secret is not None
 

@@ -148,7 +148,7 @@ def test_a_disabled_vendor_is_told_by_the_operator(
 
     tokens_for(ana, vendor, SCOPE)
     with Session(app.state.engine) as session:
-        vendors.disable(session, vendor.client_id)
+        vendors.disable(session, app.state.vault, vendor.client_id)
     run_once(app)
     [got] = receiver.received
     _, claims = verified(vendor.client, got.body.decode())

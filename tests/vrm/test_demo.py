@@ -21,7 +21,13 @@ from vrm.records.models import DocumentRecord
 
 def load(app: FastAPI) -> str | None:
     with Session(app.state.engine) as session:
-        return load_demo(session=session, vault=app.state.vault, passwords=app.state.passwords)
+        made = load_demo(
+            session=session,
+            vault=app.state.vault,
+            passwords=app.state.passwords,
+            settings=app.state.settings,
+        )
+    return None if made is None else made.password
 
 
 def row_counts(app: FastAPI) -> dict[str, int]:

@@ -45,6 +45,7 @@ def test_the_walker_finds_the_json_body_routes(app: FastAPI) -> None:
     # this only proves the walker is not walking nothing.
     assert json_body_routes(app) == [
         ("POST", "/api/v1/accounts"),
+        ("POST", "/api/v1/recovery"),
         ("POST", "/api/v1/session"),
         ("PUT", "/api/v1/me/password"),
         ("DELETE", "/api/v1/me"),

@@ -103,7 +103,7 @@ def test_the_root_key_cache_stays_bounded(tmp_path: Path, monkeypatch: pytest.Mo
     for n in range(10):
         store.create_root_key(f"cust{n}")
         store.wrap(f"cust{n}", 1, b"k" * 32, b"")
-        assert len(store._cache) <= 3
+        assert len(store._customers._cache) <= 3
 
 
 def test_a_key_caught_mid_destruction_reads_as_missing_and_is_not_cached(tmp_path: Path) -> None:

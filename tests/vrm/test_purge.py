@@ -293,11 +293,11 @@ def test_an_expiry_is_told_once_though_its_tombstone_is_old(
         grant.expires_at = utcnow() - SECOND
         session.add(grant)
         session.commit()
-        assert revocation.expire_due(session, vendor_id=vendor.client_id) == 1
+        assert revocation.expire_due(session, app.state.vault, vendor_id=vendor.client_id) == 1
     later = utcnow() + 91 * DAY
     assert run(app, settings, later)["tombstones"] == 0
     with Session(app.state.engine) as session:
-        assert revocation.expire_due(session, vendor_id=vendor.client_id) == 0
+        assert revocation.expire_due(session, app.state.vault, vendor_id=vendor.client_id) == 0
         told = session.exec(select(FeedNotice).where(FeedNotice.reason == "expired")).all()
     assert [(n.grant_id, n.kind) for n in told] == [(grant_id, "ended")]
 

@@ -28,6 +28,11 @@ class Customer(SQLModel, table=True):
     # (consent/audit/entries.py): erased with the account, which leaves the
     # log verifiable and its entries about them unlinkable to anyone.
     audit_salt: bytes = Field(default_factory=lambda: secrets.token_bytes(32))
+    # A customer-held root key (vrm/keys/custody.py), wrapped by the key the
+    # password gives and by the recovery key's; both NULL while the root key
+    # is the server's (in the key store), as before migration 0019.
+    root_by_password: bytes | None = None
+    root_by_recovery: bytes | None = None
 
 
 class LoginSession(SQLModel, table=True):
@@ -49,6 +54,9 @@ class LoginSession(SQLModel, table=True):
     last_used_at: datetime = Field(sa_type=UTCDateTime)
     key_version: int
     device_ct: bytes | None = None
+    # The customer-held root key, sealed under a key only the session's
+    # token gives (vrm/keys/custody.py); NULL for a server-held one.
+    root_sealed: bytes | None = None
 
 
 class LoginThrottle(SQLModel, table=True):
@@ -112,3 +120,24 @@ class AccountPublic(BaseModel):
     id: str
     email: str
     created_at: datetime
+
+
+class AccountCreated(AccountPublic):
+    recovery_key: str | None = PydanticField(
+        description="Shown this once and never stored: with the password forgotten, only it "
+        "opens your data (POST /api/v1/recovery). Null when this server holds your keys."
+    )
+
+
+class Recovery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    recovery_key: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    new_password: Password
+
+
+class Recovered(BaseModel):
+    recovery_key: str = PydanticField(
+        description="Your new recovery key, shown this once: the one you used no longer works."
+    )

@@ -7,10 +7,13 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from vrm.accounts import service, sessions
 from vrm.accounts.models import (
+    AccountCreated,
     AccountPublic,
     Credentials,
     PasswordChange,
     PasswordConfirmation,
+    Recovered,
+    Recovery,
     SessionList,
     SignUp,
 )
@@ -63,17 +66,53 @@ def set_session_cookie(
 
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, responses=problems(Conflict))
 def sign_up(
-    body: SignUp, session: SessionDep, vault: VaultDep, passwords: PasswordsDep
-) -> AccountPublic:
-    """Create an account. Log in afterwards with POST /api/v1/session."""
-    customer = service.sign_up(
+    body: SignUp,
+    session: SessionDep,
+    vault: VaultDep,
+    passwords: PasswordsDep,
+    settings: SettingsDep,
+) -> AccountCreated:
+    """Create an account. Log in afterwards with POST /api/v1/session.
+    Keep the ``recovery_key``: it is shown only here."""
+    made = service.sign_up(
         session=session,
         vault=vault,
         passwords=passwords,
+        settings=settings,
         email=str(body.email),
         password=body.password,
     )
-    return AccountPublic(id=customer.id, email=str(body.email), created_at=customer.created_at)
+    return AccountCreated(
+        id=made.customer.id,
+        email=str(body.email),
+        created_at=made.customer.created_at,
+        recovery_key=made.recovery_key,
+    )
+
+
+@router.post("/recovery", responses=problems(Unauthenticated, TooManyRequests))
+def recover(
+    body: Recovery,
+    session: SessionDep,
+    vault: VaultDep,
+    passwords: PasswordsDep,
+    settings: SettingsDep,
+    address: ClientAddressDep,
+) -> Recovered:
+    """A forgotten password: the recovery key sets a new one. Every session
+    ends; log in afterwards. Answers with a new recovery key, shown once."""
+    return Recovered(
+        recovery_key=service.recover(
+            session=session,
+            vault=vault,
+            passwords=passwords,
+            settings=settings,
+            email=str(body.email),
+            recovery_key=body.recovery_key,
+            new_password=body.new_password,
+            client_address=address,
+        )
+    )
 
 
 @router.post("/session", responses=problems(Unauthenticated, TooManyRequests))

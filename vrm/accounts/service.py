@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete
@@ -12,22 +13,25 @@ from sqlmodel import Session, col, select
 
 from vrm.accounts import sessions, throttle
 from vrm.accounts.models import Customer, LoginSession, LoginThrottle
-from vrm.accounts.passwords import Passwords
+from vrm.accounts.passwords import Passwords, Verified
 from vrm.backup.journal import ErasureJournal
 from vrm.catalogue import ACCOUNT
+from vrm.crypto import aead
 from vrm.db import scrub_wal
 from vrm.dbtypes import utcnow
-from vrm.errors import Conflict, Forbidden, Unauthenticated
+from vrm.errors import Conflict, Forbidden, IntegrityFailure, Unauthenticated
 from vrm.feed import changes as feed
 from vrm.history.models import HistoryRecord
+from vrm.keys import custody
 from vrm.keys.models import DataKey
 from vrm.keys.pairwise import pairwise_subject
-from vrm.keys.service import Vault
+from vrm.keys.service import UNLOCK_SECONDS, Vault
 from vrm.records import service as records
 from vrm.records.models import DocumentRecord
 from vrm.settings import Settings
 
 WRONG_CREDENTIALS = "Email or password is wrong."
+WRONG_RECOVERY = "Email or recovery key is wrong."
 
 # What a layer above the store does when an account is erased (consent
 # tells the vendors holding the customer's data). It is called with the
@@ -49,9 +53,38 @@ def _throttle_prefix(vault: Vault, email_key: bytes) -> bytes:
     return vault.blind_index("throttled-account", email_key.hex())
 
 
+@dataclass(frozen=True)
+class NewAccount:
+    customer: Customer
+    # Shown to the customer once, never stored: None when the server holds
+    # the root key (settings.key_custody).
+    recovery_key: str | None
+
+
+def _hold_root(customer: Customer, passwords: Passwords, password: str, root: bytes) -> str:
+    """Wrap ``root`` by a new ``password`` (the customer's stored password
+    changes with it) and by a new recovery key, which it returns."""
+    customer.password_hash, kek = passwords.new_verifier(password)
+    customer.root_by_password = custody.wrap_root(kek, customer.id, root, by="password")
+    recovery_key = custody.new_recovery_key()
+    customer.root_by_recovery = custody.wrap_root(
+        custody.recovery_kek(recovery_key, customer.id), customer.id, root, by="recovery"
+    )
+    return recovery_key
+
+
 def sign_up(
-    *, session: Session, vault: Vault, passwords: Passwords, email: str, password: str
-) -> Customer:
+    *,
+    session: Session,
+    vault: Vault,
+    passwords: Passwords,
+    settings: Settings,
+    email: str,
+    password: str,
+) -> NewAccount:
+    """Create the account, its keys and its empty documents. With
+    customer-held keys, the root key is made here, wrapped by the password
+    and a new recovery key, and forgotten when this returns."""
     index = _email_key(vault, email)
     if session.exec(select(Customer.id).where(col(Customer.email_index) == index)).first():
         raise Conflict("An account with this email already exists.")
@@ -61,14 +94,20 @@ def sign_up(
         email_index=index,
         email_ct=b"",
         key_version=0,
-        password_hash=passwords.hash(password),
+        password_hash="",
         created_at=now,
         password_changed_at=now,
     )
+    root = aead.new_key() if settings.key_custody == "customer" else None
+    recovery_key = None
+    if root is None:
+        customer.password_hash = passwords.hash(password)
+    else:
+        recovery_key = _hold_root(customer, passwords, password, root)
     try:
         session.add(customer)
         session.flush()
-        vault.create_customer_keys(session, customer.id)
+        vault.create_customer_keys(session, customer.id, root=root)
         sealed = vault.seal(
             session,
             customer_id=customer.id,
@@ -87,8 +126,38 @@ def sign_up(
         session.rollback()
         vault.shred(customer.id)
         raise
+    vault.lock(customer.id)
     session.refresh(customer)
-    return customer
+    return NewAccount(customer, recovery_key)
+
+
+def _root_of(customer: Customer, verified: Verified) -> bytes | None:
+    """The customer-held root key the password opens; None for a
+    server-held one."""
+    if verified.kek is None or customer.root_by_password is None:
+        return None
+    try:
+        return custody.unwrap_root(
+            verified.kek, customer.id, customer.root_by_password, by="password"
+        )
+    except aead.SealError:
+        raise IntegrityFailure(
+            "the customer's wrapped root key failed its integrity check"
+        ) from None
+
+
+def unlock_with_password(
+    *, session: Session, vault: Vault, passwords: Passwords, customer: Customer, password: str
+) -> None:
+    """Hold the customer's own root key briefly (``vrm demo`` writes the
+    demo customer's data as they would). Not throttled: the operator's
+    command line only, never a request."""
+    verified = passwords.check(customer.password_hash, password)
+    if verified is None:
+        raise Forbidden("The password is wrong.")
+    root = _root_of(customer, verified)
+    if root is not None:
+        vault.unlock(customer.id, root, seconds=UNLOCK_SECONDS)
 
 
 def account_email(*, session: Session, vault: Vault, customer: Customer) -> str:
@@ -137,16 +206,28 @@ def log_in(
     customer = session.exec(
         select(Customer).where(col(Customer.email_index) == account_key)
     ).first()
-    ok = passwords.verify(customer.password_hash if customer else None, password)
-    if not ok or customer is None:
+    verified = passwords.check(customer.password_hash if customer else None, password)
+    if verified is None or customer is None:
         raise Unauthenticated(WRONG_CREDENTIALS)
     throttle.succeed(session, hand_back=[at_address], forget=[account_at_address.key])
     sessions.forget_expired(session=session, customer_id=customer.id)
+    root = _root_of(customer, verified)
     if passwords.needs_rehash(customer.password_hash):
-        customer.password_hash = passwords.hash(password)
+        if root is None:
+            customer.password_hash = passwords.hash(password)
+        else:
+            customer.password_hash, kek = passwords.new_verifier(password)
+            customer.root_by_password = custody.wrap_root(kek, customer.id, root, by="password")
         session.add(customer)
+    if root is not None:
+        vault.unlock(customer.id, root, seconds=UNLOCK_SECONDS)
     token = sessions.open_session(
-        session=session, vault=vault, settings=settings, customer_id=customer.id, device=device
+        session=session,
+        vault=vault,
+        settings=settings,
+        customer_id=customer.id,
+        device=device,
+        root=root,
     )
     session.commit()
     return customer, token
@@ -161,7 +242,7 @@ def _confirm_password(
     customer: Customer,
     password: str,
     now: datetime,
-) -> None:
+) -> Verified:
     # Re-entering a password is throttled like a log-in: a stolen session
     # must not become a password oracle.
     key = _confirm_key(customer.id)
@@ -171,9 +252,11 @@ def _confirm_password(
         settings=settings,
         now=now,
     )
-    if not passwords.verify(customer.password_hash, password):
+    verified = passwords.check(customer.password_hash, password)
+    if verified is None:
         raise Forbidden("The password is wrong.")
     throttle.succeed(session, forget=[key])
+    return verified
 
 
 def change_password(
@@ -188,9 +271,10 @@ def change_password(
     device: str,
 ) -> str:
     """Change the password, end every session, and open a fresh one for the
-    caller on ``device`` (returns its token)."""
+    caller on ``device`` (returns its token). A customer-held root key is
+    rewrapped by the new password; the recovery key stays as it was."""
     now = utcnow()
-    _confirm_password(
+    verified = _confirm_password(
         session=session,
         vault=vault,
         passwords=passwords,
@@ -199,15 +283,76 @@ def change_password(
         password=current_password,
         now=now,
     )
-    customer.password_hash = passwords.hash(new_password)
+    root = _root_of(customer, verified)
+    if root is None:
+        customer.password_hash = passwords.hash(new_password)
+    else:
+        customer.password_hash, kek = passwords.new_verifier(new_password)
+        customer.root_by_password = custody.wrap_root(kek, customer.id, root, by="password")
     customer.password_changed_at = now
     session.add(customer)
     sessions.end_all(session=session, customer_id=customer.id)
     token = sessions.open_session(
-        session=session, vault=vault, settings=settings, customer_id=customer.id, device=device
+        session=session,
+        vault=vault,
+        settings=settings,
+        customer_id=customer.id,
+        device=device,
+        root=root,
     )
     session.commit()
     return token
+
+
+def recover(
+    *,
+    session: Session,
+    vault: Vault,
+    passwords: Passwords,
+    settings: Settings,
+    email: str,
+    recovery_key: str,
+    new_password: str,
+    client_address: str,
+) -> str:
+    """A forgotten password: the recovery key opens the root key, which is
+    wrapped by ``new_password`` and by a new recovery key (returned: the
+    old one was typed somewhere). Every session ends. Throttled and
+    answered like a log-in: an unknown email, a server-held account (which
+    has no recovery key) and a wrong key are the same error."""
+    now = utcnow()
+    account_key = _email_key(vault, email)
+    at_address = throttle.Counter(
+        _address_key(vault, client_address), settings.login_max_failures_per_address
+    )
+    account_at_address = throttle.Counter(
+        throttle.account_key(
+            _throttle_prefix(vault, account_key),
+            vault.blind_index("recovery-at-address", f"{account_key.hex()} {client_address}"),
+        ),
+        settings.login_max_failures,
+    )
+    throttle.reserve(session, counters=[at_address, account_at_address], settings=settings, now=now)
+    customer = session.exec(
+        select(Customer).where(col(Customer.email_index) == account_key)
+    ).first()
+    root = None
+    if customer is not None and customer.root_by_recovery is not None:
+        try:
+            kek = custody.recovery_kek(recovery_key, customer.id)
+            root = custody.unwrap_root(kek, customer.id, customer.root_by_recovery, by="recovery")
+        except (custody.RecoveryKeyError, aead.SealError):
+            root = None
+    if customer is None or root is None:
+        raise Unauthenticated(WRONG_RECOVERY)
+    throttle.succeed(session, hand_back=[at_address], forget=[account_at_address.key])
+    new_recovery_key = _hold_root(customer, passwords, new_password, root)
+    customer.password_changed_at = now
+    session.add(customer)
+    sessions.end_all(session=session, customer_id=customer.id)
+    session.commit()
+    vault.lock(customer.id)
+    return new_recovery_key
 
 
 def delete_account(
@@ -258,6 +403,7 @@ def erase(
     # Journaled before anything is destroyed, so that restoring a backup
     # taken earlier erases the customer again (vrm/backup/journal.py).
     ErasureJournal.of(settings).record(customer_id)
+    vault.end_escrows_of(session, customer_id)
     vault.shred(customer_id)
     for table in (HistoryRecord, DocumentRecord, LoginSession, DataKey):
         session.exec(delete(table).where(col(table.customer_id) == customer_id))

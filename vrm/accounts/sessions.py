@@ -18,7 +18,7 @@ import hmac
 import re
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
@@ -26,9 +26,11 @@ from sqlmodel import Session, col, select
 from vrm.accounts import devices
 from vrm.accounts.models import Customer, LoginSession, SessionPublic
 from vrm.catalogue import ACCOUNT
+from vrm.crypto import aead
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound
-from vrm.keys.service import Vault
+from vrm.keys import custody
+from vrm.keys.service import UNLOCK_SECONDS, Vault
 from vrm.settings import Settings
 
 LAST_USED_EVERY = timedelta(minutes=5)
@@ -45,10 +47,18 @@ def _device_record(session_id: str) -> str:
 
 
 def open_session(
-    *, session: Session, vault: Vault, settings: Settings, customer_id: str, device: str
+    *,
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    customer_id: str,
+    device: str,
+    root: bytes | None = None,
 ) -> str:
     """Add a session for ``customer_id`` (the caller commits); returns its
-    token. ``device`` comes from :func:`vrm.accounts.devices.describe`."""
+    token. ``device`` comes from :func:`vrm.accounts.devices.describe`.
+    A customer-held ``root`` key is sealed for the session under a key
+    only its token gives (vrm/keys/custody.py)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     session_id = uuid.uuid4().hex
@@ -71,6 +81,9 @@ def open_session(
             last_used_at=now,
             key_version=sealed.key_version,
             device_ct=sealed.ciphertext,
+            root_sealed=None
+            if root is None
+            else custody.seal_for_session(token, customer_id, session_id, root),
         )
     )
     return token
@@ -88,6 +101,8 @@ def login_session(*, session: Session, vault: Vault, token: str) -> LoginSession
     now = utcnow()
     if row is None or row.expires_at <= now:
         return None
+    if row.root_sealed is not None and not _unlock(vault, row, token, now):
+        return None
     if now - row.last_used_at >= LAST_USED_EVERY:
         # Detached first, so the commit does not expire what the caller
         # reads next (nor fail it, if the session ends meanwhile).
@@ -102,16 +117,35 @@ def login_session(*, session: Session, vault: Vault, token: str) -> LoginSession
     return row
 
 
+def _unlock(vault: Vault, row: LoginSession, token: str, now: datetime) -> bool:
+    """Hand the vault the customer-held root key the session holds, for
+    this request and never past the session's end; False if the seal does
+    not open (an altered row: no session)."""
+    try:
+        root = custody.open_for_session(token, row.customer_id, row.id, row.root_sealed or b"")
+    except aead.SealError:
+        return False
+    left = (row.expires_at - now).total_seconds()
+    vault.unlock(row.customer_id, root, seconds=min(UNLOCK_SECONDS, left))
+    return True
+
+
 def customer_for_token(*, session: Session, vault: Vault, token: str) -> Customer | None:
     row = login_session(session=session, vault=vault, token=token)
     return None if row is None else session.get(Customer, row.customer_id)
 
 
 def log_out(*, session: Session, vault: Vault, token: str) -> None:
-    session.exec(
-        delete(LoginSession).where(col(LoginSession.token_hash) == vault.token_hash(token))
-    )
+    """End the session of ``token``, and forget the customer's root key in
+    this process (vrm/keys/service.py, :meth:`~vrm.keys.service.Vault.lock`)."""
+    ended = session.exec(
+        delete(LoginSession)
+        .where(col(LoginSession.token_hash) == vault.token_hash(token))
+        .returning(col(LoginSession.customer_id))
+    ).first()
     session.commit()
+    if ended is not None:
+        vault.lock(ended[0])
 
 
 def forget_expired(*, session: Session, customer_id: str) -> None:
@@ -209,4 +243,6 @@ def end_session(
     current = _is_current(vault, row, current_token)
     session.delete(row)
     session.commit()
+    if current:
+        vault.lock(customer_id)
     return current

@@ -44,6 +44,7 @@ from vrm.backup.sealing import (
     verify_key,
 )
 from vrm.dbtypes import utcnow
+from vrm.keys.custody import CUSTOMER_ROOT
 from vrm.settings import Settings
 
 MANIFEST, DATABASE, KEYS = "manifest.json", "database.sealed", "keys.sealed"
@@ -116,7 +117,12 @@ def create(settings: Settings, key: bytes, folder: Path) -> Created:
             snapshot = database.dump(settings, plain_db)
             files = _read_key_store(settings)
             erased = journal.customer_ids()
-            missing = {ref for ref in snapshot.key_refs - _root_keys(files) if ref[0] not in erased}
+            # A customer-held root key (version 0) is never in the key store.
+            missing = {
+                ref
+                for ref in snapshot.key_refs - _root_keys(files)
+                if ref[0] not in erased and ref[1] != CUSTOMER_ROOT
+            }
             if not missing:
                 break
         customers = len({ref[0] for ref in snapshot.key_refs})

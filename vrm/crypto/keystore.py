@@ -59,6 +59,25 @@ class KeyStore(Protocol):
     def destroy_customer(self, customer_id: str) -> None:
         """Destroy every root key of the customer (crypto-shredding)."""
 
+    def root_key(self, customer_id: str, version: int) -> bytes:
+        """The root key itself: only to hand it to its customer when their
+        keys move from the server to them (vrm/keys/custody.py)."""
+
+    def create_escrow_key(self, holder_id: str) -> int:
+        """Create a new version of the escrow key of a holder (a grant)."""
+
+    def escrow_versions(self, holder_id: str) -> list[int]: ...
+
+    def escrow_wrap(self, holder_id: str, version: int, data_key: bytes, aad: bytes) -> bytes: ...
+
+    def escrow_unwrap(self, holder_id: str, version: int, wrapped: bytes, aad: bytes) -> bytes:
+        """Raises KeyMissing for a destroyed escrow key, SealError if tampered."""
+
+    def retire_escrow_version(self, holder_id: str, version: int) -> None: ...
+
+    def destroy_escrow(self, holder_id: str) -> None:
+        """Destroy every version of the holder's escrow key."""
+
     def server_key(self, name: str) -> bytes:
         """A server-wide secret key; raises KeyMissing if it is not there.
         Never created here: only ``vrm init`` creates keys."""
@@ -93,18 +112,120 @@ def _read_key(path: Path, what: str) -> bytes:
     return key
 
 
+class _KeyFolder:
+    """Versioned keys of one kind of owner, one folder per owner under
+    ``root`` (``customers/`` for root keys, ``escrow/`` for grants'
+    escrow keys). Keys are cached for ``cache_seconds``, then read again: a
+    key destroyed by another process (an erasure, a rotation, a revocation)
+    stops working here within that bound (docs/keys.md, Caching)."""
+
+    def __init__(self, root: Path, what: str, cache_seconds: float) -> None:
+        self.root = root
+        # How messages name a key: "root key 2 of customer <id>".
+        self.what = what
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        # (owner id, version) -> (key, monotonic expiry)
+        self._cache: dict[tuple[str, int], tuple[bytes, float]] = {}
+
+    def folder(self, owner_id: str) -> Path:
+        return self.root / _check_id(owner_id)
+
+    def versions(self, owner_id: str) -> list[int]:
+        folder = self.folder(owner_id)
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.stem) for p in folder.glob("*.key") if p.stem.isdigit())
+
+    def create(self, owner_id: str) -> int:
+        with self._lock:
+            existing = self.versions(owner_id)
+            version = (existing[-1] + 1) if existing else 1
+            while not _write_new(self.folder(owner_id) / f"{version}.key", aead.new_key()):
+                version += 1
+            return version
+
+    def key(self, owner_id: str, version: int) -> bytes:
+        now = time.monotonic()
+        cached = self._cache.get((owner_id, version))
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        path = self.folder(owner_id) / f"{int(version)}.key"
+        key = _read_key(path, f"{self.what.format(int(version))} {owner_id}")
+        if self.cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                    self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
+                    if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                        self._cache.clear()
+                self._cache[(owner_id, version)] = (key, now + self.cache_seconds)
+        return key
+
+    def retire(self, owner_id: str, version: int) -> None:
+        with self._lock:
+            self._cache.pop((owner_id, version), None)
+            _destroy_file(self.folder(owner_id) / f"{int(version)}.key")
+
+    def destroy(self, owner_id: str) -> None:
+        folder = self.folder(owner_id)
+        with self._lock:
+            for key in [k for k in self._cache if k[0] == owner_id]:
+                del self._cache[key]
+            if folder.is_dir():
+                # Every file, not only *.key: a temporary file left by a
+                # crash mid-write holds key material too.
+                for path in folder.iterdir():
+                    _destroy_file(path)
+                folder.rmdir()
+
+
+def _write_new(path: Path, secret: bytes) -> bool:
+    """Create path with mode 0600 holding secret; False if it exists.
+
+    The secret goes to a temporary file first and is hard-linked into
+    place, so another thread or process never reads a key file that is
+    still empty (concurrent first use of a server key did)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink()
+
+
+def _destroy_file(path: Path) -> None:
+    # Overwriting first is best effort (journaling and SSDs may keep old
+    # blocks); the unlink is what the guarantee rests on.
+    try:
+        with open(path, "r+b") as f:
+            f.write(b"\0" * aead.KEY_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
 class FileKeyStore:
-    """Root keys are cached for ``cache_seconds``, then read again: a key
-    destroyed by another process (an erasure, a rotation) stops working
-    here within that bound (docs/keys.md, Caching). Server keys are read
-    once and kept: they never change while the server runs."""
+    """Root keys and escrow keys are cached for ``cache_seconds``
+    (:class:`_KeyFolder`). Server keys are read once and kept: they never
+    change while the server runs."""
 
     def __init__(self, root: Path, *, cache_seconds: float = 60.0) -> None:
         self.root = root
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
-        # (customer id, version) -> (key, monotonic expiry)
-        self._cache: dict[tuple[str, int], tuple[bytes, float]] = {}
+        self._customers = _KeyFolder(root / "customers", "root key {} of customer", cache_seconds)
+        self._escrow = _KeyFolder(root / "escrow", "escrow key {} of grant", cache_seconds)
         self._server: dict[str, bytes] = {}
 
     # -- layout ---------------------------------------------------------
@@ -113,38 +234,9 @@ class FileKeyStore:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(folder, 0o700)
 
-    def _customer_dir(self, customer_id: str) -> Path:
-        return self.root / "customers" / _check_id(customer_id)
-
-    @staticmethod
-    def _write_new(path: Path, secret: bytes) -> bool:
-        """Create path with mode 0600 holding secret; False if it exists.
-
-        The secret goes to a temporary file first and is hard-linked into
-        place, so another thread or process never reads a key file that is
-        still empty (concurrent first use of a server key did)."""
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(secret)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            return True
-        finally:
-            tmp.unlink()
-
     # -- root keys ------------------------------------------------------
     def versions(self, customer_id: str) -> list[int]:
-        folder = self._customer_dir(customer_id)
-        if not folder.is_dir():
-            return []
-        return sorted(int(p.stem) for p in folder.glob("*.key") if p.stem.isdigit())
+        return self._customers.versions(customer_id)
 
     def current_version(self, customer_id: str) -> int:
         found = self.versions(customer_id)
@@ -153,65 +245,41 @@ class FileKeyStore:
         return found[-1]
 
     def create_root_key(self, customer_id: str) -> int:
-        with self._lock:
-            existing = self.versions(customer_id)
-            version = (existing[-1] + 1) if existing else 1
-            while not self._write_new(
-                self._customer_dir(customer_id) / f"{version}.key", aead.new_key()
-            ):
-                version += 1
-            return version
+        return self._customers.create(customer_id)
 
-    def _root_key(self, customer_id: str, version: int) -> bytes:
-        now = time.monotonic()
-        cached = self._cache.get((customer_id, version))
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        path = self._customer_dir(customer_id) / f"{int(version)}.key"
-        key = _read_key(path, f"root key {int(version)} of customer {customer_id}")
-        if self.cache_seconds > 0:
-            with self._lock:
-                if len(self._cache) >= _CACHE_MAX_ENTRIES:
-                    self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
-                    if len(self._cache) >= _CACHE_MAX_ENTRIES:
-                        self._cache.clear()
-                self._cache[(customer_id, version)] = (key, now + self.cache_seconds)
-        return key
+    def root_key(self, customer_id: str, version: int) -> bytes:
+        return self._customers.key(customer_id, version)
 
     def wrap(self, customer_id: str, version: int, data_key: bytes, aad: bytes) -> bytes:
-        return aead.seal(self._root_key(customer_id, version), data_key, aad)
+        return aead.seal(self._customers.key(customer_id, version), data_key, aad)
 
     def unwrap(self, customer_id: str, version: int, wrapped: bytes, aad: bytes) -> bytes:
-        return aead.open_sealed(self._root_key(customer_id, version), wrapped, aad)
-
-    def _destroy_file(self, path: Path) -> None:
-        # Overwriting first is best effort (journaling and SSDs may keep old
-        # blocks); the unlink is what the guarantee rests on.
-        try:
-            with open(path, "r+b") as f:
-                f.write(b"\0" * aead.KEY_BYTES)
-                f.flush()
-                os.fsync(f.fileno())
-            path.unlink()
-        except FileNotFoundError:
-            pass
+        return aead.open_sealed(self._customers.key(customer_id, version), wrapped, aad)
 
     def retire_version(self, customer_id: str, version: int) -> None:
-        with self._lock:
-            self._cache.pop((customer_id, version), None)
-            self._destroy_file(self._customer_dir(customer_id) / f"{int(version)}.key")
+        self._customers.retire(customer_id, version)
 
     def destroy_customer(self, customer_id: str) -> None:
-        folder = self._customer_dir(customer_id)
-        with self._lock:
-            for key in [k for k in self._cache if k[0] == customer_id]:
-                del self._cache[key]
-            if folder.is_dir():
-                # Every file, not only *.key: a temporary file left by a
-                # crash mid-write holds key material too.
-                for path in folder.iterdir():
-                    self._destroy_file(path)
-                folder.rmdir()
+        self._customers.destroy(customer_id)
+
+    # -- escrow keys ----------------------------------------------------
+    def create_escrow_key(self, holder_id: str) -> int:
+        return self._escrow.create(holder_id)
+
+    def escrow_versions(self, holder_id: str) -> list[int]:
+        return self._escrow.versions(holder_id)
+
+    def escrow_wrap(self, holder_id: str, version: int, data_key: bytes, aad: bytes) -> bytes:
+        return aead.seal(self._escrow.key(holder_id, version), data_key, aad)
+
+    def escrow_unwrap(self, holder_id: str, version: int, wrapped: bytes, aad: bytes) -> bytes:
+        return aead.open_sealed(self._escrow.key(holder_id, version), wrapped, aad)
+
+    def retire_escrow_version(self, holder_id: str, version: int) -> None:
+        self._escrow.retire(holder_id, version)
+
+    def destroy_escrow(self, holder_id: str) -> None:
+        self._escrow.destroy(holder_id)
 
     # -- server keys ----------------------------------------------------
     def _server_path(self, name: str) -> Path:
@@ -229,4 +297,4 @@ class FileKeyStore:
         return key
 
     def create_server_key(self, name: str) -> bool:
-        return self._write_new(self._server_path(name), os.urandom(aead.KEY_BYTES))
+        return _write_new(self._server_path(name), os.urandom(aead.KEY_BYTES))

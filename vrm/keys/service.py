@@ -16,9 +16,8 @@ import time
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import Connection, bindparam
+from sqlalchemy import Connection, bindparam, delete
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -27,8 +26,9 @@ from vrm.crypto import aead
 from vrm.crypto.keystore import KeyMissing, KeyStore
 from vrm.dbtypes import utcnow
 from vrm.errors import IntegrityFailure, KeyUnavailable
+from vrm.keys.custody import CUSTOMER_ROOT
 from vrm.keys.derived import Derived
-from vrm.keys.models import DataKey
+from vrm.keys.models import DataKey, KeyEscrow
 from vrm.storage.statements import ManyKeys
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ DERIVED_BYTES = 64 * 1024 * 1024
 # a read whose transaction began before a customer's rewrap committed still
 # sees the old rows, and must still find the key they name.
 RETIRE_GRACE_SECONDS = 5.0
+# How long a customer's own root key is held after the request of theirs
+# that presented it (vrm/accounts/sessions.py): long enough for the
+# request, and never past their session's end.
+UNLOCK_SECONDS = 30.0
 
 
 # A data key's wrapping, read on a plain Connection (the vendor read path).
@@ -64,8 +68,38 @@ _WRAPPED_OF = ManyKeys(
 )
 
 
+# A copy of a data key escrowed for any live holder (any will do: each
+# opens the same key, and the rules of who may read what are the grant's).
+_ESCROWED = (
+    core_select(KeyEscrow.holder_id, KeyEscrow.escrow_version, KeyEscrow.wrapped)  # type: ignore[call-overload]
+    .where(
+        col(KeyEscrow.customer_id) == bindparam("c"),
+        col(KeyEscrow.category) == bindparam("k"),
+        col(KeyEscrow.version) == bindparam("v"),
+    )
+    .limit(1)
+)
+
+# The escrowed copies of several customers' data keys.
+_ESCROWED_OF = ManyKeys(
+    core_select(  # type: ignore[call-overload]
+        KeyEscrow.customer_id,
+        KeyEscrow.category,
+        KeyEscrow.version,
+        KeyEscrow.holder_id,
+        KeyEscrow.escrow_version,
+        KeyEscrow.wrapped,
+    ),
+    KeyEscrow.customer_id,
+)
+
+
 def wrap_aad(customer_id: str, category: str, version: int, root_version: int) -> bytes:
     return aead.associated_data("vrm-data-key/1", customer_id, category, version, root_version)
+
+
+def escrow_aad(holder_id: str, customer_id: str, category: str, version: int) -> bytes:
+    return aead.associated_data("vrm-escrow/1", holder_id, customer_id, category, version)
 
 
 def record_aad(customer_id: str, category: str, record_id: str, key_version: int) -> bytes:
@@ -78,25 +112,53 @@ class Sealed:
     ciphertext: bytes
 
 
-# Reads a data key's (root version, wrapped key) by (customer, category, version).
-_Wrapping = Callable[[tuple[str, str, int]], tuple[int, bytes] | None]
+# A data key's name: (customer id, category, version).
+_KeyName = tuple[str, str, int]
+# An escrowed copy: (holder id, escrow key version, wrapped key).
+_Escrowed = tuple[str, int, bytes]
 
 
-def _in_session(session: Session) -> _Wrapping:
-    def wrapping(key: tuple[str, str, int]) -> tuple[int, bytes] | None:
-        # Through the session: it sees keys added but not yet flushed.
-        row = session.get(DataKey, key)
-        return (row.root_version, row.wrapped) if row is not None else None
+class _Wrappings:
+    """Where a data key's wrappings are read: its row (root version,
+    wrapped key) and, for a customer-held key, an escrowed copy."""
 
-    return wrapping
+    def __init__(self, conn: Callable[[], Connection]) -> None:
+        self._conn = conn
 
-
-def _on_connection(conn: Connection) -> _Wrapping:
-    def wrapping(key: tuple[str, str, int]) -> tuple[int, bytes] | None:
-        row = conn.execute(_WRAPPED, {"c": key[0], "k": key[1], "v": key[2]}).first()
+    def wrapping(self, key: _KeyName) -> tuple[int, bytes] | None:
+        row = self._conn().execute(_WRAPPED, {"c": key[0], "k": key[1], "v": key[2]}).first()
         return (row[0], row[1]) if row is not None else None
 
-    return wrapping
+    def escrowed(self, key: _KeyName) -> _Escrowed | None:
+        row = self._conn().execute(_ESCROWED, {"c": key[0], "k": key[1], "v": key[2]}).first()
+        return (row[0], row[1], row[2]) if row is not None else None
+
+
+class _InSession(_Wrappings):
+    def __init__(self, session: Session) -> None:
+        super().__init__(session.connection)
+        self._session = session
+
+    def wrapping(self, key: _KeyName) -> tuple[int, bytes] | None:
+        # Through the session: it sees keys added but not yet flushed.
+        row = self._session.get(DataKey, key)
+        return (row.root_version, row.wrapped) if row is not None else None
+
+
+class _Read(_Wrappings):
+    """Wrappings read beforehand, for many keys at once."""
+
+    def __init__(
+        self, wrappings: dict[_KeyName, tuple[int, bytes]], escrowed: dict[_KeyName, _Escrowed]
+    ) -> None:
+        self._wrappings = wrappings
+        self._escrowed = escrowed
+
+    def wrapping(self, key: _KeyName) -> tuple[int, bytes] | None:
+        return self._wrappings.get(key)
+
+    def escrowed(self, key: _KeyName) -> _Escrowed | None:
+        return self._escrowed.get(key)
 
 
 def _failed(category: str) -> IntegrityFailure:
@@ -134,6 +196,9 @@ class Vault:
         self._lock = threading.Lock()
         # Server key name -> an HMAC keyed with it, to copy (server_mac).
         self._keyed: dict[str, hmac.HMAC] = {}
+        # Customer id -> (their own root key, monotonic time it is forgotten),
+        # while a session of theirs presents it (unlock).
+        self._roots: dict[str, tuple[bytes, float]] = {}
 
     # -- blind indexes --------------------------------------------------
     def blind_index(self, purpose: str, value: str) -> bytes:
@@ -162,73 +227,128 @@ class Vault:
         return self.server_mac("token-hash", token.encode())
 
     # -- customer keys --------------------------------------------------
-    def create_customer_keys(self, session: Session, customer_id: str) -> None:
-        """Create the root key and one data key per category. The caller
-        commits; if it rolls back, :meth:`shred` removes the root key."""
-        root_version = self.keystore.create_root_key(customer_id)
+    def create_customer_keys(
+        self, session: Session, customer_id: str, *, root: bytes | None = None
+    ) -> None:
+        """Create one data key per category, wrapped by the customer's own
+        ``root`` key (customer-held, vrm/keys/custody.py), or, without one,
+        by a new root key in the key store. The caller commits; if it rolls
+        back, :meth:`shred` removes what the key store made."""
+        if root is None:
+            root_version = self.keystore.create_root_key(customer_id)
+        else:
+            root_version = CUSTOMER_ROOT
+            self.unlock(customer_id, root, seconds=UNLOCK_SECONDS)
         now = utcnow()
         for category in KEYED_CATEGORIES:
-            key, row = self._new_data_key(customer_id, category, root_version, now)
-            session.add(row)
+            key = aead.new_key()
+            aad = wrap_aad(customer_id, category, DATA_KEY_VERSION, root_version)
+            wrapped = (
+                self.keystore.wrap(customer_id, root_version, key, aad)
+                if root is None
+                else aead.seal(root, key, aad)
+            )
+            session.add(
+                DataKey(
+                    customer_id=customer_id,
+                    category=category,
+                    version=DATA_KEY_VERSION,
+                    root_version=root_version,
+                    wrapped=wrapped,
+                    created_at=now,
+                )
+            )
             # Sign-up seals with these at once; no need to read them back.
             self._remember((customer_id, category, DATA_KEY_VERSION), key, time.monotonic())
 
-    def _new_data_key(
-        self, customer_id: str, category: str, root_version: int, now: datetime
-    ) -> tuple[bytes, DataKey]:
-        key = aead.new_key()
-        wrapped = self.keystore.wrap(
-            customer_id,
-            root_version,
-            key,
-            wrap_aad(customer_id, category, DATA_KEY_VERSION, root_version),
-        )
-        return key, DataKey(
-            customer_id=customer_id,
-            category=category,
-            version=DATA_KEY_VERSION,
-            root_version=root_version,
-            wrapped=wrapped,
-            created_at=now,
-        )
+    def unlock(self, customer_id: str, root: bytes, *, seconds: float) -> None:
+        """Hold the customer's own root key for at most ``seconds``: their
+        session presented it (vrm/accounts/sessions.py). Data keys it
+        opens are kept no longer."""
+        with self._lock:
+            self._roots[customer_id] = (root, time.monotonic() + seconds)
+
+    def lock(self, customer_id: str) -> None:
+        """Forget the customer's root key, and every data key and value
+        this process holds for them: their session ended. What a live grant
+        escrows opens again from the escrow when a vendor reads."""
+        with self._lock:
+            self._roots.pop(customer_id, None)
+            for key in [k for k in self._cache if k[0] == customer_id]:
+                del self._cache[key]
+        self.derived.forget(customer_id)
+
+    def _unlocked(self, customer_id: str, now: float) -> tuple[bytes, float] | None:
+        held = self._roots.get(customer_id)
+        if held is None or held[1] <= now:
+            return None
+        return held
 
     def _data_key(
-        self, wrapping: _Wrapping, customer_id: str, category: str, version: int
+        self, wrappings: _Wrappings, customer_id: str, category: str, version: int
     ) -> bytes:
         """The data key, from the cache or unwrapped from what
-        ``wrapping(cache_key)`` reads: (root version, wrapped key)."""
+        ``wrappings`` reads: by the key store's root key, by the
+        customer's own while it is unlocked, else from an escrowed copy."""
         cache_key = (customer_id, category, version)
         now = time.monotonic()
         hit = self._cache.get(cache_key)
         if hit is not None and hit[1] > now:
             return hit[0]
-        found = wrapping(cache_key)
+        found = wrappings.wrapping(cache_key)
         if found is None:
             raise KeyUnavailable("no data key for this record")
         root_version, wrapped = found
+        until = now + self.cache_seconds
         try:
-            key = self.keystore.unwrap(
-                customer_id,
-                root_version,
-                wrapped,
-                wrap_aad(customer_id, category, version, root_version),
-            )
+            if root_version != CUSTOMER_ROOT:
+                key = self.keystore.unwrap(
+                    customer_id,
+                    root_version,
+                    wrapped,
+                    wrap_aad(customer_id, category, version, root_version),
+                )
+            elif (held := self._unlocked(customer_id, now)) is not None:
+                key = aead.open_sealed(
+                    held[0], wrapped, wrap_aad(customer_id, category, version, root_version)
+                )
+                until = min(until, held[1])
+            else:
+                key = self._from_escrow(wrappings, cache_key)
         except KeyMissing:
             raise KeyUnavailable("the customer's root key is gone (erased or missing)") from None
         except aead.SealError:
             raise IntegrityFailure("a wrapped data key failed its integrity check") from None
-        self._remember(cache_key, key, now)
+        self._remember(cache_key, key, now, until)
         return key
+
+    def _from_escrow(self, wrappings: _Wrappings, name: _KeyName) -> bytes:
+        escrowed = wrappings.escrowed(name)
+        if escrowed is None:
+            raise KeyUnavailable(
+                "the customer holds this key: it opens only in their session or for a live "
+                "grant that shares it"
+            )
+        holder_id, escrow_version, wrapped = escrowed
+        try:
+            return self.keystore.escrow_unwrap(
+                holder_id, escrow_version, wrapped, escrow_aad(holder_id, *name)
+            )
+        except KeyMissing:
+            # Destroyed by a revocation whose row delete has not reached
+            # this read's snapshot: the grant is ending.
+            raise KeyUnavailable("the grant that shared this key has ended") from None
 
     def remember_keys(
         self, conn: Connection, customer_ids: Iterable[str], categories: Collection[str]
     ) -> None:
         """Unwrap these customers' data keys of ``categories`` into the
-        cache, reading their wrappings in one query (ManyKeys,
-        vrm/storage/statements.py): a read of many customers (the feed's first sync) then
-        costs no query per customer and category. A key that cannot be
-        unwrapped is left out, for the read that needs it to fail as it
-        would have. Nothing, when the cache keeps nothing."""
+        cache, reading their wrappings (and escrowed copies) in one query
+        each (ManyKeys, vrm/storage/statements.py): a read of many customers
+        (the feed's first sync) then costs no query per customer and
+        category. A key that cannot be unwrapped is left out, for the read
+        that needs it to fail as it would have. Nothing, when the cache
+        keeps nothing."""
         if self.cache_seconds <= 0:
             return
         # A warm read has them all: no query then. (A record sealed under
@@ -252,24 +372,117 @@ class Vault:
             )
             if category in categories
         }
+        held = [name[0] for name, (root_version, _) in wrappings.items() if root_version == 0]
+        escrowed = (
+            {
+                (customer_id, category, version): (holder_id, escrow_version, wrapped)
+                for customer_id, category, version, holder_id, escrow_version, wrapped in (
+                    _ESCROWED_OF.rows(conn, held)
+                )
+                if category in categories
+            }
+            if held
+            else {}
+        )
+        read = _Read(wrappings, escrowed)
         for customer_id, category, version in wrappings:
             try:
-                self._data_key(wrappings.get, customer_id, category, version)
+                self._data_key(read, customer_id, category, version)
             except (KeyUnavailable, IntegrityFailure):
                 continue
 
-    def _remember(self, cache_key: tuple[str, str, int], key: bytes, now: float) -> None:
+    def _remember(
+        self, cache_key: _KeyName, key: bytes, now: float, until: float | None = None
+    ) -> None:
         with self._lock:
             if len(self._cache) >= _CACHE_MAX_ENTRIES:
                 self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
                 if len(self._cache) >= _CACHE_MAX_ENTRIES:
                     self._cache.clear()
-            self._cache[cache_key] = (key, now + self.cache_seconds)
+            self._cache[cache_key] = (key, now + self.cache_seconds if until is None else until)
+
+    # -- escrow ---------------------------------------------------------
+    def escrow(
+        self, session: Session, *, holder_id: str, customer_id: str, categories: Collection[str]
+    ) -> None:
+        """Copy the customer's data keys of ``categories`` for ``holder_id``
+        (a grant), wrapped under a new version of its escrow key, so that
+        they open while the customer is away; any copy it held before goes
+        (crypto-shredded with its key version). Only for a customer-held
+        root key, which must be unlocked (the customer is here, granting):
+        the server holds the others anyway. The caller commits; if the
+        transaction fails, the new escrow key is left behind, opening no
+        row."""
+        rows = session.exec(
+            select(DataKey).where(
+                col(DataKey.customer_id) == customer_id,
+                col(DataKey.category).in_(sorted(categories)),
+                col(DataKey.root_version) == CUSTOMER_ROOT,
+            )
+        ).all()
+        old_versions = self.keystore.escrow_versions(holder_id)
+        session.exec(delete(KeyEscrow).where(col(KeyEscrow.holder_id) == holder_id))
+        if rows:
+            escrow_version = self.keystore.create_escrow_key(holder_id)
+            now = utcnow()
+            wrappings = _InSession(session)
+            for row in rows:
+                name = (customer_id, row.category, row.version)
+                key = self._data_key(wrappings, *name)
+                session.add(
+                    KeyEscrow(
+                        holder_id=holder_id,
+                        customer_id=customer_id,
+                        category=row.category,
+                        version=row.version,
+                        escrow_version=escrow_version,
+                        wrapped=self.keystore.escrow_wrap(
+                            holder_id, escrow_version, key, escrow_aad(holder_id, *name)
+                        ),
+                        created_at=now,
+                    )
+                )
+        for version in old_versions:
+            self.keystore.retire_escrow_version(holder_id, version)
+        if old_versions:
+            self._forget_escrowed(customer_id)
+
+    def end_escrow(self, session: Session, *, holder_id: str, customer_id: str) -> None:
+        """Destroy every escrowed copy held for ``holder_id``, and its escrow
+        key: what it shared no longer opens without the customer, in this
+        database and in any copy of it taken from now on. Keys another live
+        holder escrows still open through theirs. The caller commits; the
+        key goes at once (a failed transaction leaves the grant unable to
+        read while the customer is away: closed, not open)."""
+        session.exec(delete(KeyEscrow).where(col(KeyEscrow.holder_id) == holder_id))
+        self.keystore.destroy_escrow(holder_id)
+        self._forget_escrowed(customer_id)
+
+    def end_escrows_of(self, session: Session, customer_id: str) -> None:
+        """Erasure: destroy every escrow key holding the customer's data
+        keys, and their copies (the caller commits)."""
+        holders = session.exec(
+            select(KeyEscrow.holder_id).where(col(KeyEscrow.customer_id) == customer_id).distinct()
+        ).all()
+        for holder_id in holders:
+            self.end_escrow(session, holder_id=holder_id, customer_id=customer_id)
+
+    def _forget_escrowed(self, customer_id: str) -> None:
+        """Drop the customer's data keys and values this process opened
+        from escrow, unless their session holds the root key: the next read
+        opens them again from what escrow is left. Other processes drop
+        theirs within ``cache_seconds``."""
+        if self._unlocked(customer_id, time.monotonic()) is not None:
+            return
+        with self._lock:
+            for key in [k for k in self._cache if k[0] == customer_id]:
+                del self._cache[key]
+        self.derived.forget(customer_id)
 
     def seal(
         self, session: Session, *, customer_id: str, category: str, record_id: str, plaintext: bytes
     ) -> Sealed:
-        key = self._data_key(_in_session(session), customer_id, category, DATA_KEY_VERSION)
+        key = self._data_key(_InSession(session), customer_id, category, DATA_KEY_VERSION)
         blob = aead.seal(
             key, plaintext, record_aad(customer_id, category, record_id, DATA_KEY_VERSION)
         )
@@ -285,7 +498,7 @@ class Vault:
         key_version: int,
         ciphertext: bytes,
     ) -> bytes:
-        key = self._data_key(_on_connection(conn), customer_id, category, key_version)
+        key = self._data_key(_Wrappings(lambda: conn), customer_id, category, key_version)
         try:
             return aead.open_sealed(
                 key, ciphertext, record_aad(customer_id, category, record_id, key_version)
@@ -307,7 +520,7 @@ class Vault:
         its integrity check fails them all."""
         opened: dict[int, bytes] = {}
         versions = {version for _, version, _ in records}
-        wrapping = _on_connection(conn)
+        wrapping = _Wrappings(lambda: conn)
         for version in versions:
             key = self._data_key(wrapping, customer_id, category, version)
             theirs = [(i, r) for i, r in enumerate(records) if r[1] == version]
@@ -328,10 +541,7 @@ class Vault:
     def shred(self, customer_id: str) -> None:
         """Destroy the customer's root keys: everything sealed for them, in
         this database and in every backup of it, becomes unreadable."""
-        with self._lock:
-            for key in [k for k in self._cache if k[0] == customer_id]:
-                del self._cache[key]
-        self.derived.forget(customer_id)
+        self.lock(customer_id)
         self.keystore.destroy_customer(customer_id)
 
     def rotate(
@@ -351,14 +561,17 @@ class Vault:
         every row has moved on, and ``grace_seconds`` more, for the reads
         whose snapshot began before the rewrap committed.
         """
-        customer_ids = session.exec(select(DataKey.customer_id).distinct()).all()
+        # A customer-held root key is the customer's: the server cannot
+        # rewrap under it, and it is never in the key store to rotate.
+        server_held = col(DataKey.root_version) != CUSTOMER_ROOT
+        customer_ids = session.exec(select(DataKey.customer_id).where(server_held).distinct()).all()
         rewrapped = 0
         to_retire: list[tuple[str, int]] = []
         for customer_id in customer_ids:
             old_versions = self.keystore.versions(customer_id)
             new_version = self.keystore.create_root_key(customer_id)
             rows = session.exec(
-                select(DataKey).where(col(DataKey.customer_id) == customer_id)
+                select(DataKey).where(col(DataKey.customer_id) == customer_id, server_held)
             ).all()
             try:
                 for row in rows:

@@ -60,7 +60,7 @@ def read(
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
     given = cursors.for_feed(vault, vendor_id)
     after = given.decode(cursor) if cursor else cursors.START
-    revocation.expire_due(session, vendor_id=vendor_id)  # commits
+    revocation.expire_due(session, vault, vendor_id=vendor_id)  # commits
     read_snapshot(session)
     high = changes.high_water(session)
     page = Page(session, vault, vendor_id)
