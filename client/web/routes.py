@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from client.web import access, account, documents, history, leaving, vendors
+from client.web import access, account, documents, history, leaving, recovery, vendors
 from client.web.auth import LoginRequired, to_login
 
 # Pages for people, not API: none is in the OpenAPI document.
@@ -14,6 +14,7 @@ ROUTERS = (
     documents.router,
     history.router,
     leaving.router,
+    recovery.router,
     vendors.router,
     access.router,
 )

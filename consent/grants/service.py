@@ -9,6 +9,7 @@ vendor so is in consent/grants/revocation.py.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -17,7 +18,7 @@ from sqlmodel import Session, col, select
 from consent.audit import events as audit
 from consent.grants import vendor_copy
 from consent.grants.models import Grant, GrantChange
-from consent.policy import Access, parse_scope, simplify, within
+from consent.policy import Access, parse_scope, readable_categories, simplify, within
 from consent.scopes import DETAIL_TYPE, DataRequest
 from consent.vendors.models import Vendor
 from vrm.dbtypes import utcnow
@@ -93,11 +94,45 @@ def _record(session: Session, grant: Grant, kind: str, by: str, detail: dict[str
     audit.consent_changed(session.connection(), grant, kind, by, detail)
 
 
-def escrowed_categories(grant: Scoped) -> set[str]:
-    """The categories whose data keys a grant escrows while it lives, so
-    that its vendor reads them with the customer away: those it reads.
-    (A history deposit is sealed for the customer, vrm/history/deposits.py.)"""
-    return {a.category for a in accesses_of(grant) if a.action == "read"}
+def escrowed_categories(accesses: Iterable[Access]) -> set[str]:
+    """The categories whose data keys a grant of ``accesses`` escrows while
+    it lives, so that its vendor reads them with the customer away: those
+    it reads. (A history deposit is sealed for the customer.)"""
+    return set(readable_categories(accesses))
+
+
+# What this server can open of each category while a grant escrows it.
+_HELD_WORDS = {
+    "profile": "your profile",
+    "preferences": "your preferences",
+    "history": "your history (never events you marked private)",
+}
+
+
+def server_reads(categories: set[str], *, customer_held: bool, ending: str) -> str:
+    """What this server can read because of a grant that escrows
+    ``categories``, in plain words for the customer, and that it cannot
+    read the rest (docs/threat-model.md). ``ending`` says when that stops:
+    "while it lasts", "if you allow this"... A customer whose keys the
+    server still holds is told so."""
+    if not customer_held:
+        return (
+            "This server holds the keys to all your data: it can read it whether or not "
+            "you share it."
+        )
+    if not categories:
+        return (
+            f"This server can read none of your data {ending}: it opens only while you "
+            "are logged in."
+        )
+    named = [_HELD_WORDS[c] for c in sorted(categories) if c in _HELD_WORDS]
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return (
+        f"To serve the vendor while you are away, this server can read {listed} {ending} "
+        "(each whole, even where only some fields are shared). It cannot read the rest of "
+        "your data, and once this ends it cannot read these either (unless another grant "
+        "you keep shares them)."
+    )
 
 
 def hold_escrow(session: Session, vault: Vault, grant: Grant) -> None:
@@ -107,7 +142,7 @@ def hold_escrow(session: Session, vault: Vault, grant: Grant) -> None:
         session,
         holder_id=grant.id,
         customer_id=grant.customer_id,
-        categories=escrowed_categories(grant),
+        categories=escrowed_categories(accesses_of(grant)),
     )
 
 

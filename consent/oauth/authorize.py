@@ -136,6 +136,11 @@ def _consent_page(
         unreviewed=vendor.registered_by == "dynamic",
         accesses=request.accesses,
         values=preview(session, server.vault, login.customer.id, request.accesses),
+        server_reads=grants.server_reads(
+            grants.escrowed_categories(request.accesses),
+            customer_held=login.customer.root_by_password is not None,
+            ending="while this lasts, if you allow it",
+        ),
         openid=request.openid,
         purpose=request.purpose,
         purpose_words=PURPOSES.get(request.purpose, request.purpose),

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from tests.conftest import PASSWORD, Person, sign_up_and_log_in
-from tests.consent.conftest import Vendor, tokens_for
+from tests.consent.conftest import Vendor, decide, start, tokens_for
 from tests.kit import bearer
 from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, put
 from vrm.accounts.models import Customer, LoginSession
@@ -219,3 +219,31 @@ def test_a_server_held_customer_has_no_recovery_key(
         json={"email": "ana@example.org", "recovery_key": "A" * 32, "new_password": NEW_PASSWORD},
     )
     assert refused.status_code == 401
+
+
+def test_the_consent_and_vendor_pages_say_what_this_server_can_read(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    auth = start(ana, vendor, "profile.email:read history:write")
+    assert auth.form is not None, auth.page.text
+    assert (
+        "this server can read your profile while this lasts, if you allow it (each whole, "
+        "even where only some fields are shared). It cannot read the rest of your data"
+    ) in auth.page.text
+    decide(ana, auth)
+    (grant,) = ana.client.get("/api/v1/me/grants").json()["items"]
+    page = ana.client.get(f"/vendors/{grant['id']}")
+    assert page.status_code == 200, page.text
+    assert "this server can read your profile while it lasts" in page.text
+    assert ana.client.delete(f"/api/v1/me/grants/{grant['id']}").status_code == 204
+    ended = ana.client.get(f"/vendors/{grant['id']}").text
+    assert "This server can read none of your data for it" in ended
+
+
+def test_a_customer_whose_keys_the_server_holds_is_told_so(
+    app: FastAPI, settings: Settings, vendor: Vendor
+) -> None:
+    app.state.settings = settings.model_copy(update={"key_custody": "server"})
+    bob = sign_up_and_log_in(app, "bob@example.org")
+    auth = start(bob, vendor, "profile:read")
+    assert "This server holds the keys to all your data" in auth.page.text
