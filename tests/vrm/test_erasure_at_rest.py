@@ -31,6 +31,7 @@ from tests.vrm.test_at_rest import _found, _stored_bytes
 from vrm import cli
 from vrm.accounts.models import Customer, LoginThrottle
 from vrm.feed.models import FeedNotice
+from vrm.keys.server import SERVER_KEYS
 from vrm.settings import Settings
 
 ME = "/api/v1/me"
@@ -194,6 +195,8 @@ def test_erasure_leaves_rows_only_where_they_are_kept_on_purpose(
         }
     assert {name: n for name, n in counts.items() if n} == {
         "feed_clock": 1,  # the change log's position
+        # Each server key's check (vrm/keys/server.py): no customer.
+        "server_key_check": len(SERVER_KEYS),
         "vendor": 2,  # the vendor, and the store's own client (vrm-me)
         # The vendor's own feed token (client credentials): no customer.
         "oauth_token": 1,

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlmodel import Session, select
 
-from tests.conftest import Person
+from tests.conftest import PASSWORD, Person
 from tests.consent.conftest import Vendor, register_vendor, tokens_for
 from tests.kit import Ran, assert_problem, vrm, vrm_script
 from vrm.accounts.models import Customer
@@ -280,6 +280,52 @@ def test_a_blind_index_key_from_elsewhere_stops_the_start(
     )
     done = _vrm(settings, "keys", "check")
     assert (done.returncode, done.stdout) == (1, f"{refused.value}\n")
+
+
+def _from_elsewhere(settings: Settings, name: str) -> None:
+    # Whole, 32 bytes, and another key (the csrf key's, or for it the
+    # audit log's).
+    other = "audit-log" if name == "csrf" else "csrf"
+    _break(_server_key(settings, name), "another's", _server_key(settings, other))
+
+
+def _not_this_databases(name: str) -> str:
+    return (
+        f"server key {name} is not the key this database was made with (its check does not "
+        "match): restore the right file from the key store's backup; vrm init will not "
+        "replace it"
+    )
+
+
+@pytest.mark.parametrize("name", [k.name for k in SERVER_KEYS if k.name != "blind-index"])
+def test_any_server_key_from_elsewhere_stops_the_start_naming_it(
+    app: FastAPI, settings: Settings, name: str
+) -> None:
+    # Until the checks, a token-hash or pairwise key from elsewhere started
+    # a server that logged nobody in, or gave vendors new subjects.
+    _from_elsewhere(settings, name)
+    before = _key_files(settings)
+    with pytest.raises(ServerKeyError) as refused:
+        create_app(settings)
+    assert str(refused.value) == _not_this_databases(name)
+    assert _key_files(settings) == before
+    done = _vrm(settings, "keys", "check")
+    assert (done.returncode, done.stdout) == (1, f"{refused.value}\n")
+
+
+def test_a_blind_index_key_from_elsewhere_is_refused_with_only_customer_held_customers(
+    app: FastAPI, settings: Settings
+) -> None:
+    # The server cannot open their emails to compare their index: the
+    # kept check tells.
+    app.state.settings = settings.model_copy(update={"key_custody": "customer"})
+    with TestClient(app) as c:
+        r = c.post("/api/v1/accounts", json={"email": "ana@example.org", "password": PASSWORD})
+        assert r.status_code == 201, r.text
+    _from_elsewhere(settings, "blind-index")
+    with pytest.raises(ServerKeyError) as refused:
+        create_app(settings)
+    assert str(refused.value) == _not_this_databases("blind-index")
 
 
 def test_vrm_serve_refuses_to_start_without_the_blind_index_key_customers_need(

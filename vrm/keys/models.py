@@ -41,3 +41,16 @@ class KeyEscrow(SQLModel, table=True):
     escrow_version: int
     wrapped: bytes
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ServerKeyCheck(SQLModel, table=True):
+    """What each server key gives for a fixed message (HMAC-SHA256), kept
+    when the key was first loaded: a whole key that is not the one this
+    database was made with (restored from another installation, or another
+    key's file) is then refused at start, by name (vrm/keys/server.py).
+    Tells nothing of the key."""
+
+    __tablename__ = "server_key_check"
+
+    name: str = Field(primary_key=True, max_length=64)
+    mac: bytes

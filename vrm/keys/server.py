@@ -19,7 +19,8 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, literal, select, table
+from sqlalchemy import Connection, Engine, delete, insert, literal, select, table
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from sqlmodel import select as sql_select
 
@@ -28,6 +29,7 @@ from vrm.accounts.service import account_email
 from vrm.crypto.keystore import FileKeyStore, KeyMissing, KeyStore, KeyUnreadable
 from vrm.db import make_engine
 from vrm.errors import IntegrityFailure, KeyUnavailable
+from vrm.keys.models import ServerKeyCheck
 from vrm.keys.service import Vault
 from vrm.settings import Settings
 
@@ -94,10 +96,54 @@ def _problem(key: ServerKey, exc: KeyMissing, conn: Connection) -> str:
 def load(keystore: KeyStore, engine: Engine) -> None:
     """Read every server key once, so a running server never needs a key
     file again; raise :class:`ServerKeyError` for the first that is not
-    there or not whole. Never creates a key."""
+    there, not whole, or not this database's. Never creates a key; keeps
+    the check of each key the database has none of yet."""
     found = problems(keystore, engine)
     if found:
         raise ServerKeyError(found[0])
+    _keep_checks(keystore, engine)
+
+
+_CHECK_MESSAGE = b"vrm-server-key-check/1"
+
+
+def _check_of(key: bytes) -> bytes:
+    return hmac.new(key, _CHECK_MESSAGE, "sha256").digest()
+
+
+def _keep_checks(keystore: KeyStore, engine: Engine) -> None:
+    """The check of each server key the database has none of (a new
+    database, or one from before the checks): trusted on first use, after
+    :func:`problems` found nothing wrong. Any number of processes may start
+    at once: the first to write wins, the others' rows are the same."""
+    with engine.begin() as conn:
+        kept = set(conn.execute(select(ServerKeyCheck.name)).scalars())  # type: ignore[call-overload]
+        for key in SERVER_KEYS:
+            if key.name in kept:
+                continue
+            try:
+                conn.execute(
+                    insert(ServerKeyCheck).values(
+                        name=key.name, mac=_check_of(keystore.server_key(key.name))
+                    )
+                )
+            except IntegrityError:
+                return  # another process kept them first
+
+
+def _not_this_databases(keystore: KeyStore, conn: Connection, loaded: set[str]) -> list[str]:
+    """Each loaded key whose check differs from the one the database kept."""
+    rows = conn.execute(select(ServerKeyCheck.name, ServerKeyCheck.mac))  # type: ignore[call-overload]
+    kept: dict[str, bytes] = {row[0]: row[1] for row in rows}
+    return [
+        f"server key {key.name} is not the key this database was made with (its check "
+        "does not match): restore the right file from the key store's backup; vrm init will "
+        "not replace it"
+        for key in SERVER_KEYS
+        if key.name in loaded
+        and key.name in kept
+        and not hmac.compare_digest(kept[key.name], _check_of(keystore.server_key(key.name)))
+    ]
 
 
 def create_missing(keystore: KeyStore, engine: Engine) -> list[str]:
@@ -115,7 +161,12 @@ def create_missing(keystore: KeyStore, engine: Engine) -> list[str]:
                 if _in_use(conn, key):
                     raise ServerKeyError(_problem(key, exc, conn)) from None
                 missing.append(key)
-    return [key.name for key in missing if keystore.create_server_key(key.name)]
+    created = [key.name for key in missing if keystore.create_server_key(key.name)]
+    if created:
+        # A new key that nothing needed: its old check goes with the old key.
+        with engine.begin() as conn:
+            conn.execute(delete(ServerKeyCheck).where(col(ServerKeyCheck.name).in_(created)))
+    return created
 
 
 def _wrong_blind_index(keystore: KeyStore, engine: Engine) -> str | None:
@@ -123,11 +174,17 @@ def _wrong_blind_index(keystore: KeyStore, engine: Engine) -> str | None:
     with (restored from another installation, or another key's file) finds
     no one at log-in, like a lost one. The first customers whose email
     opens tell; a customer whose own key is broken is skipped (vrm keys
-    check lists them). The other server keys leave nothing in the database
-    to check them against."""
+    check lists them), and so is every customer who holds their own root
+    key (the server cannot open their email): the key's kept check
+    (:func:`_not_this_databases`) tells then."""
     vault = Vault(keystore, cache_seconds=0)
     with Session(engine) as session:
-        sample = sql_select(Customer).order_by(col(Customer.id)).limit(_SAMPLE)
+        sample = (
+            sql_select(Customer)
+            .where(col(Customer.root_by_password).is_(None))
+            .order_by(col(Customer.id))
+            .limit(_SAMPLE)
+        )
         for customer in session.exec(sample):
             try:
                 email = account_email(session=session, vault=vault, customer=customer)
@@ -144,8 +201,9 @@ def _wrong_blind_index(keystore: KeyStore, engine: Engine) -> str | None:
 
 
 def problems(keystore: KeyStore, engine: Engine) -> list[str]:
-    """Every server key that is missing, damaged or (the blind-index key)
-    not the database's, one line each."""
+    """Every server key that is missing, damaged or not the database's
+    (its kept check differs; for the blind-index key, the emails' index
+    too), one line each."""
     found = []
     loaded = set()
     with engine.connect() as conn:
@@ -156,8 +214,10 @@ def problems(keystore: KeyStore, engine: Engine) -> list[str]:
                 found.append(_problem(key, exc, conn))
             else:
                 loaded.add(key.name)
+        if not found:
+            found += _not_this_databases(keystore, conn, loaded)
     if "blind-index" in loaded and (wrong := _wrong_blind_index(keystore, engine)) is not None:
-        found.append(wrong)
+        found = [p for p in found if not p.startswith("server key blind-index ")] + [wrong]
     return found
 
 
