@@ -66,10 +66,11 @@ GOAL = 0.10
 
 
 @contextlib.contextmanager
-def server(source: Path | None, database_url: str) -> Iterator[ours.Ours]:
+def server(source: Path | None, database_url: str, **settings: str) -> Iterator[ours.Ours]:
     """Our server, run from ``source`` (a checkout) when given: its code
     comes first on the path of every process it starts. On PostgreSQL the
-    database is emptied first: each server has keys of its own."""
+    database is emptied first: each server has keys of its own.
+    ``settings``: more of its environment (bench/lib/ours.py, start)."""
     if database_url:
         _empty(database_url)
     saved, here = os.environ.get("PYTHONPATH"), Path.cwd()
@@ -79,7 +80,7 @@ def server(source: Path | None, database_url: str) -> Iterator[ours.Ours]:
         os.environ["PYTHONPATH"] = str(source)
         os.chdir(source)
     try:
-        started = ours.start(1, database_url)
+        started = ours.start(1, database_url, **settings)
     finally:
         os.chdir(here)
         if saved is None:

@@ -197,11 +197,13 @@ class Ours:
         ]
 
 
-def start(workers: int, database_url: str = "") -> Ours:
+def start(workers: int, database_url: str = "", **settings: str) -> Ours:
+    """Our server, initialised, with a signed-in bench customer; ``settings``
+    are more of its environment (``VRM_KEY_CUSTODY="customer"``)."""
     data = Path(tempfile.mkdtemp(prefix="vrm-bench-token-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = env_for(data, base, database_url)
+    env = env_for(data, base, database_url, **settings)
     try:
         vendor = init(env, "Bench Vendor")
         server = serve(env, port, data / "server.log", workers)
