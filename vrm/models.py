@@ -20,6 +20,7 @@ from vrm.accounts.models import Customer, LoginSession, LoginThrottle
 from vrm.feed.models import DataChange, FeedClock, FeedNotice
 from vrm.history.deposits import VendorDeposit
 from vrm.history.models import HistoryRecord
+from vrm.history.pending import PendingDeposit
 from vrm.keys.models import DataKey
 from vrm.records.models import DocumentRecord
 from vrm.vendor_api.models import AccessEvent
@@ -47,6 +48,7 @@ __all__ = [
     "LoginSession",
     "LoginThrottle",
     "OAuthToken",
+    "PendingDeposit",
     "Vendor",
     "VendorDeposit",
     "VendorNotice",

@@ -97,7 +97,8 @@ def _record(session: Session, grant: Grant, kind: str, by: str, detail: dict[str
 def escrowed_categories(accesses: Iterable[Access]) -> set[str]:
     """The categories whose data keys a grant of ``accesses`` escrows while
     it lives, so that its vendor reads them with the customer away: those
-    it reads. (A history deposit is sealed for the customer.)"""
+    it reads. (A deposit while they are away is sealed for the customer,
+    vrm/history/pending.py.)"""
     return set(readable_categories(accesses))
 
 

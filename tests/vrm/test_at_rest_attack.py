@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy import Engine, MetaData, select
 
@@ -26,16 +28,31 @@ import vrm.models  # noqa: F401 - every table on the metadata
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import bearer
-from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, put
+from tests.vendor_api.helpers import PREFERENCES, PROFILE, RECEIPT, add_event, put
 from vrm.catalogue import ACCOUNT
 from vrm.crypto import aead
+from vrm.keys import custody, sealed_box
 from vrm.keys.custody import _root_aad, _session_aad
+from vrm.keys.sealed_box import _info, _private_aad
 from vrm.keys.service import escrow_aad, record_aad, wrap_aad
 from vrm.settings import Settings
 
 # What opens what: a ciphertext, the associated data it was sealed with,
 # and what its plaintext is (a key, for whom; or a record).
 Gives = tuple[str, ...]
+# How a ciphertext is opened with a key: (key, ciphertext, associated data).
+Opener = Callable[[bytes, bytes, bytes], bytes]
+
+
+def _open_box(private_key: bytes, ciphertext: bytes, info: bytes) -> bytes:
+    """A sealed box (vrm/keys/sealed_box.py) tried with a candidate X25519
+    private key: any 32 bytes are one."""
+    try:
+        return sealed_box.SUITE.decrypt(
+            ciphertext, X25519PrivateKey.from_private_bytes(private_key), info=info
+        )
+    except (InvalidTag, ValueError):
+        raise aead.SealError("does not open") from None
 
 
 @dataclass
@@ -45,6 +62,7 @@ class Sealed:
     aad: bytes
     # The key this ciphertext yields when it opens, named (None: a record).
     yields: Gives | None = None
+    opener: Opener = aead.open_sealed
 
 
 @dataclass
@@ -102,6 +120,15 @@ def ciphertexts(copy: Copy) -> list[Sealed]:
                 record_aad(r["id"], ACCOUNT, r["id"], r["key_version"]),
             )
         )
+        if r["deposit_private_key"] is not None:
+            found.append(
+                Sealed(
+                    ("deposit key", r["id"]),
+                    r["deposit_private_key"],
+                    _private_aad(r["id"]),
+                    yields=("deposit key", r["id"]),
+                )
+            )
     for r in copy.rows["login_session"]:
         if r["root_sealed"] is not None:
             aad = _session_aad(r["customer_id"], r["id"])
@@ -116,13 +143,22 @@ def ciphertexts(copy: Copy) -> list[Sealed]:
     for r in copy.rows["history_record"]:
         aad = record_aad(r["customer_id"], "history", r["id"], r["key_version"])
         found.append(Sealed(("record", r["customer_id"], "history"), r["ciphertext"], aad))
+    for r in copy.rows["pending_deposit"]:
+        found.append(
+            Sealed(
+                ("record", r["customer_id"], "pending deposit"),
+                r["sealed"],
+                _info(r["customer_id"]),
+                opener=_open_box,
+            )
+        )
     return found
 
 
-def attack(copy: Copy) -> set[Gives]:
-    """Every key in the copy against every ciphertext, until a fixed point;
-    returns what opened."""
-    keys = {data for data in copy.key_files.values() if len(data) == aead.KEY_BYTES}
+def attack(copy: Copy, known: frozenset[bytes] = frozenset()) -> set[Gives]:
+    """Every key in the copy (and any ``known`` besides) against every
+    ciphertext, until a fixed point; returns what opened."""
+    keys = {data for data in copy.key_files.values() if len(data) == aead.KEY_BYTES} | known
     sealed = ciphertexts(copy)
     opened: set[Gives] = set()
     progress = True
@@ -133,7 +169,7 @@ def attack(copy: Copy) -> set[Gives]:
                 continue
             for key in list(keys):
                 try:
-                    plaintext = aead.open_sealed(key, item.ciphertext, item.aad)
+                    plaintext = item.opener(key, item.ciphertext, item.aad)
                 except aead.SealError:
                     continue
                 opened.add(item.what)
@@ -205,6 +241,8 @@ def test_a_copy_opens_only_what_a_live_grant_shares(
     assert records(opened, store["ana"].id) == {"profile"}
     # Never shared: preferences, history, the login email, and every root key.
     assert ("root", store["ana"].id) not in opened
+    # Nor the private key deposits are sealed to.
+    assert ("deposit key", store["ana"].id) not in opened
     # A live session's seal without its cookie opens nothing either.
     assert records(opened, store["cy"].id) == set()
     # The control: a server-held customer opens entirely.
@@ -258,3 +296,24 @@ def test_a_key_store_copied_before_the_revocation_with_a_database_after_opens_no
     # (Both old copies together are a backup taken before: what it shared
     # then, it opens; docs/threat-model.md says so.)
     assert records(attack(before), ana.id) == {"profile"}
+
+
+def test_a_deposit_made_while_the_customer_is_away_does_not_open_from_a_copy(
+    app: FastAPI, vendor: Vendor, snapshot: Snapshot
+) -> None:
+    dee = sign_up_and_log_in(app, "dee@example.org")
+    token = tokens_for(dee, vendor, "history:write")["access_token"]
+    _log_out(dee)
+    headers = {**bearer(token), "Idempotency-Key": "order-1001"}
+    r = vendor.client.post("/v1/history", json=RECEIPT, headers=headers)
+    assert r.status_code == 201, r.text
+    copy = snapshot()
+    assert len(copy.rows["pending_deposit"]) == 1
+    opened = attack(copy)
+    assert ("deposit key", dee.id) not in opened
+    assert "pending deposit" not in records(opened, dee.id)
+    # The control: with what her password gives, the same attack opens it.
+    (row,) = [r for r in copy.rows["customer"] if r["id"] == dee.id]
+    kek = custody.check(row["password_hash"], dee.password)
+    assert kek is not None
+    assert "pending deposit" in records(attack(copy, frozenset({kek})), dee.id)

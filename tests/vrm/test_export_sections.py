@@ -325,6 +325,8 @@ NOT_EXPORTED = {
     "oauth_token": "credentials, kept as keyed hashes; what was done with them is access_log",
     "authorization_code": "one-minute single-use credentials, kept as keyed hashes",
     "device_authorization": "ten-minute single-use vrm-me login codes, kept as keyed hashes",
+    "pending_deposit": "deposits held while the customer is away; the log-in the export needs "
+    "folds them into history first",
 }
 
 

@@ -33,6 +33,13 @@ class Customer(SQLModel, table=True):
     # is the server's (in the key store), as before migration 0019.
     root_by_password: bytes | None = None
     root_by_recovery: bytes | None = None
+    # What a vendor deposits while a customer-held customer is away is
+    # sealed to this X25519 public key (vrm/keys/sealed_box.py); its private
+    # key is sealed under the root key. Both NULL for a server-held
+    # customer, and for a customer-held one until their first log-in after
+    # migration 0021.
+    deposit_public_key: bytes | None = None
+    deposit_private_key: bytes | None = None
 
 
 class LoginSession(SQLModel, table=True):

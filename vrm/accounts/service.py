@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -21,8 +21,10 @@ from vrm.db import scrub_wal
 from vrm.dbtypes import utcnow
 from vrm.errors import Conflict, Forbidden, IntegrityFailure, Unauthenticated
 from vrm.feed import changes as feed
+from vrm.history import pending
 from vrm.history.models import HistoryRecord
-from vrm.keys import custody
+from vrm.history.pending import PendingDeposit
+from vrm.keys import custody, sealed_box
 from vrm.keys.models import DataKey
 from vrm.keys.pairwise import pairwise_subject
 from vrm.keys.service import UNLOCK_SECONDS, Vault
@@ -104,6 +106,11 @@ def sign_up(
         customer.password_hash = passwords.hash(password)
     else:
         recovery_key = _hold_root(customer, passwords, password, root)
+        # What vendors deposit while the customer is away is sealed to it
+        # (vrm/history/pending.py).
+        customer.deposit_public_key, customer.deposit_private_key = sealed_box.new_key_pair(
+            customer.id, root
+        )
     try:
         session.add(customer)
         session.flush()
@@ -230,7 +237,29 @@ def log_in(
         root=root,
     )
     session.commit()
+    if root is not None:
+        # After the log-in's commit, in a transaction of its own: a deposit
+        # that cannot be folded must not fail the log-in.
+        _take_deposits(session=session, vault=vault, customer=customer, root=root)
     return customer, token
+
+
+def _take_deposits(*, session: Session, vault: Vault, customer: Customer, root: bytes) -> None:
+    """What vendors deposited while the customer was away, into their
+    history. A customer from before migration 0021 gets their deposit key
+    pair here, once: of two log-ins at once, the first to write it wins,
+    and the other reads it back, so that no deposit is sealed to a key
+    that was then lost."""
+    if customer.deposit_public_key is None:
+        public_key, private_key = sealed_box.new_key_pair(customer.id, root)
+        session.exec(
+            update(Customer)
+            .where(col(Customer.id) == customer.id, col(Customer.deposit_public_key).is_(None))
+            .values(deposit_public_key=public_key, deposit_private_key=private_key)
+        )
+        session.commit()
+        session.refresh(customer)
+    pending.fold(session=session, vault=vault, customer=customer, root=root)
 
 
 def _confirm_password(
@@ -405,7 +434,7 @@ def erase(
     ErasureJournal.of(settings).record(customer_id)
     vault.end_escrows_of(session, customer_id)
     vault.shred(customer_id)
-    for table in (HistoryRecord, DocumentRecord, LoginSession, DataKey):
+    for table in (HistoryRecord, PendingDeposit, DocumentRecord, LoginSession, DataKey):
         session.exec(delete(table).where(col(table.customer_id) == customer_id))
     session.exec(delete(LoginThrottle).where(col(LoginThrottle.key) == _confirm_key(customer_id)))
     if email_key is not None:

@@ -106,12 +106,14 @@ def padded_size(length: int) -> int:
     return -(-needed // step) * step
 
 
-def _pad(plaintext: bytes) -> bytes:
+def pad(plaintext: bytes) -> bytes:
+    """``plaintext`` padded to its bucket (:func:`padded_size`), for a
+    cipher that does not pad (vrm/keys/sealed_box.py)."""
     zeros = padded_size(len(plaintext)) - len(plaintext) - 1
     return plaintext + PAD_MARKER + bytes(zeros)
 
 
-def _unpad(padded: bytes) -> bytes:
+def unpad(padded: bytes) -> bytes:
     # Runs only on authenticated plaintext, so its timing tells an attacker
     # nothing they could not read (no padding oracle: a forged blob fails
     # the tag before it gets here).
@@ -124,7 +126,7 @@ def _unpad(padded: bytes) -> bytes:
 def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     started = time.perf_counter()
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, _pad(plaintext), FORMAT_V2 + aad)
+    sealed = AESGCM(key).encrypt(nonce, pad(plaintext), FORMAT_V2 + aad)
     blob = FORMAT_V2 + nonce + sealed
     STATS.add(time.perf_counter() - started)
     return blob
@@ -159,4 +161,4 @@ def _open(cipher: AESGCM, blob: bytes, aad: bytes) -> bytes:
         plaintext = cipher.decrypt(nonce, blob[1 + NONCE_BYTES :], bound)
     except InvalidTag:
         raise SealError("ciphertext failed authentication") from None
-    return plaintext if version == FORMAT_V1 else _unpad(plaintext)
+    return plaintext if version == FORMAT_V1 else unpad(plaintext)

@@ -87,6 +87,15 @@ def event_id_for(vault: Vault, key: bytes) -> str:
     return uuid.UUID(bytes=digest[:16], version=4).hex
 
 
+def pending_id_for(vault: Vault, key: bytes) -> str:
+    """The id of the pending deposit (vrm/history/pending.py) made under
+    ``key`` (a ``key_hash``): a retry finds it by this, and without the
+    server key it is not told apart from a random id, nor joined to the
+    event id, which is another digest."""
+    digest = _digest(vault, "pending", key.hex())
+    return uuid.UUID(bytes=digest[:16], version=4).hex
+
+
 def new_deposit(
     vault: Vault, *, vendor_id: str, customer_id: str, idempotency_key: str, event: HistoryEvent
 ) -> VendorDeposit:

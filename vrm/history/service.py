@@ -287,13 +287,16 @@ def insert_event(
     event: HistoryEvent,
     source: str,
     event_id: str | None = None,
+    created_at: datetime | None = None,
 ) -> HistoryRecord:
     """Add an event and put it on the change log; the caller commits. A
-    vendor deposit passes the id it derived (vrm/history/deposits.py)."""
+    vendor deposit passes the id it derived (vrm/history/deposits.py); a
+    deposit held while the customer was away, also when it was made
+    (vrm/history/pending.py)."""
     event_id = event_id or uuid.uuid4().hex
     stored = StoredEvent(**event.model_dump(), source=source, shared=_shown(event))
     sealed = _seal(session, vault, customer_id, event_id, stored)
-    now = utcnow()
+    now = created_at or utcnow()
     row = HistoryRecord(
         id=event_id,
         customer_id=customer_id,
@@ -306,6 +309,20 @@ def insert_event(
     session.add(row)
     changes.touch_event(session, customer_id=customer_id, event_id=event_id)
     return row
+
+
+def as_inserted(
+    *, event: HistoryEvent, source: str, event_id: str, at: datetime
+) -> HistoryEventPublic:
+    """The event as :func:`insert_event` stores it at ``at`` and
+    :func:`get_event` then returns it, without storing or opening it: what
+    a vendor's deposit answers, whether the event went into the history or
+    is held for the customer (vrm/history/pending.py)."""
+    stored = StoredEvent(**event.model_dump(), source=source, shared=_shown(event))
+    again = StoredEvent.model_validate_json(stored.model_dump_json(exclude_none=True))
+    return HistoryEventPublic(
+        **again.model_dump(exclude={"shared"}), id=event_id, created_at=at, updated_at=at
+    )
 
 
 def _row(session: Session, customer_id: str, event_id: str) -> HistoryRecord:

@@ -278,6 +278,19 @@ class Vault:
                 del self._cache[key]
         self.derived.forget(customer_id)
 
+    def opens(self, session: Session, customer_id: str, category: str) -> bool:
+        """Whether the customer's data key of ``category`` opens now (the
+        server's root key wraps it, their session unlocked their own, or a
+        live grant escrows it), without raising when it does not: where a
+        vendor's deposit goes (vrm/history/pending.py). A wrapping that
+        fails its integrity check still raises: that is damage, not
+        absence."""
+        try:
+            self._data_key(_InSession(session), customer_id, category, DATA_KEY_VERSION)
+        except KeyUnavailable:
+            return False
+        return True
+
     def _unlocked(self, customer_id: str, now: float) -> tuple[bytes, float] | None:
         held = self._roots.get(customer_id)
         if held is None or held[1] <= now:

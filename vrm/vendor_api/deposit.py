@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -13,13 +14,15 @@ from sqlmodel import Session
 
 from consent import policy
 from vrm.catalogue.history import HistoryEvent
+from vrm.dbtypes import utcnow
 from vrm.errors import (
     BadRequest,
     Conflict,
+    KeyUnavailable,
     NotFound,
     ValidationFailed,
 )
-from vrm.history import deposits
+from vrm.history import deposits, pending
 from vrm.history import service as history
 from vrm.history.deposits import VendorDeposit
 from vrm.history.models import HistoryEventPublic
@@ -73,19 +76,23 @@ def deposit(
     for _ in range(2):
         found = session.get(VendorDeposit, (reader.vendor_id, reader.customer_id, record.key_hash))
         if found is not None:
-            return _repeat(session, vault, reader, found, record)
+            return _repeat(session, vault, reader, found, record, event)
         # Every write in the try: the same key deposited concurrently (its
         # event id is the same too) can surface at any flush, the change
         # log's tick inside insert_event included, not only at the commit.
         # The other one won.
+        now = utcnow()
         try:
-            history.insert_event(
+            # Into the history, or held for a customer who is away.
+            pending.write(
                 session=session,
                 vault=vault,
                 customer_id=reader.customer_id,
                 event=event,
-                source=f"vendor:{reader.vendor_id}",
+                source=_source(reader),
                 event_id=event_id,
+                key=record.key_hash,
+                at=now,
             )
             session.add(record)
             # Of the day only, like the record: the time of a write is the
@@ -97,15 +104,17 @@ def deposit(
         except IntegrityError:
             session.rollback()
             continue
-        view = history.get_event(
-            session=session, vault=vault, customer_id=reader.customer_id, event_id=event_id
-        )
-        return Deposit(event=_shown(vault, reader, view.event), created=True)
+        return Deposit(event=_as_sent(vault, reader, event_id, event, now), created=True)
     raise Conflict("This Idempotency-Key is being used by another request; try again.")
 
 
 def _repeat(
-    session: Session, vault: Vault, reader: Reader, found: VendorDeposit, asked: VendorDeposit
+    session: Session,
+    vault: Vault,
+    reader: Reader,
+    found: VendorDeposit,
+    asked: VendorDeposit,
+    event: HistoryEvent,
 ) -> Deposit:
     if found.body_hash is None:
         # Deposited before migration 0010, which could not key the body or
@@ -119,10 +128,19 @@ def _repeat(
             "This Idempotency-Key was used for a different event; use a new key."
         )
     event_id = deposits.event_id_for(vault, found.key_hash)
+    if pending.is_held(
+        session=session, vault=vault, customer_id=reader.customer_id, key=found.key_hash
+    ):
+        return Deposit(event=_as_sent(vault, reader, event_id, event, utcnow()), created=False)
     try:
         view = history.get_event(
             session=session, vault=vault, customer_id=reader.customer_id, event_id=event_id
         )
+    except KeyUnavailable:
+        # In the history, and the customer is away: the body, which the body
+        # hash just confirmed is the one deposited, says what was stored,
+        # as the first answer did.
+        return Deposit(event=_as_sent(vault, reader, event_id, event, utcnow()), created=False)
     except NotFound:
         raise Conflict(
             "The customer has deleted the event deposited with this Idempotency-Key; "
@@ -135,6 +153,20 @@ def _repeat(
             created=False,
         )
     return Deposit(event=_shown(vault, reader, view.event), created=False)
+
+
+def _source(reader: Reader) -> str:
+    return f"vendor:{reader.vendor_id}"
+
+
+def _as_sent(
+    vault: Vault, reader: Reader, event_id: str, event: HistoryEvent, at: datetime
+) -> dict[str, Any]:
+    """The answer to a deposit, from the vendor's own body as the history
+    stores it: the same whether it went into the history or waits for the
+    customer, so the answer never tells whether they were away."""
+    stored = history.as_inserted(event=event, source=_source(reader), event_id=event_id, at=at)
+    return _shown(vault, reader, stored)
 
 
 def _shown(vault: Vault, reader: Reader, event: HistoryEventPublic) -> dict[str, Any]:
