@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import MetaData, Table, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
@@ -17,8 +17,11 @@ from tests.kit import assert_problem, bearer
 from tests.vendor_api.helpers import ME, RECEIPT, access_events
 from vrm import hooks
 from vrm.accounts import service as accounts
+from vrm.accounts.models import Customer
+from vrm.crypto import aead
 from vrm.history.deposits import event_id_for, key_hash
 from vrm.history.pending import PendingDeposit
+from vrm.keys import sealed_box
 from vrm.keys.pairwise import pairwise_event_id
 from vrm.settings import Settings
 
@@ -233,3 +236,45 @@ def test_erasure_removes_pending_deposits(
             on_erase=hooks.ON_ERASE,
         )
     assert _pending(app) == []
+
+
+def test_a_customer_from_before_gets_a_key_pair_at_log_in_and_then_deposits_wait(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    token = _writer(ana, vendor)
+    _log_out(ana)
+    with Session(app.state.engine) as session:
+        session.exec(
+            update(Customer)
+            .where(col(Customer.id) == ana.id)
+            .values(deposit_public_key=None, deposit_private_key=None)
+        )
+        session.commit()
+    # No key to seal to: the deposit fails as every deposit to such a
+    # customer did before, and spends no key.
+    assert_problem(_deposit(vendor, token), 500, "key-unavailable")
+    assert _table(app, "vendor_deposit") == []
+    _log_in(ana)
+    _log_out(ana)
+    assert _deposit(vendor, token).status_code == 201
+    assert len(_pending(app)) == 1
+    _log_in(ana)
+    (event,) = ana.client.get(f"{ME}/history").json()["items"]
+    assert event["id"] == _event_id(app, vendor, ana)
+
+
+def test_a_sealed_box_opens_only_for_its_customer_with_their_root_key() -> None:
+    root, other_root = aead.new_key(), aead.new_key()
+    public_key, private_key = sealed_box.new_key_pair("ana", root)
+    sealed = sealed_box.seal(public_key, "ana", b"a receipt")
+    assert sealed_box.open_sealed(root, private_key, "ana", sealed) == b"a receipt"
+    with pytest.raises(aead.SealError):
+        sealed_box.open_sealed(other_root, private_key, "ana", sealed)
+    # Moved to another customer, even one holding the very same private
+    # key: the HPKE info binds the customer.
+    raw = aead.open_sealed(root, private_key, sealed_box._private_aad("ana"))
+    as_bob = aead.seal(root, raw, sealed_box._private_aad("bob"))
+    with pytest.raises(aead.SealError):
+        sealed_box.open_sealed(root, as_bob, "bob", sealed)
+    with pytest.raises(aead.SealError):
+        sealed_box.open_sealed(root, private_key, "ana", sealed[:-1] + bytes([sealed[-1] ^ 1]))
