@@ -32,7 +32,7 @@ from tests.vendor_api.helpers import PREFERENCES, PROFILE, RECEIPT, add_event, p
 from vrm.catalogue import ACCOUNT
 from vrm.crypto import aead
 from vrm.keys import custody, sealed_box
-from vrm.keys.custody import _root_aad, _session_aad
+from vrm.keys.custody import _credential_aad, _root_aad
 from vrm.keys.sealed_box import _info, _private_aad
 from vrm.keys.service import escrow_aad, record_aad, wrap_aad
 from vrm.settings import Settings
@@ -131,7 +131,7 @@ def ciphertexts(copy: Copy) -> list[Sealed]:
             )
     for r in copy.rows["login_session"]:
         if r["root_sealed"] is not None:
-            aad = _session_aad(r["customer_id"], r["id"])
+            aad = _credential_aad("session", r["customer_id"], r["id"])
             found.append(
                 Sealed(
                     ("session", r["id"]), r["root_sealed"], aad, yields=("root", r["customer_id"])

@@ -34,6 +34,8 @@ from vrm.keys.service import UNLOCK_SECONDS, Vault
 from vrm.settings import Settings
 
 LAST_USED_EVERY = timedelta(minutes=5)
+# What a session's seal of a customer-held root key is bound to (custody).
+_KIND = "session"
 
 # What open_session makes (uuid4().hex); anything else names no session and
 # is answered without a query, with the same 404 as an unknown id.
@@ -83,7 +85,7 @@ def open_session(
             device_ct=sealed.ciphertext,
             root_sealed=None
             if root is None
-            else custody.seal_for_session(token, customer_id, session_id, root),
+            else custody.seal_for_credential(token, customer_id, session_id, root, kind=_KIND),
         )
     )
     return token
@@ -122,12 +124,32 @@ def _unlock(vault: Vault, row: LoginSession, token: str, now: datetime) -> bool:
     this request and never past the session's end; False if the seal does
     not open (an altered row: no session)."""
     try:
-        root = custody.open_for_session(token, row.customer_id, row.id, row.root_sealed or b"")
+        root = _root(row, token)
     except aead.SealError:
         return False
     left = (row.expires_at - now).total_seconds()
     vault.unlock(row.customer_id, root, seconds=min(UNLOCK_SECONDS, left))
     return True
+
+
+def _root(row: LoginSession, token: str) -> bytes:
+    return custody.open_for_credential(
+        token, row.customer_id, row.id, row.root_sealed or b"", kind=_KIND
+    )
+
+
+def root_of(*, session: Session, vault: Vault, token: str) -> bytes | None:
+    """The customer-held root key the live session of ``token`` holds, for
+    handing on to another credential of the customer's (the command line's
+    device login, consent/oauth/first_party.py); None for a server-held
+    customer, or when ``token`` names no live session whose seal opens."""
+    row = session.get(LoginSession, vault.token_hash(token))
+    if row is None or row.expires_at <= utcnow() or row.root_sealed is None:
+        return None
+    try:
+        return _root(row, token)
+    except aead.SealError:
+        return None
 
 
 def customer_for_token(*, session: Session, vault: Vault, token: str) -> Customer | None:

@@ -11,10 +11,15 @@ A customer-held root key is never stored usable. Three things open it:
 - the recovery key, shown once at sign-up: 160 random bits, written in
   base32 groups; high in entropy, so HKDF alone stretches it
   (``root_by_recovery``);
-- a live session: at log-in the root key is sealed under a key derived
-  from the session token, which only the cookie holds (the database keeps
-  the token's keyed hash), so a copy of the database opens no session's
-  root key.
+- a live credential: at log-in the root key is sealed under a key
+  derived from the session token, which only the cookie holds (the
+  database keeps the token's keyed hash), and for the command line under
+  keys derived from its OAuth tokens (:func:`seal_for_credential`), so a
+  copy of the database opens no session's or token's root key;
+- a device code, for the minutes between the customer's approval on the
+  device page and the device's exchange of the code (RFC 8628): the page
+  has no device code, so the root key is sealed to a public key whose
+  private key is derived from it (:func:`seal_for_device`).
 
 Everything here is a pure function of its inputs: the accounts use cases
 decide when to call which.
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vrm.crypto import aead
@@ -47,6 +53,7 @@ _STORED = re.compile(
 _SALT_BYTES = 16
 RECOVERY_BYTES = 20
 _GROUP = 4
+_X25519_BYTES = 32
 
 
 class RecoveryKeyError(ValueError):
@@ -166,19 +173,77 @@ def recovery_kek(recovery_key: str, customer_id: str) -> bytes:
     return _hkdf(raw, b"vrm/recovery-wrap/1", salt=customer_id.encode())
 
 
-# -- the session ---------------------------------------------------------
+# -- credentials: a session, an access token, a refresh token ---------------
 
 
-def _session_aad(customer_id: str, session_id: str) -> bytes:
-    return aead.associated_data("vrm-session-root/1", customer_id, session_id)
+def _credential_key(secret: str, kind: str) -> bytes:
+    return _hkdf(secret.encode(), f"vrm/{kind}-root/1".encode())
 
 
-def seal_for_session(token: str, customer_id: str, session_id: str, root: bytes) -> bytes:
-    """The root key sealed under a key only the session's token gives."""
-    key = _hkdf(token.encode(), b"vrm/session-root/1")
-    return aead.seal(key, root, _session_aad(customer_id, session_id))
+def _credential_aad(kind: str, customer_id: str, holder: str) -> bytes:
+    return aead.associated_data(f"vrm-{kind}-root/1", customer_id, holder)
 
 
-def open_for_session(token: str, customer_id: str, session_id: str, sealed: bytes) -> bytes:
-    key = _hkdf(token.encode(), b"vrm/session-root/1")
-    return aead.open_sealed(key, sealed, _session_aad(customer_id, session_id))
+def seal_for_credential(
+    secret: str, customer_id: str, holder: str, root: bytes, *, kind: str
+) -> bytes:
+    """The root key sealed under a key only ``secret`` gives: a session
+    token (``kind`` "session", ``holder`` the session's id) or an OAuth
+    token ("access-token", "refresh-token", ``holder`` the token row's
+    id). The kind, the customer and the row are bound in, so a seal moved
+    to another row, customer or kind of credential does not open."""
+    return aead.seal(
+        _credential_key(secret, kind), root, _credential_aad(kind, customer_id, holder)
+    )
+
+
+def open_for_credential(
+    secret: str, customer_id: str, holder: str, sealed: bytes, *, kind: str
+) -> bytes:
+    """Raises :class:`vrm.crypto.aead.SealError` unless ``sealed`` was
+    made by :func:`seal_for_credential` with the same arguments."""
+    return aead.open_sealed(
+        _credential_key(secret, kind), sealed, _credential_aad(kind, customer_id, holder)
+    )
+
+
+# -- a device code (RFC 8628) ----------------------------------------------------
+
+
+def _device_private(device_code: str) -> X25519PrivateKey:
+    return X25519PrivateKey.from_private_bytes(_hkdf(device_code.encode(), b"vrm/device-root/1"))
+
+
+def device_public_key(device_code: str) -> bytes:
+    """What the device authorization row keeps, so that the device page
+    can seal for a device code it never sees (:func:`seal_for_device`)."""
+    return _device_private(device_code).public_key().public_bytes_raw()
+
+
+def _device_seal_key(shared: bytes, ephemeral: bytes, public: bytes) -> bytes:
+    return _hkdf(shared, b"vrm/device-root-seal/1", salt=ephemeral + public)
+
+
+def seal_for_device(public: bytes, customer_id: str, holder: str, root: bytes) -> bytes:
+    """The root key sealed to ``public`` (:func:`device_public_key`):
+    an ephemeral X25519 key, then AES-GCM under the shared secret; only
+    the device code opens it. ``holder`` names the row."""
+    ephemeral = X25519PrivateKey.generate()
+    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(public))
+    sent = ephemeral.public_key().public_bytes_raw()
+    key = _device_seal_key(shared, sent, public)
+    return sent + aead.seal(key, root, _credential_aad("device", customer_id, holder))
+
+
+def open_for_device(device_code: str, customer_id: str, holder: str, sealed: bytes) -> bytes:
+    """Raises :class:`vrm.crypto.aead.SealError` unless ``sealed`` was made
+    by :func:`seal_for_device` for this device code, customer and row."""
+    private = _device_private(device_code)
+    public = private.public_key().public_bytes_raw()
+    sent, blob = sealed[:_X25519_BYTES], sealed[_X25519_BYTES:]
+    try:
+        shared = private.exchange(X25519PublicKey.from_public_bytes(sent))
+    except ValueError:  # not a point, or one of small order
+        raise aead.SealError("not a device seal") from None
+    key = _device_seal_key(shared, sent, public)
+    return aead.open_sealed(key, blob, _credential_aad("device", customer_id, holder))
