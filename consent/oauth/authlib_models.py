@@ -96,10 +96,19 @@ class Code:
 class Token(TokenMixin):
     """A token row plus what it may do right now (None: not usable)."""
 
-    def __init__(self, row: TokenRow, active: tokens.ActiveToken | None, kind: str) -> None:
+    def __init__(
+        self,
+        row: TokenRow,
+        active: tokens.ActiveToken | None,
+        kind: str,
+        root: bytes | None = None,
+    ) -> None:
         self.row = row
         self.active = active
         self.kind = kind
+        # A refresh token's customer-held root key, once opened
+        # (consent/oauth/first_party.py): for the next token row.
+        self.root = root
 
     def check_client(self, client: Client) -> bool:
         return self.row.vendor_id == client.vendor.id

@@ -26,7 +26,7 @@ from consent.oauth.authentication import Login, current_login
 from consent.oauth.grants.device_code import DEVICE_PAGE, normalise_user_code, shown
 from consent.oauth.models import DeviceAuthorization
 from consent.pages import FormError, PageFormDep, csrf_ok, csrf_token, form_fields, render
-from vrm.accounts import throttle
+from vrm.accounts import sessions, throttle
 from vrm.db import SessionDep
 from vrm.dbtypes import utcnow
 from vrm.deps import ClientAddressDep, SessionTokenDep, SettingsDep, VaultDep
@@ -201,8 +201,16 @@ def device_answer(
     if found is None or code is None:
         return _enter(vault, login, user_code=fields["user_code"], error=_NOT_FOUND, status=400)
     approved = decision == "approve"
+    # A customer-held root key goes with the approval, sealed to the
+    # device code (consent/oauth/first_party.py); the session gives it.
+    root = sessions.root_of(session=session, vault=vault, token=login.token) if approved else None
     if not store.decide_device(
-        session.connection(), found.user_code_hash, login.customer.id, approved, utcnow()
+        session.connection(),
+        found.user_code_hash,
+        login.customer.id,
+        approved,
+        utcnow(),
+        first_party.seal_approval(found, login.customer.id, root),
     ):
         return _enter(vault, login, error=_NOT_FOUND, status=400)
     session.commit()

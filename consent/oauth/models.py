@@ -90,6 +90,12 @@ class OAuthToken(SQLModel, table=True):
     # What this row's refresh token may do, when more than its access token
     # (a refresh that narrowed the access token: RFC 6749 6); None: the same.
     refresh_scope: str | None = Field(default=None, max_length=4000)
+    # The first-party client's tokens of a customer-held customer: the root
+    # key sealed under a key only the access token gives, and under one
+    # only the refresh token gives (consent/oauth/first_party.py); None
+    # for every other token.
+    root_by_access: bytes | None = None
+    root_by_refresh: bytes | None = None
 
 
 class ClientAssertion(SQLModel, table=True):
@@ -112,7 +118,9 @@ class DeviceAuthorization(SQLModel, table=True):
     ``approved`` is the customer's answer on the device page (None: not
     yet), ``customer_id`` who answered; ``polled_at`` and ``interval`` pace
     the device's polling (3.5 ``slow_down``); ``used_at`` makes the code
-    work once."""
+    work once. ``root_key`` is the public key a customer-held root key is
+    sealed to on approval (``root_sealed``): its private key is derived
+    from the device code (vrm/keys/custody.py, :func:`seal_for_device`)."""
 
     __tablename__ = "device_authorization"
 
@@ -130,3 +138,5 @@ class DeviceAuthorization(SQLModel, table=True):
     approved: bool | None = None
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    root_key: bytes | None = None
+    root_sealed: bytes | None = None

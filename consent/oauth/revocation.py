@@ -51,3 +51,9 @@ class Revocation(TokenLookup, RevocationEndpoint):
                 reason="vendor",
             )
         tx.commit()
+        if row.customer_id is not None and (
+            row.root_by_access is not None or row.root_by_refresh is not None
+        ):
+            # The command line's login of a customer-held customer ended:
+            # this process forgets their root key, as at a log-out.
+            self.server.vault.lock(row.customer_id)

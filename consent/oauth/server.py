@@ -46,7 +46,7 @@ from starlette.responses import Response
 
 from consent.audit import events as audit
 from consent.grants.models import Grant
-from consent.oauth import rows, store, tokens
+from consent.oauth import first_party, rows, store, tokens
 from consent.oauth.answers import JSONAnswer
 from consent.oauth.authlib_models import Client, Code, Token
 from consent.oauth.client_auth import PrivateKeyJWT
@@ -178,6 +178,9 @@ class Server(AuthorizationServer):
         grant: Grant | None = None
         customer_id: str | None = None
         refresh_scope: str | None = None
+        # The first-party client's, for a customer-held root key: what the
+        # refresh token or the device code opened, sealed anew below.
+        root: bytes | None = None
         if grant_type == "authorization_code":
             code: Code = request.authorization_code
             grant = code.grant
@@ -188,6 +191,7 @@ class Server(AuthorizationServer):
             grant = old.active.grant if old.active else None
             customer_id = old.row.customer_id
             family = old.row.family_id
+            root = old.root
             # After a narrowed refresh the next refresh token may still do
             # what the last one could (as the grant allows), not only what
             # this access token may (RFC 6749 6).
@@ -197,6 +201,7 @@ class Server(AuthorizationServer):
             # The first-party client's: the customer's, under no consent grant.
             customer_id = request.user.id
             family = family_of(request.credential.row.device_hash)
+            root = request.credential.root
         else:
             family = token_id  # a family of one
         access_end = now + timedelta(seconds=int(token["expires_in"]))
@@ -229,6 +234,11 @@ class Server(AuthorizationServer):
             "expires_at": access_end,
             "refresh_expires_at": refresh_end if refresh else None,
             "refresh_scope": refresh_scope if refresh else None,
+            **(
+                first_party.NO_SEALS
+                if root is None or customer_id is None
+                else first_party.token_seals(token, token_id, customer_id, root)
+            ),
         }
         store.insert_token(request.tx.conn, **row)
         audit.token_issued(request.tx.conn, row, grant_type)

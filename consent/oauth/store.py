@@ -63,6 +63,8 @@ class TokenRow(NamedTuple):
     refreshed_at: datetime | None
     revoked_at: datetime | None
     refresh_scope: str | None
+    root_by_access: bytes | None = None
+    root_by_refresh: bytes | None = None
 
 
 TOKEN = table_of(OAuthToken)
@@ -126,6 +128,8 @@ _INSERTED = (
     "expires_at",
     "refresh_expires_at",
     "refresh_scope",
+    "root_by_access",
+    "root_by_refresh",
 )
 _INSERT_TOKEN = Statement(insert(TOKEN).values({name: bindparam(name) for name in _INSERTED}))
 _CONSUME_REFRESH = Statement(
@@ -336,10 +340,17 @@ def polled(conn: Connection, device_hash: bytes, now: datetime, interval: int) -
 
 
 def decide_device(
-    conn: Connection, user_code_hash: bytes, customer_id: str, approved: bool, now: datetime
+    conn: Connection,
+    user_code_hash: bytes,
+    customer_id: str,
+    approved: bool,
+    now: datetime,
+    root_sealed: bytes | None = None,
 ) -> bool:
     """The customer's answer, atomically: True if the request was still
-    waiting for one (and had not expired)."""
+    waiting for one (and had not expired). ``root_sealed``: their
+    customer-held root key, sealed to the device code
+    (consent/oauth/first_party.py)."""
     changed = conn.execute(
         update(DEVICE)
         .where(
@@ -347,14 +358,14 @@ def decide_device(
             DEVICE.c.approved.is_(None),
             DEVICE.c.expires_at > now,
         )
-        .values(approved=approved, customer_id=customer_id, decided_at=now)
+        .values(approved=approved, customer_id=customer_id, decided_at=now, root_sealed=root_sealed)
     )
     return changed.rowcount == 1
 
 
 def consume_device(conn: Connection, device_hash: bytes, now: datetime) -> bool:
     """Mark the approved device code used, atomically: True for the first
-    exchange only."""
+    exchange only. Its seal of a root key goes: the tokens hold theirs."""
     changed = conn.execute(
         update(DEVICE)
         .where(
@@ -362,7 +373,7 @@ def consume_device(conn: Connection, device_hash: bytes, now: datetime) -> bool:
             DEVICE.c.approved.is_(True),
             DEVICE.c.used_at.is_(None),
         )
-        .values(used_at=now)
+        .values(used_at=now, root_sealed=None)
     )
     return changed.rowcount == 1
 

@@ -22,11 +22,13 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, select
 
 import vrm.models  # noqa: F401 - every table on the metadata
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
+from tests.consent.test_device_flow import logged_in_device
 from tests.kit import bearer
 from tests.vendor_api.helpers import PREFERENCES, PROFILE, RECEIPT, add_event, put
 from vrm.catalogue import ACCOUNT
@@ -137,6 +139,16 @@ def ciphertexts(copy: Copy) -> list[Sealed]:
                     ("session", r["id"]), r["root_sealed"], aad, yields=("root", r["customer_id"])
                 )
             )
+    for r in copy.rows["oauth_token"]:
+        for kind, column in (
+            ("access-token", "root_by_access"),
+            ("refresh-token", "root_by_refresh"),
+        ):
+            if r[column] is not None:
+                aad = _credential_aad(kind, r["customer_id"], r["id"])
+                found.append(
+                    Sealed((kind, r["id"]), r[column], aad, yields=("root", r["customer_id"]))
+                )
     for r in copy.rows["document_record"]:
         aad = record_aad(r["customer_id"], r["category"], r["category"], r["key_version"])
         found.append(Sealed(("record", r["customer_id"], r["category"]), r["ciphertext"], aad))
@@ -217,9 +229,11 @@ def store(app: FastAPI, settings: Settings, vendor: Vendor) -> dict[str, Any]:
     app.state.settings = settings.model_copy(update={"key_custody": "server"})
     bob = _person(app, "bob@example.org")
     app.state.settings = settings
-    # A session left open in the copy, its cookie not in it.
+    # A session left open in the copy, its cookie not in it, and a
+    # command line login (vrm-me's tokens), its tokens not in it either.
     kept = sign_up_and_log_in(app, "cy@example.org")
     put(kept, "profile", PROFILE)
+    logged_in_device(TestClient(app), kept)
     _log_out(ana)
     _log_out(bob)
     return {"ana": ana, "bob": bob, "cy": kept, "grant": grant}
@@ -236,15 +250,20 @@ def snapshot(app: FastAPI, settings: Settings) -> Snapshot:
 def test_a_copy_opens_only_what_a_live_grant_shares(
     store: dict[str, Any], snapshot: Snapshot
 ) -> None:
-    opened = attack(snapshot())
+    copy = snapshot()
+    opened = attack(copy)
+    # (The command line's seals are among what was tried.)
+    assert {"access-token", "refresh-token"} <= {item.what[0] for item in ciphertexts(copy)}
     # Shared with the vendor: the profile opens, through the grant's escrow.
     assert records(opened, store["ana"].id) == {"profile"}
     # Never shared: preferences, history, the login email, and every root key.
     assert ("root", store["ana"].id) not in opened
     # Nor the private key deposits are sealed to.
     assert ("deposit key", store["ana"].id) not in opened
-    # A live session's seal without its cookie opens nothing either.
+    # A live session's seal without its cookie opens nothing either, nor
+    # the command line's token row without its tokens.
     assert records(opened, store["cy"].id) == set()
+    assert ("root", store["cy"].id) not in opened
     # The control: a server-held customer opens entirely.
     assert records(opened, store["bob"].id) == {ACCOUNT, "profile", "preferences", "history"}
 

@@ -50,7 +50,9 @@ from consent.oauth.models import DeviceAuthorization
 from consent.oauth.requests import Request
 from consent.policy import CLIENT_SCOPES
 from vrm.accounts.models import Customer
+from vrm.crypto import aead
 from vrm.dbtypes import utcnow
+from vrm.keys import custody
 
 if TYPE_CHECKING:
     from consent.oauth.server import Server
@@ -127,6 +129,7 @@ class DeviceEndpoint(DeviceAuthorizationEndpoint):
             interval=self.INTERVAL,
             created_at=now,
             expires_at=now + timedelta(seconds=self.EXPIRES_IN),
+            root_key=custody.device_public_key(device_code),
         )
         request.tx.commit()
         uri = self.get_verification_uri()
@@ -149,6 +152,9 @@ class Credential(DeviceCredentialMixin):
 
     def __init__(self, row: DeviceAuthorization) -> None:
         self.row = row
+        # The customer-held root key its seal held, once opened
+        # (consent/oauth/first_party.py): for the token row.
+        self.root: bytes | None = None
 
     def get_client_id(self) -> str:
         return self.row.vendor_id
@@ -198,6 +204,12 @@ class DeviceGrant(DeviceCodeGrant):
         if row.approved is False:
             raise AccessDeniedError("the customer denied the request")
         if row.approved and row.customer_id is not None:
+            try:
+                credential.root = first_party.device_root(
+                    row, self.request.payload.data["device_code"]
+                )
+            except aead.SealError:
+                raise InvalidGrantError("the device_code is not valid") from None
             customer = rows.customer(tx.conn, row.customer_id)
             if customer is None or not store.consume_device(tx.conn, row.device_hash, now):
                 raise InvalidGrantError("the device_code was used already")

@@ -17,6 +17,7 @@ from consent.oauth import first_party, rows, tokens
 from consent.oauth.authlib_models import Token
 from consent.oauth.client_auth import TOKEN_AUTH_METHODS
 from consent.policy import parse_scopes, scope_string, within
+from vrm.crypto import aead
 
 if TYPE_CHECKING:
     from consent.oauth.server import Server
@@ -40,6 +41,7 @@ class RefreshGrant(RefreshTokenGrant):
             return None
         row = found.row
         active = None
+        root = None
         if row.refreshed_at is None and row.revoked_at is None:
             # Everything that can refuse this request without it being a
             # replay comes before the token is used up, so a harmless client
@@ -47,6 +49,13 @@ class RefreshGrant(RefreshTokenGrant):
             active = found.usable()
             if active is None or self._password_changed(found):
                 return None
+            if row.root_by_refresh is not None:
+                # The first-party client's, for a customer-held root key: a
+                # seal that does not open is an altered row, no token.
+                try:
+                    root = first_party.refresh_root(row, refresh_token)
+                except aead.SealError:
+                    return None
             self.narrowed = self._narrowed(active)
         if active is None or not tokens.consume_refresh(db, row):
             # Replay of a rotated (or revoked) refresh token: one of the two
@@ -66,7 +75,7 @@ class RefreshGrant(RefreshTokenGrant):
         # Not committed here: the use and the next token of the family are
         # one transaction (save_token commits). A concurrent second use
         # waits on the row and then finds it used.
-        return Token(row, active, "refresh_token")
+        return Token(row, active, "refresh_token", root)
 
     def _password_changed(self, found: tokens.Found) -> bool:
         """A first-party login (no grant) from before the customer's last
