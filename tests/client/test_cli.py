@@ -16,6 +16,7 @@ import re
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,14 @@ import httpx
 import pytest
 
 from tests.consent.conftest import read_form
-from tests.liveserver import Browser, Customer, LiveServer, free_port, grant_on_consent_page
+from tests.liveserver import (
+    Browser,
+    Customer,
+    LiveServer,
+    free_port,
+    grant_on_consent_page,
+    live_server,
+)
 
 USER_CODE = re.compile(r"enter the code ([A-Z]{4}-[A-Z]{4})")
 TIMEOUT = 60
@@ -496,3 +504,30 @@ def test_delete_account_for_scripts(server: LiveServer, tmp_path: Path) -> None:
         timeout=10,
     )
     assert r.status_code == 401
+
+
+# -- a customer who holds their own root key (VRM_KEY_CUSTODY=customer) ------------
+
+
+@pytest.fixture(scope="module")
+def custody_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(
+        tmp_path_factory.mktemp("cli-custody") / "var",
+        vendor_name="CLI Custody Tests",
+        settings={"VRM_DEVICE_POLL_INTERVAL_SECONDS": "1", "VRM_KEY_CUSTODY": "customer"},
+    ) as served:
+        yield served
+
+
+def test_a_customer_holding_their_own_key_reads_and_writes_before_and_after_a_renewal(
+    custody_server: LiveServer, tmp_path: Path
+) -> None:
+    # Their tokens carry the root key (consent/oauth/first_party.py): the
+    # browser's session, which gave it, has no part after the login.
+    me = _logged_in(custody_server, tmp_path, "holds-key")
+    assert me.json("profile", "set", "given_name=Ada") == {"given_name": "Ada"}
+    saved = me.saved()
+    saved["tokens"]["expires_at"] = 0
+    (me.config / "credentials.json").write_text(json.dumps(saved))
+    assert me.json("profile", "show") == {"given_name": "Ada"}
+    assert me.saved()["tokens"]["refresh_token"] != saved["tokens"]["refresh_token"]
