@@ -20,6 +20,7 @@ from client.models import (
     Grant,
     Label,
     LogEntry,
+    LoggedIn,
     LoginSession,
     NewAccount,
     NewEvent,
@@ -100,7 +101,7 @@ class AsyncVRMClient:
         (the one used no longer works)."""
         return await self._send(calls.recover(email, recovery_key, new_password))
 
-    async def log_in(self, email: str, password: str) -> Account:
+    async def log_in(self, email: str, password: str) -> LoggedIn:
         """Open a session; its cookie is kept for every later call."""
         return await self._send(calls.log_in(email, password))
 

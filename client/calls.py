@@ -29,6 +29,7 @@ from client.models import (
     Grant,
     Label,
     LogEntry,
+    LoggedIn,
     LoginSession,
     NewAccount,
     NewEvent,
@@ -170,9 +171,9 @@ def recover(email: str, recovery_key: str, new_password: str) -> Call[str]:
     return Call("POST", f"{API}/recovery", lambda r: _model(Recovered)(r).recovery_key, body=body)
 
 
-def log_in(email: str, password: str) -> Call[Account]:
+def log_in(email: str, password: str) -> Call[LoggedIn]:
     return Call(
-        "POST", f"{API}/session", _model(Account), body={"email": email, "password": password}
+        "POST", f"{API}/session", _model(LoggedIn), body={"email": email, "password": password}
     )
 
 

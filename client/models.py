@@ -58,6 +58,15 @@ class NewAccount(Account):
     recovery_key: str | None = None
 
 
+class LoggedIn(Account):
+    """The account, as a log-in answers. ``recovery_key`` is set only when
+    this log-in handed the customer the keys the server held until then:
+    shown this once and kept nowhere on the server, as at sign-up
+    (:class:`NewAccount`). None on every other log-in."""
+
+    recovery_key: str | None = None
+
+
 class Recovered(Model):
     recovery_key: str
 

@@ -19,6 +19,7 @@ from client.models import (
     Grant,
     Label,
     LogEntry,
+    LoggedIn,
     LoginSession,
     NewAccount,
     NewEvent,
@@ -99,7 +100,7 @@ class VRMClient:
         (the one used no longer works)."""
         return self._send(calls.recover(email, recovery_key, new_password))
 
-    def log_in(self, email: str, password: str) -> Account:
+    def log_in(self, email: str, password: str) -> LoggedIn:
         """Open a session; its cookie is kept for every later call."""
         return self._send(calls.log_in(email, password))
 

@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 
 from consent.pages import DoubleSubmit, FormError, PageFormDep, form_fields, render
 from vrm.accounts import service as accounts
-from vrm.accounts.routes import set_session_cookie
+from vrm.accounts.routes import OnKeysMovedDep, set_session_cookie
 from vrm.db import SessionDep
 from vrm.deps import (
     ClientAddressDep,
@@ -59,6 +59,7 @@ def login_submit(
     address: ClientAddressDep,
     device: DeviceDep,
     form: PageFormDep,
+    on_keys_moved: OnKeysMovedDep,
 ) -> Response:
     try:
         fields = form_fields(form, _FIELDS)
@@ -80,7 +81,7 @@ def login_submit(
             status=400,
         )
     try:
-        _customer, token = accounts.log_in(
+        logged = accounts.log_in(
             session=session,
             vault=vault,
             passwords=passwords,
@@ -89,6 +90,7 @@ def login_submit(
             password=password,
             client_address=address,
             device=device,
+            on_keys_moved=on_keys_moved,
         )
     except TooManyRequests as exc:
         response = _page(
@@ -104,7 +106,12 @@ def login_submit(
             error=exc.detail or exc.title,
             status=exc.status,
         )
-    response = RedirectResponse(next_url, status_code=303)
-    set_session_cookie(response, request, settings, token)
-    _CSRF.forget(response)
-    return response
+    answer: Response = RedirectResponse(next_url, status_code=303)
+    if logged.recovery_key is not None:
+        # This log-in handed the customer their keys: the recovery key is
+        # shown on this answer only (no-store, as every page), then they go
+        # on to where they were going.
+        answer = render("keys_moved.html", recovery_key=logged.recovery_key, next=next_url)
+    set_session_cookie(answer, request, settings, logged.token)
+    _CSRF.forget(answer)
+    return answer

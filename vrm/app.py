@@ -133,6 +133,8 @@ def create_app(settings: Settings | None = None, *, keystore: KeyStore | None = 
     }
     # And what they do when an account is erased (vrm/hooks.py).
     app.state.on_erase = hooks.ON_ERASE
+    # And when a customer's root key moves to them at log-in.
+    app.state.on_keys_moved = hooks.ON_KEYS_MOVED
     # Who a bearer token on the customer API stands for (vrm.deps.current_customer):
     # the first-party client's tokens only.
     app.state.bearer_customer = first_party.customer_of

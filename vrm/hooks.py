@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from consent.audit import events as audit
 from consent.grants import revocation
-from vrm.accounts.service import OnErase
+from consent.grants import service as grants
+from vrm.accounts.service import OnErase, OnKeysMoved
 from vrm.keys.service import OnRewrap
 
 # The erasure and the end of each grant go on the audit log (while the
@@ -22,3 +23,8 @@ ON_ERASE: tuple[OnErase, ...] = (audit.on_account_erased, revocation.on_account_
 # Each customer's rewrap under a new root key (vrm keys rotate) goes on the
 # audit log, in the rewrap's transaction.
 ON_REWRAP: OnRewrap = audit.key_rotated
+
+# A customer whose root key moves to them at log-in (key_custody
+# "customer"): each live grant escrows what it reads, in the move's
+# transaction. Every log-in path takes it (vrm/accounts/routes.py).
+ON_KEYS_MOVED: OnKeysMoved = grants.escrow_live_grants

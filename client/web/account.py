@@ -17,7 +17,7 @@ from consent.pages import DoubleSubmit, FormError, PageFormDep, form_fields
 from vrm.accounts import service as accounts
 from vrm.accounts import sessions
 from vrm.accounts.models import PasswordChange, SignUp
-from vrm.accounts.routes import set_session_cookie
+from vrm.accounts.routes import OnKeysMovedDep, set_session_cookie
 from vrm.db import SessionDep
 from vrm.deps import (
     ClientAddressDep,
@@ -97,6 +97,7 @@ def signup_submit(
     address: ClientAddressDep,
     device: DeviceDep,
     form: PageFormDep,
+    on_keys_moved: OnKeysMovedDep,
 ) -> Response:
     try:
         fields = form_fields(form, _SIGNUP_FIELDS)
@@ -132,7 +133,7 @@ def signup_submit(
             email=str(body.email),
             password=body.password,
         )
-        _customer, token = accounts.log_in(
+        logged = accounts.log_in(
             session=session,
             vault=vault,
             passwords=passwords,
@@ -141,6 +142,7 @@ def signup_submit(
             password=body.password,
             client_address=address,
             device=device,
+            on_keys_moved=on_keys_moved,
         )
     except VRMError as exc:
         return _signup_page(request, email=email, error=exc.detail or exc.title, status=exc.status)
@@ -149,7 +151,7 @@ def signup_submit(
         # Shown on this answer only (no-store, as every page): it is kept
         # nowhere, so there is no page to come back to for it.
         response = render("recovery_key.html", path="/signup", recovery_key=made.recovery_key)
-    set_session_cookie(response, request, settings, token)
+    set_session_cookie(response, request, settings, logged.token)
     _SIGNUP_CSRF.forget(response)
     return response
 

@@ -147,6 +147,17 @@ def hold_escrow(session: Session, vault: Vault, grant: Grant) -> None:
     )
 
 
+def escrow_live_grants(session: Session, vault: Vault, customer_id: str) -> None:
+    """The customer's root key moved to them (vrm.accounts.service.log_in,
+    through vrm/hooks.py): each live grant escrows what it reads, so that
+    its vendor reads on while the customer is away, as for a grant made
+    after the move."""
+    now = utcnow()
+    for grant in session.exec(select(Grant).where(col(Grant.customer_id) == customer_id)):
+        if is_active(grant, now):
+            hold_escrow(session, vault, grant)
+
+
 def create(
     session: Session,
     vault: Vault,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 
+import httpx
 import pytest
 
 from client import VRMClient, VRMError
@@ -21,8 +22,32 @@ def test_sign_up_then_log_in_gives_the_account(server: LiveServer) -> None:
         logged = sdk.log_in(email, "correct horse battery staple")
         account = (made.id, made.email, made.created_at)
         assert (logged.id, logged.email, logged.created_at) == account
+        assert logged.recovery_key is None
         me = sdk.me()
         assert (me.id, me.email, me.created_at) == account
+
+
+def test_a_log_in_that_moves_the_keys_gives_the_recovery_key() -> None:
+    # The served store gives one only to a customer made while it held the
+    # keys (tests/vrm/test_move_to_customer_keys.py); here, its answer.
+    answer = {
+        "id": "c1",
+        "email": "ana@example.org",
+        "created_at": "2026-12-01T10:00:00Z",
+        "recovery_key": "ABCD-EFGH-IJKL-MNOP-QRST-UVWX-YZ23-4567",
+    }
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        assert (request.method, request.url.path) == ("POST", "/api/v1/session")
+        return httpx.Response(200, json=answer)
+
+    with VRMClient("http://store.test", transport=httpx.MockTransport(serve)) as sdk:
+        logged = sdk.log_in("ana@example.org", "correct horse battery staple")
+    assert (logged.id, logged.email, logged.recovery_key) == (
+        "c1",
+        "ana@example.org",
+        "ABCD-EFGH-IJKL-MNOP-QRST-UVWX-YZ23-4567",
+    )
 
 
 def test_sign_up_with_a_taken_email_is_a_conflict(logged_in: LoggedIn) -> None:

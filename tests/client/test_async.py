@@ -20,8 +20,9 @@ def test_async_client_logs_in_writes_pages_and_logs_out(server: LiveServer) -> N
 
     async def scenario() -> None:
         async with AsyncVRMClient(server.url) as sdk:
-            account = await sdk.log_in(customer.email, customer.password)
-            assert (await sdk.me()) == account
+            logged = await sdk.log_in(customer.email, customer.password)
+            me = await sdk.me()
+            assert (me.id, me.email, me.created_at) == (logged.id, logged.email, logged.created_at)
             written = await sdk.replace_profile(Profile(given_name="Grace"))
             assert (await sdk.profile()) == written
             added = [

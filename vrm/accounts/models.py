@@ -136,6 +136,14 @@ class AccountCreated(AccountPublic):
     )
 
 
+class LoggedIn(AccountPublic):
+    recovery_key: str | None = PydanticField(
+        description="Set when this log-in handed your keys over to you: this server held them "
+        "until now. Shown this once and never stored: with the password forgotten, only it "
+        "opens your data (POST /api/v1/recovery). Null on every other log-in."
+    )
+
+
 class Recovery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

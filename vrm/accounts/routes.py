@@ -10,6 +10,7 @@ from vrm.accounts.models import (
     AccountCreated,
     AccountPublic,
     Credentials,
+    LoggedIn,
     PasswordChange,
     PasswordConfirmation,
     Recovered,
@@ -48,6 +49,16 @@ async def erasure_hooks(request: Request) -> Sequence[service.OnErase]:
 
 
 OnEraseDep = Annotated[Sequence[service.OnErase], Depends(erasure_hooks)]
+
+
+async def keys_moved_hook(request: Request) -> service.OnKeysMoved:
+    """What the layers above the store do when a customer's root key moves
+    to them at log-in, as create_app set it."""
+    hook: service.OnKeysMoved = request.app.state.on_keys_moved
+    return hook
+
+
+OnKeysMovedDep = Annotated[service.OnKeysMoved, Depends(keys_moved_hook)]
 
 
 def set_session_cookie(
@@ -126,9 +137,11 @@ def log_in(
     settings: SettingsDep,
     address: ClientAddressDep,
     device: DeviceDep,
-) -> AccountPublic:
-    """Log in; sets an HttpOnly, SameSite=Lax session cookie."""
-    customer, token = service.log_in(
+    on_keys_moved: OnKeysMovedDep,
+) -> LoggedIn:
+    """Log in; sets an HttpOnly, SameSite=Lax session cookie. Keep the
+    ``recovery_key`` if there is one: it is shown only here."""
+    logged = service.log_in(
         session=session,
         vault=vault,
         passwords=passwords,
@@ -137,12 +150,15 @@ def log_in(
         password=body.password,
         client_address=address,
         device=device,
+        on_keys_moved=on_keys_moved,
     )
-    set_session_cookie(response, request, settings, token)
-    return AccountPublic(
+    set_session_cookie(response, request, settings, logged.token)
+    customer = logged.customer
+    return LoggedIn(
         id=customer.id,
         email=service.account_email(session=session, vault=vault, customer=customer),
         created_at=customer.created_at,
+        recovery_key=logged.recovery_key,
     )
 
 

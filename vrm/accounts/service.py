@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from vrm.records import service as records
 from vrm.records.models import DocumentRecord
 from vrm.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 WRONG_CREDENTIALS = "Email or password is wrong."
 WRONG_RECOVERY = "Email or recovery key is wrong."
 
@@ -41,6 +44,14 @@ WRONG_RECOVERY = "Email or recovery key is wrong."
 # returns what to write once the rows are gone: change-log writes come last
 # (vrm/feed/changes.py). The composition passes them in (vrm/hooks.py).
 OnErase = Callable[[Session, str], Callable[[], None]]
+
+# What a layer above the store does when a customer's root key moves from
+# the key store to them at log-in (consent escrows what each live grant
+# reads, so that its vendor still reads it while the customer is away).
+# It is called in the move's transaction, their own root key held by the
+# vault, with the session, the vault and the customer id; the composition
+# passes it in (vrm/hooks.py).
+OnKeysMoved = Callable[[Session, Vault, str], None]
 
 
 def _email_key(vault: Vault, email: str) -> bytes:
@@ -178,6 +189,76 @@ def account_email(*, session: Session, vault: Vault, customer: Customer) -> str:
     ).decode()
 
 
+@dataclass(frozen=True)
+class LoggedIn:
+    customer: Customer
+    # The session's raw token, for its cookie.
+    token: str
+    # Shown to the customer once, never stored: set only when this log-in
+    # moved their root key to them (:func:`_move_to_customer`).
+    recovery_key: str | None
+
+
+def _move_to_customer(
+    *,
+    session: Session,
+    vault: Vault,
+    passwords: Passwords,
+    customer: Customer,
+    password: str,
+    on_keys_moved: OnKeysMoved,
+) -> tuple[bytes | None, str | None]:
+    """Move a server-held customer's root key to them (issue 19: existing
+    customers move over at their next log-in): a new root key, wrapped by
+    their password and a new recovery key, wraps their data keys, and each
+    live grant escrows what it reads. In a savepoint of the log-in's
+    transaction; the caller commits, then drops the key store's root keys
+    (Vault.drop_server_root), so a failed transaction loses nothing.
+
+    Returns (their root key, the new recovery key). If the move fails, the
+    log-in goes on with the server-held keys (None, None) and the next one
+    tries again; if another log-in moved them meanwhile, their root key
+    and no recovery key (that log-in showed it)."""
+    root = aead.new_key()
+    try:
+        with session.begin_nested():
+            # Locks the row, so two log-ins at once do not both move them.
+            session.refresh(customer, with_for_update=True)
+            if custody.is_customer_held(customer.password_hash):
+                verified = passwords.check(customer.password_hash, password)
+                return (_root_of(customer, verified) if verified else None), None
+            recovery_key = _hold_root(customer, passwords, password, root)
+            session.add(customer)
+            vault.move_to_customer(session, customer.id, root)
+            on_keys_moved(session, vault, customer.id)
+    # Any failure: the customer must still be able to log in, and nothing
+    # has moved (the savepoint rolled back; the key store still holds their
+    # root keys, and an escrow key made meanwhile opens no row).
+    except Exception as exc:
+        vault.lock(customer.id)
+        # The exception's class only: its message may name the customer.
+        logger.warning(
+            "a customer's root key stays with the server after their log-in: the move "
+            "failed (%s); it is tried again at their next log-in",
+            exc.__class__.__name__,
+        )
+        return None, None
+    return root, recovery_key
+
+
+def _drop_server_root(vault: Vault, customer_id: str) -> None:
+    try:
+        vault.drop_server_root(customer_id)
+    except OSError as exc:
+        # Committed: the customer holds their key now, and their recovery
+        # key must still reach them. The key store's copy is left behind.
+        # No traceback: its paths name the customer.
+        logger.error(
+            "a moved customer's root keys could not be destroyed in the key store (%s)",
+            exc.strerror or exc.__class__.__name__,
+        )
+
+
 def log_in(
     *,
     session: Session,
@@ -188,9 +269,11 @@ def log_in(
     password: str,
     client_address: str,
     device: str,
-) -> tuple[Customer, str]:
-    """Check the credentials and open a session on ``device``; returns the
-    raw token.
+    on_keys_moved: OnKeysMoved,
+) -> LoggedIn:
+    """Check the credentials and open a session on ``device``. With
+    ``key_custody`` "customer", a customer whose root key the server
+    still holds gets it now (:func:`_move_to_customer`).
 
     Unknown email and wrong password take the same path, the same time and
     give the same error; both count towards the throttles.
@@ -219,6 +302,16 @@ def log_in(
     throttle.succeed(session, hand_back=[at_address], forget=[account_at_address.key])
     sessions.forget_expired(session=session, customer_id=customer.id)
     root = _root_of(customer, verified)
+    recovery_key = None
+    if root is None and settings.key_custody == "customer":
+        root, recovery_key = _move_to_customer(
+            session=session,
+            vault=vault,
+            passwords=passwords,
+            customer=customer,
+            password=password,
+            on_keys_moved=on_keys_moved,
+        )
     if passwords.needs_rehash(customer.password_hash):
         if root is None:
             customer.password_hash = passwords.hash(password)
@@ -237,11 +330,13 @@ def log_in(
         root=root,
     )
     session.commit()
+    if recovery_key is not None:
+        _drop_server_root(vault, customer.id)
     if root is not None:
         # After the log-in's commit, in a transaction of its own: a deposit
         # that cannot be folded must not fail the log-in.
         _take_deposits(session=session, vault=vault, customer=customer, root=root)
-    return customer, token
+    return LoggedIn(customer, token, recovery_key)
 
 
 def _take_deposits(*, session: Session, vault: Vault, customer: Customer, root: bytes) -> None:

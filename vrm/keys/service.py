@@ -261,6 +261,57 @@ class Vault:
             # Sign-up seals with these at once; no need to read them back.
             self._remember((customer_id, category, DATA_KEY_VERSION), key, time.monotonic())
 
+    def move_to_customer(self, session: Session, customer_id: str, root: bytes) -> None:
+        """Rewrap the customer's data keys, wrapped until now by root keys
+        in the key store, under ``root``, their own from now on
+        (customer-held, vrm/keys/custody.py), and hold ``root`` as their
+        session would. The caller commits, and only then calls
+        :meth:`drop_server_root`: until the commit, the key store's root
+        keys open the rows as they were, for reads that began before it and
+        for a transaction that fails. Raises KeyUnavailable (a root key is
+        gone: erased meanwhile) or IntegrityFailure (a data key that does
+        not open), having changed nothing."""
+        rows = session.exec(
+            select(DataKey).where(
+                col(DataKey.customer_id) == customer_id,
+                col(DataKey.root_version) != CUSTOMER_ROOT,
+            )
+        ).all()
+        rewrapped: list[bytes] = []
+        for row in rows:
+            try:
+                plain = self.keystore.unwrap(
+                    customer_id,
+                    row.root_version,
+                    row.wrapped,
+                    wrap_aad(customer_id, row.category, row.version, row.root_version),
+                )
+            except KeyMissing:
+                raise KeyUnavailable(
+                    "the customer's root key is gone (erased or missing)"
+                ) from None
+            except aead.SealError:
+                raise IntegrityFailure("a wrapped data key failed its integrity check") from None
+            aad = wrap_aad(customer_id, row.category, row.version, CUSTOMER_ROOT)
+            rewrapped.append(aead.seal(root, plain, aad))
+        # Unwrapped all before changing any: a failure leaves the rows as
+        # they were.
+        for row, wrapped in zip(rows, rewrapped, strict=True):
+            row.wrapped, row.root_version = wrapped, CUSTOMER_ROOT
+            session.add(row)
+        # What the key store's root key opened was cached for
+        # ``cache_seconds``; from now on it is kept no longer than ``root``.
+        self.lock(customer_id)
+        self.unlock(customer_id, root, seconds=UNLOCK_SECONDS)
+
+    def drop_server_root(self, customer_id: str) -> None:
+        """Destroy the key store's root keys of a customer whose data keys
+        moved to their own (:meth:`move_to_customer`), once that committed:
+        a copy of the key store taken from now on opens none of their data
+        keys. (A backup taken before still does, with the database of its
+        time: docs/keys.md, "Moving over".)"""
+        self.keystore.destroy_customer(customer_id)
+
     def unlock(self, customer_id: str, root: bytes, *, seconds: float) -> None:
         """Hold the customer's own root key for at most ``seconds``: their
         session presented it (vrm/accounts/sessions.py). Data keys it
