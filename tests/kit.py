@@ -139,6 +139,7 @@ def _operator_env(settings: Settings, columns: int) -> dict[str, str | None]:
         (k for k in os.environ if k.startswith("VRM_")), None
     )
     env["VRM_DATA_DIR"] = str(settings.data_dir)
+    env["VRM_KEY_CUSTODY"] = settings.key_custody
     if not settings.is_sqlite:
         env["VRM_DATABASE_URL"] = settings.database_url
     # Rich's width when stdout is not a terminal, unless a test asks for more.

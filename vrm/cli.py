@@ -193,9 +193,10 @@ def keys_rotate(
         ),
     ] = RETIRE_GRACE_SECONDS,
 ) -> None:
-    """Rewrap every data key under a new root key version. Safe while the
-    server runs: old versions stay readable until rewrapping completes, and
-    --grace seconds more."""
+    """Rewrap every data key the server's root keys wrap under a new root
+    key version (a customer-held root key is the customer's, and not
+    counted). Safe while the server runs: old versions stay readable until
+    rewrapping completes, and --grace seconds more."""
     settings = _settings()
     store = _prepare(settings)
     engine = make_engine(settings)
@@ -208,29 +209,57 @@ def keys_rotate(
     )
 
 
+def _custody_lines(custody: str, customers: key_check.CustomerKeys) -> list[str]:
+    """How many customers hold their own root keys (which the server cannot
+    open, so does not check), and how many the server still holds: none of
+    them a problem."""
+    lines = []
+    held, server = customers.customer_held, customers.server_held
+    if held == 1:
+        lines.append("1 customer holds their own root key")
+    elif held:
+        lines.append(f"{held} customers hold their own root keys")
+    whose = "1 customer's root key is" if server == 1 else f"{server} customers' root keys are"
+    if server and custody == "customer":
+        lines.append(
+            f"{whose} still held by the server; "
+            + ("it moves to them" if server == 1 else "they move to their customers")
+            + " at their next log-in"
+        )
+    elif server:
+        lines.append(f"{whose} held by the server")
+    return lines
+
+
 @keys_app.command("check")
 def keys_check() -> None:
     """List the server keys and the customers whose keys are missing,
-    unreadable or wrong (exit code 1 if there are any)."""
+    unreadable or wrong (exit code 1 if there are any), and how many
+    customers hold their own root keys and how many the server holds."""
     settings = _settings()
     store = FileKeyStore(settings.key_dir_resolved, cache_seconds=0)
     engine = make_engine(settings)
     try:
         with Session(engine) as session:
             server = server_keys.problems(store, engine)
-            customers = key_check.customer_problems(session=session, keystore=store)
+            customers = key_check.customer_keys(session=session, keystore=store)
     except OperationalError as exc:
         _fail(f"cannot read the database: {exc.orig.__class__.__name__}")
     finally:
         engine.dispose()
     for line in server:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
-    for problem in customers:
+    for problem in customers.problems:
         line = f"customer {problem.customer_id}: {problem.kind}: {problem.detail}"
         out.print(line, markup=False, highlight=False, soft_wrap=True)
-    if server or customers:
+    for line in _custody_lines(settings.key_custody, customers):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if server or customers.problems:
         raise typer.Exit(1)
-    out.print("every server key and every customer's root key is present and opens its data")
+    out.print(
+        "every server key and every root key the server holds is present and opens its data",
+        soft_wrap=True,
+    )
 
 
 @app.command("purge")

@@ -135,7 +135,8 @@ def test_vrm_keys_check_passes_when_every_key_opens(
     done = _vrm(settings, "keys", "check")
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == (
-        "every server key and every customer's root key is present and opens its data\n"
+        "2 customers' root keys are held by the server\n"
+        "every server key and every root key the server holds is present and opens its data\n"
     )
 
 
@@ -146,7 +147,9 @@ def test_vrm_keys_check_lists_the_customer_whose_key_is_broken(
     _break(_customer_key(settings, ana), fault, _customer_key(settings, bob))
     done = _vrm(settings, "keys", "check")
     assert (done.returncode, done.stderr) == (1, "")
-    assert done.stdout == _check_line(settings, ana, fault) + "\n"
+    assert done.stdout == (
+        f"{_check_line(settings, ana, fault)}\n2 customers' root keys are held by the server\n"
+    )
 
 
 def test_vrm_keys_check_lists_a_broken_server_key(
@@ -159,6 +162,7 @@ def test_vrm_keys_check_lists_a_broken_server_key(
     assert done.stdout == (
         f"server key blind-index is missing ({path}), and the database holds data that needs "
         "it (customer): restore it from the key store's backup; vrm init will not replace it\n"
+        "1 customer's root key is held by the server\n"
     )
 
 
@@ -279,7 +283,10 @@ def test_a_blind_index_key_from_elsewhere_stops_the_start(
         "key store's backup; vrm init will not replace it"
     )
     done = _vrm(settings, "keys", "check")
-    assert (done.returncode, done.stdout) == (1, f"{refused.value}\n")
+    assert (done.returncode, done.stdout) == (
+        1,
+        f"{refused.value}\n1 customer's root key is held by the server\n",
+    )
 
 
 def _from_elsewhere(settings: Settings, name: str) -> None:

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from tests.client.web.conftest import form
 from tests.conftest import PASSWORD, Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
-from tests.kit import bearer, log_in
+from tests.kit import bearer, log_in, vrm
 from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, put
 from tests.vrm.at_rest import attack, records, take_copy
 from vrm.accounts.models import Customer
@@ -263,3 +263,53 @@ def test_a_customer_made_after_the_change_is_not_moved_again(
     _log_out(cy)
     assert _log_in(cy)["recovery_key"] is None
     assert _roots(app, cy.id) == {0}
+
+
+def test_vrm_keys_check_counts_who_holds_the_root_keys_and_checks_the_server_held(
+    app: FastAPI, settings: Settings, before: dict[str, Any]
+) -> None:
+    moved = settings.model_copy(update={"key_custody": "customer"})
+    done = vrm(moved, "keys", "check")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        "2 customers' root keys are still held by the server; they move to their customers "
+        "at their next log-in\n"
+        "every server key and every root key the server holds is present and opens its data\n"
+    )
+    _log_in(before["ana"])
+    done = vrm(moved, "keys", "check")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        "1 customer holds their own root key\n"
+        "1 customer's root key is still held by the server; it moves to them at their next "
+        "log-in\n"
+        "every server key and every root key the server holds is present and opens its data\n"
+    )
+    # With the setting back at "server", nobody moves: the count says so.
+    done = vrm(settings, "keys", "check")
+    assert done.stdout.splitlines()[:2] == [
+        "1 customer holds their own root key",
+        "1 customer's root key is held by the server",
+    ]
+    # A broken server-held key is still found, and is still a failure.
+    bob: Person = before["bob"]
+    (settings.key_dir_resolved / "customers" / bob.id / "1.key").unlink()
+    done = vrm(moved, "keys", "check")
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0].startswith(f"customer {bob.id}: missing: ")
+
+
+def test_vrm_keys_rotate_leaves_a_moved_customer_alone_and_says_whom_it_rotated(
+    app: FastAPI, settings: Settings, before: dict[str, Any]
+) -> None:
+    ana: Person = before["ana"]
+    _log_in(ana)
+    done = vrm(settings, "keys", "rotate", "--grace", "0")
+    assert (done.returncode, done.stderr) == (0, "")
+    # bob alone: ana's root key is hers, never in the key store.
+    assert done.stdout == (
+        "rotated: 1 customers, 4 data keys rewrapped, 1 old root key versions destroyed\n"
+    )
+    assert _roots(app, ana.id) == {0}
+    assert _roots(app, before["bob"].id) == {2}
+    assert ana.client.get("/api/v1/me/profile").json()["email"] == PROFILE["email"]

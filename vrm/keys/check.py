@@ -1,8 +1,12 @@
 """``vrm keys check``: which customers' root keys no longer open their data.
 
-Each data key row is unwrapped with the key store, as a read would, so a
-key that is missing, unreadable, or another customer's (whose unwrap fails
-authentication) is found before a customer or a vendor meets it.
+Each data key row a root key in the key store wraps is unwrapped with the
+key store, as a read would, so a key that is missing, unreadable, or
+another customer's (whose unwrap fails authentication) is found before a
+customer or a vendor meets it. A customer-held root key (vrm/keys/custody.py)
+is the customer's: the server cannot unwrap what it wraps, so only counts
+those customers, and how many it still holds the keys of (they move over
+at their next log-in when ``key_custody`` is "customer").
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlmodel import Session, col, select
 from vrm.accounts.models import Customer
 from vrm.crypto import aead
 from vrm.crypto.keystore import KeyMissing, KeyStore, KeyUnreadable
+from vrm.keys.custody import CUSTOMER_ROOT
 from vrm.keys.models import DataKey
 from vrm.keys.service import wrap_aad
 
@@ -43,16 +48,32 @@ def _problem(keystore: KeyStore, row: DataKey) -> CustomerKeyProblem | None:
     return None
 
 
-def customer_problems(*, session: Session, keystore: KeyStore) -> list[CustomerKeyProblem]:
-    """The first key problem of each customer that has one, by customer id."""
+@dataclass(frozen=True)
+class CustomerKeys:
+    # The first key problem of each customer that has one, by customer id.
+    problems: list[CustomerKeyProblem]
+    # Customers whose own root key wraps every data key of theirs.
+    customer_held: int
+    # Customers with a data key a root key in the key store wraps.
+    server_held: int
+
+
+def customer_keys(*, session: Session, keystore: KeyStore) -> CustomerKeys:
     found: dict[str, CustomerKeyProblem] = {}
-    keyed: set[str] = set()
+    # Customer id -> whether the key store wraps any data key of theirs.
+    by_server: dict[str, bool] = {}
     rows = session.exec(select(DataKey).order_by(col(DataKey.customer_id), col(DataKey.category)))
     for row in rows:
-        keyed.add(row.customer_id)
-        if row.customer_id not in found and (problem := _problem(keystore, row)) is not None:
+        server_held = row.root_version != CUSTOMER_ROOT
+        by_server[row.customer_id] = by_server.get(row.customer_id, False) or server_held
+        if (
+            server_held
+            and row.customer_id not in found
+            and (problem := _problem(keystore, row)) is not None
+        ):
             found[row.customer_id] = problem
     for customer_id in session.exec(select(Customer.id)):
-        if customer_id not in keyed:
+        if customer_id not in by_server:
             found[customer_id] = CustomerKeyProblem(customer_id, "missing", "no data keys")
-    return [found[c] for c in sorted(found)]
+    server = sum(by_server.values())
+    return CustomerKeys([found[c] for c in sorted(found)], len(by_server) - server, server)
