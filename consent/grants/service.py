@@ -153,7 +153,8 @@ def escrow_live_grants(session: Session, vault: Vault, customer_id: str) -> None
     its vendor reads on while the customer is away, as for a grant made
     after the move."""
     now = utcnow()
-    for grant in session.exec(select(Grant).where(col(Grant.customer_id) == customer_id)):
+    grants = session.exec(select(Grant).where(col(Grant.customer_id) == customer_id)).all()
+    for grant in grants:
         if is_active(grant, now):
             hold_escrow(session, vault, grant)
 

@@ -266,11 +266,14 @@ class Vault:
         in the key store, under ``root``, their own from now on
         (customer-held, vrm/keys/custody.py), and hold ``root`` as their
         session would. The caller commits, and only then calls
-        :meth:`drop_server_root`: until the commit, the key store's root
-        keys open the rows as they were, for reads that began before it and
-        for a transaction that fails. Raises KeyUnavailable (a root key is
-        gone: erased meanwhile) or IntegrityFailure (a data key that does
-        not open), having changed nothing."""
+        :meth:`drop_server_root`: until then the key store's root keys open
+        the rows as they were, for other transactions and for this one if
+        it fails. (Unlike :meth:`rotate`, nothing waits after the commit: a
+        read whose snapshot began before it and that unwraps after the drop
+        finds no key, and fails as for an erased customer, that once.)
+        Raises KeyUnavailable (a root key is gone: erased meanwhile) or
+        IntegrityFailure (a data key that does not open), having changed
+        nothing."""
         rows = session.exec(
             select(DataKey).where(
                 col(DataKey.customer_id) == customer_id,
