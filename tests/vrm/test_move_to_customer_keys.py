@@ -21,6 +21,7 @@ from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import bearer, log_in, vrm
 from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, put
 from tests.vrm.at_rest import attack, records, take_copy
+from vrm.accounts import service as accounts
 from vrm.accounts.models import Customer
 from vrm.catalogue import ACCOUNT
 from vrm.keys.models import DataKey, KeyEscrow
@@ -59,11 +60,15 @@ def _roots(app: FastAPI, customer_id: str) -> set[int]:
         )
 
 
-def _password_hash(app: FastAPI, customer_id: str) -> str:
+def _customer_row(app: FastAPI, customer_id: str) -> Customer:
     with Session(app.state.engine) as session:
-        customer = session.get(Customer, customer_id)
-        assert customer is not None
-        return customer.password_hash
+        found = session.get(Customer, customer_id)
+        assert found is not None
+        return found
+
+
+def _password_hash(app: FastAPI, customer_id: str) -> str:
+    return _customer_row(app, customer_id).password_hash
 
 
 @pytest.fixture
@@ -313,3 +318,38 @@ def test_vrm_keys_rotate_leaves_a_moved_customer_alone_and_says_whom_it_rotated(
     assert _roots(app, ana.id) == {0}
     assert _roots(app, before["bob"].id) == {2}
     assert ana.client.get("/api/v1/me/profile").json()["email"] == PROFILE["email"]
+
+
+def test_a_log_in_that_finds_the_customer_moved_meanwhile_opens_their_key_and_moves_nothing(
+    app: FastAPI, before: dict[str, Any]
+) -> None:
+    ana: Person = before["ana"]
+    with Session(app.state.engine) as session:
+        # Read server-held, as a log-in read it before another one moved her.
+        stale = session.get(Customer, ana.id)
+        assert stale is not None
+        assert stale.root_by_password is None
+        recovery_key = _log_in(ana)["recovery_key"]
+        moved = _customer_row(app, ana.id)
+        root, again = accounts._move_to_customer(
+            session=session,
+            vault=app.state.vault,
+            passwords=app.state.passwords,
+            customer=stale,
+            password=ana.password,
+            on_keys_moved=app.state.on_keys_moved,
+        )
+        session.commit()
+    assert root is not None
+    assert again is None
+    after = _customer_row(app, ana.id)
+    assert (after.password_hash, after.root_by_password, after.root_by_recovery) == (
+        moved.password_hash,
+        moved.root_by_password,
+        moved.root_by_recovery,
+    )
+    r = ana.client.post(
+        "/api/v1/recovery",
+        json={"email": ana.email, "recovery_key": recovery_key, "new_password": NEW_PASSWORD},
+    )
+    assert r.status_code == 200, r.text
