@@ -150,7 +150,13 @@ def signup_submit(
     if made.recovery_key is not None:
         # Shown on this answer only (no-store, as every page): it is kept
         # nowhere, so there is no page to come back to for it.
-        response = render("recovery_key.html", path="/signup", recovery_key=made.recovery_key)
+        who = PageCustomer(logged.customer, logged.token, vault)
+        response = render(
+            "recovery_key.html",
+            path="/signup",
+            logout_csrf=who.logout_csrf,
+            recovery_key=made.recovery_key,
+        )
     set_session_cookie(response, request, settings, logged.token)
     _SIGNUP_CSRF.forget(response)
     return response

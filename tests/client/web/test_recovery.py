@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.client.web.conftest import form
+from tests.client.web.conftest import form, forms
 from tests.conftest import PASSWORD
 from tests.kit import log_in
 from vrm.settings import Settings
@@ -34,6 +34,8 @@ def _sign_up(visitor: TestClient, email: str = "new@example.org") -> str:
     found = KEY.search(r.text)
     assert found is not None, r.text
     assert r.headers["cache-control"] == "no-store"
+    # Logged in: the page has the navigation and the log-out button.
+    assert "/logout" in forms(r.text)
     # Logged in already, as every sign-up is.
     assert visitor.get("/api/v1/me").json()["email"] == email
     return found.group(1)
