@@ -259,6 +259,52 @@ def _drop_server_root(vault: Vault, customer_id: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """A password or recovery key being tried for the account of an email,
+    from a client address, with its throttles reserved."""
+
+    customer: Customer | None
+    at_address: throttle.Counter
+    account_at_address: throttle.Counter
+
+    def succeed(self, session: Session) -> None:
+        throttle.succeed(session, hand_back=[self.at_address], forget=[self.account_at_address.key])
+
+
+def _attempt(
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    email: str,
+    client_address: str,
+    kind: str,
+) -> _Attempt:
+    """Reserve the throttles of an attempt on the account of ``email`` (of
+    ``kind``: "account-at-address" for a log-in, "recovery-at-address" for
+    a recovery key) and find the account, if there is one."""
+    account_key = _email_key(vault, email)
+    # By address, and by account at that address; never by account alone,
+    # which would let anyone lock the owner out (docs/threat-model.md).
+    at_address = throttle.Counter(
+        _address_key(vault, client_address), settings.login_max_failures_per_address
+    )
+    account_at_address = throttle.Counter(
+        throttle.account_key(
+            _throttle_prefix(vault, account_key),
+            vault.blind_index(kind, f"{account_key.hex()} {client_address}"),
+        ),
+        settings.login_max_failures,
+    )
+    throttle.reserve(
+        session, counters=[at_address, account_at_address], settings=settings, now=utcnow()
+    )
+    customer = session.exec(
+        select(Customer).where(col(Customer.email_index) == account_key)
+    ).first()
+    return _Attempt(customer, at_address, account_at_address)
+
+
 def log_in(
     *,
     session: Session,
@@ -278,28 +324,12 @@ def log_in(
     Unknown email and wrong password take the same path, the same time and
     give the same error; both count towards the throttles.
     """
-    now = utcnow()
-    account_key = _email_key(vault, email)
-    # By address, and by account at that address; never by account alone,
-    # which would let anyone lock the owner out (docs/threat-model.md).
-    at_address = throttle.Counter(
-        _address_key(vault, client_address), settings.login_max_failures_per_address
-    )
-    account_at_address = throttle.Counter(
-        throttle.account_key(
-            _throttle_prefix(vault, account_key),
-            vault.blind_index("account-at-address", f"{account_key.hex()} {client_address}"),
-        ),
-        settings.login_max_failures,
-    )
-    throttle.reserve(session, counters=[at_address, account_at_address], settings=settings, now=now)
-    customer = session.exec(
-        select(Customer).where(col(Customer.email_index) == account_key)
-    ).first()
+    attempt = _attempt(session, vault, settings, email, client_address, "account-at-address")
+    customer = attempt.customer
     verified = passwords.check(customer.password_hash if customer else None, password)
     if verified is None or customer is None:
         raise Unauthenticated(WRONG_CREDENTIALS)
-    throttle.succeed(session, hand_back=[at_address], forget=[account_at_address.key])
+    attempt.succeed(session)
     sessions.forget_expired(session=session, customer_id=customer.id)
     root = _root_of(customer, verified)
     recovery_key = None
@@ -445,21 +475,8 @@ def recover(
     answered like a log-in: an unknown email, a server-held account (which
     has no recovery key) and a wrong key are the same error."""
     now = utcnow()
-    account_key = _email_key(vault, email)
-    at_address = throttle.Counter(
-        _address_key(vault, client_address), settings.login_max_failures_per_address
-    )
-    account_at_address = throttle.Counter(
-        throttle.account_key(
-            _throttle_prefix(vault, account_key),
-            vault.blind_index("recovery-at-address", f"{account_key.hex()} {client_address}"),
-        ),
-        settings.login_max_failures,
-    )
-    throttle.reserve(session, counters=[at_address, account_at_address], settings=settings, now=now)
-    customer = session.exec(
-        select(Customer).where(col(Customer.email_index) == account_key)
-    ).first()
+    attempt = _attempt(session, vault, settings, email, client_address, "recovery-at-address")
+    customer = attempt.customer
     root = None
     if customer is not None and customer.root_by_recovery is not None:
         try:
@@ -469,7 +486,7 @@ def recover(
             root = None
     if customer is None or root is None:
         raise Unauthenticated(WRONG_RECOVERY)
-    throttle.succeed(session, hand_back=[at_address], forget=[account_at_address.key])
+    attempt.succeed(session)
     new_recovery_key = _hold_root(customer, passwords, new_password, root)
     customer.password_changed_at = now
     session.add(customer)
