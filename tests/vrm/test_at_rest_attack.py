@@ -14,11 +14,13 @@ secrets, as strong as the customer makes them (docs/threat-model.md).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from tests.conftest import Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
@@ -26,9 +28,13 @@ from tests.consent.test_device_flow import logged_in_device
 from tests.kit import bearer
 from tests.vendor_api.helpers import PREFERENCES, PROFILE, RECEIPT, add_event, put
 from tests.vrm.at_rest import Copy, attack, ciphertexts, records, take_copy
+from vrm import cli
+from vrm.backup.sealing import new_key
 from vrm.catalogue import ACCOUNT
+from vrm.db import make_engine
 from vrm.keys import custody
 from vrm.settings import Settings
+from vrm.storage import groupcommit
 
 
 @pytest.fixture
@@ -171,3 +177,48 @@ def test_a_deposit_made_while_the_customer_is_away_does_not_open_from_a_copy(
     kek = custody.check(row["password_hash"], dee.password)
     assert kek is not None
     assert "pending deposit" in records(attack(copy, frozenset({kek})), dee.id)
+
+
+def _through_a_backup(app: FastAPI, settings: Settings, folder: Path) -> Copy:
+    """``vrm backup create``, the servers stopped, ``vrm backup restore``
+    (what an operator, or a thief with the backup and its key, gets back),
+    then a copy of what was restored."""
+    env = {
+        "VRM_DATA_DIR": str(settings.data_dir),
+        "VRM_DATABASE_URL": settings.database_url,
+        "VRM_BACKUP_KEY": new_key(),
+        "VRM_KEY_CUSTODY": settings.key_custody,
+    }
+    made = CliRunner().invoke(cli.app, ["backup", "create", str(folder)], env=env)
+    assert made.exit_code == 0, made.output
+    groupcommit.close(app.state)
+    app.state.engine.dispose()
+    restored = CliRunner().invoke(cli.app, ["backup", "restore", str(folder), "--force"], env=env)
+    assert restored.exit_code == 0, restored.output
+    engine = make_engine(settings)
+    try:
+        return take_copy(engine, settings.key_dir_resolved)
+    finally:
+        engine.dispose()
+
+
+def test_a_backup_taken_while_the_grant_lives_opens_only_what_it_shares(
+    app: FastAPI, store: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    opened = attack(_through_a_backup(app, settings, tmp_path / "backup"))
+    assert records(opened, store["ana"].id) == {"profile"}
+    assert records(opened, store["cy"].id) == set()
+    assert records(opened, store["bob"].id) == {ACCOUNT, "profile", "preferences", "history"}
+
+
+def test_a_backup_taken_after_the_revocation_opens_nothing_of_the_customer(
+    app: FastAPI, store: dict[str, Any], settings: Settings, tmp_path: Path
+) -> None:
+    ana: Person = store["ana"]
+    _log_in(ana)
+    (grant,) = ana.client.get("/api/v1/me/grants").json()["items"]
+    assert ana.client.delete(f"/api/v1/me/grants/{grant['id']}").status_code == 204
+    _log_out(ana)
+    opened = attack(_through_a_backup(app, settings, tmp_path / "backup"))
+    assert records(opened, ana.id) == set()
+    assert records(opened, store["bob"].id) == {ACCOUNT, "profile", "preferences", "history"}
