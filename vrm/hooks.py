@@ -9,11 +9,13 @@ a hook. Every path that erases an account takes :data:`ON_ERASE`: the app
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from consent.audit import events as audit
 from consent.grants import revocation
 from consent.grants import service as grants
 from vrm.accounts.service import OnErase, OnKeysMoved
-from vrm.keys.service import OnRewrap
+from vrm.keys.service import OnRewrap, Vault
 
 # The erasure and the end of each grant go on the audit log (while the
 # customer's salt exists); vendors holding the customer's data get a
@@ -24,7 +26,14 @@ ON_ERASE: tuple[OnErase, ...] = (audit.on_account_erased, revocation.on_account_
 # audit log, in the rewrap's transaction.
 ON_REWRAP: OnRewrap = audit.key_rotated
 
+
+def _keys_moved(session: Session, vault: Vault, customer_id: str) -> None:
+    grants.escrow_live_grants(session, vault, customer_id)
+    audit.key_moved_to_customer(session, customer_id)
+
+
 # A customer whose root key moves to them at log-in (key_custody
-# "customer"): each live grant escrows what it reads, in the move's
-# transaction. Every log-in path takes it (vrm/accounts/routes.py).
-ON_KEYS_MOVED: OnKeysMoved = grants.escrow_live_grants
+# "customer"): each live grant escrows what it reads, and the move goes on
+# the audit log, in the move's transaction. Every log-in path takes it
+# (vrm/accounts/routes.py).
+ON_KEYS_MOVED: OnKeysMoved = _keys_moved

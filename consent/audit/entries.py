@@ -65,8 +65,10 @@ TYPES = frozenset(
         "vendor.disabled",
         "auditor.registered",
         "auditor.disabled",
-        # Server keys (vrm keys rotate).
+        # Server keys (vrm keys rotate); a customer's root key moving from
+        # the key store to them (vrm.accounts.service.log_in).
         "key.rotated",
+        "key.moved_to_customer",
         # Revocation notices pushed to vendors (consent/notices): every
         # attempt, and the one the vendor acknowledged.
         "notice.attempted",

@@ -244,6 +244,15 @@ def key_rotated(session: Session, customer_id: str, root_version: int, data_keys
     log.append(session.connection(), [event])
 
 
+def key_moved_to_customer(session: Session, customer_id: str) -> None:
+    """A customer's root key moved from the key store to them at log-in
+    (key_custody "customer"; vrm.accounts.service.OnKeysMoved, in the
+    move's transaction): from then on the server reads only what their
+    live grants escrow."""
+    event = Event(type="key.moved_to_customer", at=utcnow(), customer_id=customer_id, details={})
+    log.append(session.connection(), [event])
+
+
 def notice_attempted(
     conn: Connection,
     *,

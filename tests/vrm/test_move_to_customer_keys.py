@@ -102,6 +102,16 @@ def test_the_first_log_in_after_the_change_answers_a_recovery_key_and_the_next_n
     assert ana.client.get("/api/v1/me").json() == first
 
 
+def test_the_move_is_on_the_customers_audit_log(before: dict[str, Any]) -> None:
+    ana: Person = before["ana"]
+    _log_in(ana)
+    _log_in(ana)
+    r = ana.client.get("/api/v1/me/access-log", params={"type": "key"})
+    assert r.status_code == 200, r.text
+    # Once: the second log-in moved nothing.
+    assert [i["entry"]["type"] for i in r.json()["items"]] == ["key.moved_to_customer"]
+
+
 def test_a_moved_customer_reads_their_data_and_the_key_store_keeps_no_root_key_of_theirs(
     app: FastAPI, settings: Settings, before: dict[str, Any]
 ) -> None:
