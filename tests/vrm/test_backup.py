@@ -39,6 +39,13 @@ SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Server custody: what a backup and its restore do with root key files
+    # in the key store, where only a server-held root key lies.
+    return settings.model_copy(update={"key_custody": "server"})
+
+
+@pytest.fixture
 def backup_key() -> str:
     return new_key()
 
@@ -48,16 +55,20 @@ def vrm(settings: Settings, *args: str, key: str, **env: str) -> Result:
     environment = {
         "VRM_DATA_DIR": str(settings.data_dir),
         "VRM_DATABASE_URL": settings.database_url,
+        "VRM_KEY_CUSTODY": settings.key_custody,
         "VRM_BACKUP_KEY": key,
         **env,
     }
     return CliRunner().invoke(cli.app, list(args), env=environment)
 
 
-def _created(result: Result, folder: Path, customers: int) -> None:
+def _created(result: Result, folder: Path, customers: int, root_keys: int | None = None) -> None:
+    """``root_keys``: how many the key store holds; by default one for each
+    customer (server-held)."""
+    keys = customers if root_keys is None else root_keys
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        f"backup written to {folder}: {customers} customers, {customers} root keys\n"
+        f"backup written to {folder}: {customers} customers, {keys} root keys\n"
     )
     assert result.stderr == ""
 

@@ -59,7 +59,8 @@ def _log_in(url: str, email: str) -> httpx.Client:
 def test_a_key_destroyed_by_another_process_stops_opening_in_a_running_server(
     tmp_path: Path,
 ) -> None:
-    settings = {"VRM_KEY_CACHE_SECONDS": str(CACHE_SECONDS)}
+    # Server custody: the key destroyed is a root key file in the key store.
+    settings = {"VRM_KEY_CACHE_SECONDS": str(CACHE_SECONDS), "VRM_KEY_CUSTODY": "server"}
     with live_server(tmp_path / "var", settings=settings) as server:
         ana = _log_in(server.url, "ana@example.org")
         bob = _log_in(server.url, "bob@example.org")
@@ -87,7 +88,9 @@ def test_a_key_destroyed_by_another_process_stops_opening_in_a_running_server(
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"key_cache_seconds": CACHE_SECONDS})
+    # Server custody: the bound on a root key file destroyed by another
+    # process, which only a server-held root key has.
+    return settings.model_copy(update={"key_cache_seconds": CACHE_SECONDS, "key_custody": "server"})
 
 
 def test_an_erasure_by_another_process_shuts_a_backup_here_within_the_bound(

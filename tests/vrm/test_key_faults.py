@@ -38,7 +38,9 @@ FAULTS = ["missing", "unreadable", "truncated", "another's"]
 def settings(settings: Settings) -> Settings:
     # No data key cache: every read unwraps, so a broken key shows at once
     # (the bound a cache adds is tested in test_key_cache_processes.py).
-    return settings.model_copy(update={"key_cache_seconds": 0.0})
+    # Server custody: these are the faults of root key files in the key
+    # store, which a customer-held root key never is.
+    return settings.model_copy(update={"key_cache_seconds": 0.0, "key_custody": "server"})
 
 
 def _key_files(settings: Settings) -> dict[str, bytes | None]:

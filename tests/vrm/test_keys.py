@@ -52,7 +52,9 @@ ROTATIONS = 5
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"key_cache_seconds": 0.0})
+    # Server custody: rotation, erasure and backups of root key files in
+    # the key store, where only a server-held root key lies.
+    return settings.model_copy(update={"key_cache_seconds": 0.0, "key_custody": "server"})
 
 
 @dataclass

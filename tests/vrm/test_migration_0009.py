@@ -3,6 +3,7 @@ private (issue 13, D1), and events sealed before it read as once shared."""
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -18,6 +19,13 @@ from vrm.migrate import alembic_config
 from vrm.settings import Settings
 
 WHEN = "2026-11-0{}T10:00:00Z"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Server custody: an upgrade from before 0019 goes down to an old schema,
+    # which only customers whose root keys the server holds can.
+    return settings.model_copy(update={"key_custody": "server"})
 
 
 def _unflag(app: FastAPI, event_id: str) -> None:

@@ -72,6 +72,13 @@ def _password_hash(app: FastAPI, customer_id: str) -> str:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Server custody to begin with: these customers are from before, and
+    # each test changes the setting where the move is to happen.
+    return settings.model_copy(update={"key_custody": "server"})
+
+
+@pytest.fixture
 def before(app: FastAPI, settings: Settings, vendor: Vendor) -> dict[str, Any]:
     """ana and bob signed up while the server held root keys; ana shares
     her profile with the vendor. Then the setting changed, both logged
