@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -10,13 +11,14 @@ from unittest.mock import ANY
 
 import httpx
 import pytest
-from argon2 import extract_parameters
+from argon2 import Type, extract_parameters
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, Person
 from tests.kit import Clock, assert_problem, log_in
 from vrm.app import create_app
+from vrm.keys import custody
 from vrm.settings import Settings
 
 SESSION = "/api/v1/session"
@@ -38,19 +40,49 @@ def session_cookie(response: httpx.Response, name: str) -> Any:
 
 
 class SpyHasher:
-    """Delegates to the real Argon2 hasher and records every hash verified
-    against (PasswordHasher has __slots__, so its method cannot be patched)."""
+    """Delegates to the real Argon2 checks and records every stored password
+    verified against: argon2-cffi's hasher (PasswordHasher has __slots__,
+    so its method cannot be patched) and the customer-held form's check
+    (vrm/keys/custody.py)."""
 
     def __init__(self, real: Any) -> None:
         self.real = real
+        self.real_check = custody.check
         self.verified: list[str] = []
 
     def verify(self, stored_hash: str, password: str) -> bool:
         self.verified.append(stored_hash)
         return bool(self.real.verify(stored_hash, password))
 
+    def check(self, stored: str, password: str) -> bytes | None:
+        self.verified.append(stored)
+        return self.real_check(stored, password)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+
+def _argon2_run(stored: str) -> tuple[Type, int, int, int, int]:
+    """What one check of ``stored`` costs: Argon2's type, time, memory,
+    parallelism and salt length, for either form of a stored password."""
+    if custody.is_customer_held(stored):
+        cost = custody.cost_of(stored)
+        assert cost is not None
+        salt = stored.split("$")[4]
+        salt_len = len(base64.urlsafe_b64decode(salt + "=" * (-len(salt) % 4)))
+        return Type.ID, cost.time_cost, cost.memory_kib, cost.parallelism, salt_len
+    p = extract_parameters(stored)
+    return p.type, p.time_cost, p.memory_cost, p.parallelism, p.salt_len
+
+
+@pytest.fixture
+def custody_of_keys() -> str:
+    return "customer"
+
+
+@pytest.fixture
+def settings(settings: Settings, custody_of_keys: str) -> Settings:
+    return settings.model_copy(update={"key_custody": custody_of_keys})
 
 
 # -- log-in and its cookie ----------------------------------------------------
@@ -112,17 +144,21 @@ def test_wrong_password_and_unknown_email_get_identical_responses(
     }
 
 
+# Both forms of ana's stored password: hers held by the customer, and one
+# from before (server-held), each against the unknown email's dummy.
+@pytest.mark.parametrize("custody_of_keys", ["customer", "server"])
 def test_unknown_email_still_verifies_a_password_hash_of_equal_cost(
     app: FastAPI, client: TestClient, ana: Person, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = SpyHasher(app.state.passwords._hasher)
     monkeypatch.setattr(app.state.passwords, "_hasher", spy)
+    monkeypatch.setattr(custody, "check", spy.check)
     assert log_in(client, ana.email, "not the right passphrase").status_code == 401
     assert log_in(client, "nobody@example.org", "not the right passphrase").status_code == 401
     assert len(spy.verified) == 2
     real_hash, dummy_hash = spy.verified
     assert dummy_hash != real_hash
-    assert extract_parameters(dummy_hash) == extract_parameters(real_hash)
+    assert _argon2_run(dummy_hash) == _argon2_run(real_hash)
 
 
 # -- throttling ---------------------------------------------------------------
