@@ -36,7 +36,9 @@ ROOT_KEY_GONE = "the customer's root key is gone (erased or missing)"
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # No data key cache: a lost key shows at once, as after a restart.
-    return settings.model_copy(update={"key_cache_seconds": 0.0})
+    # Server custody: the key lost is a root key file in the key store,
+    # which a customer-held root key never is.
+    return settings.model_copy(update={"key_cache_seconds": 0.0, "key_custody": "server"})
 
 
 def _lose_key(settings: Settings, person: Person) -> None:
