@@ -7,6 +7,15 @@ keys in the product's key store, change-log positions from the product's
 clock) in bulk, one transaction per batch. Each function runs in a process
 of its own (a spawned pool), configured by the ``VRM_`` environment it is
 given.
+
+Seeded customers are server-held, whatever ``VRM_KEY_CUSTODY`` says:
+customers from before, as if not yet moved (docs/keys.md, "Moving over").
+The rows written here mirror a server-held sign-up (a root key in the key
+store, a plain Argon2id password hash) and a grant without escrow; a
+customer-held seed would have to copy sign-up's password wrapping and each
+grant's escrow too, a second copy of those services. So the feed benchmark
+measures vendors reading through the key store's root keys, not through
+grants' escrows.
 """
 
 from __future__ import annotations
