@@ -371,6 +371,19 @@ def test_a_commitment_opens_only_with_its_salt_and_values() -> None:
     assert entries.pseudonym(salt) != entries.pseudonym(bytes(32))
 
 
+@pytest.fixture
+def custody_of_keys() -> str:
+    return "customer"
+
+
+@pytest.fixture
+def settings(settings: Settings, custody_of_keys: str) -> Settings:
+    return settings.model_copy(update={"key_custody": custody_of_keys})
+
+
+# Server custody: a rotation rewraps the root keys the key store holds,
+# and a customer-held one never is there.
+@pytest.mark.parametrize("custody_of_keys", ["server"])
 def test_a_key_rotation_logs_each_customers_rewrap(
     app: FastAPI, settings: Settings, ana: Person, bob: Person
 ) -> None:

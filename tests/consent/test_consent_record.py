@@ -14,6 +14,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from alembic import command
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -204,6 +205,19 @@ def test_after_a_rename_the_customer_is_asked_again_and_the_new_grant_keeps_the_
     assert start(ana, vendor, "profile.email:read").page.status_code == 303
 
 
+@pytest.fixture
+def custody_of_keys() -> str:
+    return "customer"
+
+
+@pytest.fixture
+def settings(settings: Settings, custody_of_keys: str) -> Settings:
+    return settings.model_copy(update={"key_custody": custody_of_keys})
+
+
+# Server custody: the upgrade goes down to before 0019, which only
+# customers whose root keys the server holds can.
+@pytest.mark.parametrize("custody_of_keys", ["server"])
 def test_grants_from_before_the_copy_get_the_vendor_as_of_the_upgrade(
     app: FastAPI, settings: Settings, ana: Person
 ) -> None:
