@@ -68,9 +68,11 @@ class Settings(BaseSettings):
 
     # Who holds a new customer's root key (docs/keys.md, "Customer-held
     # keys"): "customer" wraps it by their password and a recovery key, so
-    # the server opens only what a live grant shares while they are away;
-    # "server" keeps it in the key store, as for customers from before.
-    key_custody: Literal["server", "customer"] = "server"
+    # the server opens only what a live grant shares while they are away.
+    # "server" keeps it in the key store: it remains for operators who
+    # choose it, and is how customers from before are held until their
+    # next log-in moves them over.
+    key_custody: Literal["server", "customer"] = "customer"
 
     # How long unwrapped data keys stay in process memory. Deleting a customer
     # evicts them at once in this process; other processes drop them within

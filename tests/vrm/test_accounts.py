@@ -61,11 +61,23 @@ def test_sign_up_creates_an_account(client: TestClient) -> None:
     assert r.status_code == 201, r.text
     body = r.json()
     assert set(body) == {"id", "email", "created_at", "recovery_key"}
-    # The server holds this customer's root key: there is nothing to recover.
-    assert body["recovery_key"] is None
+    # The customer holds their root key: the recovery key, shown this once,
+    # opens it when the password is forgotten (test_customer_held_keys.py).
+    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){7}", body["recovery_key"])
     assert re.fullmatch(r"[0-9a-f]{32}", body["id"])
     assert body["email"] == "ana@example.org"
     assert datetime.fromisoformat(body["created_at"]).utcoffset() == timedelta(0)
+
+
+def test_sign_up_with_server_held_keys_answers_no_recovery_key(
+    app: FastAPI, settings: Settings
+) -> None:
+    app.state.settings = settings.model_copy(update={"key_custody": "server"})
+    with TestClient(app) as client:
+        r = client.post(ACCOUNTS, json={"email": "ana@example.org", "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    # The server holds this customer's root key: there is nothing to recover.
+    assert r.json()["recovery_key"] is None
 
 
 def test_sign_up_does_not_log_in(client: TestClient, settings: Settings) -> None:

@@ -6,17 +6,21 @@ These tests sign up ana@example.org through load_demo, so they never use the
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
+from tests.kit import log_in, vrm
 from vrm.accounts.models import Customer
 from vrm.demo import load_demo
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
 from vrm.records.models import DocumentRecord
+from vrm.settings import Settings
 
 
 def load(app: FastAPI) -> str | None:
@@ -127,3 +131,39 @@ def test_loading_the_demo_again_returns_none_and_creates_nothing(
     r = demo.get("/api/v1/me/history")
     assert r.status_code == 200, r.text
     assert len(r.json()["items"]) == 5
+
+
+def test_vrm_demo_prints_a_password_and_a_recovery_key_that_open_the_account(
+    app: FastAPI, client: TestClient, settings: Settings
+) -> None:
+    """What README's "Try it" and `make run` promise: both printed once,
+    and both work."""
+    done = vrm(settings, "demo", columns=200)
+    assert (done.returncode, done.stderr) == (0, "")
+    created, password_line, recovery_line = done.stdout.splitlines()
+    assert created == "demo customer created: ana@example.org"
+    password = re.fullmatch(r"password \(shown only now\): (\S+)", password_line)
+    recovery = re.fullmatch(
+        r"recovery key \(shown only now\): ([A-Z2-7]{4}(?:-[A-Z2-7]{4}){7})", recovery_line
+    )
+    assert password is not None, password_line
+    assert recovery is not None, recovery_line
+    r = log_in(client, "ana@example.org", password[1])
+    assert r.status_code == 200, r.text
+    assert r.json()["recovery_key"] is None
+    r = client.post(
+        "/api/v1/recovery",
+        json={
+            "email": "ana@example.org",
+            "recovery_key": recovery[1],
+            "new_password": "a completely new passphrase",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert log_in(client, "ana@example.org", "a completely new passphrase").status_code == 200
+    assert client.get("/api/v1/me/history").json()["items"][0]["vendor"] == "Farmácia Central"
+    again = vrm(settings, "demo")
+    assert (again.returncode, again.stdout) == (
+        0,
+        "demo customer ana@example.org already exists (its password was shown once)\n",
+    )

@@ -81,7 +81,8 @@ def test_erasure_replayed_by_a_restore_tells_the_vendor_again(
 ) -> None:
     key = new_key()
     folder = tmp_path / "backup"
-    _created(vrm(settings, "backup", "create", str(folder), key=key), folder, 1)
+    # ana's root key is hers: the key store holds none of it.
+    _created(vrm(settings, "backup", "create", str(folder), key=key), folder, 1, root_keys=0)
     r = ana.client.request("DELETE", "/api/v1/me", json={"password": ana.password})
     assert r.status_code == 204, r.text
     _stop(app)

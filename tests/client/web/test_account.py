@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from tests.client.web.conftest import Customer, form, forms
 from tests.conftest import PASSWORD
 from tests.kit import log_in
+from vrm.settings import Settings
 
 NEW_PASSWORD = "a different horse battery"
 
@@ -45,12 +46,16 @@ def test_home_logged_in_shows_navigation_and_email(ana: Customer) -> None:
     assert forms(r.text)["/logout"].value("csrf")
 
 
-def test_sign_up_opens_a_session_and_lands_home(visitor: TestClient, app: FastAPI) -> None:
+def test_sign_up_opens_a_session_and_goes_home_past_the_recovery_key(
+    visitor: TestClient, app: FastAPI
+) -> None:
     fields = dict(_signup_form(visitor))
     fields.update(email="new@example.org", password=PASSWORD, password_again=PASSWORD)
     r = visitor.post("/signup", data=fields)
-    assert r.status_code == 303, r.text
-    assert r.headers["location"] == "/"
+    # The answer shows the recovery key, kept nowhere (test_recovery.py),
+    # and goes on home from there.
+    assert r.status_code == 200, r.text
+    assert '<p><a href="/">I have kept it: continue</a></p>' in r.text
     cookie = r.headers.get_list("set-cookie")
     session = [c for c in cookie if c.startswith("vrm_session=")]
     assert len(session) == 1
@@ -62,6 +67,19 @@ def test_sign_up_opens_a_session_and_lands_home(visitor: TestClient, app: FastAP
     # The account works with its password, as any other.
     with TestClient(app) as other:
         assert log_in(other, "new@example.org", PASSWORD).status_code == 200
+
+
+def test_sign_up_with_server_held_keys_lands_home(
+    visitor: TestClient, app: FastAPI, settings: Settings
+) -> None:
+    app.state.settings = settings.model_copy(update={"key_custody": "server"})
+    fields = dict(_signup_form(visitor))
+    fields.update(email="new@example.org", password=PASSWORD, password_again=PASSWORD)
+    r = visitor.post("/signup", data=fields)
+    # No recovery key to show: the server holds the root key.
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/"
+    assert visitor.get("/api/v1/me").json()["email"] == "new@example.org"
 
 
 def test_sign_up_without_the_csrf_cookie_is_refused(visitor: TestClient, app: FastAPI) -> None:

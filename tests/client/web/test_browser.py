@@ -38,6 +38,8 @@ NODE_TIMEOUT = 90
 STEPS = [
     ("home-logged-out", "/"),
     ("signup", "/signup"),
+    # The sign-up's answer: the recovery key, shown once.
+    ("recovery-key", "/signup"),
     ("home", "/"),
     ("profile", "/data/profile"),
     ("profile-error", "/data/profile"),
@@ -106,7 +108,7 @@ def test_the_journey_visits_every_page(run: dict[str, Any]) -> None:
     for page, (_step, path) in zip(pages, STEPS, strict=True):
         if path is not None:
             assert page["path"] == path
-    assert pages[9]["path"].startswith("/data/history/")
+    assert pages[10]["path"].startswith("/data/history/")
 
 
 def test_every_page_has_no_accessibility_violations(run: dict[str, Any]) -> None:
@@ -144,14 +146,18 @@ def test_pages_run_without_csp_violations_console_messages_or_errors(
     assert _seen(run, "journey", "page_errors") == []
 
 
-def test_every_post_answers_303(run: dict[str, Any]) -> None:
+def test_every_post_answers_303_but_the_sign_up_that_shows_the_recovery_key(
+    run: dict[str, Any],
+) -> None:
     posts = [
         re.sub(r"/[0-9a-f]{32}", "/ID", t)
         for t in _seen(run, "journey", "trail")
         if t.startswith("POST ")
     ]
     assert posts == [
-        "POST /signup 303",
+        # The recovery key is on this answer only: it is kept nowhere, so
+        # there is no page to redirect to.
+        "POST /signup 200",
         # The one refused form answers with itself, and says why.
         "POST /data/profile 422",
         "POST /data/profile 303",
@@ -162,6 +168,10 @@ def test_every_post_answers_303(run: dict[str, Any]) -> None:
         "POST /login 303",
         "POST /account/delete 303",
     ]
+
+
+def test_the_journey_was_shown_a_recovery_key_at_sign_up(run: dict[str, Any]) -> None:
+    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){7}", _seen(run, "journey", "recovery_key"))
 
 
 def test_the_skip_link_comes_first_and_moves_focus_to_the_main_content(

@@ -68,7 +68,14 @@ async function journey(out, { page }) {
   await page.getByLabel('Email').fill(opt.email);
   await page.getByLabel('Password', { exact: true }).fill(opt.password);
   await page.getByLabel('Password again').fill(opt.password);
-  await submit(page, 'Sign up', '/');
+  // The answer shows the recovery key, once, and goes on home from there.
+  await submit(page, 'Sign up', '/signup');
+  out.recovery_key = (await page.locator('#recovery-key').textContent()).trim();
+  await check(out, page, 'recovery-key');
+  await Promise.all([
+    page.waitForURL(`${issuer}/`),
+    page.getByRole('link', { name: 'I have kept it: continue' }).click(),
+  ]);
   out.home_heading = (await page.locator('h1').textContent()).trim();
   await check(out, page, 'home');
 
