@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from tests.conftest import PASSWORD, Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, decide, start, tokens_for
 from tests.kit import bearer
-from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, put
+from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, feed_token, put, read_feed
 from vrm.accounts.models import Customer, LoginSession
 from vrm.keys.models import DataKey, KeyEscrow
 from vrm.settings import Settings
@@ -247,3 +247,31 @@ def test_a_customer_whose_keys_the_server_holds_is_told_so(
     bob = sign_up_and_log_in(app, "bob@example.org")
     auth = start(bob, vendor, "profile:read")
     assert "This server holds the keys to all your data" in auth.page.text
+
+
+def test_the_feed_reads_what_each_grant_shares_while_its_customers_are_away(
+    app: FastAPI, ana: Person, bob_held: Person, vendor: Vendor
+) -> None:
+    tokens_for(ana, vendor, "profile:read history:read")
+    tokens_for(bob_held, vendor, "preferences:read")
+    for person in (ana, bob_held):
+        _log_out(person)
+    token = feed_token(vendor)
+    items, _ = read_feed(vendor, token)
+    assert [i["type"] for i in items] == ["snapshot", "snapshot"]
+    by_what = {tuple(sorted(i["data"])): i["data"] for i in items}
+    shared = by_what[("history", "profile")]
+    assert shared["profile"]["email"] == PROFILE["email"]
+    assert shared["history"][0]["notes"] == "a private matter"
+    assert by_what[("preferences",)]["preferences"]["dietary"] == ["vegetarian"]
+    # Read from the grants' escrow, each customer's what they shared alone.
+    assert PREFERENCES["free"]["team"] not in str(shared)
+    assert PROFILE["phone"] not in str(by_what[("preferences",)])
+
+
+@pytest.fixture
+def bob_held(app: FastAPI) -> Person:
+    person = sign_up_and_log_in(app, "bob@example.org", "another long passphrase")
+    put(person, "profile", PROFILE)
+    put(person, "preferences", PREFERENCES)
+    return person
