@@ -91,14 +91,25 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+def custody_of_keys() -> str:
+    """Who holds new customers' root keys (VRM_KEY_CUSTODY): the product's
+    default. A test of server-held mechanics parametrizes it ("server")."""
+    default: str = Settings.model_fields["key_custody"].default
+    return default
+
+
+@pytest.fixture
+def settings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, custody_of_keys: str
+) -> Settings:
     data_dir = tmp_path / "var"
     data_dir.mkdir()
+    chosen: dict[str, Any] = {**TEST_SETTINGS, "key_custody": custody_of_keys}
     if backend == "sqlite":
         shutil.copy(request.getfixturevalue("sqlite_template"), data_dir / "vrm.db")
-        return Settings(data_dir=data_dir, **TEST_SETTINGS)
+        return Settings(data_dir=data_dir, **chosen)
     url = request.getfixturevalue("postgres_url")
-    return Settings(data_dir=data_dir, database_url=url, **TEST_SETTINGS)
+    return Settings(data_dir=data_dir, database_url=url, **chosen)
 
 
 @pytest.fixture

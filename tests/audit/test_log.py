@@ -371,16 +371,6 @@ def test_a_commitment_opens_only_with_its_salt_and_values() -> None:
     assert entries.pseudonym(salt) != entries.pseudonym(bytes(32))
 
 
-@pytest.fixture
-def custody_of_keys() -> str:
-    return "customer"
-
-
-@pytest.fixture
-def settings(settings: Settings, custody_of_keys: str) -> Settings:
-    return settings.model_copy(update={"key_custody": custody_of_keys})
-
-
 # Server custody: a rotation rewraps the root keys the key store holds,
 # and a customer-held one never is there.
 @pytest.mark.parametrize("custody_of_keys", ["server"])

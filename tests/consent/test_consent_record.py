@@ -205,16 +205,6 @@ def test_after_a_rename_the_customer_is_asked_again_and_the_new_grant_keeps_the_
     assert start(ana, vendor, "profile.email:read").page.status_code == 303
 
 
-@pytest.fixture
-def custody_of_keys() -> str:
-    return "customer"
-
-
-@pytest.fixture
-def settings(settings: Settings, custody_of_keys: str) -> Settings:
-    return settings.model_copy(update={"key_custody": custody_of_keys})
-
-
 # Server custody: the upgrade goes down to before 0019, which only
 # customers whose root keys the server holds can.
 @pytest.mark.parametrize("custody_of_keys", ["server"])

@@ -32,19 +32,14 @@ from tests.consent.test_device_flow import (
 from tests.vendor_api.helpers import PROFILE, put
 from vrm.crypto import aead
 from vrm.keys import custody
-from vrm.settings import Settings
 
 REFRESH = {"grant_type": "refresh_token", "client_id": first_party.CLIENT_ID}
 
 
 @pytest.fixture
 def custody_of_keys() -> str:
+    # What this module is about, whatever the default.
     return "customer"
-
-
-@pytest.fixture
-def settings(settings: Settings, custody_of_keys: str) -> Settings:
-    return settings.model_copy(update={"key_custody": custody_of_keys})
 
 
 @pytest.fixture

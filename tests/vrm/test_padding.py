@@ -22,20 +22,9 @@ from vrm.crypto import aead
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
 from vrm.keys.service import record_aad, wrap_aad
-from vrm.settings import Settings
 
 AAD = aead.associated_data("vrm-record/1", "c" * 32, "profile", "profile", 1)
 OVERHEAD = 1 + aead.NONCE_BYTES + aead.TAG_BYTES
-
-
-@pytest.fixture
-def custody_of_keys() -> str:
-    return "customer"
-
-
-@pytest.fixture
-def settings(settings: Settings, custody_of_keys: str) -> Settings:
-    return settings.model_copy(update={"key_custody": custody_of_keys})
 
 
 @pytest.fixture

@@ -75,16 +75,6 @@ def _argon2_run(stored: str) -> tuple[Type, int, int, int, int]:
     return p.type, p.time_cost, p.memory_cost, p.parallelism, p.salt_len
 
 
-@pytest.fixture
-def custody_of_keys() -> str:
-    return "customer"
-
-
-@pytest.fixture
-def settings(settings: Settings, custody_of_keys: str) -> Settings:
-    return settings.model_copy(update={"key_custody": custody_of_keys})
-
-
 # -- log-in and its cookie ----------------------------------------------------
 
 
