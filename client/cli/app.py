@@ -231,6 +231,59 @@ def logout() -> None:
     out.print("Logged out.")
 
 
+@app.command()
+def recover(
+    email: Annotated[str, typer.Option(help="Your account's email.")],
+    server: Annotated[
+        str | None,
+        typer.Option(help="The store's address (or $VRM_ME_SERVER, or the saved login's)."),
+    ] = None,
+    stdin: Annotated[
+        bool,
+        typer.Option(
+            "--stdin", help="Read the recovery key, then the new password, from stdin, a line each."
+        ),
+    ] = False,
+    json_out: Json = False,
+) -> None:
+    """A forgotten password: your recovery key sets a new one. Every login
+    ends, this computer's too: log in again afterwards. Prints your new
+    recovery key, shown only now: the one you used no longer works."""
+    url = server or os.environ.get(SERVER_ENV)
+    if url is None:
+        try:
+            url = credentials.load().server
+        except credentials.CredentialsError:
+            raise Fail("say which store: vrm-me recover --server URL --email EMAIL") from None
+    url = url.rstrip("/")
+    if stdin:
+        recovery_key = sys.stdin.readline().strip()
+        new_password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        recovery_key = typer.prompt("Recovery key", hide_input=True, err=True)
+        new_password = typer.prompt(
+            "New password", hide_input=True, confirmation_prompt=True, err=True
+        )
+    with VRMClient(url) as client:
+        try:
+            new_key = client.recover(email, recovery_key, new_password)
+        except VRMError as error:
+            # A 401 here is the key or the email, not a login that ended.
+            if error.status == 401:
+                raise Fail(error.detail or "the email or the recovery key is wrong") from None
+            raise
+    with credentials.held(), suppress(credentials.CredentialsError):
+        if credentials.load().server == url:
+            # Its tokens no longer work: every login ended.
+            credentials.delete()
+    if json_out:
+        emit_json({"recovery_key": new_key})
+    else:
+        out.print("Your password is set. Your new recovery key, shown only now:")
+        out.print(new_key, style="bold")
+        out.print("Keep it somewhere safe, away from this computer. Log in with vrm-me login.")
+
+
 # -- profile and preferences -----------------------------------------------------
 
 PROFILE_FIELDS: dict[str, set[str] | None] = {

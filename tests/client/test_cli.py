@@ -27,6 +27,7 @@ import pytest
 
 from tests.consent.conftest import read_form
 from tests.liveserver import (
+    PASSWORD,
     Browser,
     Customer,
     LiveServer,
@@ -531,3 +532,44 @@ def test_a_customer_holding_their_own_key_reads_and_writes_before_and_after_a_re
     (me.config / "credentials.json").write_text(json.dumps(saved))
     assert me.json("profile", "show") == {"given_name": "Ada"}
     assert me.saved()["tokens"]["refresh_token"] != saved["tokens"]["refresh_token"]
+
+
+def test_recover_sets_a_new_password_ends_the_login_and_prints_the_next_key(
+    custody_server: LiveServer, tmp_path: Path
+) -> None:
+    email = "recovers@example.org"
+    r = httpx.post(
+        f"{custody_server.url}/api/v1/accounts",
+        json={"email": email, "password": PASSWORD},
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    recovery_key = r.json()["recovery_key"]
+    customer = Customer(email, PASSWORD)
+    me = LoggedIn(customer, tmp_path, log_in(custody_server, customer, tmp_path))
+    assert me.login.returncode == 0, me.login.stderr
+    # A wrong key: one line, nothing changed, the login kept.
+    wrong = me.run(
+        "recover", "--email", email, "--stdin", stdin=f"{'A' * 32}\nnew long passphrase\n"
+    )
+    assert one_line_error(wrong) == "vrm-me: Email or recovery key is wrong."
+    assert (tmp_path / "credentials.json").exists()
+    ran = me.run(
+        "recover",
+        "--email",
+        email,
+        "--stdin",
+        "--json",
+        stdin=f"{recovery_key}\nnew long passphrase\n",
+    )
+    assert ran.returncode == 0, ran.stderr
+    new_key = json.loads(ran.stdout)["recovery_key"]
+    assert new_key != recovery_key
+    # Every login ended: this computer's is forgotten.
+    assert not (tmp_path / "credentials.json").exists()
+    r = httpx.post(
+        f"{custody_server.url}/api/v1/session",
+        json={"email": email, "password": "new long passphrase"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
