@@ -165,6 +165,18 @@ def assignments(
 # -- login and logout ----------------------------------------------------------
 
 
+def _store_url(server: str | None, usage: str) -> str:
+    """The store to talk to: ``--server``, else $VRM_ME_SERVER, else the
+    saved login's; ``usage`` says how to give it when there is none."""
+    url = server or os.environ.get(SERVER_ENV)
+    if url is None:
+        try:
+            url = credentials.load().server
+        except credentials.CredentialsError:
+            raise Fail(f"say which store: {usage}") from None
+    return url.rstrip("/")
+
+
 @app.command()
 def login(
     server: Annotated[
@@ -174,13 +186,7 @@ def login(
     json_out: Json = False,
 ) -> None:
     """Log in with your browser (OAuth device flow): no password is stored here."""
-    url = server or os.environ.get(SERVER_ENV)
-    if url is None:
-        try:
-            url = credentials.load().server
-        except credentials.CredentialsError:
-            raise Fail("say which store: vrm-me login --server URL") from None
-    url = url.rstrip("/")
+    url = _store_url(server, "vrm-me login --server URL")
     try:
         previous: Credentials | None = credentials.load()
     except credentials.CredentialsError:
@@ -249,13 +255,7 @@ def recover(
     """A forgotten password: your recovery key sets a new one. Every login
     ends, this computer's too: log in again afterwards. Prints your new
     recovery key, shown only now: the one you used no longer works."""
-    url = server or os.environ.get(SERVER_ENV)
-    if url is None:
-        try:
-            url = credentials.load().server
-        except credentials.CredentialsError:
-            raise Fail("say which store: vrm-me recover --server URL --email EMAIL") from None
-    url = url.rstrip("/")
+    url = _store_url(server, "vrm-me recover --server URL --email EMAIL")
     if stdin:
         recovery_key = sys.stdin.readline().strip()
         new_password = sys.stdin.readline().rstrip("\r\n")

@@ -61,6 +61,14 @@ def _log_in(person: Person) -> None:
     assert r.status_code == 200, r.text
 
 
+def _revoke_and_leave(person: Person) -> None:
+    """The customer logs in, revokes their one grant, and logs out."""
+    _log_in(person)
+    (grant,) = person.client.get("/api/v1/me/grants").json()["items"]
+    assert person.client.delete(f"/api/v1/me/grants/{grant['id']}").status_code == 204
+    _log_out(person)
+
+
 @pytest.fixture
 def store(app: FastAPI, settings: Settings, vendor: Vendor) -> dict[str, Any]:
     """ana (customer-held) shares her profile with the vendor; bob's root
@@ -113,10 +121,7 @@ def test_after_the_revocation_nothing_of_the_customer_opens(
     app: FastAPI, store: dict[str, Any], snapshot: Snapshot, vendor: Vendor
 ) -> None:
     ana: Person = store["ana"]
-    _log_in(ana)
-    (grant,) = ana.client.get("/api/v1/me/grants").json()["items"]
-    assert ana.client.delete(f"/api/v1/me/grants/{grant['id']}").status_code == 204
-    _log_out(ana)
+    _revoke_and_leave(ana)
     assert records(attack(snapshot()), ana.id) == set()
     # And the vendor's token no longer reads.
     r = vendor.client.get("/v1/data", headers=bearer(store["grant"]["access_token"]))
@@ -146,10 +151,7 @@ def test_a_key_store_copied_before_the_revocation_with_a_database_after_opens_no
     # a new key store beside an old database finds no escrow key.
     before = take_copy(app.state.engine, settings.key_dir_resolved)
     ana: Person = store["ana"]
-    _log_in(ana)
-    (grant,) = ana.client.get("/api/v1/me/grants").json()["items"]
-    assert ana.client.delete(f"/api/v1/me/grants/{grant['id']}").status_code == 204
-    _log_out(ana)
+    _revoke_and_leave(ana)
     after = take_copy(app.state.engine, settings.key_dir_resolved)
     assert records(attack(Copy(after.rows, before.key_files)), ana.id) == set()
     assert records(attack(Copy(before.rows, after.key_files)), ana.id) == set()
@@ -215,10 +217,7 @@ def test_a_backup_taken_after_the_revocation_opens_nothing_of_the_customer(
     app: FastAPI, store: dict[str, Any], settings: Settings, tmp_path: Path
 ) -> None:
     ana: Person = store["ana"]
-    _log_in(ana)
-    (grant,) = ana.client.get("/api/v1/me/grants").json()["items"]
-    assert ana.client.delete(f"/api/v1/me/grants/{grant['id']}").status_code == 204
-    _log_out(ana)
+    _revoke_and_leave(ana)
     opened = attack(_through_a_backup(app, settings, tmp_path / "backup"))
     assert records(opened, ana.id) == set()
     assert records(opened, store["bob"].id) == {ACCOUNT, "profile", "preferences", "history"}
