@@ -243,6 +243,24 @@ def _cost_round(source: Path | None, args: argparse.Namespace, database_url: str
     }
 
 
+def cost_table(
+    baseline: list[dict[str, Any]],
+    head: list[dict[str, Any]],
+    head_label: str,
+    rows: list[tuple[str, str, bool]],
+) -> None:
+    """Each figure's median on both sides and what it costs: ``rows`` are
+    (key, label, whether more is better). Goal: under :data:`GOAL`."""
+    width = max(26, *(len(label) + 2 for _, label, _ in rows))
+    print(f"{'figure':<{width}}{'baseline':>10}{head_label:>10}{'cost':>8}  goal < {GOAL:.0%}")
+    for key, label, more_is_better in rows:
+        before = statistics.median(r[key] for r in baseline)
+        after = statistics.median(r[key] for r in head)
+        extra = (before / after - 1) if more_is_better else (after / before - 1)
+        met = "met" if extra < GOAL else "MISSED"
+        print(f"{label:<{width}}{before:>10.2f}{after:>10.2f}{extra:>8.1%}  {met}")
+
+
 def cost(args: argparse.Namespace, database_url: str) -> None:
     if args.baseline is None:
         print("\ncost: skipped (give --baseline DIR, a checkout of the code before the log)")
@@ -257,18 +275,17 @@ def cost(args: argparse.Namespace, database_url: str) -> None:
         f"\nwhat the log costs on {kind}: medians of {args.rounds} alternating rounds,"
         f" {args.concurrency} connections, {args.seconds:g} s each"
     )
-    print(f"{'figure':<26}{'baseline':>10}{'with log':>10}{'cost':>8}  goal < {GOAL:.0%}")
-    for key, label, more_is_better in (
-        ("read_rps", "read req/s (50 events)", True),
-        ("read_cpu_ms", "read server CPU ms/req", False),
-        ("refresh_rps", "refresh req/s", True),
-        ("refresh_cpu_ms", "refresh server CPU ms/req", False),
-    ):
-        base = statistics.median(r[key] for r in sides["baseline"])
-        head = statistics.median(r[key] for r in sides["log"])
-        extra = (base / head - 1) if more_is_better else (head / base - 1)
-        met = "met" if extra < GOAL else "MISSED"
-        print(f"{label:<26}{base:>10.2f}{head:>10.2f}{extra:>8.1%}  {met}")
+    cost_table(
+        sides["baseline"],
+        sides["log"],
+        "with log",
+        [
+            ("read_rps", "read req/s (50 events)", True),
+            ("read_cpu_ms", "read server CPU ms/req", False),
+            ("refresh_rps", "refresh req/s", True),
+            ("refresh_cpu_ms", "refresh server CPU ms/req", False),
+        ],
+    )
     print(json.dumps(sides))
     print(CPU_NOTE)
 

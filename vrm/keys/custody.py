@@ -120,18 +120,19 @@ def check(stored: str, password: str) -> bytes | None:
     match = _STORED.match(stored)
     if match is None:
         return None
-    cost = Argon2Cost(int(match["t"]), int(match["m"]), int(match["p"]))
-    verifier, kek = _split(_argon2(password, _unb64(match["salt"]), cost))
+    verifier, kek = _split(_argon2(password, _unb64(match["salt"]), _cost(match)))
     if not hmac.compare_digest(verifier, _unb64(match["verifier"])):
         return None
     return kek
 
 
+def _cost(match: re.Match[str]) -> Argon2Cost:
+    return Argon2Cost(int(match["t"]), int(match["m"]), int(match["p"]))
+
+
 def cost_of(stored: str) -> Argon2Cost | None:
     match = _STORED.match(stored)
-    if match is None:
-        return None
-    return Argon2Cost(int(match["t"]), int(match["m"]), int(match["p"]))
+    return None if match is None else _cost(match)
 
 
 def _root_aad(customer_id: str, by: str) -> bytes:

@@ -328,6 +328,12 @@ class Vault:
         escrows opens again from the escrow when a vendor reads."""
         with self._lock:
             self._roots.pop(customer_id, None)
+        self._drop_cached(customer_id)
+
+    def _drop_cached(self, customer_id: str) -> None:
+        """Drop every data key and decrypted value this process holds for
+        the customer."""
+        with self._lock:
             for key in [k for k in self._cache if k[0] == customer_id]:
                 del self._cache[key]
         self.derived.forget(customer_id)
@@ -539,12 +545,8 @@ class Vault:
         from escrow, unless their session holds the root key: the next read
         opens them again from what escrow is left. Other processes drop
         theirs within ``cache_seconds``."""
-        if self._unlocked(customer_id, time.monotonic()) is not None:
-            return
-        with self._lock:
-            for key in [k for k in self._cache if k[0] == customer_id]:
-                del self._cache[key]
-        self.derived.forget(customer_id)
+        if self._unlocked(customer_id, time.monotonic()) is None:
+            self._drop_cached(customer_id)
 
     def seal(
         self, session: Session, *, customer_id: str, category: str, record_id: str, plaintext: bytes
