@@ -27,13 +27,15 @@ ON_ERASE: tuple[OnErase, ...] = (audit.on_account_erased, revocation.on_account_
 ON_REWRAP: OnRewrap = audit.key_rotated
 
 
-def _keys_moved(session: Session, vault: Vault, customer_id: str) -> None:
+def _keys_moved(session: Session, vault: Vault, customer_id: str, moved: bool) -> None:
     grants.escrow_live_grants(session, vault, customer_id)
-    audit.key_moved_to_customer(session, customer_id)
+    if moved:
+        audit.key_moved_to_customer(session, customer_id)
 
 
 # A customer whose root key moves to them at log-in (key_custody
-# "customer"): each live grant escrows what it reads, and the move goes on
-# the audit log, in the move's transaction. Every log-in path takes it
+# "customer"), or whose documents are sealed again field by field there:
+# each live grant escrows what it reads, and a move goes on the audit log,
+# in the change's transaction. Every log-in path takes it
 # (vrm/accounts/routes.py).
 ON_KEYS_MOVED: OnKeysMoved = _keys_moved

@@ -104,6 +104,7 @@ def seed(job: tuple[dict[str, str], str, int, int, int, bool]) -> int:
     from vrm.history.models import HistoryRecord, StoredEvent
     from vrm.keys.service import Vault
     from vrm.records.models import DocumentRecord
+    from vrm.records.service import seal_document
     from vrm.settings import Settings
 
     settings = Settings()
@@ -166,19 +167,19 @@ def seed(job: tuple[dict[str, str], str, int, int, int, bool]) -> int:
                     ),
                 }
                 for category, doc in documents.items():
-                    sealed = vault.seal(
+                    key_version, ciphertext = seal_document(
                         session,
-                        customer_id=cid,
-                        category=category,
-                        record_id=category,
-                        plaintext=doc.model_dump_json(exclude_none=True).encode(),
+                        vault,
+                        cid,
+                        category,
+                        doc.model_dump_json(exclude_none=True).encode(),
                     )
                     rows.append(
                         DocumentRecord(
                             customer_id=cid,
                             category=category,
-                            key_version=sealed.key_version,
-                            ciphertext=sealed.ciphertext,
+                            key_version=key_version,
+                            ciphertext=ciphertext,
                             revision=1,
                             updated_at=now,
                         )

@@ -117,9 +117,7 @@ def described(session: Session, who: PageCustomer, grant: Grant) -> dict[str, An
         "ended_by": words.ended_by(seen.revoked_by),
         "active": seen.status == "active",
         "server_reads": service.server_reads(
-            service.escrowed_categories(service.accesses_of(grant))
-            if seen.status == "active"
-            else set(),
+            service.accesses_of(grant) if seen.status == "active" else [],
             customer_held=who.customer.root_by_password is not None,
             ending="while it lasts" if seen.status == "active" else "for it",
         ),

@@ -18,13 +18,22 @@ from sqlmodel import Session, col, select
 from consent.audit import events as audit
 from consent.grants import vendor_copy
 from consent.grants.models import Grant, GrantChange
-from consent.policy import Access, parse_scope, readable_categories, simplify, within
+from consent.policy import (
+    Access,
+    fields_of,
+    parse_scope,
+    readable_categories,
+    simplify,
+    within,
+)
 from consent.scopes import DETAIL_TYPE, DataRequest
 from consent.vendors.models import Vendor
+from vrm.catalogue import CATEGORIES
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, ValidationFailed
 from vrm.feed import changes as feed
 from vrm.keys.service import Vault
+from vrm.records import sealing
 
 # A grant lasts at most this long; the customer may always choose less.
 MAX_GRANT_DAYS = 2 * 365
@@ -94,45 +103,66 @@ def _record(session: Session, grant: Grant, kind: str, by: str, detail: dict[str
     audit.consent_changed(session.connection(), grant, kind, by, detail)
 
 
-def escrowed_categories(accesses: Iterable[Access]) -> set[str]:
-    """The categories whose data keys a grant of ``accesses`` escrows while
-    it lives, so that its vendor reads them with the customer away: those
-    it reads. (A deposit while they are away is sealed for the customer,
-    vrm/history/pending.py.)"""
-    return set(readable_categories(accesses))
+def escrowed_keys(accesses: Iterable[Access]) -> set[str]:
+    """The data keys a grant of ``accesses`` escrows while it lives, so
+    that its vendor reads with the customer away: those of what it reads,
+    field by field (vrm/records/sealing.py): a grant of ``profile.email``
+    escrows the email's key alone. (A deposit while they are away is sealed
+    for the customer, vrm/history/pending.py.)"""
+    held = list(accesses)
+    return {
+        name
+        for category in readable_categories(held)
+        for name in sealing.keys_to_read(category, fields_of(held, category) or ())
+    }
 
 
-# What this server can open of each category while a grant escrows it.
+# What this server can open of each category while a grant escrows it whole.
 _HELD_WORDS = {
-    "profile": "your profile",
-    "preferences": "your preferences",
-    "history": "your history (never events you marked private)",
+    "profile": "your whole profile",
+    "preferences": "all your preferences",
+    # One key opens every event: the private ones too, though no vendor is
+    # ever shown them (consent/policy.py, visible).
+    "history": "your whole history (the events you marked private too, which the vendor "
+    "never sees)",
 }
 
 
-def server_reads(categories: set[str], *, customer_held: bool, ending: str) -> str:
-    """What this server can read because of a grant that escrows
-    ``categories``, in plain words for the customer, and that it cannot
-    read the rest (docs/threat-model.md). ``ending`` says when that stops:
-    "while it lasts", "if you allow this"... A customer whose keys the
-    server still holds is told so."""
+def _held_words(accesses: list[Access]) -> list[str]:
+    """What the server opens for ``accesses``, a phrase per category read
+    whole and per field read alone: its escrowed keys' words."""
+    words: list[str] = []
+    for category in readable_categories(accesses):
+        fields = fields_of(accesses, category) or ()
+        if set(CATEGORIES[category].fields) <= set(fields):
+            words.append(_HELD_WORDS[category])
+        else:
+            words.extend(Access(category, f, "read").words for f in fields)
+    return words
+
+
+def server_reads(accesses: Iterable[Access], *, customer_held: bool, ending: str) -> str:
+    """What this server can read because of a grant of ``accesses`` (what
+    it escrows, :func:`escrowed_keys`), in plain words for the customer,
+    and that it cannot read the rest (docs/threat-model.md). ``ending``
+    says when that stops: "while it lasts", "if you allow this"... A
+    customer whose keys the server still holds is told so."""
     if not customer_held:
         return (
             "This server holds the keys to all your data: it can read it whether or not "
             "you share it."
         )
-    if not categories:
+    named = _held_words(list(accesses))
+    if not named:
         return (
             f"This server can read none of your data {ending}: it opens only while you "
             "are logged in."
         )
-    named = [_HELD_WORDS[c] for c in sorted(categories) if c in _HELD_WORDS]
     listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
     return (
-        f"To serve the vendor while you are away, this server can read {listed} {ending} "
-        "(each whole, even where only some fields are shared). It cannot read the rest of "
-        "your data, and once this ends it cannot read these either (unless another grant "
-        "you keep shares them)."
+        f"To serve the vendor while you are away, this server can read {listed} {ending}. "
+        "It cannot read the rest of your data, and once this ends it cannot read these "
+        "either (unless another grant you keep shares them)."
     )
 
 
@@ -143,15 +173,16 @@ def hold_escrow(session: Session, vault: Vault, grant: Grant) -> None:
         session,
         holder_id=grant.id,
         customer_id=grant.customer_id,
-        categories=escrowed_categories(accesses_of(grant)),
+        keys=escrowed_keys(accesses_of(grant)),
     )
 
 
 def escrow_live_grants(session: Session, vault: Vault, customer_id: str) -> None:
-    """The customer's root key moved to them (vrm.accounts.service.log_in,
-    through vrm/hooks.py): each live grant escrows what it reads, so that
-    its vendor reads on while the customer is away, as for a grant made
-    after the move."""
+    """The customer's data keys changed at their log-in: their root key
+    moved to them, or their documents were sealed by field
+    (vrm.accounts.service.log_in, through vrm/hooks.py). Each live grant
+    escrows what it reads, so that its vendor reads on while the customer
+    is away, as for a grant made after."""
     now = utcnow()
     grants = session.exec(select(Grant).where(col(Grant.customer_id) == customer_id)).all()
     for grant in grants:

@@ -137,7 +137,7 @@ def _consent_page(
         accesses=request.accesses,
         values=preview(session, server.vault, login.customer.id, request.accesses),
         server_reads=grants.server_reads(
-            grants.escrowed_categories(request.accesses),
+            request.accesses,
             customer_held=login.customer.root_by_password is not None,
             ending="while this lasts, if you allow it",
         ),

@@ -16,12 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import Engine, MetaData, select
 
 import vrm.models  # noqa: F401 - every table on the metadata
-from vrm.catalogue import ACCOUNT
+from vrm.catalogue import ACCOUNT, CATEGORIES, field_key
 from vrm.crypto import aead
 from vrm.keys import sealed_box
 from vrm.keys.custody import _credential_aad, _root_aad
 from vrm.keys.sealed_box import _info, _private_aad
 from vrm.keys.service import escrow_aad, record_aad, wrap_aad
+from vrm.records import sealing
 
 # What opens what: a ciphertext, the associated data it was sealed with,
 # and what its plaintext is (a key, for whom; or a record).
@@ -134,8 +135,18 @@ def ciphertexts(copy: Copy) -> list[Sealed]:
                     Sealed((kind, r["id"]), r[column], aad, yields=("root", r["customer_id"]))
                 )
     for r in copy.rows["document_record"]:
-        aad = record_aad(r["customer_id"], r["category"], r["category"], r["key_version"])
-        found.append(Sealed(("record", r["customer_id"], r["category"]), r["ciphertext"], aad))
+        customer_id, category, version = r["customer_id"], r["category"], r["key_version"]
+        if not sealing.by_field(r["ciphertext"]):
+            aad = record_aad(customer_id, category, category, version)
+            found.append(Sealed(("record", customer_id, category), r["ciphertext"], aad))
+            continue
+        # Sealed field by field: each field is a record of its own.
+        packed = sealing.unpack(r["ciphertext"])
+        record_id = sealing.packed_record_id(category, packed)
+        for name, blob in packed.items():
+            key = field_key(category, name)
+            aad = record_aad(customer_id, key, record_id, version)
+            found.append(Sealed(("record", customer_id, key), blob, aad))
     for r in copy.rows["history_record"]:
         aad = record_aad(r["customer_id"], "history", r["id"], r["key_version"])
         found.append(Sealed(("record", r["customer_id"], "history"), r["ciphertext"], aad))
@@ -178,3 +189,12 @@ def attack(copy: Copy, known: frozenset[bytes] = frozenset()) -> set[Gives]:
 
 def records(opened: set[Gives], customer_id: str) -> set[str]:
     return {w[2] for w in opened if w[0] == "record" and w[1] == customer_id}
+
+
+def document(category: str) -> set[str]:
+    """The records a document is in a copy: one per field."""
+    return {field_key(category, f) for f in CATEGORIES[category].fields}
+
+
+# Everything of a customer, as :func:`records` names what opened.
+EVERYTHING = {ACCOUNT, *document("profile"), *document("preferences"), "history"}

@@ -17,7 +17,7 @@ from tests.kit import Clock
 from vrm.backup import archive
 from vrm.backup.journal import ErasureJournal
 from vrm.backup.sealing import new_key, parse_key
-from vrm.catalogue import KEYED_CATEGORIES
+from vrm.catalogue import DATA_KEYS
 from vrm.keys.models import DataKey
 from vrm.settings import Settings
 
@@ -54,4 +54,4 @@ def test_data_keys_are_created_at_the_apps_clock(app: FastAPI, clock: Clock) -> 
         created = session.exec(
             select(DataKey.created_at).where(col(DataKey.customer_id) == person.id)
         ).all()
-    assert created == [THEN] * len(KEYED_CATEGORIES)
+    assert created == [THEN] * len(DATA_KEYS)

@@ -15,6 +15,7 @@ from tests.conftest import PASSWORD, Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, decide, start, tokens_for
 from tests.kit import bearer
 from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, feed_token, put, read_feed
+from tests.vrm.at_rest import document
 from vrm.accounts.models import Customer, LoginSession
 from vrm.keys.models import DataKey, KeyEscrow
 from vrm.settings import Settings
@@ -89,10 +90,11 @@ def test_a_vendor_reads_what_was_granted_while_the_customer_is_away(
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.status_code == 200, r.text
     assert r.json()["profile"]["email"] == PROFILE["email"]
-    # The escrow holds the profile's data key alone.
+    # The escrow holds the profile's data keys alone: each field's, and the
+    # profile's own (a profile sealed whole, from before per-field keys).
     with Session(app.state.engine) as session:
         held = session.exec(select(KeyEscrow.category)).all()
-    assert held == ["profile"]
+    assert set(held) == {"profile", *document("profile")}
 
 
 def test_a_logged_out_customer_is_locked_and_logging_in_again_opens_everything(
@@ -226,15 +228,23 @@ def test_the_consent_and_vendor_pages_say_what_this_server_can_read(
 ) -> None:
     auth = start(ana, vendor, "profile.email:read history:write")
     assert auth.form is not None, auth.page.text
+    # The one field shared, not the profile around it.
     assert (
-        "this server can read your profile while this lasts, if you allow it (each whole, "
-        "even where only some fields are shared). It cannot read the rest of your data"
+        "this server can read your contact email address while this lasts, if you allow "
+        "it. It cannot read the rest of your data"
     ) in auth.page.text
     decide(ana, auth)
     (grant,) = ana.client.get("/api/v1/me/grants").json()["items"]
     page = ana.client.get(f"/vendors/{grant['id']}")
     assert page.status_code == 200, page.text
-    assert "this server can read your profile while it lasts" in page.text
+    assert "this server can read your contact email address while it lasts" in page.text
+    # A grant of whole categories says so, category by category.
+    auth = start(ana, vendor, "profile:read preferences.dietary:read history:read")
+    assert auth.form is not None, auth.page.text
+    assert (
+        "this server can read your whole profile, your dietary needs and your whole history "
+        "(the events you marked private too, which the vendor never sees) while this lasts"
+    ) in auth.page.text
     assert ana.client.delete(f"/api/v1/me/grants/{grant['id']}").status_code == 204
     ended = ana.client.get(f"/vendors/{grant['id']}").text
     assert "This server can read none of your data for it" in ended

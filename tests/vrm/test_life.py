@@ -27,8 +27,10 @@ from fastapi import FastAPI
 
 from tests.vrm.life import Life, Row, Snapshot, cell_bytes, walk
 from tests.vrm.test_at_rest import _found
+from vrm.catalogue import DATA_KEYS
 from vrm.catalogue.history import HistoryEvent
 from vrm.crypto import aead
+from vrm.records import sealing
 from vrm.settings import Settings
 
 # The database files exist on SQLite only; rows are read on both backends.
@@ -101,9 +103,15 @@ def test_every_sealed_value_is_padded_to_a_bucket(life: Life) -> None:
         for c, blob in row.items()
         if c in ("ciphertext", "email_ct", "wrapped")
     ]
-    # The email, four data keys, two documents and 20 events (the deposit
-    # was deleted).
-    assert len(sealed) == 27
+    # A document is its fields, each sealed on its own (vrm/records/sealing.py).
+    sealed = [
+        (name, c, part)
+        for name, c, blob in sealed
+        for part in (sealing.unpack(blob).values() if sealing.by_field(blob) else [blob])
+    ]
+    # The email, the data keys, the profile's 7 fields and the
+    # preferences' 5, and 20 events (the deposit was deleted).
+    assert len(sealed) == 1 + len(DATA_KEYS) + 7 + 5 + 20
     unpadded = [
         (name, c, len(blob), blob[:1])
         for name, c, blob in sealed

@@ -20,7 +20,7 @@ from vrm.catalogue import ACCOUNT
 from vrm.crypto import aead
 from vrm.db import scrub_wal
 from vrm.dbtypes import utcnow
-from vrm.errors import Conflict, Forbidden, IntegrityFailure, Unauthenticated
+from vrm.errors import Conflict, Forbidden, IntegrityFailure, Unauthenticated, VRMError
 from vrm.feed import changes as feed
 from vrm.history import pending
 from vrm.history.models import HistoryRecord
@@ -45,13 +45,15 @@ WRONG_RECOVERY = "Email or recovery key is wrong."
 # (vrm/feed/changes.py). The composition passes them in (vrm/hooks.py).
 OnErase = Callable[[Session, str], Callable[[], None]]
 
-# What a layer above the store does when a customer's root key moves from
-# the key store to them at log-in (consent escrows what each live grant
-# reads, so that its vendor still reads it while the customer is away).
-# It is called in the move's transaction, their own root key held by the
-# vault, with the session, the vault and the customer id; the composition
-# passes it in (vrm/hooks.py).
-OnKeysMoved = Callable[[Session, Vault, str], None]
+# What a layer above the store does when a customer-held customer's data
+# keys change at log-in (consent escrows what each live grant reads, so
+# that its vendor still reads it while the customer is away): their root
+# key moved from the key store to them, or their documents were sealed
+# again field by field, under keys a grant may not escrow yet. It is called
+# in that change's transaction, their own root key held by the vault, with
+# the session, the vault, the customer id and whether the root key moved;
+# the composition passes it in (vrm/hooks.py).
+OnKeysMoved = Callable[[Session, Vault, str, bool], None]
 
 
 def _email_key(vault: Vault, email: str) -> bytes:
@@ -230,7 +232,7 @@ def _move_to_customer(
             recovery_key = _hold_root(customer, passwords, password, root)
             session.add(customer)
             vault.move_to_customer(session, customer.id, root)
-            on_keys_moved(session, vault, customer.id)
+            on_keys_moved(session, vault, customer.id, True)
     # Any failure: the customer must still be able to log in, and nothing
     # has moved (the savepoint rolled back; the key store still holds their
     # root keys, and an escrow key made meanwhile opens no row).
@@ -244,6 +246,32 @@ def _move_to_customer(
         )
         return None, None
     return root, recovery_key
+
+
+def _seal_by_field(
+    *,
+    session: Session,
+    vault: Vault,
+    customer_id: str,
+    on_keys_moved: OnKeysMoved | None,
+) -> None:
+    """Documents sealed whole, from before per-field keys, are sealed again
+    field by field at the customer's log-in, where their keys open
+    (vrm/records/sealing.py); a customer-held customer's live grants then
+    escrow the field keys they read (``on_keys_moved``). In a savepoint of
+    the log-in's transaction: a document that does not open leaves
+    everything as it was, still readable, and the next log-in tries again."""
+    try:
+        with session.begin_nested():
+            sealed = records.seal_by_field(session=session, vault=vault, customer_id=customer_id)
+            if sealed and on_keys_moved is not None:
+                on_keys_moved(session, vault, customer_id, False)
+    except VRMError as exc:
+        logger.warning(
+            "a customer's documents stay sealed whole after their log-in (%s); they are "
+            "sealed by field at their next log-in",
+            exc.__class__.__name__,
+        )
 
 
 def _drop_server_root(vault: Vault, customer_id: str) -> None:
@@ -351,6 +379,12 @@ def log_in(
         session.add(customer)
     if root is not None:
         vault.unlock(customer.id, root, seconds=UNLOCK_SECONDS)
+    _seal_by_field(
+        session=session,
+        vault=vault,
+        customer_id=customer.id,
+        on_keys_moved=on_keys_moved if root is not None else None,
+    )
     token = sessions.open_session(
         session=session,
         vault=vault,

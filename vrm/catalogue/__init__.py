@@ -46,6 +46,29 @@ DOCUMENT_CATEGORIES = tuple(n for n, c in CATEGORIES.items() if c.kind == "docum
 
 # Internal category for account data (the login email); never granted.
 ACCOUNT = "account"
-KEYED_CATEGORIES = (ACCOUNT, *CATEGORIES)
 
-__all__ = ["ACCOUNT", "CATEGORIES", "DOCUMENT_CATEGORIES", "KEYED_CATEGORIES", "Category"]
+
+def field_key(category: str, field: str) -> str:
+    """The name of the data key sealing one field of a document category
+    (``profile.email``): a grant of that field alone escrows that key
+    alone (vrm/records/sealing.py, docs/keys.md)."""
+    return f"{category}.{field}"
+
+
+# Every data key a customer has: the account's, one per category (the
+# history's events, and documents sealed whole before per-field keys), and
+# one per field of each document category.
+DATA_KEYS = (
+    ACCOUNT,
+    *CATEGORIES,
+    *(field_key(n, f) for n in DOCUMENT_CATEGORIES for f in CATEGORIES[n].fields),
+)
+
+__all__ = [
+    "ACCOUNT",
+    "CATEGORIES",
+    "DATA_KEYS",
+    "DOCUMENT_CATEGORIES",
+    "Category",
+    "field_key",
+]

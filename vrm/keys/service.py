@@ -1,7 +1,9 @@
 """The vault: seals and opens record content with per-customer data keys.
 
-Each customer has one data key per category, wrapped by the customer's root
-key in the key store. Unwrapped data keys are cached in memory for
+Each customer has one data key per category, and one per field of each
+document category (vrm/catalogue, ``DATA_KEYS``), wrapped by the customer's
+root key: their own (customer-held, vrm/keys/custody.py) or one in the key
+store. Unwrapped data keys are cached in memory for
 ``key_cache_seconds`` so a request costs one AES-GCM operation per record and
 no key-store round trip.
 """
@@ -19,9 +21,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, delete
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from vrm.catalogue import KEYED_CATEGORIES
+from vrm.catalogue import DATA_KEYS
 from vrm.crypto import aead
 from vrm.crypto.keystore import KeyMissing, KeyStore
 from vrm.dbtypes import utcnow
@@ -161,7 +164,11 @@ class _Read(_Wrappings):
         return self._escrowed.get(key)
 
 
-def _failed(category: str) -> IntegrityFailure:
+class NoDataKey(KeyUnavailable):
+    """The customer has no data key of that name and version."""
+
+
+def record_failed(category: str) -> IntegrityFailure:
     """What a record that fails its integrity check raises (and logs,
     without the record's customer or id)."""
     logger.warning("record failed to open: category=%s", category)
@@ -230,7 +237,7 @@ class Vault:
     def create_customer_keys(
         self, session: Session, customer_id: str, *, root: bytes | None = None
     ) -> None:
-        """Create one data key per category, wrapped by the customer's own
+        """Create the customer's data keys (``DATA_KEYS``), wrapped by their own
         ``root`` key (customer-held, vrm/keys/custody.py), or, without one,
         by a new root key in the key store. The caller commits; if it rolls
         back, :meth:`shred` removes what the key store made."""
@@ -240,7 +247,7 @@ class Vault:
             root_version = CUSTOMER_ROOT
             self.unlock(customer_id, root, seconds=UNLOCK_SECONDS)
         now = utcnow()
-        for category in KEYED_CATEGORIES:
+        for category in DATA_KEYS:
             key = aead.new_key()
             aad = wrap_aad(customer_id, category, DATA_KEY_VERSION, root_version)
             wrapped = (
@@ -370,7 +377,7 @@ class Vault:
             return hit[0]
         found = wrappings.wrapping(cache_key)
         if found is None:
-            raise KeyUnavailable("no data key for this record")
+            raise NoDataKey("no data key for this record")
         root_version, wrapped = found
         until = now + self.cache_seconds
         try:
@@ -413,9 +420,9 @@ class Vault:
             raise KeyUnavailable("the grant that shared this key has ended") from None
 
     def remember_keys(
-        self, conn: Connection, customer_ids: Iterable[str], categories: Collection[str]
+        self, conn: Connection, customer_ids: Iterable[str], keys: Collection[str]
     ) -> None:
-        """Unwrap these customers' data keys of ``categories`` into the
+        """Unwrap these customers' data keys named ``keys`` into the
         cache, reading their wrappings (and escrowed copies) in one query
         each (ManyKeys, vrm/storage/statements.py): a read of many customers
         (the feed's first sync) then costs no query per customer and
@@ -433,9 +440,8 @@ class Vault:
             customer_id
             for customer_id in customer_ids
             if any(
-                (hit := cache.get((customer_id, category, DATA_KEY_VERSION))) is None
-                or hit[1] <= now
-                for category in categories
+                (hit := cache.get((customer_id, name, DATA_KEY_VERSION))) is None or hit[1] <= now
+                for name in keys
             )
         ]
         wrappings = {
@@ -443,7 +449,7 @@ class Vault:
             for customer_id, category, version, root_version, wrapped in _WRAPPED_OF.rows(
                 conn, wanted
             )
-            if category in categories
+            if category in keys
         }
         held = [name[0] for name, (root_version, _) in wrappings.items() if root_version == 0]
         escrowed = (
@@ -452,7 +458,7 @@ class Vault:
                 for customer_id, category, version, holder_id, escrow_version, wrapped in (
                     _ESCROWED_OF.rows(conn, held)
                 )
-                if category in categories
+                if category in keys
             }
             if held
             else {}
@@ -476,9 +482,9 @@ class Vault:
 
     # -- escrow ---------------------------------------------------------
     def escrow(
-        self, session: Session, *, holder_id: str, customer_id: str, categories: Collection[str]
+        self, session: Session, *, holder_id: str, customer_id: str, keys: Collection[str]
     ) -> None:
-        """Copy the customer's data keys of ``categories`` for ``holder_id``
+        """Copy the customer's data keys named ``keys`` for ``holder_id``
         (a grant), wrapped under a new version of its escrow key, so that
         they open while the customer is away; any copy it held before goes
         (crypto-shredded with its key version). Only for a customer-held
@@ -489,7 +495,7 @@ class Vault:
         rows = session.exec(
             select(DataKey).where(
                 col(DataKey.customer_id) == customer_id,
-                col(DataKey.category).in_(sorted(categories)),
+                col(DataKey.category).in_(sorted(keys)),
                 col(DataKey.root_version) == CUSTOMER_ROOT,
             )
         ).all()
@@ -548,10 +554,59 @@ class Vault:
         if self._unlocked(customer_id, time.monotonic()) is None:
             self._drop_cached(customer_id)
 
+    def _add_key(self, session: Session, customer_id: str, name: str) -> bytes:
+        """A new data key ``name`` for the customer, wrapped as their
+        others are: by the key store's current root key if it wraps those,
+        else by their own, which must be unlocked (their session presented
+        it). Of two transactions adding it at once, the first to write it
+        wins and the other reads it back. Raises KeyUnavailable if it
+        cannot be wrapped."""
+        other = session.exec(
+            select(DataKey.root_version).where(col(DataKey.customer_id) == customer_id).limit(1)
+        ).first()
+        if other is None:
+            raise NoDataKey("no data key for this record")
+        key = aead.new_key()
+        now = time.monotonic()
+        if other != CUSTOMER_ROOT:
+            versions = self.keystore.versions(customer_id)
+            if not versions:
+                raise KeyUnavailable("the customer's root key is gone (erased or missing)")
+            root_version = versions[-1]
+            aad = wrap_aad(customer_id, name, DATA_KEY_VERSION, root_version)
+            wrapped = self.keystore.wrap(customer_id, root_version, key, aad)
+        elif (held := self._unlocked(customer_id, now)) is not None:
+            root_version = CUSTOMER_ROOT
+            aad = wrap_aad(customer_id, name, DATA_KEY_VERSION, root_version)
+            wrapped = aead.seal(held[0], key, aad)
+        else:
+            raise KeyUnavailable("the customer holds this key: it is made only in their session")
+        row = {
+            "customer_id": customer_id,
+            "category": name,
+            "version": DATA_KEY_VERSION,
+            "root_version": root_version,
+            "wrapped": wrapped,
+            "created_at": utcnow(),
+        }
+        table = DataKey.__table__  # type: ignore[attr-defined]
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(table).values(row).on_conflict_do_nothing())
+        # Ours, or the one another transaction wrote first.
+        return self._data_key(_InSession(session), customer_id, name, DATA_KEY_VERSION)
+
     def seal(
         self, session: Session, *, customer_id: str, category: str, record_id: str, plaintext: bytes
     ) -> Sealed:
-        key = self._data_key(_InSession(session), customer_id, category, DATA_KEY_VERSION)
+        """``plaintext`` sealed under the customer's current data key named
+        ``category``; a key they do not have yet (a field's, for a customer
+        from before per-field keys) is made as their others were
+        (:meth:`_add_key`)."""
+        wrappings = _InSession(session)
+        try:
+            key = self._data_key(wrappings, customer_id, category, DATA_KEY_VERSION)
+        except NoDataKey:
+            key = self._add_key(session, customer_id, category)
         blob = aead.seal(
             key, plaintext, record_aad(customer_id, category, record_id, DATA_KEY_VERSION)
         )
@@ -566,14 +621,19 @@ class Vault:
         record_id: str,
         key_version: int,
         ciphertext: bytes,
+        failing_as: str | None = None,
     ) -> bytes:
+        """The record, opened with the customer's data key named
+        ``category``; one that fails its integrity check raises
+        IntegrityFailure naming ``failing_as`` (the document a field is
+        part of) or else ``category``."""
         key = self._data_key(_Wrappings(lambda: conn), customer_id, category, key_version)
         try:
             return aead.open_sealed(
                 key, ciphertext, record_aad(customer_id, category, record_id, key_version)
             )
         except aead.SealError:
-            raise _failed(category) from None
+            raise record_failed(failing_as or category) from None
 
     def open_many(
         self,
@@ -602,7 +662,7 @@ class Vault:
                     ],
                 )
             except aead.SealError:
-                raise _failed(category) from None
+                raise record_failed(category) from None
             opened.update((i, p) for (i, _), p in zip(theirs, plaintexts, strict=True))
         return [opened[i] for i in range(len(records))]
 

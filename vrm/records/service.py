@@ -1,11 +1,12 @@
-"""Reading and writing sealed documents (profile, preferences)."""
+"""Reading and writing sealed documents (profile, preferences), each field
+sealed under its own key (vrm/records/sealing.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -22,7 +23,8 @@ from vrm.errors import NotFound, PreconditionFailed, ValidationFailed
 from vrm.etags import check_if_match, make_etag
 from vrm.feed import changes
 from vrm.jsonmerge import merge_patch
-from vrm.keys.service import Vault
+from vrm.keys.service import DATA_KEY_VERSION, Vault
+from vrm.records import sealing
 from vrm.records.models import DocumentRecord
 from vrm.storage.statements import ManyKeys, Statement
 
@@ -81,22 +83,27 @@ def _schema(category: str) -> type[BaseModel]:
     return CATEGORIES[category].schema
 
 
+def seal_document(
+    session: Session, vault: Vault, customer_id: str, category: str, plaintext: bytes
+) -> tuple[int, bytes]:
+    """A document's stored JSON sealed field by field: (key version,
+    ciphertext), as ``document_record`` keeps them."""
+    data = _stored_json(plaintext)
+    return DATA_KEY_VERSION, sealing.seal_fields(session, vault, customer_id, category, data)
+
+
 def create_empty_documents(*, session: Session, vault: Vault, customer_id: str) -> None:
     now = utcnow()
     for category in DOCUMENT_CATEGORIES:
-        sealed = vault.seal(
-            session,
-            customer_id=customer_id,
-            category=category,
-            record_id=category,
-            plaintext=_encode(_schema(category)()),
+        key_version, ciphertext = seal_document(
+            session, vault, customer_id, category, _encode(_schema(category)())
         )
         session.add(
             DocumentRecord(
                 customer_id=customer_id,
                 category=category,
-                key_version=sealed.key_version,
-                ciphertext=sealed.ciphertext,
+                key_version=key_version,
+                ciphertext=ciphertext,
                 revision=1,
                 updated_at=now,
             )
@@ -120,7 +127,15 @@ def _open(
     category: str,
     key_version: int,
     ciphertext: bytes,
+    fields: Collection[str] | None = None,
 ) -> bytes:
+    """The document's stored JSON: of ``fields`` only if named, opening
+    only their keys (a document sealed whole, from before per-field keys,
+    opens whole, with the category's key)."""
+    if sealing.by_field(ciphertext):
+        return sealing.open_fields(
+            conn, vault, customer_id, category, key_version, ciphertext, fields
+        )
     # A document is the one record of its category: its record id is the category.
     return vault.open(
         conn,
@@ -130,6 +145,21 @@ def _open(
         key_version=key_version,
         ciphertext=ciphertext,
     )
+
+
+def _fields_json(
+    conn: Connection,
+    vault: Vault,
+    customer_id: str,
+    category: str,
+    key_version: int,
+    ciphertext: bytes,
+    fields: Collection[str] | None,
+) -> dict[str, Any]:
+    data = _stored_json(_open(conn, vault, customer_id, category, key_version, ciphertext, fields))
+    if fields is not None and not sealing.by_field(ciphertext):
+        data = {f: data[f] for f in fields if f in data}
+    return data
 
 
 def _load(session: Session, vault: Vault, customer_id: str, category: str) -> Document:
@@ -155,15 +185,26 @@ def read_document(*, session: Session, vault: Vault, customer_id: str, category:
 
 
 def read_fields(
-    *, session: Session, vault: Vault, customer_id: str, category: str
+    *,
+    session: Session,
+    vault: Vault,
+    customer_id: str,
+    category: str,
+    fields: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The document as stored JSON, without building the model: what the
-    vendor API projects from. It was validated when written, and AES-GCM
-    proves it is what was written; reading it back through pydantic again
-    cost more than the decryption (docs/performance.md#the-routed-paths)."""
+    vendor API projects from, of ``fields`` only if named (only their keys
+    are used: a grant of some fields opens those, vrm/records/sealing.py).
+    It was validated when written, and AES-GCM proves it is what was
+    written; reading it back through pydantic again cost more than the
+    decryption (docs/performance.md#the-routed-paths)."""
     _schema(category)
-    _, plaintext = _plaintext(session, vault, customer_id, category)
-    return _stored_json(plaintext)
+    row = session.get(DocumentRecord, (customer_id, category))
+    if row is None:
+        raise NotFound(f"No {category} document.")
+    return _fields_json(
+        session.connection(), vault, customer_id, category, row.key_version, row.ciphertext, fields
+    )
 
 
 # A run of digits as long as an integer beyond 64 bits (or anywhere else).
@@ -228,19 +269,28 @@ def read_fields_of(
     vault: Vault,
     customer_id: str,
     categories: list[str],
+    fields: Mapping[str, Collection[str]] | None = None,
     sealed: SealedDocuments | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Several documents as :func:`read_fields` gives them, by category, in
-    one query on a plain connection (the vendor read path), or from the
-    customer's ``sealed`` documents if the caller read them already (see
+    """Several documents as :func:`read_fields` gives them, by category
+    (of ``fields[category]`` only, if given), in one query on a plain
+    connection (the vendor read path), or from the customer's ``sealed``
+    documents if the caller read them already (see
     :func:`sealed_documents_of`)."""
     if sealed is None:
         sealed = _DOCUMENTS.rows(conn, {"c": customer_id})
     found: dict[str, dict[str, Any]] = {}
     for category, key_version, ciphertext in sealed:
         if category in categories:
-            plaintext = _open(conn, vault, customer_id, category, key_version, ciphertext)
-            found[category] = _stored_json(plaintext)
+            found[category] = _fields_json(
+                conn,
+                vault,
+                customer_id,
+                category,
+                key_version,
+                ciphertext,
+                None if fields is None else fields[category],
+            )
     for category in categories:
         if category not in found:
             raise NotFound(f"No {category} document.")
@@ -252,12 +302,8 @@ def _write(
 ) -> Document | None:
     """Write new over current if nobody else wrote in between; None if they did."""
     plaintext = _encode(new)
-    sealed = vault.seal(
-        session,
-        customer_id=customer_id,
-        category=current.category,
-        record_id=current.category,
-        plaintext=plaintext,
+    key_version, ciphertext = seal_document(
+        session, vault, customer_id, current.category, plaintext
     )
     now = utcnow()
     result = session.exec(
@@ -268,8 +314,8 @@ def _write(
             col(DocumentRecord.revision) == current.revision,
         )
         .values(
-            ciphertext=sealed.ciphertext,
-            key_version=sealed.key_version,
+            ciphertext=ciphertext,
+            key_version=key_version,
             revision=current.revision + 1,
             updated_at=now,
         )
@@ -283,7 +329,7 @@ def _write(
         category=current.category,
         model=new,
         plaintext=plaintext,
-        etag=make_etag(current.revision + 1, sealed.ciphertext),
+        etag=make_etag(current.revision + 1, ciphertext),
         revision=current.revision + 1,
         updated_at=now,
     )
@@ -346,3 +392,49 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
         }
         for e in exc.errors()
     ]
+
+
+def seal_by_field(*, session: Session, vault: Vault, customer_id: str) -> list[str]:
+    """Seal again, field by field, the customer's documents sealed whole
+    before per-field keys (vrm/records/sealing.py), as they are (same
+    content, a new revision; not a change on the feed); the caller
+    commits, while the customer's keys open (at their log-in). Returns the
+    categories sealed again: their live grants must escrow the field keys
+    now (vrm/hooks.py). A document whose stored JSON holds what is not a
+    field of the catalogue stays whole, and is sealed by field at its next
+    write, which validates it."""
+    rows = session.scalars(
+        select(DocumentRecord).where(col(DocumentRecord.customer_id) == customer_id)
+    ).all()
+    done: list[str] = []
+    for row in rows:
+        if sealing.by_field(row.ciphertext) or row.category not in DOCUMENT_CATEGORIES:
+            continue
+        plaintext = _open(
+            session.connection(), vault, customer_id, row.category, row.key_version, row.ciphertext
+        )
+        stored = _stored_json(plaintext)
+        if not set(stored) <= set(CATEGORIES[row.category].fields):
+            logger.warning("a stored %s holds what is not its fields: left whole", row.category)
+            continue
+        try:
+            key_version, ciphertext = seal_document(
+                session, vault, customer_id, row.category, plaintext
+            )
+        except ValueError:
+            # A value JSON cannot write (NaN from before issue 12).
+            logger.warning("a stored %s holds what JSON cannot write: left whole", row.category)
+            continue
+        # Unless a write sealed it by field meanwhile.
+        result = session.exec(
+            update(DocumentRecord)
+            .where(
+                col(DocumentRecord.customer_id) == customer_id,
+                col(DocumentRecord.category) == row.category,
+                col(DocumentRecord.revision) == row.revision,
+            )
+            .values(ciphertext=ciphertext, key_version=key_version, revision=row.revision + 1)
+        )
+        if result.rowcount == 1:
+            done.append(row.category)
+    return done

@@ -64,10 +64,12 @@ _GRANT_ROWS = ManyKeys(
 @dataclass
 class Reads:
     """What one page returned of one customer under one grant; ``readable``
-    is the categories the grant may read (consent/policy.py)."""
+    is the categories the grant may read (consent/policy.py), ``keys`` the
+    data keys that opens them (consent.grants.service.escrowed_keys)."""
 
     reader: Reader
     readable: list[str]
+    keys: frozenset[str]
     categories: set[str] = field(default_factory=set)
     fields: set[str] = field(default_factory=set)
 
@@ -111,7 +113,7 @@ class Page:
         self.reads: dict[str, Reads] = {}
         # What the policy allows, once per distinct set of scopes: grants
         # of one vendor mostly share theirs.
-        self.allowed: dict[tuple[str, ...], tuple[list[Access], list[str]]] = {}
+        self.allowed: dict[tuple[str, ...], tuple[list[Access], list[str], frozenset[str]]] = {}
         # Each prefetched customer's sealed documents.
         self.documents: dict[str, records.SealedDocuments] = {}
         self.history = history.SealedHistories()
@@ -146,7 +148,7 @@ class Page:
             category
             for e in entries
             if (g := self.grants.get(e.position.grant_id or "")) is not None
-            for category in self.reader(g).readable
+            for category in self.reader(g).keys
         }
         self.vault.remember_keys(conn, ids, read)
         # The history events of changes whose grant reads the history.
@@ -186,7 +188,11 @@ class Page:
             allowed = self.allowed.get(scopes)
             if allowed is None:
                 accesses = grants.accesses_of(grant)
-                allowed = self.allowed[scopes] = (accesses, policy.readable_categories(accesses))
+                allowed = self.allowed[scopes] = (
+                    accesses,
+                    policy.readable_categories(accesses),
+                    frozenset(grants.escrowed_keys(accesses)),
+                )
             reads = Reads(
                 Reader(
                     vendor_id=self.vendor_id,
@@ -197,6 +203,7 @@ class Page:
                     accesses=allowed[0],
                 ),
                 allowed[1],
+                allowed[2],
             )
             self.reads[grant.id] = reads
         return reads
@@ -232,14 +239,18 @@ class Page:
             return None
         return self._change(entry, entry.change, self.reader(grant))
 
-    def _documents(self, customer_id: str, categories: list[str]) -> dict[str, dict[str, Any]]:
+    def _documents(self, reads: Reads, categories: list[str]) -> dict[str, dict[str, Any]]:
         """The customer's documents of those of ``categories`` that are
-        documents, opened from what :meth:`prefetch` read."""
+        documents, opened from what :meth:`prefetch` read: of the fields
+        the grant reads only."""
+        wanted = [c for c in categories if CATEGORIES[c].kind != "events"]
+        customer_id = reads.reader.customer_id
         return records.read_fields_of(
             conn=self.conn,
             vault=self.vault,
             customer_id=customer_id,
-            categories=[c for c in categories if CATEGORIES[c].kind != "events"],
+            categories=wanted,
+            fields={c: policy.fields_of(reads.reader.accesses, c) or () for c in wanted},
             sealed=self.documents.get(customer_id),
         )
 
@@ -281,7 +292,7 @@ class Page:
             reader=reads.reader,
             categories=categories,
             history_rows=self.history.of(grant.customer_id),
-            documents=self._documents(grant.customer_id, categories),
+            documents=self._documents(reads, categories),
         )
         data = {c: shown.body[c] for c in shown.categories}
         return Item(
@@ -299,7 +310,7 @@ class Page:
         item_id = f"{change.seq}:{reads.reader.grant_id}"
         customer_id = reads.reader.customer_id
         if CATEGORIES[category].kind != "events":
-            document = self._documents(customer_id, [category])[category]
+            document = self._documents(reads, [category])[category]
             data = {f: document.get(f) for f in granted}
             return Item(
                 {**self._head(item_id, "upsert", reads), "category": category, "data": data},

@@ -239,7 +239,11 @@ def _document(
         raise ValueError("reading a document needs a session or the documents")
     else:
         data = records.read_fields(
-            session=session, vault=vault, customer_id=reader.customer_id, category=category
+            session=session,
+            vault=vault,
+            customer_id=reader.customer_id,
+            category=category,
+            fields=fields,
         )
     # A granted field the customer left empty is sent as null: the vendor
     # can tell "not filled in" from "not granted".

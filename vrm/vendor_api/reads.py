@@ -142,7 +142,11 @@ def _finish(conn: Connection, vault: Vault, read: _Read) -> tuple[Response, dict
         categories=categories,
         history_rows=read.history_rows,
         documents=records.read_fields_of(
-            conn=conn, vault=vault, customer_id=reader.customer_id, categories=wanted
+            conn=conn,
+            vault=vault,
+            customer_id=reader.customer_id,
+            categories=wanted,
+            fields={c: policy.fields_of(reader.accesses, c) or () for c in wanted},
         ),
     )
     etag = shown.etag

@@ -48,10 +48,10 @@ RECOVER_FORM = (
 STEPS = ["signup", "recovery-key", "recover", "recover-wrong", "new-key", "consent", "vendor"]
 # What this server may read for a grant of SCOPE, in the words of both pages.
 SERVER_READS = (
-    "To serve the vendor while you are away, this server can read your history (never"
-    " events you marked private) and your profile {ending} (each whole, even where only some"
-    " fields are shared). It cannot read the rest of your data, and once this ends it cannot"
-    " read these either (unless another grant you keep shares them)."
+    "To serve the vendor while you are away, this server can read your given name and your"
+    " whole history (the events you marked private too, which the vendor never sees) {ending}."
+    " It cannot read the rest of your data, and once this ends it cannot read these either"
+    " (unless another grant you keep shares them)."
 )
 
 
