@@ -57,12 +57,16 @@ def revoke(session: Session, vault: Vault, grant: Grant, *, by: str) -> Grant:
     """End the grant now. Revoking twice is harmless. The caller commits."""
     if grant.revoked_at is not None:
         return grant
-    end_escrow(session, vault, grant)
     now = utcnow()
     grant.revoked_at = now
     grant.revoked_by = by
     grant.updated_at = now
     session.add(grant)
+    # The grant's row first, then its escrow: a log-in escrowing the
+    # customer's live grants again (escrow_live_grants) waits on the row,
+    # and then sees it revoked, or escrows before and loses it here.
+    session.flush()
+    end_escrow(session, vault, grant)
     revoke_tokens(session, grant.id)
     _record(session, grant, "revoked", by, {})
     _tombstone(session, grant, "revoked")

@@ -182,9 +182,13 @@ def escrow_live_grants(session: Session, vault: Vault, customer_id: str) -> None
     moved to them, or their documents were sealed by field
     (vrm.accounts.service.log_in, through vrm/hooks.py). Each live grant
     escrows what it reads, so that its vendor reads on while the customer
-    is away, as for a grant made after."""
+    is away, as for a grant made after. The grants' rows are locked first,
+    so that a revocation at the same moment (which changes its row before
+    it ends the escrow, revocation.revoke) is not undone here."""
     now = utcnow()
-    grants = session.exec(select(Grant).where(col(Grant.customer_id) == customer_id)).all()
+    grants = session.exec(
+        select(Grant).where(col(Grant.customer_id) == customer_id).with_for_update()
+    ).all()
     for grant in grants:
         if is_active(grant, now):
             hold_escrow(session, vault, grant)
