@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from vrm.catalogue import DATA_KEYS
 from vrm.crypto import aead
-from vrm.crypto.keystore import KeyMissing, KeyStore
+from vrm.crypto.keystore import KeyMissing, KeyStore, KeyUnreadable
 from vrm.dbtypes import utcnow
 from vrm.errors import IntegrityFailure, KeyUnavailable
 from vrm.keys.custody import CUSTOMER_ROOT
@@ -71,8 +71,10 @@ _WRAPPED_OF = ManyKeys(
 )
 
 
-# A copy of a data key escrowed for any live holder (any will do: each
-# opens the same key, and the rules of who may read what are the grant's).
+# Every copy of a data key escrowed for a live holder. Any will do (each
+# opens the same key, and the rules of who may read what are the grant's),
+# so all are tried: one whose escrow key is lost or damaged must not stop
+# the grants whose copies open.
 _ESCROWED = (
     core_select(KeyEscrow.holder_id, KeyEscrow.escrow_version, KeyEscrow.wrapped)  # type: ignore[call-overload]
     .where(
@@ -80,7 +82,7 @@ _ESCROWED = (
         col(KeyEscrow.category) == bindparam("k"),
         col(KeyEscrow.version) == bindparam("v"),
     )
-    .limit(1)
+    .order_by(col(KeyEscrow.holder_id))
 )
 
 # The escrowed copies of several customers' data keys.
@@ -132,9 +134,9 @@ class _Wrappings:
         row = self._conn().execute(_WRAPPED, {"c": key[0], "k": key[1], "v": key[2]}).first()
         return (row[0], row[1]) if row is not None else None
 
-    def escrowed(self, key: _KeyName) -> _Escrowed | None:
-        row = self._conn().execute(_ESCROWED, {"c": key[0], "k": key[1], "v": key[2]}).first()
-        return (row[0], row[1], row[2]) if row is not None else None
+    def escrowed(self, key: _KeyName) -> list[_Escrowed]:
+        rows = self._conn().execute(_ESCROWED, {"c": key[0], "k": key[1], "v": key[2]})
+        return [(row[0], row[1], row[2]) for row in rows]
 
 
 class _InSession(_Wrappings):
@@ -152,7 +154,9 @@ class _Read(_Wrappings):
     """Wrappings read beforehand, for many keys at once."""
 
     def __init__(
-        self, wrappings: dict[_KeyName, tuple[int, bytes]], escrowed: dict[_KeyName, _Escrowed]
+        self,
+        wrappings: dict[_KeyName, tuple[int, bytes]],
+        escrowed: dict[_KeyName, list[_Escrowed]],
     ) -> None:
         self._wrappings = wrappings
         self._escrowed = escrowed
@@ -160,8 +164,8 @@ class _Read(_Wrappings):
     def wrapping(self, key: _KeyName) -> tuple[int, bytes] | None:
         return self._wrappings.get(key)
 
-    def escrowed(self, key: _KeyName) -> _Escrowed | None:
-        return self._escrowed.get(key)
+    def escrowed(self, key: _KeyName) -> list[_Escrowed]:
+        return self._escrowed.get(key, [])
 
 
 class NoDataKey(KeyUnavailable):
@@ -403,21 +407,37 @@ class Vault:
         return key
 
     def _from_escrow(self, wrappings: _Wrappings, name: _KeyName) -> bytes:
-        escrowed = wrappings.escrowed(name)
-        if escrowed is None:
+        copies = wrappings.escrowed(name)
+        if not copies:
             raise KeyUnavailable(
                 "the customer holds this key: it opens only in their session or for a live "
                 "grant that shares it"
             )
-        holder_id, escrow_version, wrapped = escrowed
-        try:
-            return self.keystore.escrow_unwrap(
-                holder_id, escrow_version, wrapped, escrow_aad(holder_id, *name)
-            )
-        except KeyMissing:
-            # Destroyed by a revocation whose row delete has not reached
-            # this read's snapshot: the grant is ending.
-            raise KeyUnavailable("the grant that shared this key has ended") from None
+        # Why each copy did not open, for the log: a lost escrow key and a
+        # damaged one (or a damaged copy) need different repairs.
+        failures: list[str] = []
+        for holder_id, escrow_version, wrapped in copies:
+            try:
+                return self.keystore.escrow_unwrap(
+                    holder_id, escrow_version, wrapped, escrow_aad(holder_id, *name)
+                )
+            except KeyUnreadable:
+                failures.append("escrow key unreadable")
+            except KeyMissing:
+                # Lost, or destroyed by a revocation whose row delete has
+                # not reached this read's snapshot: the grant is ending.
+                failures.append("escrow key missing")
+            except aead.SealError:
+                failures.append("integrity check failed")
+        # Without the grant's or the customer's id, as record_failed logs;
+        # `vrm keys check` names the grant.
+        logger.warning("an escrowed %s data key did not open: %s", name[1], ", ".join(failures))
+        if "integrity check failed" in failures:
+            raise IntegrityFailure("an escrowed data key failed its integrity check")
+        raise KeyUnavailable(
+            "the escrow key of the grant that shared this key is gone or unreadable "
+            "(the grant ended, or the key store lost it)"
+        )
 
     def remember_keys(
         self, conn: Connection, customer_ids: Iterable[str], keys: Collection[str]
@@ -452,17 +472,14 @@ class Vault:
             if category in keys
         }
         held = [name[0] for name, (root_version, _) in wrappings.items() if root_version == 0]
-        escrowed = (
-            {
-                (customer_id, category, version): (holder_id, escrow_version, wrapped)
-                for customer_id, category, version, holder_id, escrow_version, wrapped in (
-                    _ESCROWED_OF.rows(conn, held)
+        escrowed: dict[_KeyName, list[_Escrowed]] = {}
+        for customer_id, category, version, holder_id, escrow_version, wrapped in (
+            _ESCROWED_OF.rows(conn, held) if held else []
+        ):
+            if category in keys:
+                escrowed.setdefault((customer_id, category, version), []).append(
+                    (holder_id, escrow_version, wrapped)
                 )
-                if category in keys
-            }
-            if held
-            else {}
-        )
         read = _Read(wrappings, escrowed)
         for customer_id, category, version in wrappings:
             try:
