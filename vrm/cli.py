@@ -233,8 +233,8 @@ def _custody_lines(custody: str, customers: key_check.CustomerKeys) -> list[str]
 
 @keys_app.command("check")
 def keys_check() -> None:
-    """List the server keys and the customers whose keys are missing,
-    unreadable or wrong (exit code 1 if there are any), and how many
+    """List the server keys, the customers and the grants whose keys are
+    missing, unreadable or wrong (exit code 1 if there are any), and how many
     customers hold their own root keys and how many the server holds."""
     settings = _settings()
     store = FileKeyStore(settings.key_dir_resolved, cache_seconds=0)
@@ -243,6 +243,7 @@ def keys_check() -> None:
         with Session(engine) as session:
             server = server_keys.problems(store, engine)
             customers = key_check.customer_keys(session=session, keystore=store)
+            escrows = key_check.escrow_keys(session=session, keystore=store)
     except OperationalError as exc:
         _fail(f"cannot read the database: {exc.orig.__class__.__name__}")
     finally:
@@ -252,12 +253,15 @@ def keys_check() -> None:
     for problem in customers.problems:
         line = f"customer {problem.customer_id}: {problem.kind}: {problem.detail}"
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+    for escrow in escrows:
+        line = f"grant {escrow.grant_id}: {escrow.kind}: {escrow.detail}"
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     for line in _custody_lines(settings.key_custody, customers):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
-    if server or customers.problems:
+    if server or customers.problems or escrows:
         raise typer.Exit(1)
     out.print(
-        "every server key and every root key the server holds is present and opens its data",
+        "every server key, root key and escrow key the server holds is present and opens its data",
         soft_wrap=True,
     )
 

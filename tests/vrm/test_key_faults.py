@@ -138,7 +138,8 @@ def test_vrm_keys_check_passes_when_every_key_opens(
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == (
         "2 customers' root keys are held by the server\n"
-        "every server key and every root key the server holds is present and opens its data\n"
+        "every server key, root key and escrow key the server holds is present and opens "
+        "its data\n"
     )
 
 

@@ -296,7 +296,8 @@ def test_vrm_keys_check_counts_who_holds_the_root_keys_and_checks_the_server_hel
     assert done.stdout == (
         "2 customers' root keys are still held by the server; they move to their customers "
         "at their next log-in\n"
-        "every server key and every root key the server holds is present and opens its data\n"
+        "every server key, root key and escrow key the server holds is present and opens "
+        "its data\n"
     )
     _log_in(before["ana"])
     done = vrm(moved, "keys", "check")
@@ -305,7 +306,8 @@ def test_vrm_keys_check_counts_who_holds_the_root_keys_and_checks_the_server_hel
         "1 customer holds their own root key\n"
         "1 customer's root key is still held by the server; it moves to them at their next "
         "log-in\n"
-        "every server key and every root key the server holds is present and opens its data\n"
+        "every server key, root key and escrow key the server holds is present and opens "
+        "its data\n"
     )
     # With the setting back at "server", nobody moves: the count says so.
     done = vrm(settings, "keys", "check")

@@ -7,6 +7,10 @@ customer or a vendor meets it. A customer-held root key (vrm/keys/custody.py)
 is the customer's: the server cannot unwrap what it wraps, so only counts
 those customers, and how many it still holds the keys of (they move over
 at their next log-in when ``key_custody`` is "customer").
+
+Each grant's escrowed copies (``key_escrow``) are opened with its escrow
+key as a vendor's read would, so a lost or damaged escrow key, or an
+altered copy, is found too; the grant is named, not its customer.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from vrm.accounts.models import Customer
 from vrm.crypto import aead
 from vrm.crypto.keystore import KeyMissing, KeyStore, KeyUnreadable
 from vrm.keys.custody import CUSTOMER_ROOT
-from vrm.keys.models import DataKey
-from vrm.keys.service import wrap_aad
+from vrm.keys.models import DataKey, KeyEscrow
+from vrm.keys.service import escrow_aad, wrap_aad
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,41 @@ def customer_keys(*, session: Session, keystore: KeyStore) -> CustomerKeys:
             found[customer_id] = CustomerKeyProblem(customer_id, "missing", "no data keys")
     server = sum(by_server.values())
     return CustomerKeys([found[c] for c in sorted(found)], len(by_server) - server, server)
+
+
+@dataclass(frozen=True)
+class EscrowKeyProblem:
+    grant_id: str
+    # missing | unreadable | damaged
+    kind: str
+    detail: str
+
+
+def _escrow_problem(keystore: KeyStore, row: KeyEscrow) -> EscrowKeyProblem | None:
+    aad = escrow_aad(row.holder_id, row.customer_id, row.category, row.version)
+    try:
+        keystore.escrow_unwrap(row.holder_id, row.escrow_version, row.wrapped, aad)
+    except KeyUnreadable as exc:
+        return EscrowKeyProblem(row.holder_id, "unreadable", str(exc))
+    except KeyMissing as exc:
+        return EscrowKeyProblem(row.holder_id, "missing", str(exc))
+    except aead.SealError:
+        detail = (
+            f"escrow key {row.escrow_version} does not open its copy of the {row.category} "
+            "data key (a damaged key file, or an altered key_escrow row)"
+        )
+        return EscrowKeyProblem(row.holder_id, "damaged", detail)
+    return None
+
+
+def escrow_keys(*, session: Session, keystore: KeyStore) -> list[EscrowKeyProblem]:
+    """The first problem of each grant whose escrowed copies do not all
+    open: its vendor cannot read what it lacks while its customer is away."""
+    found: dict[str, EscrowKeyProblem] = {}
+    rows = session.exec(
+        select(KeyEscrow).order_by(col(KeyEscrow.holder_id), col(KeyEscrow.category))
+    )
+    for row in rows:
+        if row.holder_id not in found and (problem := _escrow_problem(keystore, row)):
+            found[row.holder_id] = problem
+    return list(found.values())
