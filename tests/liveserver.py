@@ -6,6 +6,8 @@ directory, and waits for ``/healthz``. Customers sign up through the HTTP
 API, as they would. At the end the server is stopped (its whole process
 group) and nothing is left running. The server's output goes to a log file
 in the data directory, and its tail is shown when start-up fails.
+``restarted()`` serves the same data directory again, once stopped, with a
+setting changed.
 
 :class:`Browser` is the customer's user agent in front of it: a cookie jar,
 redirects followed on the server only, the login and consent forms read
@@ -26,7 +28,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -184,6 +186,23 @@ def live_server(
     try:
         _wait_healthy(process, url, log)
         yield LiveServer(url=url, data_dir=data_dir, vendor=vendor, log=log, env=env)
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def restarted(stopped: LiveServer, settings: dict[str, str]) -> Iterator[LiveServer]:
+    """``vrm serve`` again on a stopped server's data directory, address
+    and vendor, with ``settings`` changed (say ``VRM_KEY_CUSTODY``): what an
+    operator does who edits a setting and restarts. No ``vrm init`` and no
+    new vendor; ``vrm serve`` applies any migrations itself."""
+    env = {**stopped.env, **settings}
+    port = urlsplit(stopped.url).port
+    assert port is not None, stopped.url
+    process = _serve(env, port, stopped.log)
+    try:
+        _wait_healthy(process, stopped.url, stopped.log)
+        yield replace(stopped, env=env)
     finally:
         _stop(process)
 
