@@ -108,3 +108,24 @@ export async function submit(page, button, path) {
     page.getByRole('button', { name: button, exact: true }).click(),
   ]);
 }
+
+// A form whose answer is a page at the same address (the key pages answer
+// the POST itself: there is nothing to redirect to, the key is kept
+// nowhere). Waits for that answer, not for the address, which is already
+// the one it will be. Returns the answer (its headers, its status).
+export async function post(page, button) {
+  const [answer] = await Promise.all([
+    page.waitForResponse((r) => r.request().isNavigationRequest() && r.request().method() === 'POST'),
+    page.getByRole('button', { name: button, exact: true }).click(),
+  ]);
+  await page.waitForLoadState();
+  return answer;
+}
+
+// What the customer sees of the key: the text in <code>, and how many times
+// it appears in the page's visible text.
+export async function shownKey(page) {
+  const key = (await page.locator('#recovery-key').innerText()).trim();
+  const text = await page.locator('body').innerText();
+  return { key, times: text.split(key).length - 1, heading: (await page.locator('h1').innerText()).trim() };
+}

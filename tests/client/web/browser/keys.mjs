@@ -16,7 +16,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { launch } from '../../../consent/browser/chromium.mjs';
-import { harness, nav, submit } from './harness.mjs';
+import { harness, nav, post, shownKey, submit } from './harness.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -43,26 +43,6 @@ const redirectUri = opt['redirect-uri'];
 const vendorName = opt['vendor-name'];
 const { inContext, check } = harness(issuer, opt['out-dir']);
 const GRANT_PAGE = /^\/vendors\/[0-9a-f]{32}$/;
-
-// A form whose answer is a page at the same address (the key pages answer
-// the POST itself: there is nothing to redirect to, the key is kept
-// nowhere). Waits for that answer, not for the address, which is already
-// the one it will be.
-async function post(page, button) {
-  await Promise.all([
-    page.waitForResponse((r) => r.request().isNavigationRequest() && r.request().method() === 'POST'),
-    page.getByRole('button', { name: button, exact: true }).click(),
-  ]);
-  await page.waitForLoadState();
-}
-
-// What the customer sees of the key: the text in <code>, and how many times
-// it appears in the page's visible text.
-async function shownKey(page) {
-  const key = (await page.locator('#recovery-key').innerText()).trim();
-  const text = await page.locator('body').innerText();
-  return { key, times: text.split(key).length - 1, heading: (await page.locator('h1').innerText()).trim() };
-}
 
 // The accessible name of each element the Tab key reaches, from the top of
 // the page, until the form's button.
