@@ -21,8 +21,11 @@ from vrm.crypto import aead
 from vrm.keys import sealed_box
 from vrm.keys.custody import _credential_aad, _root_aad
 from vrm.keys.sealed_box import _info, _private_aad
-from vrm.keys.service import escrow_aad, record_aad, wrap_aad
+from vrm.keys.service import escrow_aad, field_key_of, record_aad, wrap_aad
 from vrm.records import sealing
+
+# Every field's key name (vrm/catalogue, field_key).
+FIELD_KEYS = [field_key(c, f) for c in CATEGORIES if c != "history" for f in CATEGORIES[c].fields]
 
 # What opens what: a ciphertext, the associated data it was sealed with,
 # and what its plaintext is (a key, for whom; or a record).
@@ -168,9 +171,17 @@ def attack(copy: Copy, known: frozenset[bytes] = frozenset()) -> set[Gives]:
     keys = {data for data in copy.key_files.values() if len(data) == aead.KEY_BYTES} | known
     sealed = ciphertexts(copy)
     opened: set[Gives] = set()
+    # Keys already taken as a category's, to derive every field key it
+    # would give (vrm/keys/service.py, field_key_of); derived ones are not
+    # derived from again.
+    expanded: set[bytes] = set()
     progress = True
     while progress:
         progress = False
+        for key in keys - expanded:
+            derived = {field_key_of(key, name) for name in FIELD_KEYS}
+            expanded |= derived | {key}
+            keys |= derived
         for item in sealed:
             if item.what in opened:
                 continue

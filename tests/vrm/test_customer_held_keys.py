@@ -15,7 +15,6 @@ from tests.conftest import PASSWORD, Person, sign_up_and_log_in
 from tests.consent.conftest import Vendor, decide, start, tokens_for
 from tests.kit import bearer
 from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, feed_token, put, read_feed
-from tests.vrm.at_rest import document
 from vrm.accounts.models import Customer, LoginSession
 from vrm.keys.models import DataKey, KeyEscrow
 from vrm.settings import Settings
@@ -90,11 +89,11 @@ def test_a_vendor_reads_what_was_granted_while_the_customer_is_away(
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.status_code == 200, r.text
     assert r.json()["profile"]["email"] == PROFILE["email"]
-    # The escrow holds the profile's data keys alone: each field's, and the
-    # profile's own (a profile sealed whole, from before per-field keys).
+    # The escrow holds the profile's data key alone (each field's key
+    # derives from it).
     with Session(app.state.engine) as session:
         held = session.exec(select(KeyEscrow.category)).all()
-    assert set(held) == {"profile", *document("profile")}
+    assert held == ["profile"]
 
 
 def test_a_logged_out_customer_is_locked_and_logging_in_again_opens_everything(

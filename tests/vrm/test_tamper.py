@@ -193,8 +193,8 @@ def test_wrapped_data_key_with_a_flipped_byte_is_refused_as_an_integrity_failure
     app: FastAPI, ana: Person, ana_secrets: list[str]
 ) -> None:
     with Session(app.state.engine) as session:
-        # The key of one of the profile's fields (vrm/records/sealing.py).
-        key = session.get(DataKey, (ana.id, "profile.given_name", 1))
+        # The profile's key, from which each of its fields' derives.
+        key = session.get(DataKey, (ana.id, "profile", 1))
         assert key is not None
         key.wrapped = _flip(key.wrapped, 20)
         session.add(key)
@@ -211,8 +211,8 @@ def test_wrapped_data_key_moved_to_another_customer_is_refused(
     app: FastAPI, ana: Person, bob: Person, ana_secrets: list[str]
 ) -> None:
     with Session(app.state.engine) as session:
-        anas = session.get(DataKey, (ana.id, "profile.given_name", 1))
-        bobs = session.get(DataKey, (bob.id, "profile.given_name", 1))
+        anas = session.get(DataKey, (ana.id, "profile", 1))
+        bobs = session.get(DataKey, (bob.id, "profile", 1))
         assert anas is not None
         assert bobs is not None
         bobs.wrapped, bobs.root_version = anas.wrapped, anas.root_version

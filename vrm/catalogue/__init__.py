@@ -50,19 +50,15 @@ ACCOUNT = "account"
 
 def field_key(category: str, field: str) -> str:
     """The name of the data key sealing one field of a document category
-    (``profile.email``): a grant of that field alone escrows that key
-    alone (vrm/records/sealing.py, docs/keys.md)."""
+    (``profile.email``), derived from its category's: a grant of that field
+    alone escrows that key alone (vrm/records/sealing.py, docs/keys.md)."""
     return f"{category}.{field}"
 
 
-# Every data key a customer has: the account's, one per category (the
-# history's events, and documents sealed whole before per-field keys), and
-# one per field of each document category.
-DATA_KEYS = (
-    ACCOUNT,
-    *CATEGORIES,
-    *(field_key(n, f) for n in DOCUMENT_CATEGORIES for f in CATEGORIES[n].fields),
-)
+# The data keys each customer has, wrapped by their root key: the
+# account's and one per category. Each field of a document category has a
+# key derived from its category's (vrm/keys/service.py, field_key_of).
+DATA_KEYS = (ACCOUNT, *CATEGORIES)
 
 __all__ = [
     "ACCOUNT",

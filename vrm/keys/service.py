@@ -1,9 +1,11 @@
 """The vault: seals and opens record content with per-customer data keys.
 
-Each customer has one data key per category, and one per field of each
-document category (vrm/catalogue, ``DATA_KEYS``), wrapped by the customer's
-root key: their own (customer-held, vrm/keys/custody.py) or one in the key
-store. Unwrapped data keys are cached in memory for
+Each customer has one data key per category (vrm/catalogue, ``DATA_KEYS``),
+wrapped by the customer's root key: their own (customer-held,
+vrm/keys/custody.py) or one in the key store. Each field of a document
+category has a key of its own derived from its category's (HKDF-SHA256,
+:func:`field_key_of`), which a grant of that field alone escrows
+(vrm/records/sealing.py). Unwrapped data keys are cached in memory for
 ``key_cache_seconds`` so a request costs one AES-GCM operation per record and
 no key-store round trip.
 """
@@ -19,9 +21,10 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, bindparam, delete
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from vrm.catalogue import DATA_KEYS
@@ -168,8 +171,22 @@ class _Read(_Wrappings):
         return self._escrowed.get(key, [])
 
 
-class NoDataKey(KeyUnavailable):
-    """The customer has no data key of that name and version."""
+def field_key_of(category_key: bytes, name: str) -> bytes:
+    """The data key of one field (``name``: ``profile.email``), derived
+    from its category's: whoever holds the category's key has every field's
+    (a grant of the whole category escrows that one key), and a field's key
+    opens that field alone (HKDF is one-way)."""
+    info = aead.associated_data("vrm-field-key/1", name)
+    return HKDF(algorithm=hashes.SHA256(), length=aead.KEY_BYTES, salt=None, info=info).derive(
+        category_key
+    )
+
+
+def _parent(name: str) -> str | None:
+    """The category a field's key derives from (``profile`` for
+    ``profile.email``); None for a category's own key."""
+    category, dot, _ = name.partition(".")
+    return category if dot else None
 
 
 def record_failed(category: str) -> IntegrityFailure:
@@ -241,7 +258,8 @@ class Vault:
     def create_customer_keys(
         self, session: Session, customer_id: str, *, root: bytes | None = None
     ) -> None:
-        """Create the customer's data keys (``DATA_KEYS``), wrapped by their own
+        """Create the customer's data keys (``DATA_KEYS``: one per category;
+        each field's derives from its category's), wrapped by their own
         ``root`` key (customer-held, vrm/keys/custody.py), or, without one,
         by a new root key in the key store. The caller commits; if it rolls
         back, :meth:`shred` removes what the key store made."""
@@ -373,15 +391,30 @@ class Vault:
     ) -> bytes:
         """The data key, from the cache or unwrapped from what
         ``wrappings`` reads: by the key store's root key, by the
-        customer's own while it is unlocked, else from an escrowed copy."""
+        customer's own while it is unlocked, else from an escrowed copy. A
+        field's key is derived from its category's where that opens, else
+        taken from its own escrowed copy."""
         cache_key = (customer_id, category, version)
         now = time.monotonic()
         hit = self._cache.get(cache_key)
         if hit is not None and hit[1] > now:
             return hit[0]
+        parent = _parent(category)
+        if parent is not None:
+            return self._field_key(wrappings, cache_key, parent, now)
         found = wrappings.wrapping(cache_key)
         if found is None:
-            raise NoDataKey("no data key for this record")
+            raise KeyUnavailable("no data key for this record")
+        key, until = self._unwrap(wrappings, cache_key, found, now)
+        self._remember(cache_key, key, now, until)
+        return key
+
+    def _unwrap(
+        self, wrappings: _Wrappings, name: _KeyName, found: tuple[int, bytes], now: float
+    ) -> tuple[bytes, float]:
+        """A category's data key from its wrapping, and until when it may
+        be kept."""
+        customer_id, category, version = name
         root_version, wrapped = found
         until = now + self.cache_seconds
         try:
@@ -398,12 +431,36 @@ class Vault:
                 )
                 until = min(until, held[1])
             else:
-                key = self._from_escrow(wrappings, cache_key)
+                key = self._from_escrow(wrappings, name)
         except KeyMissing:
             raise KeyUnavailable("the customer's root key is gone (erased or missing)") from None
         except aead.SealError:
             raise IntegrityFailure("a wrapped data key failed its integrity check") from None
-        self._remember(cache_key, key, now, until)
+        return key, until
+
+    def _field_key(self, wrappings: _Wrappings, name: _KeyName, parent: str, now: float) -> bytes:
+        """A field's key: derived from its category's, which opens where
+        it would (kept no longer than it); or, for a customer-held customer
+        who is away with no grant of the whole category, from the copy a
+        grant of this field escrows."""
+        customer_id, field, version = name
+        parent_name = (customer_id, parent, version)
+        hit = self._cache.get(parent_name)
+        if hit is not None and hit[1] > now:
+            category_key, until = hit
+        else:
+            found = wrappings.wrapping(parent_name)
+            if found is None:
+                raise KeyUnavailable("no data key for this record")
+            away = found[0] == CUSTOMER_ROOT and self._unlocked(customer_id, now) is None
+            if away and not wrappings.escrowed(parent_name):
+                key = self._from_escrow(wrappings, name)
+                self._remember(name, key, now)
+                return key
+            category_key, until = self._unwrap(wrappings, parent_name, found, now)
+            self._remember(parent_name, category_key, now, until)
+        key = field_key_of(category_key, field)
+        self._remember(name, key, now, until)
         return key
 
     def _from_escrow(self, wrappings: _Wrappings, name: _KeyName) -> bytes:
@@ -455,37 +512,46 @@ class Vault:
         # another version than the current one finds its key as it would
         # have, one query for it.)
         now = time.monotonic()
-        cache = self._cache
         wanted = [
             customer_id
             for customer_id in customer_ids
-            if any(
-                (hit := cache.get((customer_id, name, DATA_KEY_VERSION))) is None or hit[1] <= now
-                for name in keys
-            )
+            if any(not self._cached(customer_id, name, now) for name in keys)
         ]
+        # A field's key derives from its category's, or is escrowed alone.
+        rows = {_parent(name) or name for name in keys}
         wrappings = {
             (customer_id, category, version): (root_version, wrapped)
             for customer_id, category, version, root_version, wrapped in _WRAPPED_OF.rows(
                 conn, wanted
             )
-            if category in keys
+            if category in rows
         }
         held = [name[0] for name, (root_version, _) in wrappings.items() if root_version == 0]
         escrowed: dict[_KeyName, list[_Escrowed]] = {}
         for customer_id, category, version, holder_id, escrow_version, wrapped in (
             _ESCROWED_OF.rows(conn, held) if held else []
         ):
-            if category in keys:
+            if category in keys or category in rows:
                 escrowed.setdefault((customer_id, category, version), []).append(
                     (holder_id, escrow_version, wrapped)
                 )
         read = _Read(wrappings, escrowed)
         for customer_id, category, version in wrappings:
-            try:
-                self._data_key(read, customer_id, category, version)
-            except (KeyUnavailable, IntegrityFailure):
-                continue
+            names = [n for n in keys if (_parent(n) or n) == category]
+            for name in names:
+                try:
+                    self._data_key(read, customer_id, name, version)
+                except (KeyUnavailable, IntegrityFailure):
+                    continue
+
+    def _cached(self, customer_id: str, name: str, now: float) -> bool:
+        """Whether the current version of data key ``name`` opens without
+        a query: cached, or a field's whose category's key is."""
+        for held in (name, _parent(name)):
+            hit = self._cache.get((customer_id, held, DATA_KEY_VERSION)) if held else None
+            if hit is not None and hit[1] > now:
+                return True
+        return False
 
     def _remember(
         self, cache_key: _KeyName, key: bytes, now: float, until: float | None = None
@@ -509,28 +575,35 @@ class Vault:
         the server holds the others anyway. The caller commits; if the
         transaction fails, the new escrow key is left behind, opening no
         row."""
+        # The versions of each category's key (a field's key has its
+        # category's).
         rows = session.exec(
-            select(DataKey).where(
+            select(DataKey.category, DataKey.version).where(
                 col(DataKey.customer_id) == customer_id,
-                col(DataKey.category).in_(sorted(keys)),
+                col(DataKey.category).in_(sorted({_parent(n) or n for n in keys})),
                 col(DataKey.root_version) == CUSTOMER_ROOT,
             )
         ).all()
+        names = [
+            (customer_id, name, version)
+            for category, version in rows
+            for name in sorted(keys)
+            if (_parent(name) or name) == category
+        ]
         old_versions = self.keystore.escrow_versions(holder_id)
         session.exec(delete(KeyEscrow).where(col(KeyEscrow.holder_id) == holder_id))
-        if rows:
+        if names:
             escrow_version = self.keystore.create_escrow_key(holder_id)
             now = utcnow()
             wrappings = _InSession(session)
-            for row in rows:
-                name = (customer_id, row.category, row.version)
+            for name in names:
                 key = self._data_key(wrappings, *name)
                 session.add(
                     KeyEscrow(
                         holder_id=holder_id,
                         customer_id=customer_id,
-                        category=row.category,
-                        version=row.version,
+                        category=name[1],
+                        version=name[2],
                         escrow_version=escrow_version,
                         wrapped=self.keystore.escrow_wrap(
                             holder_id, escrow_version, key, escrow_aad(holder_id, *name)
@@ -571,59 +644,12 @@ class Vault:
         if self._unlocked(customer_id, time.monotonic()) is None:
             self._drop_cached(customer_id)
 
-    def _add_key(self, session: Session, customer_id: str, name: str) -> bytes:
-        """A new data key ``name`` for the customer, wrapped as their
-        others are: by the key store's current root key if it wraps those,
-        else by their own, which must be unlocked (their session presented
-        it). Of two transactions adding it at once, the first to write it
-        wins and the other reads it back. Raises KeyUnavailable if it
-        cannot be wrapped."""
-        other = session.exec(
-            select(DataKey.root_version).where(col(DataKey.customer_id) == customer_id).limit(1)
-        ).first()
-        if other is None:
-            raise NoDataKey("no data key for this record")
-        key = aead.new_key()
-        now = time.monotonic()
-        if other != CUSTOMER_ROOT:
-            versions = self.keystore.versions(customer_id)
-            if not versions:
-                raise KeyUnavailable("the customer's root key is gone (erased or missing)")
-            root_version = versions[-1]
-            aad = wrap_aad(customer_id, name, DATA_KEY_VERSION, root_version)
-            wrapped = self.keystore.wrap(customer_id, root_version, key, aad)
-        elif (held := self._unlocked(customer_id, now)) is not None:
-            root_version = CUSTOMER_ROOT
-            aad = wrap_aad(customer_id, name, DATA_KEY_VERSION, root_version)
-            wrapped = aead.seal(held[0], key, aad)
-        else:
-            raise KeyUnavailable("the customer holds this key: it is made only in their session")
-        row = {
-            "customer_id": customer_id,
-            "category": name,
-            "version": DATA_KEY_VERSION,
-            "root_version": root_version,
-            "wrapped": wrapped,
-            "created_at": utcnow(),
-        }
-        table = DataKey.__table__  # type: ignore[attr-defined]
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        session.execute(dialect.insert(table).values(row).on_conflict_do_nothing())
-        # Ours, or the one another transaction wrote first.
-        return self._data_key(_InSession(session), customer_id, name, DATA_KEY_VERSION)
-
     def seal(
         self, session: Session, *, customer_id: str, category: str, record_id: str, plaintext: bytes
     ) -> Sealed:
         """``plaintext`` sealed under the customer's current data key named
-        ``category``; a key they do not have yet (a field's, for a customer
-        from before per-field keys) is made as their others were
-        (:meth:`_add_key`)."""
-        wrappings = _InSession(session)
-        try:
-            key = self._data_key(wrappings, customer_id, category, DATA_KEY_VERSION)
-        except NoDataKey:
-            key = self._add_key(session, customer_id, category)
+        ``category`` (a category's, or a field's: ``profile.email``)."""
+        key = self._data_key(_InSession(session), customer_id, category, DATA_KEY_VERSION)
         blob = aead.seal(
             key, plaintext, record_aad(customer_id, category, record_id, DATA_KEY_VERSION)
         )

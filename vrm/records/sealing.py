@@ -46,16 +46,14 @@ class Malformed(ValueError):
 
 def keys_to_read(category: str, fields: Collection[str]) -> list[str]:
     """The data keys that open ``fields`` of ``category``: each field's
-    key; for a reader of every field, the category's key too, which opens
-    a document sealed whole (from before per-field keys). A category that
-    is not a document (the history) has its one key."""
+    key; for a reader of every field, the category's own, from which every
+    field's derives, and which opens a document sealed whole (from before
+    per-field keys). A category that is not a document (the history) has
+    its one key."""
     cat = CATEGORIES[category]
-    if cat.kind != "document":
+    if cat.kind != "document" or set(cat.fields) <= set(fields):
         return [category]
-    names = [field_key(category, f) for f in cat.fields if f in fields]
-    if set(cat.fields) <= set(fields):
-        names.append(category)
-    return names
+    return [field_key(category, f) for f in cat.fields if f in fields]
 
 
 def by_field(ciphertext: bytes) -> bool:
