@@ -278,3 +278,36 @@ def test_a_sealed_box_opens_only_for_its_customer_with_their_root_key() -> None:
         sealed_box.open_sealed(root, as_bob, "bob", sealed)
     with pytest.raises(aead.SealError):
         sealed_box.open_sealed(root, private_key, "ana", sealed[:-1] + bytes([sealed[-1] ^ 1]))
+
+
+def test_a_customer_logged_in_but_idle_gets_the_deposit_at_their_next_request(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    token = _writer(ana, vendor)
+    # ana stays logged in, but makes no request for longer than this
+    # process holds her root key (UNLOCK_SECONDS): it holds it no more.
+    app.state.vault.lock(ana.id)
+    r = _deposit(vendor, token)
+    assert r.status_code == 201, r.text
+    assert len(_pending(app)) == 1
+    # Her next request, with the same session, folds it: no new log-in.
+    (item,) = ana.client.get(f"{ME}/history").json()["items"]
+    assert (item["type"], item["occurred_at"]) == (RECEIPT["type"], RECEIPT["occurred_at"])
+    assert _pending(app) == []
+    # Once: the requests after it find nothing waiting.
+    assert len(ana.client.get(f"{ME}/history").json()["items"]) == 1
+    assert len(_events_of(app, ana.id)) == 1
+
+
+def test_a_request_within_the_held_time_does_not_look_for_deposits(
+    app: FastAPI, ana: Person, vendor: Vendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vrm.history import pending
+
+    looked: list[str] = []
+    monkeypatch.setattr(pending, "waiting", lambda session, customer_id: looked.append(customer_id))
+    app.state.vault.lock(ana.id)
+    assert ana.client.get(f"{ME}/history").status_code == 200
+    assert ana.client.get(f"{ME}/history").status_code == 200
+    # The first request presented the root key anew; the second found it held.
+    assert looked == [ana.id]

@@ -15,6 +15,7 @@ of the database shows is no finer than that.
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import secrets
 import uuid
@@ -28,10 +29,13 @@ from vrm.accounts.models import Customer, LoginSession, SessionPublic
 from vrm.catalogue import ACCOUNT
 from vrm.crypto import aead
 from vrm.dbtypes import utcnow
-from vrm.errors import NotFound
+from vrm.errors import NotFound, VRMError
+from vrm.history import pending
 from vrm.keys import custody
 from vrm.keys.service import UNLOCK_SECONDS, Vault
 from vrm.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 LAST_USED_EVERY = timedelta(minutes=5)
 # What a session's seal of a customer-held root key is bound to (custody).
@@ -103,8 +107,14 @@ def login_session(*, session: Session, vault: Vault, token: str) -> LoginSession
     now = utcnow()
     if row is None or row.expires_at <= now:
         return None
-    if row.root_sealed is not None and not _unlock(vault, row, token, now):
-        return None
+    root = None
+    if row.root_sealed is not None:
+        held = vault.holds_root(row.customer_id)
+        root = _unlock(vault, row, token, now)
+        if root is None:
+            return None
+        if held:
+            root = None  # presented within UNLOCK_SECONDS: deposits were folded then
     if now - row.last_used_at >= LAST_USED_EVERY:
         # Detached first, so the commit does not expire what the caller
         # reads next (nor fail it, if the session ends meanwhile).
@@ -116,20 +126,44 @@ def login_session(*, session: Session, vault: Vault, token: str) -> LoginSession
         )
         session.commit()
         row.last_used_at = now
+    if root is not None:
+        if row in session:
+            session.expunge(row)
+        _fold_deposits(session, vault, row.customer_id, root)
     return row
 
 
-def _unlock(vault: Vault, row: LoginSession, token: str, now: datetime) -> bool:
+def _unlock(vault: Vault, row: LoginSession, token: str, now: datetime) -> bytes | None:
     """Hand the vault the customer-held root key the session holds, for
-    this request and never past the session's end; False if the seal does
-    not open (an altered row: no session)."""
+    this request and never past the session's end, and return it; None if
+    the seal does not open (an altered row: no session)."""
     try:
         root = _root(row, token)
     except aead.SealError:
-        return False
+        return None
     left = (row.expires_at - now).total_seconds()
     vault.unlock(row.customer_id, root, seconds=min(UNLOCK_SECONDS, left))
-    return True
+    return root
+
+
+def _fold_deposits(session: Session, vault: Vault, customer_id: str, root: bytes) -> None:
+    """What vendors deposited while this process did not hold the
+    customer's root key (vrm/history/pending.py), folded into their history
+    now that their session presents it again: a customer logged in but
+    idle sees it at their next request, not only at their next log-in. At
+    most once per UNLOCK_SECONDS per customer and process, one query when
+    nothing waits; before the request's own work, as the last-used update
+    above. Never fails the request: what does not fold waits for the next."""
+    if not pending.waiting(session, customer_id):
+        return
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        return
+    try:
+        pending.fold(session=session, vault=vault, customer=customer, root=root)
+    except VRMError as exc:
+        session.rollback()
+        logger.warning("pending deposits stay pending (%s)", exc.__class__.__name__)
 
 
 def _root(row: LoginSession, token: str) -> bytes:

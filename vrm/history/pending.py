@@ -112,6 +112,14 @@ def is_held(*, session: Session, vault: Vault, customer_id: str, key: bytes) -> 
     return row is not None and row.customer_id == customer_id
 
 
+def waiting(session: Session, customer_id: str) -> bool:
+    """Whether any deposit waits for the customer."""
+    found = session.exec(
+        select(PendingDeposit.id).where(col(PendingDeposit.customer_id) == customer_id).limit(1)
+    ).first()
+    return found is not None
+
+
 def fold(*, session: Session, vault: Vault, customer: Customer, root: bytes) -> int:
     """Write the customer's pending deposits into their history, and delete
     them, in one transaction; returns how many. ``root`` is their root key,

@@ -351,6 +351,11 @@ class Vault:
         with self._lock:
             self._roots[customer_id] = (root, time.monotonic() + seconds)
 
+    def holds_root(self, customer_id: str) -> bool:
+        """Whether this process holds the customer's own root key now
+        (a session of theirs presented it within :data:`UNLOCK_SECONDS`)."""
+        return self._unlocked(customer_id, time.monotonic()) is not None
+
     def lock(self, customer_id: str) -> None:
         """Forget the customer's root key, and every data key and value
         this process holds for them: their session ended. What a live grant
