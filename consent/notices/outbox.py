@@ -165,6 +165,8 @@ def record(session: Session, results: Sequence[tuple[Claimed, Outcome]], now: da
             )
             if due is None:
                 notice.state = PARKED
+                # Not the claim's lease, which would say it is still due.
+                notice.due_at = now
                 parked = True
             else:
                 notice.due_at = due

@@ -241,6 +241,8 @@ def test_retries_stop_after_a_day_and_the_operator_can_queue_them_again(
         clock.advance(waits[-1])
     assert notice.state == PARKED
     assert notice.outcome == "http 500"
+    # Parked when it was last tried, not still leased to the worker.
+    assert notice.due_at == clock.now
     # Backing off: each wait about twice the last (with jitter), capped.
     assert waits[0] <= 10
     assert max(waits) <= 6 * 3600
