@@ -1,6 +1,7 @@
 """The migrations build exactly the schema the models describe, the
-change-log migration (0005) puts existing data on the feed, and tokens
-issued before 0006 keep working after it."""
+change-log migration (0005) puts existing data on the feed, tokens
+issued before 0006 keep working after it, and 0023 keys two tables by
+their customer first."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
@@ -20,7 +21,15 @@ from consent.oauth.models import OAuthToken
 from tests.conftest import Person
 from tests.consent.conftest import register_vendor, tokens_for
 from tests.kit import bearer
-from tests.vendor_api.helpers import PROFILE, add_event, feed_token, put, read, read_feed
+from tests.vendor_api.helpers import (
+    PROFILE,
+    access_events,
+    add_event,
+    feed_token,
+    put,
+    read,
+    read_feed,
+)
 from vrm.feed.models import DataChange, FeedClock
 from vrm.migrate import alembic_config
 from vrm.settings import Settings
@@ -140,3 +149,39 @@ def test_tokens_issued_before_token_ids_keep_working_after_the_upgrade(
         old["access_token"][4:36],
         issued_later["access_token"][4:36],
     }
+
+
+def test_access_events_and_pending_deposits_are_keyed_by_their_customer_first(
+    app: FastAPI, settings: Settings, ana: Person
+) -> None:
+    """0023 puts the customer id first in both primary keys, so that Citus
+    could distribute the tables by it (docs/scaling.md); compare_metadata
+    does not compare primary keys, so this does. Down and up again, an
+    access event stays."""
+    put(ana, "profile", PROFILE)
+    vendor = register_vendor(app)
+    t = tokens_for(ana, vendor, "profile:read")
+    assert read(vendor, t["access_token"]).status_code == 200
+    config = alembic_config(settings)
+
+    def keys() -> dict[str, list[str]]:
+        inspector = inspect(app.state.engine)
+        return {
+            table: inspector.get_pk_constraint(table)["constrained_columns"]
+            for table in ("access_event", "pending_deposit")
+        }
+
+    customer_first = {
+        "access_event": ["customer_id", "id"],
+        "pending_deposit": ["customer_id", "id"],
+    }
+    assert keys() == customer_first
+    app.state.engine.dispose()
+    command.downgrade(config, "0022")
+    assert keys() == {"access_event": ["id"], "pending_deposit": ["id"]}
+    app.state.engine.dispose()
+    command.upgrade(config, "head")
+    assert keys() == customer_first
+    assert [(e.customer_id, e.vendor_id) for e in access_events(app, ana.id)] == [
+        (ana.id, vendor.client_id)
+    ]

@@ -24,7 +24,7 @@ import logging
 from datetime import date, datetime
 
 from pydantic import AwareDatetime, BaseModel, ValidationError
-from sqlalchemy import delete
+from sqlalchemy import PrimaryKeyConstraint, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -41,13 +41,16 @@ logger = logging.getLogger(__name__)
 
 
 class PendingDeposit(SQLModel, table=True):
-    """One deposit sealed to its customer's public key, waiting for them."""
+    """One deposit sealed to its customer's public key, waiting for them.
+    Keyed by the customer first, so that the table can be distributed by
+    the customer id (docs/scaling.md, migration 0023)."""
 
     __tablename__ = "pending_deposit"
+    __table_args__ = (PrimaryKeyConstraint("customer_id", "id"),)
 
     id: str = Field(primary_key=True, max_length=32)
     customer_id: str = Field(
-        foreign_key="customer.id", ondelete="CASCADE", index=True, max_length=32
+        primary_key=True, foreign_key="customer.id", ondelete="CASCADE", index=True, max_length=32
     )
     created_on: date
     sealed: bytes
@@ -108,8 +111,10 @@ def write(
 
 def is_held(*, session: Session, vault: Vault, customer_id: str, key: bytes) -> bool:
     """Whether the deposit made under ``key`` still waits for the customer."""
-    row = session.get(PendingDeposit, deposits.pending_id_for(vault, key))
-    return row is not None and row.customer_id == customer_id
+    row = session.get(
+        PendingDeposit, {"customer_id": customer_id, "id": deposits.pending_id_for(vault, key)}
+    )
+    return row is not None
 
 
 def waiting(session: Session, customer_id: str) -> bool:
@@ -151,7 +156,10 @@ def fold(*, session: Session, vault: Vault, customer: Customer, root: bytes) -> 
         # Claimed first: a concurrent fold of the same rows waits here, then
         # finds them gone.
         result = session.exec(
-            delete(PendingDeposit).where(col(PendingDeposit.id).in_([r.id for r, _ in opened]))
+            delete(PendingDeposit).where(
+                col(PendingDeposit.customer_id) == customer.id,
+                col(PendingDeposit.id).in_([r.id for r, _ in opened]),
+            )
         )
         if result.rowcount != len(opened):
             session.rollback()

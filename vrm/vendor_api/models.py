@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, PrimaryKeyConstraint
 from sqlmodel import Field, SQLModel
 
 from vrm.dbtypes import UTCDateTime
@@ -15,9 +15,13 @@ class AccessEvent(SQLModel, table=True):
     ``vendor_id`` and ``grant_id`` carry no foreign key on purpose: the record
     of a read must outlive the vendor's registration and the grant. It goes
     with the customer's account (``customer_id`` cascades), since it is about
-    them and they are who will read it."""
+    them and they are who will read it.
+
+    Keyed by the customer first, so that the table can be distributed by
+    the customer id (docs/scaling.md, migration 0023)."""
 
     __tablename__ = "access_event"
+    __table_args__ = (PrimaryKeyConstraint("customer_id", "id"),)
 
     id: str = Field(primary_key=True, max_length=32)
     at: datetime = Field(sa_type=UTCDateTime, index=True)
@@ -27,7 +31,7 @@ class AccessEvent(SQLModel, table=True):
     # can be matched without either naming the customer.
     subject: str = Field(max_length=64)
     customer_id: str = Field(
-        foreign_key="customer.id", ondelete="CASCADE", index=True, max_length=32
+        primary_key=True, foreign_key="customer.id", ondelete="CASCADE", index=True, max_length=32
     )
     purpose: str = Field(max_length=100)
     categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
