@@ -150,6 +150,19 @@ class Person:
     id: str
 
 
+def log_out(person: Person) -> None:
+    """End the person's session (DELETE /api/v1/session)."""
+    assert person.client.delete("/api/v1/session").status_code == 204
+
+
+def log_back_in(person: Person) -> dict[str, Any]:
+    """Log the person in again with their password; the answer's body."""
+    r = log_in(person.client, person.email, person.password)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
 def sign_up_and_log_in(app: FastAPI, email: str, password: str = PASSWORD) -> Person:
     c = TestClient(app)
     r = c.post("/api/v1/accounts", json={"email": email, "password": password})

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import MetaData, Table, select, update
 from sqlmodel import Session, col
 
-from tests.conftest import Person, sign_up_and_log_in
+from tests.conftest import Person, log_back_in, log_out, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import assert_problem, bearer
 from tests.vendor_api.helpers import ME, RECEIPT, access_events
@@ -43,17 +43,6 @@ def _writer(person: Person, vendor: Vendor, scope: str = "history:write") -> str
     return str(tokens_for(person, vendor, scope)["access_token"])
 
 
-def _log_out(person: Person) -> None:
-    assert person.client.delete("/api/v1/session").status_code == 204
-
-
-def _log_in(person: Person) -> None:
-    r = person.client.post(
-        "/api/v1/session", json={"email": person.email, "password": person.password}
-    )
-    assert r.status_code == 200, r.text
-
-
 def _table(app: FastAPI, name: str) -> list[dict[str, Any]]:
     with app.state.engine.connect() as conn:
         table = Table(name, MetaData(), autoload_with=conn)
@@ -83,7 +72,7 @@ def away(app: FastAPI, ana: Person, vendor: Vendor) -> str:
     """ana lets the vendor add to her history (not read it), and logs out;
     returns the vendor's token."""
     token = _writer(ana, vendor)
-    _log_out(ana)
+    log_out(ana)
     return token
 
 
@@ -120,7 +109,7 @@ def test_the_answer_is_the_same_whether_the_customer_is_away_or_present(
     present = _deposit(vendor, token, key=OTHER_KEY)
     assert present.status_code == 201, present.text
     assert _pending(app) == []
-    _log_out(ana)
+    log_out(ana)
     absent = _deposit(vendor, token)
     assert absent.status_code == 201, absent.text
     assert len(_pending(app)) == 1
@@ -150,7 +139,7 @@ def test_the_next_log_in_folds_the_deposit_into_the_history_with_its_id(
 ) -> None:
     first = _deposit(vendor, away)
     (row,) = _pending(app)
-    _log_in(ana)
+    log_back_in(ana)
     assert _pending(app) == []
     (event,) = ana.client.get(f"{ME}/history").json()["items"]
     assert event["id"] == _event_id(app, vendor, ana)
@@ -168,7 +157,7 @@ def test_the_next_log_in_folds_the_deposit_into_the_history_with_its_id(
     ]
     assert changes == [("history", event["id"], "put")]
     # Away again, a retry still gets the first answer.
-    _log_out(ana)
+    log_out(ana)
     again = _deposit(vendor, away)
     assert again.status_code == 200, again.text
     assert again.json() == first.json()
@@ -176,9 +165,9 @@ def test_the_next_log_in_folds_the_deposit_into_the_history_with_its_id(
 
 def test_the_fold_happens_once(app: FastAPI, ana: Person, vendor: Vendor, away: str) -> None:
     assert _deposit(vendor, away).status_code == 201
-    _log_in(ana)
-    _log_out(ana)
-    _log_in(ana)
+    log_back_in(ana)
+    log_out(ana)
+    log_back_in(ana)
     assert len(_events_of(app, ana.id)) == 1
     assert len(ana.client.get(f"{ME}/history").json()["items"]) == 1
 
@@ -192,7 +181,7 @@ def test_a_pending_deposit_that_does_not_open_is_kept_and_the_log_in_works(
     with Session(app.state.engine) as session:
         session.exec(update(PendingDeposit).values(sealed=altered))
         session.commit()
-    _log_in(ana)
+    log_back_in(ana)
     assert _pending(app) == [{**row, "sealed": altered}]
     assert _events_of(app, ana.id) == []
 
@@ -201,7 +190,7 @@ def test_a_deposit_goes_straight_in_when_a_live_grant_reads_the_history(
     app: FastAPI, ana: Person, vendor: Vendor
 ) -> None:
     token = _writer(ana, vendor, "history:read history:write")
-    _log_out(ana)
+    log_out(ana)
     assert _deposit(vendor, token).status_code == 201
     assert _pending(app) == []
     (event,) = _events_of(app, ana.id)
@@ -215,7 +204,7 @@ def test_a_server_held_customers_deposit_goes_straight_in(
     bob = sign_up_and_log_in(app, "bob@example.org")
     app.state.settings = settings
     token = _writer(bob, vendor)
-    _log_out(bob)
+    log_out(bob)
     assert _deposit(vendor, token).status_code == 201
     assert _pending(app) == []
     (event,) = _events_of(app, bob.id)
@@ -242,7 +231,7 @@ def test_a_customer_from_before_gets_a_key_pair_at_log_in_and_then_deposits_wait
     app: FastAPI, ana: Person, vendor: Vendor
 ) -> None:
     token = _writer(ana, vendor)
-    _log_out(ana)
+    log_out(ana)
     with Session(app.state.engine) as session:
         session.exec(
             update(Customer)
@@ -254,11 +243,11 @@ def test_a_customer_from_before_gets_a_key_pair_at_log_in_and_then_deposits_wait
     # customer did before, and spends no key.
     assert_problem(_deposit(vendor, token), 500, "key-unavailable")
     assert _table(app, "vendor_deposit") == []
-    _log_in(ana)
-    _log_out(ana)
+    log_back_in(ana)
+    log_out(ana)
     assert _deposit(vendor, token).status_code == 201
     assert len(_pending(app)) == 1
-    _log_in(ana)
+    log_back_in(ana)
     (event,) = ana.client.get(f"{ME}/history").json()["items"]
     assert event["id"] == _event_id(app, vendor, ana)
 

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import Person, sign_up_and_log_in
+from tests.conftest import Person, log_back_in, log_out, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
 from tests.consent.test_device_flow import logged_in_device
 from tests.kit import bearer
@@ -49,23 +49,12 @@ def _person(app: FastAPI, email: str) -> Person:
     return person
 
 
-def _log_out(person: Person) -> None:
-    assert person.client.delete("/api/v1/session").status_code == 204
-
-
-def _log_in(person: Person) -> None:
-    r = person.client.post(
-        "/api/v1/session", json={"email": person.email, "password": person.password}
-    )
-    assert r.status_code == 200, r.text
-
-
 def _revoke_and_leave(person: Person) -> None:
     """The customer logs in, revokes their one grant, and logs out."""
-    _log_in(person)
+    log_back_in(person)
     (grant,) = person.client.get("/api/v1/me/grants").json()["items"]
     assert person.client.delete(f"/api/v1/me/grants/{grant['id']}").status_code == 204
-    _log_out(person)
+    log_out(person)
 
 
 @pytest.fixture
@@ -82,8 +71,8 @@ def store(app: FastAPI, settings: Settings, vendor: Vendor) -> dict[str, Any]:
     kept = sign_up_and_log_in(app, "cy@example.org")
     put(kept, "profile", PROFILE)
     logged_in_device(TestClient(app), kept)
-    _log_out(ana)
-    _log_out(bob)
+    log_out(ana)
+    log_out(bob)
     return {"ana": ana, "bob": bob, "cy": kept, "grant": grant}
 
 
@@ -133,12 +122,12 @@ def test_after_narrowing_the_rest_no_longer_opens(
     ana = _person(app, "ana@example.org")
     tokens_for(ana, vendor, "profile:read preferences:read")
     (grant,) = ana.client.get("/api/v1/me/grants").json()["items"]
-    _log_out(ana)
+    log_out(ana)
     assert records(attack(snapshot()), ana.id) == document("profile") | document("preferences")
-    _log_in(ana)
+    log_back_in(ana)
     r = ana.client.patch(f"/api/v1/me/grants/{grant['id']}", json={"scopes": ["profile:read"]})
     assert r.status_code == 200, r.text
-    _log_out(ana)
+    log_out(ana)
     assert records(attack(snapshot()), ana.id) == document("profile")
 
 
@@ -164,7 +153,7 @@ def test_a_deposit_made_while_the_customer_is_away_does_not_open_from_a_copy(
 ) -> None:
     dee = sign_up_and_log_in(app, "dee@example.org")
     token = tokens_for(dee, vendor, "history:write")["access_token"]
-    _log_out(dee)
+    log_out(dee)
     headers = {**bearer(token), "Idempotency-Key": "order-1001"}
     r = vendor.client.post("/v1/history", json=RECEIPT, headers=headers)
     assert r.status_code == 201, r.text

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from tests.conftest import PASSWORD, Person, sign_up_and_log_in
+from tests.conftest import PASSWORD, Person, log_out, sign_up_and_log_in
 from tests.consent.conftest import Vendor, decide, start, tokens_for
 from tests.kit import bearer
 from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, feed_token, put, read_feed
@@ -42,10 +42,6 @@ def _customer(app: FastAPI, customer_id: str) -> Customer:
         found = session.get(Customer, customer_id)
         assert found is not None
         return found
-
-
-def _log_out(person: Person) -> None:
-    assert person.client.delete("/api/v1/session").status_code == 204
 
 
 def test_sign_up_shows_a_recovery_key_once_and_keeps_no_root_key(
@@ -85,7 +81,7 @@ def test_a_vendor_reads_what_was_granted_while_the_customer_is_away(
     app: FastAPI, ana: Person, vendor: Vendor
 ) -> None:
     tokens = tokens_for(ana, vendor, "profile:read")
-    _log_out(ana)
+    log_out(ana)
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.status_code == 200, r.text
     assert r.json()["profile"]["email"] == PROFILE["email"]
@@ -99,7 +95,7 @@ def test_a_vendor_reads_what_was_granted_while_the_customer_is_away(
 def test_a_logged_out_customer_is_locked_and_logging_in_again_opens_everything(
     app: FastAPI, ana: Person
 ) -> None:
-    _log_out(ana)
+    log_out(ana)
     # Nothing in this process holds their root key now.
     assert ana.id not in app.state.vault._roots
     r = ana.client.post("/api/v1/session", json={"email": ana.email, "password": ana.password})
@@ -129,7 +125,7 @@ def test_a_password_change_rewraps_the_root_key(app: FastAPI, ana: Person) -> No
     assert after.root_by_password != before.root_by_password
     # The recovery key is as it was.
     assert after.root_by_recovery == before.root_by_recovery
-    _log_out(ana)
+    log_out(ana)
     old = ana.client.post("/api/v1/session", json={"email": ana.email, "password": ana.password})
     assert old.status_code == 401
     new = ana.client.post("/api/v1/session", json={"email": ana.email, "password": NEW_PASSWORD})
@@ -264,7 +260,7 @@ def test_the_feed_reads_what_each_grant_shares_while_its_customers_are_away(
     tokens_for(ana, vendor, "profile:read history:read")
     tokens_for(bob_held, vendor, "preferences:read")
     for person in (ana, bob_held):
-        _log_out(person)
+        log_out(person)
     token = feed_token(vendor)
     items, _ = read_feed(vendor, token)
     assert [i["type"] for i in items] == ["snapshot", "snapshot"]

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from httpx import Response
 from sqlmodel import Session, col, select
 
-from tests.conftest import Person, sign_up_and_log_in
+from tests.conftest import Person, log_out, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import assert_problem, vrm
 from tests.vendor_api.helpers import PROFILE, feed_token, put, read, read_feed
@@ -64,10 +64,6 @@ def ana(app: FastAPI) -> Person:
 @pytest.fixture
 def bob(app: FastAPI) -> Person:
     return _held_by_customer(app, "bob@example.org", "another long passphrase")
-
-
-def _log_out(person: Person) -> None:
-    assert person.client.delete("/api/v1/session").status_code == 204
 
 
 def _escrow_of(app: FastAPI, customer_id: str) -> KeyEscrow:
@@ -113,7 +109,7 @@ def granted(ana: Person, bob: Person, vendor: Vendor) -> dict[str, str]:
         "bob": tokens_for(bob, vendor, "profile.email:read")["access_token"],
     }
     for person in (ana, bob):
-        _log_out(person)
+        log_out(person)
     return tokens
 
 
@@ -183,7 +179,7 @@ def test_a_log_in_does_not_escrow_a_lost_key_again(
     _break(app, settings, row, "missing")
     r = ana.client.post("/api/v1/session", json={"email": ana.email, "password": ana.password})
     assert r.status_code == 200, r.text
-    _log_out(ana)
+    log_out(ana)
     _assert_refused(read(vendor, granted["ana"]), "missing")
     assert _escrow_of(app, ana.id) == row
 
@@ -204,7 +200,7 @@ def test_another_grants_copy_of_the_same_key_still_opens(
         tokens_for(ana, vendor, "profile.email:read")["access_token"],
         tokens_for(ana, other_vendor, "profile.email:read")["access_token"],
     ]
-    _log_out(ana)
+    log_out(ana)
     with Session(app.state.engine) as session:
         rows = session.exec(select(KeyEscrow).order_by(col(KeyEscrow.holder_id))).all()
     assert len(rows) == 2

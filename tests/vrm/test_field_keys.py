@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from tests.conftest import Person, sign_up_and_log_in
+from tests.conftest import Person, log_back_in, log_out, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import bearer
 from tests.vendor_api.helpers import (
@@ -43,17 +43,6 @@ def ana(app: FastAPI) -> Person:
     put(person, "profile", PROFILE)
     put(person, "preferences", PREFERENCES)
     return person
-
-
-def _log_out(person: Person) -> None:
-    assert person.client.delete("/api/v1/session").status_code == 204
-
-
-def _log_in(person: Person) -> None:
-    r = person.client.post(
-        "/api/v1/session", json={"email": person.email, "password": person.password}
-    )
-    assert r.status_code == 200, r.text
 
 
 def _escrowed(app: FastAPI) -> set[str]:
@@ -119,7 +108,7 @@ def test_a_grant_of_some_fields_escrows_those_alone_and_a_copy_opens_those_alone
     app: FastAPI, settings: Settings, ana: Person, vendor: Vendor
 ) -> None:
     tokens = tokens_for(ana, vendor, "openid email profile.phone:read")
-    _log_out(ana)
+    log_out(ana)
     assert _escrowed(app) == {"profile.email", "profile.phone"}
     # The vendor reads the two fields while ana is away: the data API,
     # userinfo and the feed.
@@ -148,7 +137,7 @@ def test_narrowing_to_one_field_leaves_only_that_field_open_in_a_copy(
         f"/api/v1/me/grants/{grant['id']}", json={"scopes": ["profile.email:read"]}
     )
     assert r.status_code == 200, r.text
-    _log_out(ana)
+    log_out(ana)
     assert _escrowed(app) == {"profile.email"}
     assert _opened(app, settings, ana) == {"profile.email"}
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
@@ -221,7 +210,7 @@ def test_a_customer_from_before_is_sealed_by_field_at_log_in_and_their_grant_esc
     revision = _row(app, ana, "profile").revision
     feed = feed_token(vendor)
     _, cursors = read_feed(vendor, feed)
-    _log_out(ana)
+    log_out(ana)
     # Before: her grant reads through the whole profile's escrowed key, and
     # a copy opens the whole profile (the limit this change lifts).
     headers = bearer(tokens["access_token"])
@@ -230,8 +219,8 @@ def test_a_customer_from_before_is_sealed_by_field_at_log_in_and_their_grant_esc
     }
     assert _opened(app, settings, ana) == {"profile"}
 
-    _log_in(ana)
-    _log_out(ana)
+    log_back_in(ana)
+    log_out(ana)
     for category in ("profile", "preferences"):
         assert sealing.by_field(_row(app, ana, category).ciphertext)
     assert _row(app, ana, "profile").revision == revision + 1
@@ -246,7 +235,7 @@ def test_a_customer_from_before_is_sealed_by_field_at_log_in_and_their_grant_esc
     items, _ = read_feed(vendor, feed, cursors[-1])
     assert items == []
     # And her documents read as they were.
-    _log_in(ana)
+    log_back_in(ana)
     assert ana.client.get("/api/v1/me/profile").json() == written
     assert ana.client.get("/api/v1/me/preferences").json()["dietary"] == PREFERENCES["dietary"]
 
@@ -262,7 +251,7 @@ def test_a_server_held_customer_from_before_reads_then_is_sealed_by_field_at_log
     _seal_whole_as_before(app, bob, tokens["grant_id"])
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.json()["profile"] == {"given_name": PROFILE["given_name"]}
-    _log_in(bob)
+    log_back_in(bob)
     assert sealing.by_field(_row(app, bob, "profile").ciphertext)
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.json()["profile"] == {"given_name": PROFILE["given_name"]}

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from tests.client.web.conftest import form
-from tests.conftest import PASSWORD, Person, sign_up_and_log_in
+from tests.conftest import PASSWORD, Person, log_back_in, log_out, sign_up_and_log_in
 from tests.consent.conftest import Vendor, tokens_for
 from tests.kit import bearer, log_in, vrm
 from tests.vendor_api.helpers import PREFERENCES, PROFILE, add_event, put
@@ -37,17 +37,6 @@ def _person(app: FastAPI, email: str) -> Person:
     put(person, "preferences", PREFERENCES)
     add_event(person, occurred_at="2026-11-01T10:00:00Z", notes="a private matter")
     return person
-
-
-def _log_out(person: Person) -> None:
-    assert person.client.delete("/api/v1/session").status_code == 204
-
-
-def _log_in(person: Person) -> dict[str, Any]:
-    r = log_in(person.client, person.email, person.password)
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 def _roots(app: FastAPI, customer_id: str) -> set[int]:
@@ -86,8 +75,8 @@ def before(app: FastAPI, settings: Settings, vendor: Vendor) -> dict[str, Any]:
     ana = _person(app, "ana@example.org")
     grant = tokens_for(ana, vendor, "profile:read")
     bob = _person(app, "bob@example.org")
-    _log_out(ana)
-    _log_out(bob)
+    log_out(ana)
+    log_out(bob)
     app.state.settings = settings.model_copy(update={"key_custody": "customer"})
     return {"ana": ana, "bob": bob, "grant": grant}
 
@@ -96,13 +85,13 @@ def test_the_first_log_in_after_the_change_answers_a_recovery_key_and_the_next_n
     before: dict[str, Any],
 ) -> None:
     ana: Person = before["ana"]
-    first = _log_in(ana)
+    first = log_back_in(ana)
     recovery_key = first.pop("recovery_key")
     assert RECOVERY_KEY.fullmatch(recovery_key), recovery_key
     assert set(first) == {"id", "email", "created_at"}
     assert (first["id"], first["email"]) == (ana.id, ana.email)
-    _log_out(ana)
-    second = _log_in(ana)
+    log_out(ana)
+    second = log_back_in(ana)
     assert second == {**first, "recovery_key": None}
     # The account as GET /me shows it has no such field.
     assert ana.client.get("/api/v1/me").json() == first
@@ -110,8 +99,8 @@ def test_the_first_log_in_after_the_change_answers_a_recovery_key_and_the_next_n
 
 def test_the_move_is_on_the_customers_audit_log(before: dict[str, Any]) -> None:
     ana: Person = before["ana"]
-    _log_in(ana)
-    _log_in(ana)
+    log_back_in(ana)
+    log_back_in(ana)
     r = ana.client.get("/api/v1/me/access-log", params={"type": "key"})
     assert r.status_code == 200, r.text
     # Once: the second log-in moved nothing.
@@ -124,7 +113,7 @@ def test_a_moved_customer_reads_their_data_and_the_key_store_keeps_no_root_key_o
     ana: Person = before["ana"]
     folder = settings.key_dir_resolved / "customers" / ana.id
     assert folder.is_dir()
-    _log_in(ana)
+    log_back_in(ana)
     assert not folder.exists()
     assert _roots(app, ana.id) == {0}
     assert _password_hash(app, ana.id).startswith("$vrm-kek$")
@@ -132,8 +121,8 @@ def test_a_moved_customer_reads_their_data_and_the_key_store_keeps_no_root_key_o
     assert ana.client.get("/api/v1/me/preferences").json()["dietary"] == ["vegetarian"]
     assert len(ana.client.get("/api/v1/me/history").json()["items"]) == 1
     # And after logging in again, their password opens it all.
-    _log_out(ana)
-    _log_in(ana)
+    log_out(ana)
+    log_back_in(ana)
     assert ana.client.get("/api/v1/me/preferences").json()["dietary"] == ["vegetarian"]
     # bob has not logged in: his root key is still the server's.
     bob: Person = before["bob"]
@@ -145,8 +134,8 @@ def test_a_live_grant_still_reads_while_the_moved_customer_is_away_and_alone_ope
     app: FastAPI, settings: Settings, before: dict[str, Any], vendor: Vendor
 ) -> None:
     ana: Person = before["ana"]
-    _log_in(ana)
-    _log_out(ana)
+    log_back_in(ana)
+    log_out(ana)
     assert ana.id not in app.state.vault._roots
     r = vendor.client.get("/v1/data", headers=bearer(before["grant"]["access_token"]))
     assert r.status_code == 200, r.text
@@ -165,8 +154,8 @@ def test_the_recovery_key_given_at_the_move_sets_a_new_password(
     before: dict[str, Any],
 ) -> None:
     ana: Person = before["ana"]
-    recovery_key = _log_in(ana)["recovery_key"]
-    _log_out(ana)
+    recovery_key = log_back_in(ana)["recovery_key"]
+    log_out(ana)
     r = ana.client.post(
         "/api/v1/recovery",
         json={"email": ana.email, "recovery_key": recovery_key, "new_password": NEW_PASSWORD},
@@ -215,7 +204,7 @@ def test_with_the_setting_server_a_log_in_moves_nobody(
 ) -> None:
     app.state.settings = settings
     ana: Person = before["ana"]
-    assert _log_in(ana)["recovery_key"] is None
+    assert log_back_in(ana)["recovery_key"] is None
     assert _roots(app, ana.id) == {1}
     assert _password_hash(app, ana.id).startswith("$argon2id$")
 
@@ -246,7 +235,7 @@ def test_a_failed_move_leaves_the_customer_server_held_and_logged_in(
     hook = app.state.on_keys_moved
     app.state.on_keys_moved = fails
     with caplog.at_level(logging.WARNING, logger="vrm.accounts.service"):
-        assert _log_in(ana)["recovery_key"] is None
+        assert log_back_in(ana)["recovery_key"] is None
     (record,) = [r for r in caplog.records if r.name == "vrm.accounts.service"]
     assert record.getMessage() == (
         "a customer's root key stays with the server after their log-in: the move failed "
@@ -258,8 +247,8 @@ def test_a_failed_move_leaves_the_customer_server_held_and_logged_in(
     assert r.status_code == 200, r.text
     # The next log-in moves them.
     app.state.on_keys_moved = hook
-    _log_out(ana)
-    assert RECOVERY_KEY.fullmatch(_log_in(ana)["recovery_key"])
+    log_out(ana)
+    assert RECOVERY_KEY.fullmatch(log_back_in(ana)["recovery_key"])
     assert _roots(app, ana.id) == {0}
 
 
@@ -273,7 +262,7 @@ def test_a_data_key_that_does_not_open_leaves_the_customer_server_held(
         row.wrapped = row.wrapped[:-1] + bytes([row.wrapped[-1] ^ 1])
         session.add(row)
         session.commit()
-    assert _log_in(ana)["recovery_key"] is None
+    assert log_back_in(ana)["recovery_key"] is None
     _assert_still_server_held(app, settings, ana)
     assert ana.client.get("/api/v1/me/profile").json()["email"] == PROFILE["email"]
 
@@ -282,8 +271,8 @@ def test_a_customer_made_after_the_change_is_not_moved_again(
     app: FastAPI, before: dict[str, Any]
 ) -> None:
     cy = sign_up_and_log_in(app, "cy@example.org", PASSWORD)
-    _log_out(cy)
-    assert _log_in(cy)["recovery_key"] is None
+    log_out(cy)
+    assert log_back_in(cy)["recovery_key"] is None
     assert _roots(app, cy.id) == {0}
 
 
@@ -299,7 +288,7 @@ def test_vrm_keys_check_counts_who_holds_the_root_keys_and_checks_the_server_hel
         "every server key, root key and escrow key the server holds is present and opens "
         "its data\n"
     )
-    _log_in(before["ana"])
+    log_back_in(before["ana"])
     done = vrm(moved, "keys", "check")
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == (
@@ -327,7 +316,7 @@ def test_vrm_keys_rotate_leaves_a_moved_customer_alone_and_says_whom_it_rotated(
     app: FastAPI, settings: Settings, before: dict[str, Any]
 ) -> None:
     ana: Person = before["ana"]
-    _log_in(ana)
+    log_back_in(ana)
     done = vrm(settings, "keys", "rotate", "--grace", "0")
     assert (done.returncode, done.stderr) == (0, "")
     # bob alone: ana's root key is hers, never in the key store.
@@ -349,7 +338,7 @@ def test_a_log_in_that_finds_the_customer_moved_meanwhile_opens_their_key_and_mo
         stale = session.get(Customer, ana.id)
         assert stale is not None
         assert stale.root_by_password is None
-        recovery_key = _log_in(ana)["recovery_key"]
+        recovery_key = log_back_in(ana)["recovery_key"]
         moved = _customer_row(app, ana.id)
         root, again = accounts._move_to_customer(
             session=session,
