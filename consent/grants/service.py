@@ -28,7 +28,6 @@ from consent.policy import (
 )
 from consent.scopes import DETAIL_TYPE, DataRequest
 from consent.vendors.models import Vendor
-from vrm.catalogue import CATEGORIES
 from vrm.dbtypes import utcnow
 from vrm.errors import NotFound, ValidationFailed
 from vrm.feed import changes as feed
@@ -129,12 +128,13 @@ _HELD_WORDS = {
 
 
 def _held_words(accesses: list[Access]) -> list[str]:
-    """What the server opens for ``accesses``, a phrase per category read
-    whole and per field read alone: its escrowed keys' words."""
+    """What the server opens for ``accesses``, a phrase per category whose
+    key a grant escrows whole and per field whose key it escrows alone
+    (:func:`escrowed_keys`, resting on the same ``keys_to_read``)."""
     words: list[str] = []
     for category in readable_categories(accesses):
         fields = fields_of(accesses, category) or ()
-        if set(CATEGORIES[category].fields) <= set(fields):
+        if sealing.keys_to_read(category, fields) == [category]:
             words.append(_HELD_WORDS[category])
         else:
             words.extend(Access(category, f, "read").words for f in fields)

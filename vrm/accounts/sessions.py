@@ -107,14 +107,15 @@ def login_session(*, session: Session, vault: Vault, token: str) -> LoginSession
     now = utcnow()
     if row is None or row.expires_at <= now:
         return None
-    root = None
+    # The root key to fold waiting deposits with: only when the session
+    # presents it anew, not within UNLOCK_SECONDS of its last request.
+    fold_with = None
     if row.root_sealed is not None:
         held = vault.holds_root(row.customer_id)
         root = _unlock(vault, row, token, now)
         if root is None:
             return None
-        if held:
-            root = None  # presented within UNLOCK_SECONDS: deposits were folded then
+        fold_with = None if held else root
     if now - row.last_used_at >= LAST_USED_EVERY:
         # Detached first, so the commit does not expire what the caller
         # reads next (nor fail it, if the session ends meanwhile).
@@ -126,10 +127,10 @@ def login_session(*, session: Session, vault: Vault, token: str) -> LoginSession
         )
         session.commit()
         row.last_used_at = now
-    if root is not None:
+    if fold_with is not None:
         if row in session:
             session.expunge(row)
-        _fold_deposits(session, vault, row.customer_id, root)
+        _fold_deposits(session, vault, row.customer_id, fold_with)
     return row
 
 

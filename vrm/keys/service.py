@@ -182,11 +182,11 @@ def field_key_of(category_key: bytes, name: str) -> bytes:
     )
 
 
-def _parent(name: str) -> str | None:
-    """The category a field's key derives from (``profile`` for
-    ``profile.email``); None for a category's own key."""
-    category, dot, _ = name.partition(".")
-    return category if dot else None
+def _category_of(name: str) -> str:
+    """The category whose wrapped data key a key name opens from: itself,
+    or the one a field's key derives from (``profile`` for
+    ``profile.email``)."""
+    return name.partition(".")[0]
 
 
 def record_failed(category: str) -> IntegrityFailure:
@@ -404,8 +404,8 @@ class Vault:
         hit = self._cache.get(cache_key)
         if hit is not None and hit[1] > now:
             return hit[0]
-        parent = _parent(category)
-        if parent is not None:
+        parent = _category_of(category)
+        if parent != category:
             return self._field_key(wrappings, cache_key, parent, now)
         found = wrappings.wrapping(cache_key)
         if found is None:
@@ -522,8 +522,10 @@ class Vault:
             for customer_id in customer_ids
             if any(not self._cached(customer_id, name, now) for name in keys)
         ]
+        if not wanted:
+            return
         # A field's key derives from its category's, or is escrowed alone.
-        rows = {_parent(name) or name for name in keys}
+        rows = {_category_of(name) for name in keys}
         wrappings = {
             (customer_id, category, version): (root_version, wrapped)
             for customer_id, category, version, root_version, wrapped in _WRAPPED_OF.rows(
@@ -542,7 +544,7 @@ class Vault:
                 )
         read = _Read(wrappings, escrowed)
         for customer_id, category, version in wrappings:
-            names = [n for n in keys if (_parent(n) or n) == category]
+            names = [n for n in keys if _category_of(n) == category]
             for name in names:
                 try:
                     self._data_key(read, customer_id, name, version)
@@ -552,8 +554,8 @@ class Vault:
     def _cached(self, customer_id: str, name: str, now: float) -> bool:
         """Whether the current version of data key ``name`` opens without
         a query: cached, or a field's whose category's key is."""
-        for held in (name, _parent(name)):
-            hit = self._cache.get((customer_id, held, DATA_KEY_VERSION)) if held else None
+        for held in {name, _category_of(name)}:
+            hit = self._cache.get((customer_id, held, DATA_KEY_VERSION))
             if hit is not None and hit[1] > now:
                 return True
         return False
@@ -585,7 +587,7 @@ class Vault:
         rows = session.exec(
             select(DataKey.category, DataKey.version).where(
                 col(DataKey.customer_id) == customer_id,
-                col(DataKey.category).in_(sorted({_parent(n) or n for n in keys})),
+                col(DataKey.category).in_(sorted({_category_of(n) for n in keys})),
                 col(DataKey.root_version) == CUSTOMER_ROOT,
             )
         ).all()
@@ -593,7 +595,7 @@ class Vault:
             (customer_id, name, version)
             for category, version in rows
             for name in sorted(keys)
-            if (_parent(name) or name) == category
+            if _category_of(name) == category
         ]
         old_versions = self.keystore.escrow_versions(holder_id)
         session.exec(delete(KeyEscrow).where(col(KeyEscrow.holder_id) == holder_id))

@@ -110,12 +110,17 @@ def create_empty_documents(*, session: Session, vault: Vault, customer_id: str) 
         )
 
 
-def _plaintext(
-    session: Session, vault: Vault, customer_id: str, category: str
-) -> tuple[DocumentRecord, bytes]:
+def _row(session: Session, customer_id: str, category: str) -> DocumentRecord:
     row = session.get(DocumentRecord, (customer_id, category))
     if row is None:
         raise NotFound(f"No {category} document.")
+    return row
+
+
+def _plaintext(
+    session: Session, vault: Vault, customer_id: str, category: str
+) -> tuple[DocumentRecord, bytes]:
+    row = _row(session, customer_id, category)
     conn = session.connection()
     return row, _open(conn, vault, customer_id, category, row.key_version, row.ciphertext)
 
@@ -199,9 +204,7 @@ def read_fields(
     written; reading it back through pydantic again cost more than the
     decryption (docs/performance.md#the-routed-paths)."""
     _schema(category)
-    row = session.get(DocumentRecord, (customer_id, category))
-    if row is None:
-        raise NotFound(f"No {category} document.")
+    row = _row(session, customer_id, category)
     return _fields_json(
         session.connection(), vault, customer_id, category, row.key_version, row.ciphertext, fields
     )
