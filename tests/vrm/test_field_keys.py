@@ -151,14 +151,14 @@ def test_a_vendor_read_opens_only_the_granted_fields_even_with_the_customer_here
     tokens = tokens_for(ana, vendor, "profile.email:read preferences.dietary:read")
     vault = app.state.vault
     opened: list[str] = []
-    real_open = vault.open
+    real_open = vault.open_each
 
-    def spy(conn: Any, **kw: Any) -> bytes:
-        opened.append(kw["category"])
-        result: bytes = real_open(conn, **kw)
+    def spy(conn: Any, **kw: Any) -> list[bytes]:
+        opened.extend(name for name, *_ in kw["records"])
+        result: list[bytes] = real_open(conn, **kw)
         return result
 
-    monkeypatch.setattr(vault, "open", spy)
+    monkeypatch.setattr(vault, "open_each", spy)
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.status_code == 200, r.text
     # ana is logged in, every key of hers opens; the read opened two.
@@ -280,6 +280,32 @@ def test_a_damaged_sealed_document_is_an_integrity_failure_not_a_crash(
     r = ana.client.get("/api/v1/me/profile")
     assert r.status_code == 500
     assert r.json()["type"].endswith("integrity")
+
+
+def test_two_fields_swapped_in_the_packing_open_neither(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    # Each field's seal binds its own key: the email's sealed value moved
+    # into the phone's place (and back) does not read as the phone.
+    tokens = tokens_for(ana, vendor, "profile.phone:read")
+    row = _row(app, ana, "profile")
+    sealed = sealing.unpack(row.ciphertext)
+    sealed["email"], sealed["phone"] = sealed["phone"], sealed["email"]
+    with Session(app.state.engine) as session:
+        session.exec(
+            update(DocumentRecord)
+            .where(
+                col(DocumentRecord.customer_id) == ana.id,
+                col(DocumentRecord.category) == "profile",
+            )
+            .values(ciphertext=sealing.pack(sealed.items()))
+        )
+        session.commit()
+    app.state.vault.derived.forget(ana.id)
+    r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 500
+    assert r.json()["detail"] == "a stored profile record failed its integrity check"
+    assert PROFILE["email"] not in r.text
 
 
 def test_a_field_dropped_from_the_packing_leaves_none_of_the_others_opening(

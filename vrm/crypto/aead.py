@@ -151,6 +151,16 @@ def open_many(key: bytes, sealed: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
         STATS.add(time.perf_counter() - started)
 
 
+def open_each(sealed: Iterable[tuple[bytes, bytes, bytes]]) -> list[bytes]:
+    """Each (key, blob, aad) opened as :func:`open_sealed` would, timed
+    once for them all: the fields of a document, each under its own key."""
+    started = time.perf_counter()
+    try:
+        return [_open(AESGCM(key), blob, aad) for key, blob, aad in sealed]
+    finally:
+        STATS.add(time.perf_counter() - started)
+
+
 def _open(cipher: AESGCM, blob: bytes, aad: bytes) -> bytes:
     version = blob[:1]
     if len(blob) < 1 + NONCE_BYTES + TAG_BYTES or version not in (FORMAT_V1, FORMAT_V2):

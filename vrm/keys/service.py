@@ -716,6 +716,43 @@ class Vault:
             opened.update((i, p) for (i, _), p in zip(theirs, plaintexts, strict=True))
         return [opened[i] for i in range(len(records))]
 
+    def open_each(
+        self,
+        conn: Connection,
+        *,
+        customer_id: str,
+        records: Sequence[tuple[str, str, int, bytes]],
+        failing_as: str,
+    ) -> list[bytes]:
+        """Records of one customer, each under a data key of its own and
+        given as (key name, record id, key version, ciphertext), opened as
+        :meth:`open` opens one: the fields of a document. The keys come
+        from the cache in one pass; those it lacks are read in one query
+        (:meth:`remember_keys`), then as :meth:`open` finds them. One that
+        fails its integrity check fails them all, naming ``failing_as``."""
+        now = time.monotonic()
+        cache = self._cache
+        cached = [cache.get((customer_id, name, version)) for name, _, version, _ in records]
+        cold = [
+            r[0] for r, hit in zip(records, cached, strict=True) if hit is None or hit[1] <= now
+        ]
+        if cold:
+            self.remember_keys(conn, [customer_id], cold)
+        wrappings = _Wrappings(lambda: conn)
+        keys = [
+            hit[0]
+            if hit is not None and hit[1] > now
+            else self._data_key(wrappings, customer_id, name, version)
+            for hit, (name, _, version, _) in zip(cached, records, strict=True)
+        ]
+        try:
+            return aead.open_each(
+                (key, ciphertext, record_aad(customer_id, name, record_id, version))
+                for key, (name, record_id, version, ciphertext) in zip(keys, records, strict=True)
+            )
+        except aead.SealError:
+            raise record_failed(failing_as) from None
+
     # -- erasure and rotation -------------------------------------------
     def shred(self, customer_id: str) -> None:
         """Destroy the customer's root keys: everything sealed for them, in

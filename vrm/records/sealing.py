@@ -19,6 +19,7 @@ apart), and is sealed again field by field at its customer's next log-in
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Collection, Iterable, Mapping
@@ -93,6 +94,12 @@ def unpack(packed: bytes) -> dict[str, bytes]:
     return found
 
 
+@functools.cache
+def _label(name: str) -> bytes:
+    """A field's name as it begins its member of a JSON object."""
+    return json.dumps(name).encode() + b":"
+
+
 def packed_record_id(category: str, names: Iterable[str]) -> str:
     """What each field's seal binds besides its key (which names the
     field): the document and every field packed with it, in order, so that
@@ -152,20 +159,15 @@ def open_fields(
         raise record_failed(category)
     record_id = packed_record_id(category, sealed)
     wanted = [f for f in catalogue if (fields is None or f in fields) and f in sealed]
-    vault.remember_keys(conn, [customer_id], [field_key(category, f) for f in wanted])
-    parts: list[bytes] = []
-    for name in wanted:
-        value = vault.open(
-            conn,
-            customer_id=customer_id,
-            category=field_key(category, name),
-            record_id=record_id,
-            key_version=key_version,
-            ciphertext=sealed[name],
-            failing_as=category,
-        )
-        if value != _NULL:
-            parts.append(json.dumps(name).encode() + b":" + value)
+    values = vault.open_each(
+        conn,
+        customer_id=customer_id,
+        records=[(field_key(category, f), record_id, key_version, sealed[f]) for f in wanted],
+        failing_as=category,
+    )
+    parts = [
+        _label(name) + value for name, value in zip(wanted, values, strict=True) if value != _NULL
+    ]
     return b"{" + b",".join(parts) + b"}"
 
 
