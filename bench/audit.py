@@ -72,7 +72,7 @@ def server(source: Path | None, database_url: str, **settings: str) -> Iterator[
     database is emptied first: each server has keys of its own.
     ``settings``: more of its environment (bench/lib/ours.py, start)."""
     if database_url:
-        _empty(database_url)
+        empty_database(database_url)
     saved, here = os.environ.get("PYTHONPATH"), Path.cwd()
     if source is not None:
         # First on the path of `vrm` (PYTHONPATH) and of uvicorn (which puts
@@ -93,7 +93,7 @@ def server(source: Path | None, database_url: str, **settings: str) -> Iterator[
         started.stop()
 
 
-def _empty(database_url: str) -> None:
+def empty_database(database_url: str) -> None:
     import psycopg
 
     with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as conn:

@@ -38,6 +38,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -45,17 +47,25 @@ from typing import Any
 
 import httpx
 
-from bench.audit import cost_table, server
+from bench.audit import cost_table, empty_database, server
 from bench.data_api import fill_in, target_of
-from bench.lib import ours
+from bench.lib import callgrind, ours
 from bench.lib.load import Run, measure
-from bench.lib.machine import CPU_NOTE, wait_quiet
+from bench.lib.machine import CPU_NOTE, free_port, wait_quiet
 from bench.lib.people import PREFERENCES, PROFILE, history
+from bench.lib.seed import FAST_HASH
 from bench.lib.token_load import PhaseResult, run_phase
 from bench.lib.token_load import Target as TokenTarget
 
 SCOPE = "profile:read preferences:read history:read"
 FEED_EVENTS = 20
+# Nothing runs on the server's timers while its instructions are counted.
+QUIET = {
+    "VRM_BACKGROUND_JOBS": "false",
+    "VRM_AUDIT_CHECKPOINT_SECONDS": "0",
+    "VRM_NOTICE_INTERVAL_SECONDS": "0",
+    "VRM_PURGE_INTERVAL_SECONDS": "0",
+}
 
 
 def _logins(base: str, account: dict[str, str], seconds: float, connections: int) -> float:
@@ -93,6 +103,13 @@ def _customer(started: ours.Ours, tag: str, events: int) -> None:
 def _feed(started: ours.Ours, customers: int) -> float:
     for n in range(customers):
         _customer(started, f"feed-{n}", FEED_EVENTS)
+    began = time.perf_counter()
+    items = _read_feed(started)
+    return items / (time.perf_counter() - began)
+
+
+def _read_feed(started: ours.Ours) -> int:
+    """The vendor's whole feed read from the start: how many items."""
     token = httpx.post(
         f"{started.base_url}/oauth/token",
         data={"grant_type": "client_credentials", "scope": "feed:read"},
@@ -101,8 +118,7 @@ def _feed(started: ours.Ours, customers: int) -> float:
     token.raise_for_status()
     bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
     items, cursor = 0, None
-    began = time.perf_counter()
-    with httpx.Client(base_url=started.base_url, timeout=300) as client:
+    with httpx.Client(base_url=started.base_url, timeout=600) as client:
         while True:
             params: dict[str, Any] = {"limit": 1000}
             if cursor is not None:
@@ -114,7 +130,7 @@ def _feed(started: ours.Ours, customers: int) -> float:
             cursor = page["next_cursor"]
             if not page["has_more"]:
                 break
-    return items / (time.perf_counter() - began)
+    return items
 
 
 def _round(
@@ -154,6 +170,97 @@ def _round(
     }
 
 
+def _counted(
+    source: Path | None, args: argparse.Namespace, database_url: str, **settings: str
+) -> dict[str, float]:
+    """Instructions the server executes per vendor read, per refresh and per
+    feed item, counted by callgrind (bench/lib/callgrind.py), on a server
+    run from ``source`` (this checkout if None) with no background work."""
+    if database_url:
+        empty_database(database_url)
+    data = Path(tempfile.mkdtemp(prefix="vrm-bench-keys-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = ours.env_for(data, base, database_url, **QUIET, **FAST_HASH, **settings)
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    try:
+        vendor = ours.init(env, "Bench Vendor")
+        with (
+            callgrind.serve(env, port, data, cwd=source) as server,
+            httpx.Client(base_url=base, timeout=600) as browser,
+        ):
+            started = ours.Ours(
+                base, "/oauth/token", vendor["client_id"], vendor["client_secret"],
+                lambda: None, server.pid, browser,
+            )  # fmt: skip
+            first = fill_in(started, browser, "bench-keys", SCOPE, 50)
+            browser.delete("/api/v1/session").raise_for_status()
+            n = args.count
+            bearer = {"Authorization": f"Bearer {first['access_token']}"}
+            refresh = [first["refresh_token"]]
+
+            def reads() -> None:
+                for _ in range(n):
+                    browser.get("/v1/data", headers=bearer).raise_for_status()
+
+            def refreshes() -> None:
+                for _ in range(n):
+                    answer = browser.post(
+                        "/oauth/token",
+                        data={"grant_type": "refresh_token", "refresh_token": refresh[0]},
+                        auth=(started.client_id, started.client_secret),
+                    )
+                    answer.raise_for_status()
+                    refresh[0] = answer.json()["refresh_token"]
+
+            browser.get("/v1/data", headers=bearer).raise_for_status()  # warm
+            per_read = server.count(reads) / n
+            per_refresh = server.count(refreshes) / n
+            for c in range(args.feed_customers):
+                _customer(started, f"feed-{c}", FEED_EVENTS)
+            items = [0]
+            per_item = server.count(lambda: items.__setitem__(0, _read_feed(started)))
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    return {
+        "read": per_read,
+        "refresh": per_refresh,
+        "feed_item": per_item / max(items[0], 1),
+    }
+
+
+def instructions(args: argparse.Namespace, database_url: str) -> None:
+    sides: dict[str, list[dict[str, float]]] = {"baseline": [], "customer-held": []}
+    for n in range(args.rounds):
+        print(f"  round {n + 1}: baseline (under callgrind) ...", flush=True)
+        sides["baseline"].append(_counted(args.baseline, args, database_url))
+        print(f"  round {n + 1}: customer-held (under callgrind) ...", flush=True)
+        sides["customer-held"].append(
+            _counted(None, args, database_url, VRM_KEY_CUSTODY="customer")
+        )
+    kind = "PostgreSQL" if database_url else "SQLite"
+    print(
+        f"\ncustomer-held keys on {kind}: server instructions (millions), medians of "
+        f"{args.rounds} rounds, {args.count} requests each (the database server's own "
+        "work not counted)"
+    )
+    millions = {
+        side: [{k: v / 1e6 for k, v in r.items()} for r in rounds] for side, rounds in sides.items()
+    }
+    cost_table(
+        millions["baseline"],
+        millions["customer-held"],
+        "held",
+        [
+            ("read", "per vendor read (50 events)", False),
+            ("refresh", "per refresh", False),
+            ("feed_item", f"per feed item ({args.feed_customers} customers)", False),
+        ],
+    )
+    print(json.dumps(sides))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", type=Path, required=True, help="a checkout from before")
@@ -165,6 +272,12 @@ def main() -> None:
     parser.add_argument("--feed-customers", type=int, default=100)
     parser.add_argument("--quiet-wait", type=float, default=60.0)
     parser.add_argument("--client-procs", type=int, default=1)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the server's instructions under callgrind instead of timing it",
+    )
+    parser.add_argument("--count", type=int, default=100, help="requests counted (--instructions)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         database_url = ""
@@ -172,6 +285,9 @@ def main() -> None:
             from tests.pgserver import postgres_cluster
 
             database_url = stack.enter_context(postgres_cluster())
+        if args.instructions:
+            instructions(args, database_url)
+            return
         sides: dict[str, list[dict[str, Any]]] = {"baseline": [], "customer-held": []}
         for n in range(args.rounds):
             print(f"  round {n + 1}: baseline ...", flush=True)

@@ -14,4 +14,6 @@
 - ``load``: closed-loop authorized GETs, the data API's load.
 - ``seed``: customers written in bulk, as the services would write them.
 - ``people``: realistic profiles, preferences and history events.
+- ``callgrind``: our server under valgrind's callgrind, counting the
+  instructions its requests cost.
 """
