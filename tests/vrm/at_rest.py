@@ -143,8 +143,13 @@ def ciphertexts(copy: Copy) -> list[Sealed]:
             aad = record_aad(customer_id, category, category, version)
             found.append(Sealed(("record", customer_id, category), r["ciphertext"], aad))
             continue
-        # Sealed field by field: each field is a record of its own.
+        # Sealed field by field: each field is a record of its own, and the
+        # whole document, first, one more under the category's key.
         packed = sealing.unpack(r["ciphertext"])
+        whole = packed.pop(sealing.WHOLE, None)
+        if whole is not None:
+            aad = record_aad(customer_id, category, category, version)
+            found.append(Sealed(("record", customer_id, category), whole, aad))
         record_id = sealing.packed_record_id(category, packed)
         for name, blob in packed.items():
             key = field_key(category, name)
@@ -203,8 +208,9 @@ def records(opened: set[Gives], customer_id: str) -> set[str]:
 
 
 def document(category: str) -> set[str]:
-    """The records a document is in a copy: one per field."""
-    return {field_key(category, f) for f in CATEGORIES[category].fields}
+    """The records a document is in a copy: the whole of it, and one per
+    field."""
+    return {category, *(field_key(category, f) for f in CATEGORIES[category].fields)}
 
 
 # Everything of a customer, as :func:`records` names what opened.

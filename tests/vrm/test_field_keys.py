@@ -7,6 +7,7 @@ open, and are sealed again field by field at their customer's log-in."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -67,9 +68,13 @@ def test_a_document_is_sealed_field_by_field_and_each_field_under_its_own_key(
     row = _row(app, ana, "profile")
     assert sealing.by_field(row.ciphertext)
     sealed = sealing.unpack(row.ciphertext)
-    # Every field of the catalogue, the empty ones too (birth_date here):
-    # a copy does not tell which fields were filled in.
-    assert set(sealed) == {name.partition(".")[2] for name in document("profile")}
+    # The whole document first, for readers of every field...
+    assert next(iter(sealed)) == sealing.WHOLE
+    whole = sealed.pop(sealing.WHOLE)
+    assert sealing.whole_of(row.ciphertext) == whole
+    # ...then every field of the catalogue, the empty ones too (birth_date
+    # here): a copy does not tell which fields were filled in.
+    assert set(sealed) == {name.partition(".")[2] for name in document("profile") - {"profile"}}
     assert "birth_date" not in PROFILE
     for blob in sealed.values():
         assert PROFILE["email"].encode() not in blob
@@ -86,6 +91,32 @@ def test_a_document_is_sealed_field_by_field_and_each_field_under_its_own_key(
             ciphertext=sealed["email"],
         )
         assert email == f'"{PROFILE["email"]}"'.encode()
+        # The whole copy opens under the category's key alone, and holds
+        # what the fields hold.
+        opened = vault.open(
+            conn,
+            customer_id=ana.id,
+            category="profile",
+            record_id="profile",
+            key_version=row.key_version,
+            ciphertext=whole,
+        )
+        by_field = sealing.open_fields(
+            conn, vault, ana.id, "profile", row.key_version, row.ciphertext, ["email", "phone"]
+        )
+        assert json.loads(by_field) == {"email": PROFILE["email"], "phone": PROFILE["phone"]}
+        assert {k: v for k, v in json.loads(opened).items() if k in ("email", "phone")} == (
+            json.loads(by_field)
+        )
+        with pytest.raises(Exception, match="integrity"):
+            vault.open(
+                conn,
+                customer_id=ana.id,
+                category="profile.email",
+                record_id="profile",
+                key_version=row.key_version,
+                ciphertext=whole,
+            )
         with pytest.raises(Exception, match="integrity"):
             vault.open(
                 conn,
@@ -257,11 +288,14 @@ def test_a_server_held_customer_from_before_reads_then_is_sealed_by_field_at_log
     assert r.json()["profile"] == {"given_name": PROFILE["given_name"]}
 
 
-def test_a_damaged_sealed_document_is_an_integrity_failure_not_a_crash(
+def test_a_document_sealed_by_field_without_the_whole_copy_opens_and_gains_it_at_log_in(
     app: FastAPI, ana: Person, vendor: Vendor
 ) -> None:
-    tokens = tokens_for(ana, vendor, "profile.email:read")
+    # As the first per-field sealing wrote it: the fields alone.
+    tokens = tokens_for(ana, vendor, "profile:read")
     row = _row(app, ana, "profile")
+    fields = sealing.unpack(row.ciphertext)
+    del fields[sealing.WHOLE]
     with Session(app.state.engine) as session:
         session.exec(
             update(DocumentRecord)
@@ -269,14 +303,59 @@ def test_a_damaged_sealed_document_is_an_integrity_failure_not_a_crash(
                 col(DocumentRecord.customer_id) == ana.id,
                 col(DocumentRecord.category) == "profile",
             )
-            .values(ciphertext=row.ciphertext[:-3])
+            .values(ciphertext=sealing.pack(fields.items()))
         )
         session.commit()
     app.state.vault.derived.forget(ana.id)
+    assert not sealing.is_current(_row(app, ana, "profile").ciphertext)
+    before = ana.client.get("/api/v1/me/profile").json()
+    assert before["email"] == PROFILE["email"]
+    r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
+    assert r.json()["profile"]["email"] == PROFILE["email"]
+    log_out(ana)
+    log_back_in(ana)
+    assert sealing.is_current(_row(app, ana, "profile").ciphertext)
+    assert ana.client.get("/api/v1/me/profile").json() == before
+    r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
+    assert r.json()["profile"]["email"] == PROFILE["email"]
+
+
+def test_a_damaged_sealed_document_is_an_integrity_failure_not_a_crash(
+    app: FastAPI, ana: Person, vendor: Vendor
+) -> None:
+    tokens = tokens_for(ana, vendor, "profile.email:read")
+    row = _row(app, ana, "profile")
+    whole = sealing.whole_of(row.ciphertext)
+    assert whole is not None
+    at = row.ciphertext.index(whole)
+
+    def damage(ciphertext: bytes) -> None:
+        with Session(app.state.engine) as session:
+            session.exec(
+                update(DocumentRecord)
+                .where(
+                    col(DocumentRecord.customer_id) == ana.id,
+                    col(DocumentRecord.category) == "profile",
+                )
+                .values(ciphertext=ciphertext)
+            )
+            session.commit()
+        app.state.vault.derived.forget(ana.id)
+
+    # The packing cut short: a reader of some fields fails.
+    damage(row.ciphertext[:-3])
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.status_code == 500
     assert r.json()["type"].endswith("integrity")
     assert PROFILE["email"] not in r.text
+    # The whole copy changed: the customer, who reads it, fails.
+    flipped = bytes([whole[-1] ^ 1])
+    damage(row.ciphertext[: at + len(whole) - 1] + flipped + row.ciphertext[at + len(whole) :])
+    r = ana.client.get("/api/v1/me/profile")
+    assert r.status_code == 500
+    assert r.json()["type"].endswith("integrity")
+    # Its length made to run past the end: malformed, for every reader.
+    damage(row.ciphertext[: at - 4] + (len(row.ciphertext)).to_bytes(4, "big") + whole)
     r = ana.client.get("/api/v1/me/profile")
     assert r.status_code == 500
     assert r.json()["type"].endswith("integrity")
@@ -309,10 +388,12 @@ def test_two_fields_swapped_in_the_packing_open_neither(
 
 
 def test_a_field_dropped_from_the_packing_leaves_none_of_the_others_opening(
-    app: FastAPI, ana: Person
+    app: FastAPI, ana: Person, vendor: Vendor
 ) -> None:
     # Someone with write access to the database drops the phone, so that
-    # it would read as never filled in: the other fields no longer open.
+    # it would read as never filled in to a vendor granted it: the other
+    # fields no longer open for it.
+    tokens = tokens_for(ana, vendor, "profile.email:read profile.phone:read")
     row = _row(app, ana, "profile")
     kept = [(n, b) for n, b in sealing.unpack(row.ciphertext).items() if n != "phone"]
     with Session(app.state.engine) as session:
@@ -326,9 +407,10 @@ def test_a_field_dropped_from_the_packing_leaves_none_of_the_others_opening(
         )
         session.commit()
     app.state.vault.derived.forget(ana.id)
-    r = ana.client.get("/api/v1/me/profile")
+    r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.status_code == 500
     assert r.json()["detail"] == "a stored profile record failed its integrity check"
+    assert PROFILE["email"] not in r.text
 
 
 def test_a_value_sealed_whole_is_never_taken_for_packed_fields() -> None:

@@ -103,15 +103,16 @@ def test_every_sealed_value_is_padded_to_a_bucket(life: Life) -> None:
         for c, blob in row.items()
         if c in ("ciphertext", "email_ct", "wrapped")
     ]
-    # A document is its fields, each sealed on its own (vrm/records/sealing.py).
+    # A document is its fields, each sealed on its own, and the whole of it
+    # (vrm/records/sealing.py).
     sealed = [
         (name, c, part)
         for name, c, blob in sealed
         for part in (sealing.unpack(blob).values() if sealing.by_field(blob) else [blob])
     ]
-    # The email, the data keys, the profile's 7 fields and the
-    # preferences' 5, and 20 events (the deposit was deleted).
-    assert len(sealed) == 1 + len(DATA_KEYS) + 7 + 5 + 20
+    # The email, the data keys, the profile whole and its 7 fields, the
+    # preferences whole and their 5, and 20 events (the deposit was deleted).
+    assert len(sealed) == 1 + len(DATA_KEYS) + 1 + 7 + 1 + 5 + 20
     unpadded = [
         (name, c, len(blob), blob[:1])
         for name, c, blob in sealed

@@ -20,6 +20,7 @@ from tests.kit import assert_problem
 from vrm.accounts.models import Customer
 from vrm.history.models import HistoryRecord
 from vrm.keys.models import DataKey
+from vrm.records import sealing
 from vrm.records.models import DocumentRecord
 from vrm.settings import Settings
 
@@ -106,8 +107,16 @@ POSITIONS = pytest.mark.parametrize("at", [0, 5, 20, -1], ids=["format", "nonce"
 def test_document_with_a_flipped_byte_is_refused_as_an_integrity_failure(
     app: FastAPI, ana: Person, ana_secrets: list[str], category: str, at: int
 ) -> None:
+    # The customer reads the whole copy, packed first (vrm/records/sealing.py);
+    # a flipped field is for its readers: tests/vrm/test_field_keys.py.
     stored = _document_ciphertext(app, ana.id, category)
-    _change_document(app, ana.id, category, _flip(stored, at))
+    whole = sealing.whole_of(stored)
+    assert whole is not None
+    begins = stored.index(whole)
+    flipped = _flip(whole, at)
+    _change_document(
+        app, ana.id, category, stored[:begins] + flipped + stored[begins + len(whole) :]
+    )
 
     detail = f"a stored {category} record failed its integrity check"
     _assert_integrity_failure(ana, f"{ME}/{category}", detail, ana_secrets)

@@ -11,9 +11,17 @@ padded to a bucket, vrm/crypto/aead.py).
 
 The sealed fields are kept together in the document's one row
 (``document_record.ciphertext``, :func:`pack`): a write stays one row, with
-one revision. A document written before per-field keys is one ciphertext
-under the category's key; it still opens (:func:`by_field` tells them
-apart), and is sealed again field by field at its customer's next log-in
+one revision. Ahead of them the row keeps the whole document sealed under
+the category's key (:data:`WHOLE`), for those who read every field (the
+customer; a vendor granted the whole category): they open one value where
+the fields would be a dozen. That key opens every field anyway (each
+field's derives from it), so the copy shows no one more than they could
+read; a reader of some fields never has it.
+
+A document written before per-field keys is one ciphertext under the
+category's key, and one sealed by field before the whole copy has none;
+both still open (:func:`by_field`, :func:`whole_of` tell them apart), and
+are sealed again at their customer's next log-in
 (:func:`vrm.records.service.seal_by_field`) or write.
 """
 
@@ -32,6 +40,9 @@ from vrm.catalogue import CATEGORIES, field_key
 from vrm.keys.service import Vault, record_failed
 
 _NULL = b"null"
+# The name the whole document is packed under, first: no field's name is
+# empty.
+WHOLE = ""
 # Packed fields begin with this byte, which a value sealed whole never
 # does (it begins with its format byte, 1 or 2: vrm/crypto/aead.py). Then
 # each sealed field: its name's length (1 byte), its name, its sealed
@@ -69,6 +80,35 @@ def pack(sealed: Iterable[tuple[str, bytes]]) -> bytes:
         encoded = name.encode()
         parts += [_NAME.pack(len(encoded)), encoded, _VALUE.pack(len(blob)), blob]
     return b"".join(parts)
+
+
+def whole_of(packed: bytes) -> bytes | None:
+    """The whole document's sealed value, when it is packed first (a
+    document sealed by field before the whole copy has none); raises
+    Malformed."""
+    if not by_field(packed):
+        raise Malformed("sealed fields are malformed")
+    at = len(_PACKED)
+    try:
+        (length,) = _NAME.unpack_from(packed, at)
+        if length != len(WHOLE):
+            return None
+        (length,) = _VALUE.unpack_from(packed, at + _NAME.size)
+    except struct.error:
+        raise Malformed("sealed fields are malformed") from None
+    at += _NAME.size + _VALUE.size
+    if at + length > len(packed):
+        raise Malformed("sealed fields are malformed")
+    return packed[at : at + length]
+
+
+def is_current(ciphertext: bytes) -> bool:
+    """Whether a document's ciphertext is sealed as :func:`seal_fields`
+    seals today: by field, with the whole copy first."""
+    try:
+        return by_field(ciphertext) and whole_of(ciphertext) is not None
+    except Malformed:
+        return False
 
 
 def unpack(packed: bytes) -> dict[str, bytes]:
@@ -112,10 +152,11 @@ def seal_fields(
     session: Session, vault: Vault, customer_id: str, category: str, data: Mapping[str, Any]
 ) -> bytes:
     """The document ``data`` (JSON values by field, each a field of the
-    catalogue) sealed field by field, packed."""
+    catalogue) sealed whole and field by field, packed."""
     sealed: list[tuple[str, bytes]] = []
     names = CATEGORIES[category].fields
     record_id = packed_record_id(category, names)
+    filled: list[bytes] = []
     for name in names:
         value = data.get(name)
         plaintext = (
@@ -133,7 +174,18 @@ def seal_fields(
             plaintext=plaintext,
         )
         sealed.append((name, blob.ciphertext))
-    return pack(sealed)
+        if plaintext != _NULL:
+            filled.append(_label(name) + plaintext)
+    # What a reader of every field opens: the fields as open_fields joins
+    # them, under the category's key, as a document sealed whole was.
+    whole = vault.seal(
+        session,
+        customer_id=customer_id,
+        category=category,
+        record_id=category,
+        plaintext=b"{" + b",".join(filled) + b"}",
+    )
+    return pack([(WHOLE, whole.ciphertext), *sealed])
 
 
 def open_fields(
@@ -147,14 +199,27 @@ def open_fields(
 ) -> bytes:
     """The JSON object of ``fields`` (every field if None) of a document
     sealed field by field, the empty ones left out, as a document sealed
-    whole reads: only those fields' keys are used. A field of the
-    catalogue that is not packed (one added to the catalogue since) is
-    empty; a packed field that is not of the catalogue is damage."""
+    whole reads: only those fields' keys are used, or the category's for
+    every field. A field of the catalogue that is not packed (one added to
+    the catalogue since) is empty; a packed field that is not of the
+    catalogue is damage."""
     catalogue = CATEGORIES[category].fields
     try:
+        if fields is None or set(catalogue) <= set(fields):
+            whole = whole_of(packed)
+            if whole is not None:
+                return vault.open(
+                    conn,
+                    customer_id=customer_id,
+                    category=category,
+                    record_id=category,
+                    key_version=key_version,
+                    ciphertext=whole,
+                )
         sealed = unpack(packed)
     except Malformed:
         raise record_failed(category) from None
+    sealed.pop(WHOLE, None)
     if not set(sealed) <= set(catalogue):
         raise record_failed(category)
     record_id = packed_record_id(category, sealed)
@@ -172,12 +237,15 @@ def open_fields(
 
 
 __all__ = [
+    "WHOLE",
     "Malformed",
     "by_field",
+    "is_current",
     "keys_to_read",
     "open_fields",
     "pack",
     "packed_record_id",
     "seal_fields",
     "unpack",
+    "whole_of",
 ]

@@ -398,10 +398,11 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
 
 
 def seal_by_field(*, session: Session, vault: Vault, customer_id: str) -> list[str]:
-    """Seal again, field by field, the customer's documents sealed whole
-    before per-field keys (vrm/records/sealing.py), as they are (same
-    content, a new revision; not a change on the feed); the caller
-    commits, while the customer's keys open (at their log-in). Returns the
+    """Seal again, as documents are sealed today, the customer's documents
+    sealed whole before per-field keys, or by field before the whole copy
+    (vrm/records/sealing.py), as they are (same content, a new revision;
+    not a change on the feed); the caller commits, while the customer's
+    keys open (at their log-in). Returns the
     categories sealed again: their live grants must escrow the field keys
     now (vrm/hooks.py). A document whose stored JSON holds what is not a
     field of the catalogue stays whole, and is sealed by field at its next
@@ -411,7 +412,7 @@ def seal_by_field(*, session: Session, vault: Vault, customer_id: str) -> list[s
     ).all()
     done: list[str] = []
     for row in rows:
-        if sealing.by_field(row.ciphertext) or row.category not in DOCUMENT_CATEGORIES:
+        if row.category not in DOCUMENT_CATEGORIES or sealing.is_current(row.ciphertext):
             continue
         plaintext = _open(
             session.connection(), vault, customer_id, row.category, row.key_version, row.ciphertext
