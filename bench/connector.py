@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> None:
         vendor = ours.init(env, "Bench", "https://vendor.example/cb")
         t0 = time.perf_counter()
         seeded = seed.seed_in_processes(
-            env, vendor["client_id"], args.customers, args.events, args.seed_procs, True
+            env, vendor["client_id"], args.customers, args.events, args.seed_procs
         )
         print(
             f"seeded {seeded} customers ({args.events} events each) in "

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> None:
 
         t0 = time.perf_counter()
         seeded = seed.seed_in_processes(
-            env, vendor["client_id"], args.customers, args.events, args.seed_procs, not args.sqlite
+            env, vendor["client_id"], args.customers, args.events, args.seed_procs
         )
         print(
             f"seeded {seeded} customers ({args.events} events each) in "

@@ -12,7 +12,8 @@
 - ``solid``: the Community Solid Server, the personal-data-store peer.
 - ``token_load``: the token endpoint's load (spawned client processes).
 - ``load``: closed-loop authorized GETs, the data API's load.
-- ``seed``: customers written in bulk, as the services would write them.
+- ``seed``: customers written in bulk, as the services would write them
+  (``COPY`` on PostgreSQL); ``seed_rows``: one customer's rows.
 - ``people``: realistic profiles, preferences and history events.
 - ``callgrind``: our server under valgrind's callgrind, counting the
   instructions its requests cost.
