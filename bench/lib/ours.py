@@ -52,20 +52,26 @@ def env_for(data: Path, base: str, database_url: str = "", **extra: str) -> dict
 
 def init(env: dict[str, str], vendor: str, redirect_uri: str = REDIRECT_URI) -> dict[str, Any]:
     """``vrm init``, then ``vrm vendors add --json``: returns the vendor."""
-    run: dict[str, Any] = {"env": env, "check": True, "capture_output": True, "text": True}
+    _vrm(env, "init")
+    return add_vendor(env, vendor, redirect_uri)
+
+
+def add_vendor(
+    env: dict[str, str], vendor: str, redirect_uri: str = REDIRECT_URI
+) -> dict[str, Any]:
+    """``vrm vendors add --json``: the vendor, its client id and secret."""
+    added = _vrm(env, "vendors", "add", "--name", vendor, "--redirect-uri", redirect_uri, "--json")
+    return dict(json.loads(added))
+
+
+def _vrm(env: dict[str, str], *args: str) -> str:
     try:
-        subprocess.run([str(BIN / "vrm"), "init"], **run)
-        added = subprocess.run(
-            [
-                str(BIN / "vrm"),
-                *("vendors", "add", "--name", vendor, "--redirect-uri", redirect_uri),
-                "--json",
-            ],
-            **run,
+        done = subprocess.run(
+            [str(BIN / "vrm"), *args], env=env, check=True, capture_output=True, text=True
         )
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"{' '.join(map(str, exc.cmd[1:]))} failed: {exc.stderr}") from exc
-    return dict(json.loads(added.stdout))
+    return done.stdout
 
 
 class Served(NamedTuple):

@@ -8,8 +8,7 @@ product's: keys from the vault (a root key in the key store, data keys
 wrapped by it), every personal value sealed by the vault, documents by the
 records service's own sealing, the email's blind index by the accounts
 service's, a grant's scopes parsed by the consent policy; the defaults of
-the rarely written tables (``customer``, ``consent_grant``, ...) come from
-their models, which are built and read back column by column.
+the other columns come from the models' fields (:func:`new_row`).
 
 What is not the services' own: the customer's password hash is one hash
 reused (hashing dominated seeding before), and history events come from a
@@ -75,6 +74,23 @@ def row_of(model: SQLModel) -> dict[str, Any]:
     return {c.name: getattr(model, c.key) for c in table.columns}
 
 
+def new_row(model: type[SQLModel], **values: Any) -> dict[str, Any]:
+    """The row ``model(**values)`` would write, its fields' defaults (and
+    default factories) applied by pydantic, without building the model:
+    that cost a third of a customer's time."""
+    fields = model.model_fields
+    table = model.__table__  # type: ignore[attr-defined]
+    missing = [c.key for c in table.columns if c.key not in values and fields[c.key].is_required()]
+    if missing:
+        raise TypeError(f"{model.__name__} needs {', '.join(missing)}")
+    return {
+        c.name: values[c.key]
+        if c.key in values
+        else fields[c.key].get_default(call_default_factory=True)
+        for c in table.columns
+    }
+
+
 def grants_of(n: int, vendors: Sequence[tuple[str, float]]) -> list[str]:
     """The vendors customer ``n`` grants: each of ``vendors`` (id, share)
     is granted by its share of the customers, the same ones on every run
@@ -113,16 +129,15 @@ class Customers:
             session, customer_id=cid, category=ACCOUNT, record_id=cid, plaintext=email.encode()
         )
         into["customer"].append(
-            row_of(
-                Customer(
-                    id=cid,
-                    email_index=_email_key(vault, email),
-                    email_ct=sealed.ciphertext,
-                    key_version=sealed.key_version,
-                    password_hash=self.password_hash,
-                    created_at=now,
-                    password_changed_at=now,
-                )
+            new_row(
+                Customer,
+                id=cid,
+                email_index=_email_key(vault, email),
+                email_ct=sealed.ciphertext,
+                key_version=sealed.key_version,
+                password_hash=self.password_hash,
+                created_at=now,
+                password_changed_at=now,
             )
         )
         changes = into["data_change"]
@@ -167,7 +182,8 @@ class Customers:
             changes.append(_change(cid, "history", event_id, seq, now))
         for vendor_id in vendor_ids:
             seq += 1
-            grant = Grant(
+            grant = new_row(
+                Grant,
                 id=secrets.token_hex(16),
                 customer_id=cid,
                 vendor_id=vendor_id,
@@ -178,26 +194,25 @@ class Customers:
                 expires_at=now + timedelta(days=365),
                 feed_seq=seq,
             )
-            into["consent_grant"].append(row_of(grant))
+            into["consent_grant"].append(grant)
             into["grant_change"].append(
                 {
-                    "grant_id": grant.id,
+                    "grant_id": grant["id"],
                     "at": now,
                     "kind": "granted",
                     "by": "customer",
-                    "detail": {"granted": grant.scopes, "purpose": grant.purpose},
+                    "detail": {"granted": grant["scopes"], "purpose": grant["purpose"]},
                 }
             )
             into["feed_notice"].append(
-                row_of(
-                    FeedNotice(
-                        seq=seq,
-                        vendor_id=vendor_id,
-                        grant_id=grant.id,
-                        customer_id=cid,
-                        kind="started",
-                        at=now,
-                    )
+                new_row(
+                    FeedNotice,
+                    seq=seq,
+                    vendor_id=vendor_id,
+                    grant_id=grant["id"],
+                    customer_id=cid,
+                    kind="started",
+                    at=now,
                 )
             )
         session.expunge_all()
