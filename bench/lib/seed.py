@@ -113,17 +113,24 @@ def seed_customers(
     history.insert_event and grants.create (seed_rows.py); tests/vendor_api
     cover those paths themselves, tests/bench/test_seed.py that the
     product opens what is seeded here."""
+    from sqlmodel import Session, col, select
+
     import vrm.models  # noqa: F401 - every table, for the foreign keys
     from bench.lib import seed_rows
+    from consent.vendors.models import Vendor
     from vrm.accounts.passwords import Passwords
     from vrm.crypto.keystore import FileKeyStore
     from vrm.db import make_engine
     from vrm.keys.service import Vault
 
     vault = Vault(FileKeyStore(settings.key_dir_resolved))
-    build = seed_rows.Customers(vault, Passwords(settings).hash(PASSWORD), events, start)
-    write = _insert if settings.is_sqlite else _copy
     engine = make_engine(settings)
+    with Session(engine) as session:
+        wanted = [vendor_id for vendor_id, _ in vendors]
+        found = session.exec(select(Vendor).where(col(Vendor.id).in_(wanted))).all()
+    password_hash = Passwords(settings).hash(PASSWORD)
+    build = seed_rows.Customers(vault, password_hash, events, start, found)
+    write = _insert if settings.is_sqlite else _copy
     try:
         for first in range(start, start + count, BATCH):
             numbers = range(first, min(first + BATCH, start + count))

@@ -15,7 +15,11 @@ reused (hashing dominated seeding before), and history events come from a
 pool of plaintexts made once per process through the product's models
 (validated, flagged ``shared`` by the catalogue's own rule); each copy is
 sealed anew for its customer and event id, with a fresh nonce, so every
-ciphertext is distinct and opens only in its place.
+ciphertext is distinct and opens only in its place. A grant's ``granted``
+entry is written as grants.create writes it, the vendor copy by
+consent/grants/vendor_copy.py; no audit log entries are written (the
+log's Merkle tree is appended by its own code alone), so the seeded
+customers' consent has no entries on it.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from typing import Any
 from sqlmodel import Session, SQLModel
 
 from bench.lib import people
+from consent.grants import vendor_copy
 from consent.grants.models import Grant, GrantChange
 from consent.policy import parse_scopes
+from consent.vendors.models import Vendor
 from vrm.accounts.models import Customer
 from vrm.accounts.service import _email_key
 from vrm.catalogue import ACCOUNT
@@ -105,8 +111,16 @@ def positions(events: int, grants: int) -> int:
 
 
 class Customers:
-    def __init__(self, vault: Vault, password_hash: str, events: int, seed: int) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        password_hash: str,
+        events: int,
+        seed: int,
+        vendors: Iterable[Vendor],
+    ) -> None:
         self.vault = vault
+        self.vendors = {v.id: v for v in vendors}
         self.password_hash = password_hash
         self.events = events
         self.accesses = [a.scope for a in parse_scopes(SCOPES)[0]]
@@ -182,6 +196,7 @@ class Customers:
             changes.append(_change(cid, "history", event_id, seq, now))
         for vendor_id in vendor_ids:
             seq += 1
+            expires_at = now + timedelta(days=365)
             grant = new_row(
                 Grant,
                 id=secrets.token_hex(16),
@@ -191,7 +206,7 @@ class Customers:
                 purpose="dpv:ServiceProvision",
                 created_at=now,
                 updated_at=now,
-                expires_at=now + timedelta(days=365),
+                expires_at=expires_at,
                 feed_seq=seq,
             )
             into["consent_grant"].append(grant)
@@ -201,7 +216,15 @@ class Customers:
                     "at": now,
                     "kind": "granted",
                     "by": "customer",
-                    "detail": {"granted": grant["scopes"], "purpose": grant["purpose"]},
+                    # As grants.create writes it, with the vendor as the
+                    # customer saw it (consent/grants/vendor_copy.py).
+                    "detail": {
+                        "requested": grant["scopes"],
+                        "granted": grant["scopes"],
+                        "purpose": grant["purpose"],
+                        "expires_at": expires_at.isoformat(),
+                        "vendor": vendor_copy.record(self.vendors[vendor_id], now),
+                    },
                 }
             )
             into["feed_notice"].append(

@@ -13,9 +13,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from bench.lib import seed
-from tests.consent.conftest import Vendor
-from tests.kit import log_in
+from bench.lib import seed, seed_rows
+from tests.conftest import Person
+from tests.consent.conftest import Vendor, tokens_for
+from tests.kit import bearer, log_in
 from tests.vendor_api.helpers import feed_token, read_feed
 from vrm.settings import Settings
 
@@ -68,3 +69,19 @@ def test_a_seeded_customer_logs_in_and_reads_their_own_data(seeded: int, app: Fa
         r = client.get("/api/v1/me/history")
         assert r.status_code == 200, r.text
         assert len(r.json()["items"]) == EVENTS
+
+
+def test_a_seeded_grant_serves_the_vendors_authorization_and_read(
+    seeded: int, app: FastAPI, vendor: Vendor
+) -> None:
+    """The seeded grant is the one the authorization finds (its vendor
+    copy as grants.create writes it), and the vendor reads through it."""
+    client = TestClient(app)
+    r = log_in(client, "c9@bench.example", seed.PASSWORD)
+    assert r.status_code == 200, r.text
+    person = Person("c9@bench.example", seed.PASSWORD, client, r.json()["id"])
+    tokens = tokens_for(person, vendor, seed_rows.SCOPES)
+    r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 200, r.text
+    assert r.json()["profile"] == {"email": "contact9@bench.example"}
+    assert len(r.json()["history"]) <= EVENTS
