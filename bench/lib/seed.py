@@ -8,8 +8,9 @@ with the product's vault, keys in the product's key store, change-log
 positions from the product's clock) in bulk, one transaction per batch: on
 PostgreSQL with ``COPY``, elsewhere with one Core ``INSERT`` per table and
 batch. Each function runs in a process of its own (a spawned pool),
-configured by the ``VRM_`` environment it is given; more processes than
-cores pay, since each waits on its key files' fsyncs and on the database.
+configured by the ``VRM_`` environment it is given. Each process waits
+on its key files' fsyncs and on the database, hence more of them than
+cores (bench/seed_scale.py runs four; no other count was compared).
 
 Seeded customers are server-held, whatever ``VRM_KEY_CUSTODY`` says:
 customers from before, as if not yet moved (docs/keys.md, "Moving over").
