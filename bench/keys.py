@@ -42,6 +42,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -230,15 +231,26 @@ def _counted(
     }
 
 
-def instructions(args: argparse.Namespace, database_url: str) -> None:
-    sides: dict[str, list[dict[str, float]]] = {"baseline": [], "customer-held": []}
+def _alternate(
+    args: argparse.Namespace, run: Callable[..., dict[str, Any]], how: str = ""
+) -> dict[str, list[dict[str, Any]]]:
+    """``run(source, **settings)`` for the baseline, then for this checkout
+    with customer-held keys, ``args.rounds`` times: each side's results."""
+    sides: dict[str, list[dict[str, Any]]] = {"baseline": [], "customer-held": []}
     for n in range(args.rounds):
-        print(f"  round {n + 1}: baseline (under callgrind) ...", flush=True)
-        sides["baseline"].append(_counted(args.baseline, args, database_url))
-        print(f"  round {n + 1}: customer-held (under callgrind) ...", flush=True)
-        sides["customer-held"].append(
-            _counted(None, args, database_url, VRM_KEY_CUSTODY="customer")
-        )
+        print(f"  round {n + 1}: baseline{how} ...", flush=True)
+        sides["baseline"].append(run(args.baseline))
+        print(f"  round {n + 1}: customer-held{how} ...", flush=True)
+        sides["customer-held"].append(run(None, VRM_KEY_CUSTODY="customer"))
+    return sides
+
+
+def instructions(args: argparse.Namespace, database_url: str) -> None:
+    sides = _alternate(
+        args,
+        lambda source, **settings: _counted(source, args, database_url, **settings),
+        " (under callgrind)",
+    )
     kind = "PostgreSQL" if database_url else "SQLite"
     print(
         f"\ncustomer-held keys on {kind}: server instructions (millions), medians of "
@@ -288,14 +300,9 @@ def main() -> None:
         if args.instructions:
             instructions(args, database_url)
             return
-        sides: dict[str, list[dict[str, Any]]] = {"baseline": [], "customer-held": []}
-        for n in range(args.rounds):
-            print(f"  round {n + 1}: baseline ...", flush=True)
-            sides["baseline"].append(_round(args.baseline, args, database_url))
-            print(f"  round {n + 1}: customer-held ...", flush=True)
-            sides["customer-held"].append(
-                _round(None, args, database_url, VRM_KEY_CUSTODY="customer")
-            )
+        sides = _alternate(
+            args, lambda source, **settings: _round(source, args, database_url, **settings)
+        )
     kind = "PostgreSQL" if database_url else "SQLite"
     print(
         f"\ncustomer-held keys on {kind}: medians of {args.rounds} alternating rounds, "

@@ -62,6 +62,22 @@ def _row(app: FastAPI, person: Person, category: str) -> DocumentRecord:
         return row
 
 
+def _store(app: FastAPI, person: Person, category: str, ciphertext: bytes) -> None:
+    """Write ``ciphertext`` into the person's document row, as someone with
+    write access to the database would, and forget what was decrypted."""
+    with Session(app.state.engine) as session:
+        session.exec(
+            update(DocumentRecord)
+            .where(
+                col(DocumentRecord.customer_id) == person.id,
+                col(DocumentRecord.category) == category,
+            )
+            .values(ciphertext=ciphertext)
+        )
+        session.commit()
+    app.state.vault.derived.forget(person.id)
+
+
 def test_a_document_is_sealed_field_by_field_and_each_field_under_its_own_key(
     app: FastAPI, ana: Person
 ) -> None:
@@ -296,17 +312,7 @@ def test_a_document_sealed_by_field_without_the_whole_copy_opens_and_gains_it_at
     row = _row(app, ana, "profile")
     fields = sealing.unpack(row.ciphertext)
     del fields[sealing.WHOLE]
-    with Session(app.state.engine) as session:
-        session.exec(
-            update(DocumentRecord)
-            .where(
-                col(DocumentRecord.customer_id) == ana.id,
-                col(DocumentRecord.category) == "profile",
-            )
-            .values(ciphertext=sealing.pack(fields.items()))
-        )
-        session.commit()
-    app.state.vault.derived.forget(ana.id)
+    _store(app, ana, "profile", sealing.pack(fields.items()))
     assert not sealing.is_current(_row(app, ana, "profile").ciphertext)
     before = ana.client.get("/api/v1/me/profile").json()
     assert before["email"] == PROFILE["email"]
@@ -329,33 +335,30 @@ def test_a_damaged_sealed_document_is_an_integrity_failure_not_a_crash(
     assert whole is not None
     at = row.ciphertext.index(whole)
 
-    def damage(ciphertext: bytes) -> None:
-        with Session(app.state.engine) as session:
-            session.exec(
-                update(DocumentRecord)
-                .where(
-                    col(DocumentRecord.customer_id) == ana.id,
-                    col(DocumentRecord.category) == "profile",
-                )
-                .values(ciphertext=ciphertext)
-            )
-            session.commit()
-        app.state.vault.derived.forget(ana.id)
-
     # The packing cut short: a reader of some fields fails.
-    damage(row.ciphertext[:-3])
+    _store(app, ana, "profile", row.ciphertext[:-3])
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.status_code == 500
     assert r.json()["type"].endswith("integrity")
     assert PROFILE["email"] not in r.text
     # The whole copy changed: the customer, who reads it, fails.
     flipped = bytes([whole[-1] ^ 1])
-    damage(row.ciphertext[: at + len(whole) - 1] + flipped + row.ciphertext[at + len(whole) :])
+    _store(
+        app,
+        ana,
+        "profile",
+        row.ciphertext[: at + len(whole) - 1] + flipped + row.ciphertext[at + len(whole) :],
+    )
     r = ana.client.get("/api/v1/me/profile")
     assert r.status_code == 500
     assert r.json()["type"].endswith("integrity")
     # Its length made to run past the end: malformed, for every reader.
-    damage(row.ciphertext[: at - 4] + (len(row.ciphertext)).to_bytes(4, "big") + whole)
+    _store(
+        app,
+        ana,
+        "profile",
+        row.ciphertext[: at - 4] + (len(row.ciphertext)).to_bytes(4, "big") + whole,
+    )
     r = ana.client.get("/api/v1/me/profile")
     assert r.status_code == 500
     assert r.json()["type"].endswith("integrity")
@@ -370,17 +373,7 @@ def test_two_fields_swapped_in_the_packing_open_neither(
     row = _row(app, ana, "profile")
     sealed = sealing.unpack(row.ciphertext)
     sealed["email"], sealed["phone"] = sealed["phone"], sealed["email"]
-    with Session(app.state.engine) as session:
-        session.exec(
-            update(DocumentRecord)
-            .where(
-                col(DocumentRecord.customer_id) == ana.id,
-                col(DocumentRecord.category) == "profile",
-            )
-            .values(ciphertext=sealing.pack(sealed.items()))
-        )
-        session.commit()
-    app.state.vault.derived.forget(ana.id)
+    _store(app, ana, "profile", sealing.pack(sealed.items()))
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.status_code == 500
     assert r.json()["detail"] == "a stored profile record failed its integrity check"
@@ -396,17 +389,7 @@ def test_a_field_dropped_from_the_packing_leaves_none_of_the_others_opening(
     tokens = tokens_for(ana, vendor, "profile.email:read profile.phone:read")
     row = _row(app, ana, "profile")
     kept = [(n, b) for n, b in sealing.unpack(row.ciphertext).items() if n != "phone"]
-    with Session(app.state.engine) as session:
-        session.exec(
-            update(DocumentRecord)
-            .where(
-                col(DocumentRecord.customer_id) == ana.id,
-                col(DocumentRecord.category) == "profile",
-            )
-            .values(ciphertext=sealing.pack(kept))
-        )
-        session.commit()
-    app.state.vault.derived.forget(ana.id)
+    _store(app, ana, "profile", sealing.pack(kept))
     r = vendor.client.get("/v1/data", headers=bearer(tokens["access_token"]))
     assert r.status_code == 500
     assert r.json()["detail"] == "a stored profile record failed its integrity check"

@@ -188,6 +188,27 @@ def seal_fields(
     return pack([(WHOLE, whole.ciphertext), *sealed])
 
 
+def open_whole(
+    conn: Connection,
+    vault: Vault,
+    customer_id: str,
+    category: str,
+    key_version: int,
+    ciphertext: bytes,
+) -> bytes:
+    """A document sealed whole under its category's key (the whole copy,
+    or a document from before per-field keys): the one record of its
+    category, whose record id is the category."""
+    return vault.open(
+        conn,
+        customer_id=customer_id,
+        category=category,
+        record_id=category,
+        key_version=key_version,
+        ciphertext=ciphertext,
+    )
+
+
 def open_fields(
     conn: Connection,
     vault: Vault,
@@ -208,14 +229,7 @@ def open_fields(
         if fields is None or set(catalogue) <= set(fields):
             whole = whole_of(packed)
             if whole is not None:
-                return vault.open(
-                    conn,
-                    customer_id=customer_id,
-                    category=category,
-                    record_id=category,
-                    key_version=key_version,
-                    ciphertext=whole,
-                )
+                return open_whole(conn, vault, customer_id, category, key_version, whole)
         sealed = unpack(packed)
     except Malformed:
         raise record_failed(category) from None
@@ -243,6 +257,7 @@ __all__ = [
     "is_current",
     "keys_to_read",
     "open_fields",
+    "open_whole",
     "pack",
     "packed_record_id",
     "seal_fields",

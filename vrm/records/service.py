@@ -141,15 +141,7 @@ def _open(
         return sealing.open_fields(
             conn, vault, customer_id, category, key_version, ciphertext, fields
         )
-    # A document is the one record of its category: its record id is the category.
-    return vault.open(
-        conn,
-        customer_id=customer_id,
-        category=category,
-        record_id=category,
-        key_version=key_version,
-        ciphertext=ciphertext,
-    )
+    return sealing.open_whole(conn, vault, customer_id, category, key_version, ciphertext)
 
 
 def _fields_json(
