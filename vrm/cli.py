@@ -102,30 +102,23 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (VRM_PORT).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs). Applies migrations first."""
-    import uvicorn
+    """Serve the HTTP API (OpenAPI docs at /docs). Applies migrations first.
+    With several workers, each takes a listening socket of its own where the
+    platform allows (SO_REUSEPORT), and the background work runs once, in
+    the supervising process (docs/operations.md#throughput-and-workers)."""
+    from vrm import serving
 
+    if workers < 1:
+        _fail("--workers must be 1 or more")
     settings = _settings()
     _prepare(settings)
     key_layout.warn_if_keys_beside_database(settings)
     host = host or settings.host
     port = port or settings.port
     out.print(f"serving on http://{host}:{port} (API docs at /docs)")
-    # X-Forwarded-For and -Proto only from the proxies the operator lists:
-    # from anyone else they would let a client choose the address the login
-    # throttle counts and the scheme that marks cookies Secure. uvicorn's
-    # own default trusts 127.0.0.1 (and reads FORWARDED_ALLOW_IPS).
-    proxies = settings.trusted_proxy_list
-    uvicorn.run(
-        "vrm.asgi:app",
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies,
-        log_level="info",
-        access_log=False,
-    )
+    status = serving.serve(settings, host, port, workers)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()
