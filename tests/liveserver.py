@@ -74,6 +74,8 @@ class LiveServer:
     # The VRM_* environment its `vrm` commands run with (for a `vrm worker`
     # beside it).
     env: dict[str, str] = field(default_factory=dict)
+    pid: int = 0
+    """The ``vrm serve`` process (with several workers, their supervisor)."""
 
     def new_customer(self, label: str = "customer") -> Customer:
         """Sign up a customer nobody else uses, through the public API."""
@@ -169,23 +171,29 @@ def live_server(
     vendor_name: str = "Foreign Client Tests",
     settings: dict[str, str] | None = None,
     notify_uri: str | None = None,
+    *,
+    workers: int = 1,
+    database_url: str | None = None,
 ) -> Iterator[LiveServer]:
     """Start ``vrm serve`` on data_dir (created if needed) with one vendor
     whose redirect URI is a loopback callback nobody listens on: clients
     read the code from the redirect and never fetch it (and whose revocation
     notices go to ``notify_uri``, if given). ``settings`` are further
-    ``VRM_*`` variables for every ``vrm`` command."""
+    ``VRM_*`` variables for every ``vrm`` command; ``workers`` is
+    ``--workers``; ``database_url`` a database instead of SQLite."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**_env(data_dir, url), **(settings or {})}
+    env = {**_env(data_dir, url, database_url), **(settings or {})}
     _vrm(env, "init")
     vendor = _add_vendor(env, vendor_name, notify_uri)
     log = data_dir / "server.log"
-    process = _serve(env, port, log)
+    process = _serve(env, port, log, workers)
     try:
         _wait_healthy(process, url, log)
-        yield LiveServer(url=url, data_dir=data_dir, vendor=vendor, log=log, env=env)
+        yield LiveServer(
+            url=url, data_dir=data_dir, vendor=vendor, log=log, env=env, pid=process.pid
+        )
     finally:
         _stop(process)
 
@@ -202,7 +210,7 @@ def restarted(stopped: LiveServer, settings: dict[str, str]) -> Iterator[LiveSer
     process = _serve(env, port, stopped.log)
     try:
         _wait_healthy(process, stopped.url, stopped.log)
-        yield replace(stopped, env=env)
+        yield replace(stopped, env=env, pid=process.pid)
     finally:
         _stop(process)
 
@@ -221,11 +229,15 @@ def _add_vendor(env: dict[str, str], name: str, notify_uri: str | None = None) -
     )
 
 
-def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(env: dict[str, str], port: int, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
     """``vrm serve`` in a process group of its own, its output appended to log."""
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [vrm_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                vrm_command(),
+                *("serve", "--host", "127.0.0.1", "--port", str(port)),
+                *("--workers", str(workers)),
+            ],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=sink,
