@@ -1,9 +1,11 @@
 """The server's background work, started in one place.
 
 ``vrm serve`` runs it in its own process by default (the embedded
-default: one process does everything); a deployment with several servers
-sets ``VRM_BACKGROUND_JOBS=false`` in them and runs ``vrm worker``, which
-runs exactly this and serves nothing (docs/operations.md#workers). Each
+default: one process does everything), and with ``--workers N`` in its
+supervisor, once, not in each worker (vrm/serving.py). A deployment with
+several servers sets ``VRM_BACKGROUND_JOBS=false`` in them and runs ``vrm
+worker``, which runs exactly this and serves nothing
+(docs/operations.md#background-work). Each
 job runs on a timer in a thread of its own (vrm/schedule.py):
 
 - the purge (vrm/purge.py), every ``purge_interval_seconds``;

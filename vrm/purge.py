@@ -8,8 +8,9 @@ the change log for its deletions and tombstones (vrm/feed/retention.py,
 which also refuses cursors older than what was purged), the grants for
 the tombstones they still read.
 
-It runs in every ``vrm serve`` process on a timer (:func:`start`, from the
-app's lifespan), and once from ``vrm purge``, for cron or for a deployment
+It runs in ``vrm serve`` on a timer (:func:`start`, from the app's
+lifespan, or with several workers from their supervisor, vrm/serving.py),
+or in ``vrm worker``, and once from ``vrm purge``, for cron or for a deployment
 that runs it apart from its servers. Runs in several processes at once are
 harmless: each batch re-checks its rows as it deletes them.
 

@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     notice_interval_seconds: Annotated[float, Field(ge=0)] = 1.0
     notice_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     # Whether `vrm serve` runs the background work (purge, checkpoints,
-    # notices) itself: the embedded default. A deployment with several
-    # servers sets it false in them and runs `vrm worker` beside them.
+    # notices) itself: the embedded default (with --workers N, once, in the
+    # supervisor: vrm/serving.py). A deployment with several servers sets
+    # it false in them and runs `vrm worker` beside them.
     background_jobs: bool = True
 
     # Purging (vrm/purge.py; docs/operations.md, "Purging", says why each
