@@ -111,12 +111,12 @@ def serve(
     if workers < 1:
         _fail("--workers must be 1 or more")
     settings = _settings()
-    _prepare(settings)
+    store = _prepare(settings)
     key_layout.warn_if_keys_beside_database(settings)
     host = host or settings.host
     port = port or settings.port
     out.print(f"serving on http://{host}:{port} (API docs at /docs)")
-    status = serving.serve(settings, host, port, workers)
+    status = serving.serve(settings, store, host, port, workers)
     if status:
         raise typer.Exit(status)
 

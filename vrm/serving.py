@@ -44,6 +44,7 @@ from typing import TypedDict
 
 import uvicorn
 
+from vrm.crypto.keystore import KeyStore
 from vrm.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -75,13 +76,15 @@ def _options(settings: Settings) -> _Options:
     }
 
 
-def serve(settings: Settings, host: str, port: int, workers: int) -> int:
-    """Serve until stopped; the exit status."""
+def serve(settings: Settings, keystore: KeyStore, host: str, port: int, workers: int) -> int:
+    """Serve until stopped; the exit status. ``keystore`` is the key store
+    with its server keys checked (vrm/keys/server.py), for the background
+    work."""
     if workers <= 1:
         uvicorn.run("vrm.asgi:app", host=host, port=port, **_options(settings))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    return Supervisor(settings, host, port, workers).run()
+    return Supervisor(settings, keystore, host, port, workers).run()
 
 
 # -- sockets -------------------------------------------------------------------
@@ -139,8 +142,11 @@ def listening_sockets(host: str, port: int, count: int, *, reuse_port: bool) -> 
 class Supervisor:
     """N server processes on one address, and the background work once."""
 
-    def __init__(self, settings: Settings, host: str, port: int, workers: int) -> None:
+    def __init__(
+        self, settings: Settings, keystore: KeyStore, host: str, port: int, workers: int
+    ) -> None:
         self.settings = settings
+        self.keystore = keystore
         self.host = host
         self.port = port
         self.workers = workers
@@ -192,15 +198,13 @@ class Supervisor:
         if not self.settings.background_jobs:
             return lambda: None
         from vrm import background
-        from vrm.crypto.keystore import FileKeyStore
         from vrm.db import make_engine
         from vrm.keys.service import Vault
 
         settings = self.settings
-        keystore = FileKeyStore(settings.key_dir_resolved, cache_seconds=settings.key_cache_seconds)
         engine = make_engine(settings)
-        vault = Vault(keystore, cache_seconds=settings.key_cache_seconds)
-        jobs = background.start(engine, settings, keystore, vault)
+        vault = Vault(self.keystore, cache_seconds=settings.key_cache_seconds)
+        jobs = background.start(engine, settings, self.keystore, vault)
         logger.info("supervisor %d: running %d background jobs", os.getpid(), len(jobs.jobs))
 
         def stop() -> None:

@@ -7,7 +7,7 @@
 - ``machine``: free ports, CPU of a process tree and of the whole machine,
   waiting for the machine to be quiet, percentiles.
 - ``ours``: our server started as an operator starts it (``vrm init``,
-  ``vrm vendors add``, uvicorn), and tokens through its consent form.
+  ``vrm vendors add``, ``vrm serve``), and tokens through its consent form.
 - ``oidc_provider``: node oidc-provider, the authorization-server peer.
 - ``solid``: the Community Solid Server, the personal-data-store peer.
 - ``token_load``: the token endpoint's load (spawned client processes).

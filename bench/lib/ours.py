@@ -1,8 +1,8 @@
 """Our server as a benchmark target, started as an operator starts it.
 
 ``start`` runs ``vrm init`` and ``vrm vendors add`` in a temporary data
-folder, then uvicorn with N workers on a free loopback port, SQLite by
-default or the database given; ``stop()`` ends uvicorn's process group and
+folder, then ``vrm serve`` with N workers on a free loopback port, SQLite by
+default or the database given; ``stop()`` ends the server's process group and
 removes the folder. Tokens come from the real authorization code flow: a
 customer signs up, logs in, and answers the consent form (:func:`authorize`),
 exactly as in the product (no shortcut into the database).
@@ -80,15 +80,15 @@ class Served(NamedTuple):
 
 
 def serve(env: dict[str, str], port: int, log: Path, workers: int = 1) -> Served:
-    """uvicorn with ``workers`` workers in its own process group, once it
-    answers ``/healthz``."""
+    """``vrm serve --workers N`` in its own process group, once it answers
+    ``/healthz``: with several workers, each has a listening socket of its
+    own and the background work runs once (vrm/serving.py), which uvicorn's
+    own ``--workers`` does not give."""
     out = log.open("wb")
     server = subprocess.Popen(
         [
-            str(BIN / "uvicorn"),
-            "vrm.asgi:app",
-            *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
-            *("--no-access-log", "--log-level", "warning"),
+            str(BIN / "vrm"),
+            *("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
         ],
         env=env,
         stdout=out,
