@@ -221,7 +221,10 @@ def pair(workers: Workers) -> Iterator[Pair]:
 
 
 def _grant(workers: Workers, scope: str = "profile:read") -> tuple[Customer, dict[str, Any]]:
-    server = workers.server
+    return _grant_on(workers.server, scope)
+
+
+def _grant_on(server: LiveServer, scope: str = "profile:read") -> tuple[Customer, dict[str, Any]]:
     customer = server.new_customer()
     browser = Browser(server, customer)
     try:
@@ -326,6 +329,28 @@ def test_background_work_runs_once_in_the_supervisor(workers: Workers, pair: Pai
     # Every notice pushed once, each by the supervisor: had the workers
     # run the background work too, they would have claimed some.
     assert workers.pushes.pushers[before:] == [workers.server.pid] * NOTICES
+
+
+def test_one_worker_is_one_process_that_runs_the_background_work_itself(
+    tmp_path: Path,
+) -> None:
+    pushes = Pushes()
+    try:
+        with live_server(
+            tmp_path / "var", notify_uri=f"http://127.0.0.1:{pushes.port}/notices"
+        ) as server:
+            assert children(server.pid) == []
+            pushes.candidates = [server.pid]
+            customer, tokens = _grant_on(server)
+            with httpx.Client(base_url=server.url, timeout=10) as http:
+                _logged_in(http, customer)
+                assert http.delete(f"/api/v1/me/grants/{tokens['grant_id']}").status_code == 204
+            deadline = time.monotonic() + WAIT_SECONDS
+            while not pushes.pushers and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert pushes.pushers == [server.pid]
+    finally:
+        pushes.close()
 
 
 # -- stopping ----------------------------------------------------------------------
