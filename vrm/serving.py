@@ -102,7 +102,7 @@ def reuse_port_available() -> bool:
     return True
 
 
-def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+def _bind(host: str, port: int, reuse_port: bool, *, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -110,8 +110,9 @@ def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(2048)
-        sock.set_inheritable(True)
+        if listen:
+            sock.listen(2048)
+            sock.set_inheritable(True)
     except BaseException:
         sock.close()
         raise
@@ -121,14 +122,17 @@ def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
 def listening_sockets(host: str, port: int, count: int, *, reuse_port: bool) -> list[socket.socket]:
     """``count`` sockets listening on ``host:port``, one per server, or a
     single one for them all without ``reuse_port``. Port 0 picks one free
-    port for every socket."""
-    first = _bind(host, port, reuse_port)
+    port for every socket. A port in use fails, as without ``reuse_port``:
+    a server still running there, started with ``SO_REUSEPORT`` by the same
+    user, would otherwise quietly take a share of the connections."""
     if not reuse_port:
-        return [first]
-    port = first.getsockname()[1]
-    socks = [first]
+        return [_bind(host, port, reuse_port)]
+    # Without SO_REUSEPORT, this bind fails if anything listens there.
+    with _bind(host, port, False, listen=False) as probe:
+        port = probe.getsockname()[1]
+    socks: list[socket.socket] = []
     try:
-        socks += [_bind(host, port, reuse_port) for _ in range(count - 1)]
+        socks += [_bind(host, port, reuse_port) for _ in range(count)]
     except BaseException:
         for sock in socks:
             sock.close()

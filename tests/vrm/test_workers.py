@@ -406,6 +406,15 @@ def test_without_reuse_port_the_workers_share_one_socket() -> None:
             sock.close()
 
 
+def test_a_port_another_server_shares_by_reuse_port_is_refused() -> None:
+    (running,) = serving.listening_sockets("127.0.0.1", 0, 1, reuse_port=True)
+    try:
+        with pytest.raises(OSError, match="in use"):
+            serving.listening_sockets("127.0.0.1", running.getsockname()[1], 2, reuse_port=True)
+    finally:
+        running.close()
+
+
 def test_with_reuse_port_each_worker_gets_a_socket_on_the_same_port() -> None:
     socks = serving.listening_sockets("127.0.0.1", 0, 3, reuse_port=True)
     try:
