@@ -30,15 +30,17 @@ import contextlib
 import os
 import secrets
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
 from bench import data_api
 from bench.lib import ours, token_load
 from bench.lib.load import measure
-from bench.lib.machine import CPU_NOTE, memory_of, tree_pids, wait_quiet
+from bench.lib.machine import CPU_NOTE, cpu_of, memory_of, tree_pids, wait_quiet
 
 GOAL = 1.5
 READ_SCOPE = "profile:read preferences:read history:read"
@@ -60,6 +62,7 @@ class Row:
     client_cpu: float
     other_cpu: float | None
     rss_mib: float
+    db_cpu: float  # PostgreSQL's processes, over warm-up and window (in "other" too)
     samples: list[str]
 
 
@@ -68,6 +71,34 @@ def _database(cluster_url: str, name: str) -> str:
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return cluster_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _postmaster(cluster_url: str) -> int:
+    """The pid of the cluster's postmaster (its processes are its tree)."""
+    port = cluster_url.rsplit(":", 1)[1].split("/", 1)[0]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[0].endswith(b"/postgres") and port.encode() in argv:
+                return int(entry.name)
+    raise RuntimeError(f"no postmaster on port {port}")
+
+
+class _DbCpu:
+    """PostgreSQL's CPU in shares of one core from start to :meth:`share`."""
+
+    def __init__(self, postmaster: int) -> None:
+        self.postmaster = postmaster
+        self.cpu = {pid: cpu_of([pid]) for pid in tree_pids(postmaster)}
+        self.started = time.monotonic()
+
+    def share(self) -> float:
+        # Backends that started meanwhile (a pool's new connections) count whole.
+        used = sum(cpu_of([p]) - self.cpu.get(p, 0.0) for p in tree_pids(self.postmaster))
+        return used / (time.monotonic() - self.started)
 
 
 def _rss_per_worker(pid: int, workers: int) -> float:
@@ -92,12 +123,14 @@ def _server(cluster_url: str, workers: int) -> Iterator[ours.Ours]:
 
 def run_workers(cluster_url: str, workers: int, args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
+    postmaster = _postmaster(cluster_url)
     with _server(cluster_url, workers) as server:
         print(f"  {workers} worker(s): seeding a customer with {EVENTS} events ...", flush=True)
         target, _ = data_api.seed_customer(server, READ_SCOPE, EVENTS)
         for phase in args.phases:
             wait_quiet(args.quiet_wait)
             print(f"  {workers} worker(s): {phase} ...", flush=True)
+            db = _DbCpu(postmaster)
             if phase == "reads":
                 run = measure(target, args.read_concurrency, args.warmup, args.seconds)
                 rows.append(
@@ -114,6 +147,7 @@ def run_workers(cluster_url: str, workers: int, args: argparse.Namespace) -> lis
                         run.client_cpu,
                         run.other_cpu,
                         _rss_per_worker(server.pid, workers),
+                        db.share(),
                         run.samples,
                     )
                 )
@@ -149,6 +183,7 @@ def run_workers(cluster_url: str, workers: int, args: argparse.Namespace) -> lis
                     result.client_cpu,
                     result.other_cpu,
                     _rss_per_worker(server.pid, workers),
+                    db.share(),
                     result.samples,
                 )
             )
@@ -163,7 +198,8 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     )
     header = (
         f"{'phase':<20}{'workers':>8}{'conc':>6}{'requests':>10}{'req/s':>9}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'errors':>8}{'srv CPU':>9}{'cli CPU':>9}{'other':>7}{'RSS/worker':>12}"
+        f"{'p99 ms':>9}{'errors':>8}{'srv CPU':>9}{'cli CPU':>9}{'other':>7}{'db CPU':>8}"
+        f"{'RSS/worker':>12}"
     )
     print(header)
     print("-" * len(header))
@@ -172,10 +208,11 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
         other = "-" if r.other_cpu is None else f"{r.other_cpu:.0%}"
         print(
             f"{r.phase:<20}{r.workers:>8}{r.concurrency:>6}{r.ok:>10}{r.rps:>9.0f}{r.p50:>9.2f}"
-            f"{r.p99:>9.2f}{r.errors:>8}{srv:>9}{r.client_cpu:>9.0%}{other:>7}"
+            f"{r.p99:>9.2f}{r.errors:>8}{srv:>9}{r.client_cpu:>9.0%}{other:>7}{r.db_cpu:>8.0%}"
             f"{r.rss_mib:>9.0f} MiB"
         )
     print(CPU_NOTE)
+    print("(db CPU: PostgreSQL's processes, part of 'other', over the warm-up and the window)")
     for r in rows:
         for sample in r.samples:
             print(f"  {r.workers} worker(s) {r.phase} error: {sample}")
