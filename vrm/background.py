@@ -26,23 +26,30 @@ from consent.audit import tree as audit_tree
 from consent.notices import worker as notices
 from vrm import purge
 from vrm.crypto.keystore import KeyStore
+from vrm.db import make_engine
 from vrm.keys.service import Vault
 from vrm.schedule import Every
 from vrm.settings import Settings
 
 
 class Background:
-    """The running jobs; :meth:`stop` ends them and waits."""
+    """The running jobs; :meth:`stop` ends them and waits (and disposes of
+    the engine they were given to own, if any)."""
 
-    def __init__(self, jobs: list[Every], notices_: notices.Notices | None) -> None:
+    def __init__(
+        self, jobs: list[Every], notices_: notices.Notices | None, owned: Engine | None = None
+    ) -> None:
         self.jobs = jobs
         self.notices = notices_
+        self.owned = owned
 
     def stop(self) -> None:
         for job in self.jobs:
             job.stop()
         if self.notices is not None:
             self.notices.close()
+        if self.owned is not None:
+            self.owned.dispose()
 
 
 def start(engine: Engine, settings: Settings, keystore: KeyStore, vault: Vault) -> Background:
@@ -57,3 +64,20 @@ def start(engine: Engine, settings: Settings, keystore: KeyStore, vault: Vault) 
     if pushing is not None:
         jobs.append(pushing[0])
     return Background(jobs, pushing[1] if pushing is not None else None)
+
+
+def start_apart(settings: Settings, keystore: KeyStore) -> Background:
+    """The background work of a process that serves no requests of its own
+    (``vrm worker``, the supervisor of ``vrm serve --workers N``), on an
+    engine and a vault of its own; :meth:`Background.stop` disposes of the
+    engine."""
+    engine = make_engine(settings)
+    try:
+        running = start(
+            engine, settings, keystore, Vault(keystore, cache_seconds=settings.key_cache_seconds)
+        )
+    except BaseException:
+        engine.dispose()
+        raise
+    running.owned = engine
+    return running

@@ -134,18 +134,15 @@ def worker() -> None:
 
     settings = _settings()
     store = _prepare(settings)
-    engine = make_engine(settings)
-    vault = Vault(store, cache_seconds=settings.key_cache_seconds)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    jobs = background.start(engine, settings, store, vault)
+    jobs = background.start_apart(settings, store)
     out.print(f"worker running {len(jobs.jobs)} background jobs; stop with Ctrl-C")
     try:
         stopping.wait()
     finally:
         jobs.stop()
-        engine.dispose()
     out.print("worker stopped")
 
 

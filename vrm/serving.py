@@ -202,20 +202,10 @@ class Supervisor:
         if not self.settings.background_jobs:
             return lambda: None
         from vrm import background
-        from vrm.db import make_engine
-        from vrm.keys.service import Vault
 
-        settings = self.settings
-        engine = make_engine(settings)
-        vault = Vault(self.keystore, cache_seconds=settings.key_cache_seconds)
-        jobs = background.start(engine, settings, self.keystore, vault)
+        jobs = background.start_apart(self.settings, self.keystore)
         logger.info("supervisor %d: running %d background jobs", os.getpid(), len(jobs.jobs))
-
-        def stop() -> None:
-            jobs.stop()
-            engine.dispose()
-
-        return stop
+        return jobs.stop
 
     def _watch(self) -> bool:
         """Wait for a signal (False) or a server's exit (True)."""

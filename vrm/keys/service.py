@@ -731,19 +731,15 @@ class Vault:
         (:meth:`remember_keys`), then as :meth:`open` finds them. One that
         fails its integrity check fails them all, naming ``failing_as``."""
         now = time.monotonic()
-        cache = self._cache
-        cached = [cache.get((customer_id, name, version)) for name, _, version, _ in records]
-        cold = [
-            r[0] for r, hit in zip(records, cached, strict=True) if hit is None or hit[1] <= now
-        ]
+        hits = [self._cache.get((customer_id, name, version)) for name, _, version, _ in records]
+        warm = [hit[0] if hit is not None and hit[1] > now else None for hit in hits]
+        cold = [r[0] for r, key in zip(records, warm, strict=True) if key is None]
         if cold:
             self.remember_keys(conn, [customer_id], cold)
         wrappings = _Wrappings(lambda: conn)
         keys = [
-            hit[0]
-            if hit is not None and hit[1] > now
-            else self._data_key(wrappings, customer_id, name, version)
-            for hit, (name, _, version, _) in zip(cached, records, strict=True)
+            key or self._data_key(wrappings, customer_id, name, version)
+            for key, (name, _, version, _) in zip(warm, records, strict=True)
         ]
         try:
             return aead.open_each(
